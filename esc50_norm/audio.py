@@ -1,0 +1,99 @@
+"Audio tensors, file loading and the item transforms that bring any clip to one rate, one channel, one length"
+from __future__ import annotations
+from functools import lru_cache
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import soundfile as sf
+import torch
+import torchaudio
+from fastai.data.all import TensorBase, Transform, TransformBlock
+
+__all__ = ['AudioLoadError', 'AudioTensor', 'DownmixMono', 'Resample', 'CropPad', 'AudioBlock', 'audio_item_tfms']
+
+
+class AudioLoadError(ValueError):
+    "An audio file that cannot be decoded, or holds no samples"
+
+
+class AudioTensor(TensorBase):
+    "A waveform `[channels, samples]` (or a batch `[bs, channels, samples]`) that knows its sample rate `sr`"
+    @classmethod
+    def create(cls, fn, **kwargs) -> AudioTensor:
+        "Read a WAV/FLAC/OGG file with soundfile; the error names the file when it is unreadable or empty"
+        fn = Path(fn)
+        try: data, sr = sf.read(str(fn), dtype='float32', always_2d=True)
+        except Exception as e: raise AudioLoadError(f"cannot read audio file {fn}: {e}") from e
+        if data.shape[0] == 0: raise AudioLoadError(f"audio file {fn} holds no samples")
+        return cls(torch.from_numpy(data.T.copy()), sr=sr, fn=str(fn))
+
+    @property
+    def nchannels(self) -> int: return self.shape[-2]
+    @property
+    def nsamples(self) -> int: return self.shape[-1]
+    @property
+    def duration(self) -> float: return self.nsamples / self.sr
+
+    def show(self, ctx=None, title=None, figsize=(6, 2), **kwargs):
+        "Plot the waveform of every channel against time in seconds"
+        if ctx is None: _, ctx = plt.subplots(figsize=figsize)
+        x = self.detach().cpu().float().reshape(-1, self.nsamples)
+        t = torch.arange(self.nsamples) / getattr(self, 'sr', 1)
+        for i, ch in enumerate(x): ctx.plot(t, ch, lw=0.5, alpha=0.8, label=f"ch {i}")
+        ctx.set_xlabel('time (s)'); ctx.set_xlim(0, float(t[-1]) if len(t) else 1)
+        if title: ctx.set_title(title)
+        return ctx
+
+
+def _retype(new, like: AudioTensor, **meta) -> AudioTensor:
+    "Wrap `new` as an `AudioTensor` carrying `like`'s metadata, updated by `meta`"
+    return AudioTensor(new, **{**getattr(like, '__dict__', {}), **meta})
+
+
+class DownmixMono(Transform):
+    "Mix all channels into one; `how='mean'` keeps the level, `how='sum'` matches ESC-50 v2's WAVs"
+    order = 1
+    def __init__(self, how: str = 'mean'):
+        if how not in ('mean', 'sum'): raise ValueError(f"DownmixMono: how must be 'mean' or 'sum', got {how!r}")
+        self.how = how
+    def encodes(self, x: AudioTensor) -> AudioTensor:
+        if x.nchannels == 1: return x
+        mixed = x.mean(-2, keepdim=True) if self.how == 'mean' else x.sum(-2, keepdim=True)
+        return _retype(mixed.as_subclass(torch.Tensor), x)
+
+
+@lru_cache(maxsize=16)
+def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
+    "One windowed-sinc kernel per rate pair, built once"
+    return torchaudio.transforms.Resample(orig, new)
+
+
+class Resample(Transform):
+    "Resample to `sr` Hz with torchaudio's windowed-sinc filter (a no-op when the rate already matches)"
+    order = 2
+    def __init__(self, sr: int = 16000): self.sr = int(sr)
+    def encodes(self, x: AudioTensor) -> AudioTensor:
+        if x.sr == self.sr: return x
+        rs = _resampler(int(x.sr), self.sr).to(x.device)
+        return _retype(rs(x.as_subclass(torch.Tensor)), x, sr=self.sr)
+
+
+class CropPad(Transform):
+    "Crop the end off, or zero-pad the end, to exactly `duration` seconds"
+    order = 3
+    def __init__(self, duration: float = 5.0): self.duration = duration
+    def encodes(self, x: AudioTensor) -> AudioTensor:
+        n = round(self.duration * x.sr)
+        t = x.as_subclass(torch.Tensor)
+        t = t[..., :n] if t.shape[-1] >= n else torch.nn.functional.pad(t, (0, n - t.shape[-1]))
+        return _retype(t, x)
+
+
+def audio_item_tfms(sr: int = 16000, mono: bool = True, duration: float | None = 5.0, downmix: str = 'mean') -> list:
+    "The item transforms that bring a clip to `sr` Hz, one channel and `duration` seconds"
+    return [*([DownmixMono(downmix)] if mono else []), Resample(sr), *([CropPad(duration)] if duration else [])]
+
+
+def AudioBlock(sr: int = 16000, mono: bool = True, duration: float | None = 5.0, downmix: str = 'mean') -> TransformBlock:
+    "A `TransformBlock` reading audio files into `AudioTensor`s of `sr` Hz, mono, `duration` seconds"
+    return TransformBlock(type_tfms=AudioTensor.create, item_tfms=audio_item_tfms(sr, mono, duration, downmix))

@@ -1,0 +1,34 @@
+"The fast path: a fastai DataLoader over clips that already sit on the training device"
+from __future__ import annotations
+
+import torch
+from fastai.data.all import TensorCategory, TfmdDL
+
+from .audio import AudioTensor
+
+__all__ = ['DeviceDL']
+
+
+class DeviceDL(TfmdDL):
+    "A `TfmdDL` whose batches are index slices of `clips`/`labels` on the device: no per-item Python work, no host copies"
+    def __init__(self, dataset=None, clips=None, labels=None, sr: int = 16000, bs: int = 64, shuffle: bool = False,
+                 drop_last: bool = False, device=None, **kwargs):
+        if clips is None or labels is None: raise ValueError("DeviceDL needs `clips` and `labels` tensors")
+        if len(clips) != len(labels): raise ValueError(f"DeviceDL: {len(clips)} clips but {len(labels)} labels")
+        device = torch.device(device) if device is not None else clips.device
+        self.clips, self.labels, self.sr = clips.to(device), labels.to(device).long(), sr
+        kwargs.pop('num_workers', None)
+        super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, num_workers=0, device=device, n=len(clips), **kwargs)
+
+    def create_batches(self, samps):
+        "Slice the device tensors with this epoch's (possibly shuffled) order, moved to the device once"
+        order = torch.as_tensor(list(samps), dtype=torch.long).to(self.clips.device, non_blocking=True)
+        for i in range(0, len(order), self.bs):
+            j = order[i:i + self.bs]
+            if self.drop_last and len(j) < self.bs: break
+            yield AudioTensor(self.clips[j], sr=self.sr), TensorCategory(self.labels[j])
+
+    def new(self, dataset=None, cls=None, **kwargs):
+        "Same clips and labels unless new ones are given with a new dataset"
+        if dataset is None or dataset is self.dataset: kwargs = dict(clips=self.clips, labels=self.labels, **kwargs)
+        return super().new(dataset, cls, **{'sr': self.sr, **kwargs})
