@@ -32,7 +32,9 @@ class AudioSpectrogram(TensorImageBase):
 def show_batch(x: AudioSpectrogram, y, samples, ctxs=None, max_n=9, nrows=None, ncols=None, figsize=None, **kwargs):
     "Show spectrograms in a grid, titled by their labels"
     if ctxs is None: ctxs = get_grid(min(len(samples), max_n), nrows=nrows, ncols=ncols, figsize=figsize)
-    return [s[0].show(ctx=c, title=s[1] if len(s) > 1 else None, **kwargs) for s, c, _ in zip(samples, ctxs, range(max_n))]
+    ctxs = [s[0].show(ctx=c, title=s[1] if len(s) > 1 else None, **kwargs) for s, c, _ in zip(samples, ctxs, range(max_n))]
+    ctxs[0].figure.tight_layout()
+    return ctxs
 
 
 @dataclass(frozen=True)
