@@ -9,4 +9,4 @@ from .callback import SpecStatsCallback
 from .esc50 import ENV_VAR, ESC50Error, esc50_path, fold_split, read_meta, subset_per_class
 from .cache import ClipCache, load_or_build_cache
 from .device_dl import DeviceDL
-from .data import NORMALIZATIONS, cached_datablock, device_dataloaders, esc50_dataloaders, files_datablock, norm_tfms
+from .data import NORMALIZATIONS, FoldSplitter, cached_datablock, device_dataloaders, esc50_dataloaders, files_datablock, norm_tfms

@@ -30,7 +30,7 @@ def cmd_study(a):
     from .report import write_report
     preset = get_preset(a.preset, **_overrides(a))
     out = Path(a.out or f"results/{preset.name}")
-    run_study(preset, out, data=a.data, cache_dir=a.cache_dir, device=a.device, shard=a.shard)
+    run_study(preset, out, data=a.data, cache_dir=a.cache_dir, device=a.device, shard=a.shard, full_data=not a.partial_data)
     if not a.no_report: print(f"report: {write_report(out)}")
 
 
@@ -41,7 +41,7 @@ def cmd_report(a):
 
 def cmd_cache(a):
     from .experiment import get_preset, load_study_data
-    sd = load_study_data(get_preset(a.preset), a.data, a.cache_dir, device='cpu')
+    sd = load_study_data(get_preset(a.preset), a.data, a.cache_dir, device='cpu', full_data=not a.partial_data)
     print(f"{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz")
 
 
@@ -55,6 +55,7 @@ def main(argv=None):
     sub = p.add_subparsers(dest='cmd', required=True)
     data = argparse.ArgumentParser(add_help=False)
     data.add_argument('--data', help="ESC-50 folder (meta/esc50.csv + audio/); default $ESC50_PATH, else download")
+    data.add_argument('--partial-data', action='store_true', help="accept an ESC-50-shaped folder that is not all of ESC-50")
     data.add_argument('--cache-dir', help="where decoded clips are cached; default $ESC50_NORM_CACHE or ~/.cache/esc50_norm")
 
     s = sub.add_parser('study', parents=[data], help="run (or resume) a preset's grid, then write its report")

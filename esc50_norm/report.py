@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
+from .data import NORMALIZATIONS
 from .experiment import Preset, expected_runs, read_results, run_id
 
 __all__ = ['summary_table', 'fold_table', 'paired_differences', 'missing_runs', 'read_histories',
@@ -26,10 +27,16 @@ def _ci(x: np.ndarray, level: float = 0.95) -> tuple:
     return (x.mean() - h, x.mean() + h)
 
 
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    "Rows in the study's order of normalizations (none, wave, global, channel, ...)"
+    order = {n: i for i, n in enumerate(NORMALIZATIONS)}
+    return df.sort_values('normalization', key=lambda s: s.map(order), kind='stable')
+
+
 def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     "Per normalization: runs, mean, std and 95% CI of `metric`"
     rows = []
-    for norm, g in df.groupby('normalization', sort=False):
+    for norm, g in _ordered(df).groupby('normalization', sort=False):
         x = g[metric].to_numpy(float)
         lo, hi = _ci(x)
         rows.append(dict(normalization=norm, n=len(x), mean=x.mean(), std=x.std(ddof=1) if len(x) > 1 else np.nan,
@@ -39,7 +46,7 @@ def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
 
 def fold_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     "Mean `metric` per fold (rows) and normalization (columns)"
-    return df.pivot_table(index='fold', columns='normalization', values=metric, aggfunc='mean', sort=False)
+    return _ordered(df).pivot_table(index='fold', columns='normalization', values=metric, aggfunc='mean', sort=False)
 
 
 def paired_differences(df: pd.DataFrame, pairs=PAIRS, metric: str = METRIC) -> pd.DataFrame:
@@ -96,10 +103,10 @@ def plot_accuracy(df: pd.DataFrame, path=None, metric: str = METRIC, title: str 
 def plot_curves(hist: pd.DataFrame, path=None, title: str = ''):
     "Validation accuracy and training loss per epoch: mean over runs, shaded between min and max"
     fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
-    for k, (norm, g) in enumerate(hist.groupby('normalization', sort=False)):
+    for k, (norm, g) in enumerate(_ordered(hist).groupby('normalization', sort=False)):
         for ax, col in zip(axs, ('accuracy', 'train_loss')):
             a = g.groupby('epoch')[col].agg(['mean', 'min', 'max'])
-            ax.plot(a.index, a['mean'], label=f"{norm} ({g.groupby(['fold', 'seed']).ngroups} runs)", color=f"C{k}")
+            ax.plot(a.index, a['mean'], marker='o', ms=3, label=f"{norm} ({g.groupby(['fold', 'seed']).ngroups} runs)", color=f"C{k}")
             ax.fill_between(a.index, a['min'], a['max'], alpha=0.15, color=f"C{k}")
     axs[0].set_ylabel('validation accuracy'); axs[1].set_ylabel('training loss')
     for ax in axs: ax.set_xlabel('epoch'); ax.grid(alpha=0.3)
@@ -111,7 +118,9 @@ def plot_curves(hist: pd.DataFrame, path=None, title: str = ''):
 
 
 def _md(df: pd.DataFrame, digits: int = 4) -> str:
-    return df.to_markdown(floatfmt=f'.{digits}f') if len(df) else '_(none)_'
+    "A markdown table with floats to `digits` decimals and integers as integers"
+    if not len(df): return '_(none)_'
+    return df.map(lambda v: f"{v:.{digits}f}" if isinstance(v, float) else v).to_markdown(stralign='right')
 
 
 def write_report(out) -> Path:
