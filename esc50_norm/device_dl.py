@@ -17,7 +17,7 @@ class DeviceDL(TfmdDL):
         if len(clips) != len(labels): raise ValueError(f"DeviceDL: {len(clips)} clips but {len(labels)} labels")
         device = torch.device(device) if device is not None else clips.device
         self.clips, self.labels, self.sr = clips.to(device), labels.to(device).long(), sr
-        kwargs.pop('num_workers', None)
+        kwargs.pop('num_workers', None); kwargs['indexed'] = True
         super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, num_workers=0, device=device, n=len(clips), **kwargs)
 
     def create_batches(self, samps):

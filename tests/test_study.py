@@ -25,7 +25,7 @@ def study(fake_root, tmp_path):
 
 def tiny(**kw):
     "The smoke preset, smaller still: 1 fold, 2 normalizations, 1 epoch"
-    return get_preset('smoke', folds=(1,), normalizations=('none', 'channel'), **kw)
+    return get_preset('smoke', **{**dict(folds=(1,), normalizations=('none', 'channel')), **kw})
 
 
 def test_grid_writes_one_row_per_run_with_config(study, tmp_path):

@@ -1,0 +1,60 @@
+"DeviceDL: index-sliced batches from device tensors that still behave as a fastai DataLoader in a Learner"
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from fastai.data.all import CrossEntropyLossFlat, TensorCategory
+from fastai.learner import Learner
+from torch import nn
+
+from esc50_norm import AudioTensor, DeviceDL, SpectrogramConfig, device_dataloaders, load_or_build_cache, norm_tfms, read_meta
+from esc50_norm.demo import make_fake_esc50
+
+SPEC = SpectrogramConfig(n_fft=256, hop_length=128, mel=True, n_mels=16)
+
+
+def test_batches_are_index_slices_of_the_clips():
+    clips, labels = torch.randn(10, 1, 50), torch.arange(10)
+    dl = DeviceDL(clips=clips, labels=labels, sr=8000, bs=4)
+    batches = list(dl)
+    assert [len(y) for _, y in batches] == [4, 4, 2]
+    x, y = batches[1]
+    assert isinstance(x, AudioTensor) and x.sr == 8000 and isinstance(y, TensorCategory)
+    assert torch.equal(x, clips[4:8]) and torch.equal(y, labels[4:8])
+
+
+def test_shuffled_epoch_sees_every_clip_once_and_drop_last_drops_the_tail():
+    clips, labels = torch.arange(10.).view(10, 1, 1), torch.arange(10)
+    seen = torch.cat([y for _, y in DeviceDL(clips=clips, labels=labels, bs=4, shuffle=True)])
+    assert sorted(seen.tolist()) == list(range(10)) and seen.tolist() != list(range(10))
+    dropped = list(DeviceDL(clips=clips, labels=labels, bs=4, shuffle=True, drop_last=True))
+    assert [len(y) for _, y in dropped] == [4, 4]
+    with pytest.raises(ValueError, match='10 clips but 9 labels'): DeviceDL(clips=clips, labels=labels[:9])
+
+
+@pytest.fixture(scope='module')
+def device_dls(tmp_path_factory):
+    d = tmp_path_factory.mktemp('dev')
+    root = make_fake_esc50(d / 'esc50', clips_per_fold=2, sr=16000, seconds=(1.0, 1.5))
+    df = read_meta(root, full=False)
+    cache = load_or_build_cache([root / 'audio' / f for f in df.filename], d / 'cache', progress=False)
+    return device_dataloaders(cache, df, 1, norm_tfms('channel', SPEC), bs=8, device='cpu'), df
+
+
+def test_learner_fits_predicts_and_shows_batches(device_dls, tmp_path):
+    dls, df = device_dls
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, len(dls.vocab)))
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat())
+    learn.fit(1, 1e-2)
+    preds, targs = learn.get_preds()
+    assert preds.shape == (int((df.fold == 1).sum()), len(dls.vocab)) and len(targs) == len(preds)
+    dls.show_batch(max_n=4)
+    plt.savefig(tmp_path / 'b.png'); plt.close('all')
+    assert (tmp_path / 'b.png').stat().st_size > 1000
+
+
+def test_valid_dl_shares_the_transforms_learned_on_train(device_dls):
+    dls, _ = device_dls
+    assert dls.valid.after_batch.fs[-1] is dls.train.after_batch.fs[-1]
+    assert dls.train.shuffle and dls.train.drop_last and not dls.valid.shuffle and not dls.valid.drop_last
