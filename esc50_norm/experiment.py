@@ -20,6 +20,7 @@ from fastai.torch_core import default_device, set_seed
 from fastai.vision.models.xresnet import xresnet18
 
 from .cache import ClipCache, load_or_build_cache
+from .callback import find_spec_normalize
 from .data import NORMALIZATIONS, esc50_dataloaders
 from .esc50 import esc50_path, fold_split, read_meta, subset_per_class
 from .spectrogram import AudioConfig, SpectrogramConfig
@@ -131,8 +132,9 @@ def load_study_data(preset: Preset, data=None, cache_dir=None, device=None, prog
     return StudyData(df, cache, root, device)
 
 
-def train_one(preset: Preset, data: StudyData, fold: int, normalization: str, seed: int) -> tuple[dict, pd.DataFrame]:
-    "Train xResNet18 from scratch on one fold with one normalization and seed: a result row and the per-epoch history"
+def train_one(preset: Preset, data: StudyData, fold: int, normalization: str, seed: int,
+              stats_file=None) -> tuple[dict, pd.DataFrame]:
+    "Train xResNet18 from scratch on one fold, normalization and seed: a result row and the per-epoch history"
     fold_split(data.df, fold)
     set_seed(seed, reproducible=True)
     dls = esc50_dataloaders(data.df, fold, normalization, preset.spec_cfg, preset.bs, preset.pipeline, data.cache,
@@ -145,6 +147,8 @@ def train_one(preset: Preset, data: StudyData, fold: int, normalization: str, se
     t0 = time.perf_counter()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(preset.epochs, preset.lr)
     wall = time.perf_counter() - t0
+    norm = find_spec_normalize(dls.train)
+    if norm is not None and stats_file is not None: norm.save(stats_file, fold=fold, normalization=normalization)
     hist = pd.DataFrame(learn.recorder.values, columns=['train_loss', 'valid_loss', 'accuracy'])
     hist.insert(0, 'epoch', range(1, len(hist) + 1))
     hist['seconds'] = timer.times
@@ -187,7 +191,7 @@ def _locked(out: Path):
 
 def read_results(out) -> pd.DataFrame:
     "Every finished run in `out`/runs as one tidy frame (one row per run)"
-    rows = [json.loads(p.read_text()) for p in sorted((Path(out) / 'runs').glob('*.json'))]
+    rows = [json.loads(p.read_text()) for p in sorted((Path(out) / 'runs').glob('*.json')) if not p.name.endswith('.stats.json')]
     cols = ['preset', 'fold', 'normalization', 'seed']
     return pd.DataFrame(rows).sort_values(cols).reset_index(drop=True) if rows else pd.DataFrame(columns=cols)
 
@@ -232,7 +236,7 @@ def run_study(preset: Preset, out, data=None, cache_dir=None, device=None, shard
     sd = data if isinstance(data, StudyData) else load_study_data(preset, data, cache_dir, device, full_data=full_data)
     log(f"data ready in {time.perf_counter() - t0:.1f}s: {len(sd.df)} clips on {sd.device}")
     for k, (fold, norm, seed) in enumerate(todo, 1):
-        row, hist = train_one(preset, sd, fold, norm, seed)
+        row, hist = train_one(preset, sd, fold, norm, seed, stats_file=out / 'runs' / f"{run_id(fold, norm, seed)}.stats.json")
         _record(out, row, hist)
         log(f"[{k}/{len(todo)}] {run_id(fold, norm, seed)}: accuracy {row['final_accuracy']:.4f} "
             f"(best {row['best_accuracy']:.4f}) in {row['wall_s']:.1f}s")

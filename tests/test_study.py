@@ -9,6 +9,7 @@ import pytest
 from esc50_norm.cli import main as cli
 from esc50_norm.demo import make_fake_esc50
 from esc50_norm.experiment import expected_runs, get_preset, read_results, run_study
+from esc50_norm.stats import load_stats
 from esc50_norm.report import missing_runs, paired_differences, summary_table, write_report
 
 
@@ -41,6 +42,9 @@ def test_grid_writes_one_row_per_run_with_config(study, tmp_path):
     hist = pd.read_csv(out / 'runs' / 'fold1-channel-seed0.history.csv')
     assert list(hist.columns) == ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'seconds'] and len(hist) == 1
     assert hist.accuracy.iloc[-1] == pytest.approx(csv.set_index('normalization').final_accuracy['channel'])
+    stats = load_stats(out / 'runs' / 'fold1-channel-seed0.stats.json', shape=(1, 1, 16, 1))
+    assert stats['mode'] == 'channel' and stats['fold'] == 1
+    assert not (out / 'runs' / 'fold1-none-seed0.stats.json').exists()
 
 
 def test_rerun_skips_finished_runs_and_resumes_missing_ones(study, tmp_path):
