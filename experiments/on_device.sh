@@ -20,10 +20,10 @@ case "$1" in
     pip install -q --no-deps .device-wheels/*.whl
     export PYTHONPATH=$PWD ESC50_PATH=$data ESC50_NORM_CACHE=~/esc50-cache PYTHONUNBUFFERED=1
     python3 -m esc50_norm.cli cache --preset "$preset"
-    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
     start=$(date +%s)
     for i in $(seq 1 "$n"); do
-      python3 -m esc50_norm.cli study --preset "$preset" --out ~/results/$preset --device cuda --shard "$i/$n" \
+      python3 -m esc50_norm.cli study --preset "$preset" --out ~/results/$preset --device "${DEVICE:-cuda}" --shard "$i/$n" \
         --no-report "$@" > ~/shard$i.log 2>&1 &
     done
     wait || true
