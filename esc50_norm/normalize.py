@@ -115,12 +115,16 @@ class SpecNormalize(Transform):
     def encodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
         if not self.has_stats: return x
         m, s = self._fit(x)
-        return (x - m) / s
+        res = (x - m) / s
+        res.normalized = True
+        return res
 
     def decodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
         if not self.has_stats: return x
         m, s = self._fit(x)
-        return x * s + m
+        res = x * s + m
+        res.normalized = False
+        return res
 
     def save(self, path, **info):
         "Write the stats (with mode and count) to a JSON stats file"

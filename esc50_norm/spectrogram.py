@@ -22,7 +22,10 @@ class AudioSpectrogram(TensorImageBase):
         im = self.detach().cpu().float()
         while im.ndim > 2: im = im[0]
         img = ctx.imshow(im, origin='lower', aspect='auto', cmap=kwargs.pop('cmap', 'magma'), **kwargs)
-        if colorbar: ctx.figure.colorbar(img, ax=ctx, format='%+.0f dB' if getattr(self, 'to_db', True) else None)
+        if colorbar:
+            normalized = getattr(self, 'normalized', False)
+            cb = ctx.figure.colorbar(img, ax=ctx, format='%+.0f dB' if getattr(self, 'to_db', True) and not normalized else None)
+            if normalized: cb.set_label('standard deviations')
         ctx.set_xlabel('frame'); ctx.set_ylabel('mel bin' if getattr(self, 'mel', False) else 'frequency bin')
         if title is not None: ctx.set_title(str(title))
         return ctx
