@@ -79,12 +79,12 @@ def device_dataloaders(cache: ClipCache, df: pd.DataFrame, valid_fold: int, batc
 
 def esc50_dataloaders(df: pd.DataFrame, valid_fold: int, normalization: str = 'channel', spec_cfg=None, bs: int = 64,
                       pipeline: str = 'device', cache: ClipCache | None = None, root=None, device=None,
-                      stats_frac: float = 1.0, downmix: str = 'mean') -> DataLoaders:
+                      stats_frac: float = 1.0, downmix: str = 'mean', duration: float = 5.0) -> DataLoaders:
     "ESC-50 DataLoaders for one fold and normalization through `pipeline` ('files', 'cached' or 'device')"
     tfms = norm_tfms(normalization, spec_cfg, stats_frac)
     if pipeline == 'files':
         sr = next(t.cfg.sample_rate for t in tfms if isinstance(t, AudioToSpec))
-        return files_datablock(root, valid_fold, tfms, sr=sr, downmix=downmix).dataloaders(df, bs=bs, device=device, num_workers=0)
+        return files_datablock(root, valid_fold, tfms, sr=sr, duration=duration, downmix=downmix).dataloaders(df, bs=bs, device=device, num_workers=0)
     if cache is None: raise ValueError(f"pipeline {pipeline!r} needs a ClipCache")
     if pipeline == 'cached': return cached_datablock(cache, valid_fold, tfms).dataloaders(df, bs=bs, device=device, num_workers=0)
     if pipeline == 'device': return device_dataloaders(cache, df, valid_fold, tfms, bs=bs, device=device)

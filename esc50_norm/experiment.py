@@ -138,7 +138,7 @@ def train_one(preset: Preset, data: StudyData, fold: int, normalization: str, se
     fold_split(data.df, fold)
     set_seed(seed, reproducible=True)
     dls = esc50_dataloaders(data.df, fold, normalization, preset.spec_cfg, preset.bs, preset.pipeline, data.cache,
-                            data.root, data.device, preset.stats_frac, preset.downmix)
+                            data.root, data.device, preset.stats_frac, preset.downmix, preset.duration)
     timer = EpochTimer()
     cbs = [timer] + ([ChannelsLast()] if preset.channels_last else [])
     learn = Learner(dls, xresnet18(pretrained=False, c_in=1, n_out=len(dls.vocab)), metrics=accuracy, cbs=cbs)

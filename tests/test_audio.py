@@ -1,0 +1,73 @@
+"Reading files, and the item transforms that bring any clip to 16 kHz, mono, 5 s"
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from fastai.data.all import Pipeline
+
+from esc50_norm import AudioLoadError, AudioTensor, CropPad, DownmixMono, Resample, audio_item_tfms
+
+
+def write(path, x, sr):
+    sf.write(path, x, sr)
+    return path
+
+
+def test_44k_stereo_file_becomes_16k_mono_of_80000_samples(tmp_path):
+    t = np.arange(int(44100 * 5.5)) / 44100
+    f = write(tmp_path / 'st.wav', np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], 1).astype('float32'), 44100)
+    a = AudioTensor.create(f)
+    assert (a.sr, a.nchannels, a.nsamples, a.duration) == (44100, 2, len(t), pytest.approx(5.5))
+    b = Pipeline(audio_item_tfms())(a)
+    assert isinstance(b, AudioTensor) and b.sr == 16000 and tuple(b.shape) == (1, 80000)
+    assert b.abs().max().item() == pytest.approx(0.5, abs=0.01)      # mean of a unit sine and silence
+
+
+def test_short_clip_is_zero_padded_at_the_end_and_long_one_cropped():
+    x = AudioTensor(torch.ones(1, 1000), sr=1000)
+    p = CropPad(1.5)(x)
+    assert p.shape[-1] == 1500 and p[0, :1000].eq(1).all() and p[0, 1000:].eq(0).all()
+    c = CropPad(0.25)(AudioTensor(torch.arange(1000.).view(1, -1), sr=1000))
+    assert torch.equal(c[0], torch.arange(250.)) and c.sr == 1000
+
+
+def test_downmix_mean_and_sum():
+    x = AudioTensor(torch.tensor([[1., 2.], [3., 6.]]), sr=8000)
+    assert torch.equal(DownmixMono('mean')(x), torch.tensor([[2., 4.]]))
+    assert torch.equal(DownmixMono('sum')(x), torch.tensor([[4., 8.]]))
+    assert DownmixMono()(x).sr == 8000
+    with pytest.raises(ValueError, match="'max'"): DownmixMono('max')
+
+
+def test_resample_keeps_the_frequency_of_a_sine():
+    sr = 48000
+    t = torch.arange(sr) / sr
+    y = Resample(16000)(AudioTensor(torch.sin(2 * torch.pi * 1000 * t).view(1, -1), sr=sr))
+    assert y.sr == 16000 and y.shape[-1] == 16000
+    spectrum = torch.fft.rfft(y[0].as_subclass(torch.Tensor)).abs()
+    assert spectrum.argmax().item() == 1000               # 1 s of signal: bin k is k Hz
+    assert Resample(16000)(y) is y                          # already at the rate: untouched
+
+
+def test_corrupt_and_empty_files_raise_naming_the_file(tmp_path):
+    bad = tmp_path / 'corrupt-clip.wav'
+    bad.write_bytes(np.random.default_rng(0).bytes(2000))
+    with pytest.raises(AudioLoadError, match='corrupt-clip.wav'): AudioTensor.create(bad)
+    empty = write(tmp_path / 'empty-clip.wav', np.zeros((0, 1), 'float32'), 16000)
+    with pytest.raises(AudioLoadError, match='empty-clip.wav holds no samples'): AudioTensor.create(empty)
+    with pytest.raises(AudioLoadError, match='missing.ogg'): AudioTensor.create(tmp_path / 'missing.ogg')
+
+
+def test_ogg_and_flac_read_like_wav(tmp_path):
+    x = (0.1 * np.random.default_rng(1).standard_normal((16000, 1))).astype('float32')
+    f = AudioTensor.create(write(tmp_path / 'a.flac', x, 16000))
+    o = AudioTensor.create(write(tmp_path / 'a.ogg', x, 16000))
+    assert f.shape == o.shape == (1, 16000) and torch.allclose(f[0], torch.from_numpy(x[:, 0]), atol=1e-4)
+    assert torch.corrcoef(torch.stack([o[0], f[0]]))[0, 1] > 0.9   # lossy, but the same signal
+
+
+def test_show_plots_the_waveform():
+    import matplotlib.pyplot as plt
+    ax = AudioTensor(torch.randn(2, 800), sr=8000).show()
+    assert len(ax.lines) == 2 and ax.get_xlim()[1] == pytest.approx(799 / 8000)
+    plt.close('all')

@@ -1,0 +1,110 @@
+"DataBlocks on a generated ESC-50-shaped folder: stats from training folds only, three equal pipelines, show_batch, callback"
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from fastai.data.all import CrossEntropyLossFlat
+from fastai.learner import Learner
+from torch import nn
+
+from esc50_norm import (AudioTensor, AudioToSpec, SpecNormalize, SpecStatsCallback, SpectrogramConfig, audio_item_tfms,
+                        esc50_dataloaders, fold_split, load_or_build_cache, read_meta, training_inputs)
+from esc50_norm.demo import make_fake_esc50
+from esc50_norm.esc50 import ESC50Error
+from fastai.data.all import Pipeline
+
+SPEC = SpectrogramConfig(n_fft=256, hop_length=160, mel=True, n_mels=24)
+
+
+@pytest.fixture(scope='module')
+def fake(tmp_path_factory):
+    d = tmp_path_factory.mktemp('fake')
+    root = make_fake_esc50(d / 'esc50', clips_per_fold=2, sr=22050, seconds=(0.8, 1.6))
+    df = read_meta(root, full=False)
+    cache = load_or_build_cache([root / 'audio' / f for f in df.filename], d / 'cache', sr=16000, duration=1.0, progress=False)
+    return root, df, cache
+
+
+def dls_for(fake, mode='channel', pipeline='cached', **kw):
+    root, df, cache = fake
+    return esc50_dataloaders(df, 1, mode, SPEC, bs=4, pipeline=pipeline, cache=cache, root=root, device='cpu', duration=1.0, **kw)
+
+
+def independent_specs(fake, rows):
+    "Spectrograms of these metadata rows computed directly: file -> item transforms -> AudioNormalize -> AudioToSpec"
+    root, df, _ = fake
+    load = Pipeline([AudioTensor.create, *audio_item_tfms(16000, True, 1.0)])
+    x = torch.stack([load(root / 'audio' / df.filename[i]).as_subclass(torch.Tensor) for i in rows])
+    x = (x - x.mean((-2, -1), keepdim=True)) / x.std((-2, -1), keepdim=True, correction=0)
+    return AudioToSpec(SPEC)(AudioTensor(x, sr=16000)).as_subclass(torch.Tensor).double()
+
+
+def all_x(dl):
+    return torch.cat([b.as_subclass(torch.Tensor).double() for b in training_inputs(dl)])
+
+
+@pytest.mark.parametrize('mode,axes', [('global', (0, 1, 2, 3)), ('channel', (0, 1, 3))])
+def test_stats_come_from_the_training_folds_only(fake, mode, axes):
+    _, df, _ = fake
+    train, valid = fold_split(df, 1)
+    dls = dls_for(fake, mode)
+    norm = dls.train.after_batch.fs[-1]
+    ref_std, ref_mean = torch.std_mean(independent_specs(fake, train), dim=axes, keepdim=True, correction=0)
+    assert torch.allclose(norm._mean64, ref_mean, rtol=1e-4, atol=1e-3) and torch.allclose(norm._std64, ref_std, rtol=1e-4)
+    _, with_valid = torch.std_mean(independent_specs(fake, train + valid), dim=axes, keepdim=True, correction=0)
+    assert not torch.allclose(norm._mean64, with_valid, rtol=1e-3)
+    x = all_x(dls.train)                                    # every training item once, normalized
+    assert len(x) == len(train)
+    assert x.mean(axes).abs().max() < 1e-4 and (x.std(axes, correction=0) - 1).abs().max() < 1e-4
+
+
+def test_three_pipelines_give_the_same_spectrograms_and_stats(fake):
+    got = {p: dls_for(fake, 'channel', p) for p in ('files', 'cached', 'device')}
+    xs = {p: dls.valid.one_batch()[0].as_subclass(torch.Tensor) for p, dls in got.items()}
+    assert torch.allclose(xs['files'], xs['cached'], atol=1e-5) and torch.allclose(xs['cached'], xs['device'], atol=1e-5)
+    means = [dls.train.after_batch.fs[-1]._mean64 for dls in got.values()]
+    assert torch.allclose(means[0], means[1], atol=1e-6) and torch.allclose(means[1], means[2], atol=1e-6)
+
+
+def test_show_batch_writes_a_png(fake, tmp_path):
+    dls_for(fake, 'global', 'files').show_batch(max_n=4)
+    plt.savefig(tmp_path / 'batch.png'); plt.close('all')
+    assert (tmp_path / 'batch.png').stat().st_size > 5000
+
+
+def test_validation_dataloader_is_refused_and_unknown_fold_named(fake):
+    dls = dls_for(fake)
+    with pytest.raises(ValueError, match='validation split'): next(training_inputs(dls.valid))
+    with pytest.raises(ESC50Error, match='fold 6 does not exist'): fold_split(fake[1], 6)
+
+
+def test_fraction_uses_about_that_share_of_the_batches(fake):
+    half = dls_for(fake, 'global', stats_frac=0.5).train
+    norm, n_batches = half.after_batch.fs[-1], len(half)
+    per_clip = SPEC.n_freq * SPEC.n_frames(16000)
+    assert norm.count == round(0.5 * n_batches) * half.bs * per_clip
+
+
+def test_callback_learns_saves_and_reloads_the_stats(fake, tmp_path):
+    dls = dls_for(fake, 'channel', stats_frac=0)            # no stats at set-up: the callback provides them
+    norm = dls.train.after_batch.fs[-1]
+    assert not norm.has_stats
+    ref = dls_for(fake, 'channel').train.after_batch.fs[-1]
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, len(dls.vocab)))
+    cb = SpecStatsCallback(fname=tmp_path / 'stats.json')
+    Learner(dls, model, loss_func=CrossEntropyLossFlat(), cbs=cb).fit(1)
+    assert torch.allclose(norm._mean64, ref._mean64, atol=1e-6) and torch.allclose(cb.std, ref._std64, atol=1e-6)
+    assert (tmp_path / 'stats.json').exists()
+    fresh = dls_for(fake, 'channel', stats_frac=0)
+    cb2 = SpecStatsCallback(fname=tmp_path / 'stats.json')
+    Learner(fresh, model, loss_func=CrossEntropyLossFlat(), cbs=cb2).fit(1)
+    assert cb2.stats.n == 0                                   # loaded, not recomputed
+    assert torch.equal(fresh.train.after_batch.fs[-1].mean, norm.mean)
+
+
+def test_callback_can_collect_during_the_first_epoch(fake):
+    dls = dls_for(fake, 'global', stats_frac=0)
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, len(dls.vocab)))
+    cb = SpecStatsCallback(when='first_epoch')
+    Learner(dls, model, loss_func=CrossEntropyLossFlat(), cbs=cb).fit(2)
+    seen = len(dls.train) * dls.train.bs * SPEC.n_freq * SPEC.n_frames(16000)
+    assert cb.stats.n == seen and dls.train.after_batch.fs[-1].has_stats

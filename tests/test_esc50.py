@@ -1,0 +1,102 @@
+"Finding, downloading, validating and caching ESC-50"
+import warnings
+
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from esc50_norm import (AudioLoadError, AudioTensor, ESC50Error, audio_item_tfms, esc50_dataloaders, esc50_path,
+                        load_or_build_cache, read_meta, subset_per_class, AudioConfig)
+from esc50_norm.demo import make_fake_esc50
+from esc50_norm.esc50 import download_esc50
+from fastai.data.all import Pipeline
+
+
+@pytest.fixture
+def fake(tmp_path):
+    return make_fake_esc50(tmp_path / 'esc50', clips_per_fold=1, sr=16000, seconds=(0.5, 1.0))
+
+
+def test_path_from_flag_then_environment(fake, monkeypatch, tmp_path):
+    monkeypatch.setenv('ESC50_PATH', str(fake))
+    assert esc50_path() == fake and esc50_path(fake) == fake
+    with pytest.raises(ESC50Error, match=f"given path {tmp_path} is not an ESC-50 folder"): esc50_path(tmp_path)
+    monkeypatch.setenv('ESC50_PATH', str(tmp_path / 'nowhere'))
+    with pytest.raises(ESC50Error, match=r"\$ESC50_PATH .*nowhere is not an ESC-50 folder"): esc50_path()
+    monkeypatch.delenv('ESC50_PATH')
+    with pytest.raises(ESC50Error, match='pass --data PATH or set ESC50_PATH'): esc50_path(download=False)
+
+
+def test_offline_download_says_what_to_do(tmp_path):
+    with pytest.raises(ESC50Error, match=r"could not download ESC-50 from http://127\.0\.0\.1:9/none\.zip.*Offline\? Point --data"):
+        download_esc50(base=tmp_path, url='http://127.0.0.1:9/none.zip')
+
+
+def test_partial_folder_fails_full_validation_but_passes_structural(fake):
+    with pytest.raises(ESC50Error, match='has 20 rows, ESC-50 has 2000'): read_meta(fake)
+    assert len(read_meta(fake, full=False)) == 20
+
+
+def test_missing_clip_and_bad_fold_are_named(fake):
+    (fake / 'audio' / '3-000-A-0.wav').unlink()
+    with pytest.raises(ESC50Error, match='3-000-A-0.wav'): read_meta(fake, full=False)
+    df = pd.read_csv(fake / 'meta' / 'esc50.csv')
+    df.loc[0, 'fold'] = 9
+    df.to_csv(fake / 'meta' / 'esc50.csv', index=False)
+    with pytest.raises(ESC50Error, match=r'folds \[9\]'): read_meta(fake, full=False)
+
+
+def test_subset_keeps_n_per_class_and_fold(fake):
+    df = read_meta(fake, full=False)
+    assert len(subset_per_class(df, 1)) == len(df) and subset_per_class(df, None) is df
+    two = make_fake_esc50(fake.parent / 'two', clips_per_fold=3, sr=8000, seconds=(0.2, 0.3))
+    sub = subset_per_class(read_meta(two, full=False), 2)
+    assert len(sub) == 5 * 4 * 2 and sub.groupby(['fold', 'target']).size().eq(2).all()
+
+
+def test_cache_is_built_once_and_names_unreadable_clips(fake, tmp_path):
+    df = read_meta(fake, full=False)
+    files = [fake / 'audio' / f for f in df.filename]
+    a = load_or_build_cache(files, tmp_path / 'c', duration=1.0, progress=False)
+    assert a.x.shape == (20, 1, 16000) and len(list((tmp_path / 'c').glob('clips-*.pt'))) == 1
+    direct = Pipeline([AudioTensor.create, *audio_item_tfms(16000, True, 1.0)])(files[3])
+    assert torch.equal(a.x[3], direct.as_subclass(torch.Tensor))
+    b = load_or_build_cache(files, tmp_path / 'c', duration=1.0, progress=False)
+    assert torch.equal(a.x, b.x) and b.filenames == a.filenames
+    assert len(list((tmp_path / 'c').glob('clips-*.pt'))) == 1
+    files[5].write_bytes(b'not audio at all')
+    with pytest.raises(AudioLoadError, match=files[5].name): load_or_build_cache(files, tmp_path / 'c', duration=1.0, progress=False)
+
+
+def test_silent_clip_is_cached_with_a_warning_naming_it(fake, tmp_path):
+    df = read_meta(fake, full=False)
+    sf.write(fake / 'audio' / df.filename[0], torch.zeros(8000).numpy(), 16000)
+    with pytest.warns(UserWarning, match=f"silent.*{df.filename[0]}"):
+        load_or_build_cache([fake / 'audio' / f for f in df.filename], tmp_path / 'c', duration=1.0, progress=False)
+
+
+@pytest.mark.slow
+def test_real_copy_validates_in_full(shared_esc50):
+    df = read_meta(shared_esc50)
+    assert len(df) == 2000 and df.category.nunique() == 50 and sorted(df.fold.unique()) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.slow
+def test_real_48k_and_stereo_clips_become_16k_mono_5s(shared_esc50):
+    df = read_meta(shared_esc50)
+    infos = {f: sf.info(shared_esc50 / 'audio' / f) for f in df.filename[:400]}
+    pick = [next(f for f, i in infos.items() if i.samplerate == 48000), next(f for f, i in infos.items() if i.channels == 2)]
+    load = Pipeline([AudioTensor.create, *audio_item_tfms()])
+    for f in pick:
+        x = load(shared_esc50 / 'audio' / f)
+        assert x.sr == 16000 and tuple(x.shape) == (1, 80000) and torch.isfinite(x).all() and x.abs().max() > 0
+
+
+@pytest.mark.slow
+def test_real_clips_through_the_files_datablock(shared_esc50):
+    df = subset_per_class(read_meta(shared_esc50), 1)
+    df = df[df.target < 4].reset_index(drop=True)
+    dls = esc50_dataloaders(df, 1, 'channel', AudioConfig.BasicSpectrogram(), bs=8, pipeline='files', root=shared_esc50, device='cpu')
+    x, y = dls.train.one_batch()
+    assert tuple(x.shape) == (8, 1, 201, 401) and torch.isfinite(x).all() and len(dls.vocab) == 4
