@@ -57,7 +57,7 @@ class SpecNormalize(Transform):
     order = 99
     def __init__(self, mode: str = 'global', mean=None, std=None, frac: float = 1.0, eps: float = 1e-6):
         "Stats given as `mean`/`std`, or learned in `setups` from `frac` of the training batches (`frac=0`: later)"
-        self.axes = _axes(mode)
+        _axes(mode)                                             # an unknown mode fails here, naming itself
         self.mode, self.frac, self.eps, self.count = mode, frac, eps, None
         self.mean = self.std = None
         if mean is not None or std is not None: self.set_stats(mean, std)

@@ -1,7 +1,6 @@
 "Turn a results folder into tables (mean, CI, paired differences) and plots a reader can check"
 from __future__ import annotations
 import json
-from itertools import combinations
 from pathlib import Path
 
 import matplotlib

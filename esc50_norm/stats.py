@@ -19,9 +19,6 @@ class RunningStats:
         self.axes = tuple(sorted(axes) if not isinstance(axes, int) else (axes,))
         self.n, self.mean_, self.m2 = 0, None, None
 
-    def _shape(self, x: torch.Tensor) -> tuple:
-        return tuple(1 if i in self.axes else s for i, s in enumerate(x.shape))
-
     def update(self, x: torch.Tensor) -> RunningStats:
         "Add every element of `x`, reduced over `axes`"
         x = torch.as_tensor(x).detach().as_subclass(torch.Tensor).double()

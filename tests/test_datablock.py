@@ -6,7 +6,7 @@ from fastai.data.all import CrossEntropyLossFlat
 from fastai.learner import Learner
 from torch import nn
 
-from esc50_norm import (AudioTensor, AudioToSpec, SpecNormalize, SpecStatsCallback, SpectrogramConfig, audio_item_tfms,
+from esc50_norm import (AudioTensor, AudioToSpec, SpecStatsCallback, SpectrogramConfig, audio_item_tfms,
                         esc50_dataloaders, fold_split, load_or_build_cache, read_meta, training_inputs)
 from esc50_norm.demo import make_fake_esc50
 from esc50_norm.esc50 import ESC50Error

@@ -1,5 +1,4 @@
 "Finding, downloading, validating and caching ESC-50"
-import warnings
 
 import pandas as pd
 import pytest
