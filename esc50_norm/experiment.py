@@ -135,10 +135,12 @@ def load_study_data(preset: Preset, data=None, cache_dir=None, device=None, prog
 def train_one(preset: Preset, data: StudyData, fold: int, normalization: str, seed: int,
               stats_file=None) -> tuple[dict, pd.DataFrame]:
     "Train xResNet18 from scratch on one fold, normalization and seed: a result row and the per-epoch history"
-    fold_split(data.df, fold)
+    fold_split(data.df, fold)                                   # an unknown fold fails here, before any work
     set_seed(seed, reproducible=True)
+    t_setup = time.perf_counter()
     dls = esc50_dataloaders(data.df, fold, normalization, preset.spec_cfg, preset.bs, preset.pipeline, data.cache,
                             data.root, data.device, preset.stats_frac, preset.downmix, preset.duration)
+    setup_s = time.perf_counter() - t_setup                      # DataLoaders, including the stats pass
     timer = EpochTimer()
     cbs = [timer] + ([ChannelsLast()] if preset.channels_last else [])
     learn = Learner(dls, xresnet18(pretrained=False, c_in=1, n_out=len(dls.vocab)), metrics=accuracy, cbs=cbs)
@@ -157,7 +159,7 @@ def train_one(preset: Preset, data: StudyData, fold: int, normalization: str, se
                wave_norm=NORMALIZATIONS[normalization]['wave'], spec_norm=NORMALIZATIONS[normalization]['spec'] or 'none',
                final_accuracy=float(hist.accuracy.iloc[-1]), best_accuracy=float(hist.accuracy.max()),
                best_epoch=int(hist.accuracy.idxmax()) + 1, final_valid_loss=float(hist.valid_loss.iloc[-1]),
-               epochs=preset.epochs, wall_s=round(wall, 3), s_per_epoch=round(wall / preset.epochs, 3),
+               epochs=preset.epochs, setup_s=round(setup_s, 3), wall_s=round(wall, 3), s_per_epoch=round(wall / preset.epochs, 3),
                train_clips_per_s=round(n_train * preset.epochs / sum(timer.times), 1),
                n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset), **_environment(data.device),
                training_hash=preset.training_hash(), finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
