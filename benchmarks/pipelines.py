@@ -77,7 +77,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     device = torch.device(a.device) if a.device else default_device()
     root = esc50_path(a.data, download=False)
-    df = subset_per_class(read_meta(root), a.clips_per_class)
+    df = subset_per_class(read_meta(root, full=False), a.clips_per_class)
     cfg = AudioConfig.BasicSpectrogram()
     cache_dir = a.cache_dir or tempfile.mkdtemp(prefix='esc50-bench-')
     t0 = time.perf_counter()
