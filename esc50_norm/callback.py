@@ -22,6 +22,7 @@ class SpecStatsCallback(Callback):
     def __init__(self, mode: str | None = None, frac: float = 1.0, fname=None, when: str = 'before_fit', norm: SpecNormalize | None = None):
         "`when='before_fit'`: one no-grad pass over the training data; `'first_epoch'`: the inputs of the first training epoch"
         if when not in ('before_fit', 'first_epoch'): raise ValueError(f"when must be 'before_fit' or 'first_epoch', got {when!r}")
+        if mode is not None and mode not in STATS_AXES: raise ValueError(f"mode must be one of {list(STATS_AXES)}, got {mode!r}")
         self.mode, self.frac, self.when, self.norm = mode, frac, when, norm
         self.fname = Path(fname) if fname else None
         self.stats: RunningStats | None = None
