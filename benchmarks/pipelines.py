@@ -24,8 +24,9 @@ import torch
 from fastai.torch_core import default_device
 from fastai.vision.models.xresnet import xresnet18
 
-from esc50_norm import AudioConfig, esc50_path, load_or_build_cache, read_meta, subset_per_class
-from esc50_norm.data import cached_datablock, device_dataloaders, files_datablock, norm_tfms
+from esc50_norm import AudioConfig
+from esc50_norm.study import esc50_path, load_or_build_cache, read_meta, subset_per_class
+from esc50_norm.study.data import cached_datablock, device_dataloaders, files_datablock, norm_tfms
 
 PIPELINES = ('files', 'cached', 'device')
 

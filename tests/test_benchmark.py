@@ -2,7 +2,7 @@
 import importlib.util
 from pathlib import Path
 
-from esc50_norm.demo import make_fake_esc50
+from esc50_norm.study.demo import make_fake_esc50
 
 
 def test_benchmark_writes_a_table_with_ratios_to_the_files_pipeline(tmp_path):

@@ -6,10 +6,10 @@ from fastai.data.all import CrossEntropyLossFlat
 from fastai.learner import Learner
 from torch import nn
 
-from esc50_norm import (AudioTensor, AudioToSpec, SpecStatsCallback, SpectrogramConfig, audio_item_tfms,
-                        esc50_dataloaders, fold_split, load_or_build_cache, read_meta, training_inputs)
-from esc50_norm.demo import make_fake_esc50
-from esc50_norm.esc50 import ESC50Error
+from esc50_norm import AudioTensor, AudioToSpec, SpecStatsCallback, SpectrogramConfig, audio_item_tfms, training_inputs
+from esc50_norm.study import esc50_dataloaders, fold_split, load_or_build_cache, read_meta
+from esc50_norm.study.demo import make_fake_esc50
+from esc50_norm.study.esc50 import ESC50Error
 from fastai.data.all import Pipeline
 
 SPEC = SpectrogramConfig(n_fft=256, hop_length=160, mel=True, n_mels=24)

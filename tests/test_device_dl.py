@@ -8,8 +8,9 @@ from fastai.data.all import CrossEntropyLossFlat, TensorCategory
 from fastai.learner import Learner
 from torch import nn
 
-from esc50_norm import AudioTensor, DeviceDL, SpectrogramConfig, device_dataloaders, load_or_build_cache, norm_tfms, read_meta
-from esc50_norm.demo import make_fake_esc50
+from esc50_norm import AudioTensor, DeviceDL, SpectrogramConfig
+from esc50_norm.study import device_dataloaders, load_or_build_cache, norm_tfms, read_meta
+from esc50_norm.study.demo import make_fake_esc50
 
 SPEC = SpectrogramConfig(n_fft=256, hop_length=128, mel=True, n_mels=16)
 

@@ -5,10 +5,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from esc50_norm import (AudioLoadError, AudioTensor, ESC50Error, audio_item_tfms, esc50_dataloaders, esc50_path,
-                        load_or_build_cache, read_meta, subset_per_class, AudioConfig)
-from esc50_norm.demo import make_fake_esc50
-from esc50_norm.esc50 import download_esc50
+from esc50_norm import AudioConfig, AudioLoadError, AudioTensor, audio_item_tfms
+from esc50_norm.study import ESC50Error, esc50_dataloaders, esc50_path, load_or_build_cache, read_meta, subset_per_class
+from esc50_norm.study.demo import make_fake_esc50
+from esc50_norm.study.esc50 import download_esc50
 from fastai.data.all import Pipeline
 
 

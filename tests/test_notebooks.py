@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from esc50_norm.demo import make_fake_esc50
-from esc50_norm.experiment import get_preset, run_study
+from esc50_norm.study.demo import make_fake_esc50
+from esc50_norm.study.experiment import get_preset, run_study
 
 NBS = Path(__file__).resolve().parents[1] / 'nbs'
 NOTEBOOKS = ('01_normalization_walkthrough.ipynb', '02_results.ipynb')

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esc50_norm.cli import main as cli
-from esc50_norm.demo import make_fake_esc50
-from esc50_norm.experiment import expected_runs, get_preset, read_results, run_study
+from esc50_norm.study.cli import main as cli
+from esc50_norm.study.demo import make_fake_esc50
+from esc50_norm.study.experiment import expected_runs, get_preset, read_results, run_study
 from esc50_norm.stats import load_stats
-from esc50_norm.report import missing_runs, paired_differences, summary_table, write_report
+from esc50_norm.study.report import missing_runs, paired_differences, summary_table, write_report
 
 
 @pytest.fixture(scope='module')

@@ -6,12 +6,12 @@ import pandas as pd
 import torch
 from fastai.data.all import CategoryBlock, ColReader, DataBlock, DataLoaders, TransformBlock
 
-from .audio import AudioBlock
+from ..audio import AudioBlock
 from .cache import ClipCache
-from .device_dl import DeviceDL
+from ..device_dl import DeviceDL
 from .esc50 import fold_split
-from .normalize import AudioNormalize, SpecNormalize
-from .spectrogram import AudioToSpec, SpectrogramConfig
+from ..normalize import AudioNormalize, SpecNormalize
+from ..spectrogram import AudioToSpec, SpectrogramConfig
 
 __all__ = ['NORMALIZATIONS', 'norm_tfms', 'FoldSplitter', 'CachedClip', 'files_datablock', 'cached_datablock',
            'device_dataloaders', 'esc50_dataloaders']

@@ -20,10 +20,10 @@ from fastai.torch_core import default_device, set_seed
 from fastai.vision.models.xresnet import xresnet18
 
 from .cache import ClipCache, load_or_build_cache
-from .callback import find_spec_normalize
+from ..callback import find_spec_normalize
 from .data import NORMALIZATIONS, esc50_dataloaders
 from .esc50 import esc50_path, fold_split, read_meta, subset_per_class
-from .spectrogram import AudioConfig, SpectrogramConfig
+from ..spectrogram import AudioConfig, SpectrogramConfig
 
 __all__ = ['Preset', 'PRESETS', 'get_preset', 'run_id', 'train_one', 'StudyData', 'load_study_data', 'run_study',
            'read_results', 'expected_runs']

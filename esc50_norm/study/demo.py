@@ -45,7 +45,7 @@ def demo(out='demo'):
     import matplotlib.pyplot as plt
     from .data import esc50_dataloaders
     from .esc50 import read_meta
-    from .spectrogram import AudioConfig
+    from ..spectrogram import AudioConfig
     out = Path(out)
     root = make_fake_esc50(out / 'fake_esc50')
     df = read_meta(root, full=False)

@@ -11,7 +11,7 @@ import torch
 from fastai.data.all import Pipeline
 from fastprogress.fastprogress import progress_bar
 
-from .audio import AudioLoadError, AudioTensor, audio_item_tfms
+from ..audio import AudioLoadError, AudioTensor, audio_item_tfms
 
 __all__ = ['ClipCache', 'cache_key', 'build_cache', 'load_or_build_cache', 'default_cache_dir']
 
