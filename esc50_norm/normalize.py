@@ -55,10 +55,10 @@ def _axes(mode: str) -> tuple:
 class SpecNormalize(Transform):
     "Normalize `AudioSpectrogram`s with `global` (one scalar) or `channel` (one per frequency bin) mean/std"
     order = 99
-    def __init__(self, mode: str = 'global', mean=None, std=None, frac: float = 1.0, eps: float = 1e-6):
+    def __init__(self, mode: str = 'global', mean=None, std=None, frac: float = 1.0, eps: float = 1e-6, mean_only: bool = False):
         "Stats given as `mean`/`std`, or learned in `setups` from `frac` of the training batches (`frac=0`: later)"
         _axes(mode)                                             # an unknown mode fails here, naming itself
-        self.mode, self.frac, self.eps, self.count = mode, frac, eps, None
+        self.mode, self.frac, self.eps, self.count, self.mean_only = mode, frac, eps, None, mean_only
         self.mean = self.std = None
         if mean is not None or std is not None: self.set_stats(mean, std)
 

@@ -156,7 +156,7 @@ def train_one(preset: Preset, data: StudyData, fold: int, normalization: str, se
     hist['seconds'] = timer.times
     n_train = len(dls.train) * dls.train.bs
     row = dict(preset=preset.name, fold=fold, normalization=normalization, seed=seed,
-               wave_norm=NORMALIZATIONS[normalization]['wave'], spec_norm=NORMALIZATIONS[normalization]['spec'] or 'none',
+               wave_norm=NORMALIZATIONS[normalization].wave, spec_norm=NORMALIZATIONS[normalization].spec or 'none',
                final_accuracy=float(hist.accuracy.iloc[-1]), best_accuracy=float(hist.accuracy.max()),
                best_epoch=int(hist.accuracy.idxmax()) + 1, final_valid_loss=float(hist.valid_loss.iloc[-1]),
                epochs=preset.epochs, setup_s=round(setup_s, 3), wall_s=round(wall, 3), s_per_epoch=round(wall / preset.epochs, 3),
