@@ -5,8 +5,7 @@ from pathlib import Path
 import torch
 from fastai.callback.core import Callback
 
-from .normalize import SpecNormalize, training_inputs
-from .stats import STATS_AXES, RunningStats
+from .normalize import MODES, SpecNormalize, get_mode, training_inputs
 
 __all__ = ['SpecStatsCallback', 'find_spec_normalize']
 
@@ -17,15 +16,15 @@ def find_spec_normalize(dl) -> SpecNormalize | None:
 
 
 class SpecStatsCallback(Callback):
-    "Accumulate spectrogram stats over training batches only, expose them, hand them to `SpecNormalize`, save/load them"
+    "Accumulate spectrogram stats over training batches only, expose them, hand them to `SpecNormalize`, save/load them; per-clip modes: nothing to do"
     order = -20
     def __init__(self, mode: str | None = None, frac: float = 1.0, fname=None, when: str = 'before_fit', norm: SpecNormalize | None = None):
         "`when='before_fit'`: one no-grad pass over the training data; `'first_epoch'`: the inputs of the first training epoch"
         if when not in ('before_fit', 'first_epoch'): raise ValueError(f"when must be 'before_fit' or 'first_epoch', got {when!r}")
-        if mode is not None and mode not in STATS_AXES: raise ValueError(f"mode must be one of {list(STATS_AXES)}, got {mode!r}")
+        if mode is not None and mode not in MODES: raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
         self.mode, self.frac, self.when, self.norm = mode, frac, when, norm
         self.fname = Path(fname) if fname else None
-        self.stats: RunningStats | None = None
+        self.stats = None                                       # the mode's accumulator (None for per-clip modes)
 
     @property
     def mean(self) -> torch.Tensor: return self.stats.mean
@@ -38,10 +37,11 @@ class SpecStatsCallback(Callback):
     def before_fit(self):
         if not hasattr(self, 'dls') or self.dls is None: return
         norm = self._target()
-        mode = self.mode or (norm.mode if norm is not None else 'global')
-        self.stats = RunningStats(STATS_AXES[mode])
+        if norm is not None and self.mode not in (None, norm.mode):
+            raise ValueError(f"SpecStatsCallback(mode={self.mode!r}) does not fit the DataLoaders' SpecNormalize(mode={norm.mode!r})")
+        self.stats = get_mode(self.mode or (norm.mode if norm is not None else 'global')).accumulator()
         self._collecting = False
-        if norm is not None and norm.has_stats: return
+        if self.stats is None or norm is not None and norm.has_stats: return
         if self.fname is not None and self.fname.exists():
             if norm is None: raise ValueError(f"stats file {self.fname} exists, but the DataLoaders have no SpecNormalize to load it into")
             norm.load(self.fname)

@@ -1,4 +1,4 @@
-"Waveform and spectrogram normalization transforms; spectrogram stats are learned from the training data"
+"Waveform and spectrogram normalization transforms; `MODES` is the registry of spectrogram normalizations"
 from __future__ import annotations
 from contextlib import contextmanager
 
@@ -7,9 +7,9 @@ from fastai.data.all import DataLoaders, Transform
 
 from .audio import AudioTensor
 from .spectrogram import AudioSpectrogram
-from .stats import STATS_AXES, RunningStats, accumulate, load_stats, save_stats
+from .stats import RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
 
-__all__ = ['AudioNormalize', 'SpecNormalize', 'training_inputs', 'spec_stats']
+__all__ = ['AudioNormalize', 'SpecNormalize', 'MODES', 'get_mode', 'MeanStd', 'MinMax', 'PerClip', 'training_inputs', 'spec_stats']
 
 
 class AudioNormalize(Transform):
@@ -42,101 +42,188 @@ def training_inputs(dl, frac: float = 1.0):
             yield b[0] if isinstance(b, (tuple, list)) else b
 
 
-def spec_stats(dl, mode: str = 'global', frac: float = 1.0) -> RunningStats:
-    "Streaming mean/std of the spectrograms of the training `dl` for `mode` ('global' or 'channel')"
-    return accumulate(training_inputs(dl, frac), _axes(mode))
+class MeanStd:
+    "`(x - mean) / std` with the training mean/std over `axes` of `[bs, ch, freq, time]` (the axes left out are kept)"
+    keys, options, learns_stats, invertible = ('mean', 'std'), (), True, True
+    units = ('standard deviations', 'offset from the training mean')
+    def __init__(self, axes: tuple): self.axes = axes
+    def shape(self, n_freq='F') -> tuple: return tuple(1 if a in self.axes else n_freq for a in range(4))
+    def accumulator(self) -> RunningStats: return RunningStats(self.axes)
+    def arrays(self, acc: RunningStats) -> dict: return dict(mean=acc.mean, std=acc.std())
+    def shift_scale(self, a: dict) -> tuple: return a['mean'], a['std']
 
 
-def _axes(mode: str) -> tuple:
-    try: return STATS_AXES[mode]
-    except KeyError: raise ValueError(f"normalization mode must be one of {list(STATS_AXES)}, got {mode!r}") from None
+class MinMax:
+    "`(x - lo) / (hi - lo)`: lo/hi the mean of the training clips' minima/maxima, or (`robust=False`) their extremes"
+    keys, options, learns_stats, invertible = ('lo', 'hi'), ('robust',), True, True
+    units = ('fraction of the training range', 'offset from the training minimum')
+    def shape(self, n_freq='F') -> tuple: return (1, 1, 1, 1)
+    def accumulator(self) -> RunningExtrema: return RunningExtrema()
+    def arrays(self, acc: RunningExtrema, robust: bool = True) -> dict:
+        return dict(lo=acc.mean_min, hi=acc.mean_max) if robust else dict(lo=acc.min, hi=acc.max)
+    def shift_scale(self, a: dict) -> tuple: return a['lo'], a['hi'] - a['lo']
+
+
+class PerClip:
+    "`(x - mean) / std` with each clip's own mean/std over `dims` (utterance MVN): nothing to learn, nothing to invert"
+    keys, options, learns_stats, invertible = (), (), False, False
+    units = ('standard deviations (per clip; cannot be decoded)', 'offset from the clip mean (per clip; cannot be decoded)')
+    def __init__(self, dims: tuple): self.dims = dims
+    def shape(self, n_freq='F'): return None
+    def accumulator(self): return None
+    def of_clip(self, x: torch.Tensor) -> tuple:
+        std, mean = torch.std_mean(x.as_subclass(torch.Tensor), dim=self.dims, keepdim=True, correction=0)
+        return mean, std
+
+
+MODES = {
+    'global':          MeanStd(axes=(0, 1, 2, 3)),       # one mean/std, stats [1,1,1,1]
+    'channel':         MeanStd(axes=(0, 1, 3)),          # per frequency bin, stats [1,1,F,1]
+    'minmax':          MinMax(),                         # lo/hi scalars, stats [1,1,1,1]
+    'instance':        PerClip(dims=(-1,)),              # per clip and bin, over time
+    'instance_global': PerClip(dims=(-3, -2, -1)),       # per clip, over all its values
+}
+"The spectrogram normalizations of `SpecNormalize`, by name; a new mode is one entry here"
+
+
+def get_mode(name: str):
+    "The mode called `name`; the error lists the known ones"
+    try: return MODES[name]
+    except KeyError: raise ValueError(f"normalization mode must be one of {list(MODES)}, got {name!r}") from None
+
+
+def spec_stats(dl, mode: str = 'global', frac: float = 1.0):
+    "The filled accumulator of `mode` (`RunningStats` or `RunningExtrema`) over the spectrograms of the training `dl`"
+    acc = get_mode(mode).accumulator()
+    if acc is None: raise ValueError(f"{mode!r} normalization learns no stats: it normalizes each clip by its own")
+    return accumulate(training_inputs(dl, frac), acc)
 
 
 class SpecNormalize(Transform):
-    "Normalize `AudioSpectrogram`s with `global` (one scalar) or `channel` (one per frequency bin) mean/std"
+    "Normalize `AudioSpectrogram`s `(x - shift) / scale` by one of the `MODES`, from learned stats or each clip's own; `mean_only`: `x - shift`"
     order = 99
-    def __init__(self, mode: str = 'global', mean=None, std=None, frac: float = 1.0, eps: float = 1e-6, mean_only: bool = False):
-        "Stats given as `mean`/`std`, or learned in `setups` from `frac` of the training batches (`frac=0`: later)"
-        _axes(mode)                                             # an unknown mode fails here, naming itself
-        self.mode, self.frac, self.eps, self.count, self.mean_only = mode, frac, eps, None, mean_only
-        self.mean = self.std = None
-        if mean is not None or std is not None: self.set_stats(mean, std)
+    def __init__(self, mode: str = 'global', *arrays, frac: float = 1.0, eps: float = 1e-6, mean_only: bool = False,
+                 robust: bool = True, **stats):
+        "Stats given as the mode's arrays (`mean, std` or `lo=, hi=`), or learned in `setups` from `frac` of the training batches (`frac=0`: later)"
+        self.mode, self._mode = mode, get_mode(mode)           # an unknown mode fails here, naming itself
+        if not robust and 'robust' not in self._mode.options: raise ValueError(f"{mode!r} normalization has no option 'robust'")
+        self.frac, self.eps, self.mean_only, self.robust = frac, eps, mean_only, robust
+        self.stats = self.count = None
+        if arrays or stats: self.set_stats(*arrays, **stats)
 
     @classmethod
     def from_stats(cls, mean, std, **kwargs) -> SpecNormalize:
-        "Build from known stats; the mode follows from their shape"
-        mean = torch.as_tensor(mean)
-        return cls('channel' if mean.numel() > 1 else 'global', mean, std, **kwargs)
+        "Build from known mean/std; the mode ('global' or 'channel') follows from their shape"
+        return cls('channel' if torch.as_tensor(mean).numel() > 1 else 'global', mean, std, **kwargs)
 
     @classmethod
     def from_file(cls, path, **kwargs) -> SpecNormalize:
-        "Build from a stats file written by `save`"
+        "Build from a stats file written by `save`, with its mode and options"
         d = load_stats(path)
-        res = cls(d.get('mode', 'channel' if d['mean'].numel() > 1 else 'global'), d['mean'], d['std'], **kwargs)
-        res.count = d.get('count')
-        return res
+        opts = {k: d[k] for k in _option_names(get_mode(d['mode'])) if k in d}
+        return cls(d['mode'], **{**opts, **kwargs})._use(d, path)
 
     @property
-    def has_stats(self) -> bool: return self.mean is not None
+    def learns_stats(self) -> bool: "Whether stats come from the training data (and can be saved)"; return self._mode.learns_stats
+    @property
+    def invertible(self) -> bool: "Whether `decodes` gives the spectrogram back"; return self._mode.invertible
+    @property
+    def has_stats(self) -> bool: return self.stats is not None
+    @property
+    def label(self) -> str: "What normalized values measure (the colorbar label)"; return self._mode.units[self.mean_only]
+    @property
+    def options(self) -> dict: "`mean_only` and the mode's own options"; return {k: getattr(self, k) for k in _option_names(self._mode)}
+    def stats_shape(self, n_freq='F') -> tuple: return self._mode.shape(n_freq)
 
-    def set_stats(self, mean, std, count=None):
-        "Use these stats from now on (shape `[1,1,1,1]` for global, `[1,1,F,1]` for channel)"
-        mean, std = torch.as_tensor(mean).double(), torch.as_tensor(std).double()
-        if mean.numel() == 1: mean, std = mean.reshape(1, 1, 1, 1), std.reshape(1, 1, 1, 1)
-        elif mean.ndim == 1: mean, std = mean.reshape(1, 1, -1, 1), std.reshape(1, 1, -1, 1)
-        want = 'global' if mean.numel() == 1 else 'channel'
-        if mean.shape != std.shape or want != self.mode or (want == 'channel' and mean.shape != (1, 1, mean.numel(), 1)):
-            raise ValueError(f"{self.mode} stats need shape {self.stats_shape()}, got mean {tuple(mean.shape)} and std {tuple(std.shape)}")
-        self._mean64, self._std64, self.count = mean, std, count
-        self.mean, self.std = mean.float(), std.float().clamp_min(self.eps)
+    def set_stats(self, *arrays, count=None, **named):
+        "Use these stats from now on: the mode's arrays by position or name, of shape `stats_shape()` (1-d: per bin)"
+        keys = self._mode.keys
+        if not keys: raise ValueError(f"{self.mode!r} normalization takes no stats: it normalizes each clip by its own")
+        a = {**dict(zip(keys, arrays)), **named}
+        if len(arrays) > len(keys) or set(a) != set(keys): raise ValueError(f"{self.mode} stats are {list(keys)}, got {len(arrays)} positional and {list(named)}")
+        a = {k: _stats_view(torch.as_tensor(v).double()) for k, v in a.items()}
+        if len({v.shape for v in a.values()}) > 1 or any(v.shape != self._mode.shape(v.shape[-2]) for v in a.values()):
+            raise ValueError(f"{self.mode} stats need shape {self.stats_shape()}, got " + ' and '.join(f"{k} {tuple(v.shape)}" for k, v in a.items()))
+        self.stats, self.count = a, count
+        shift, scale = self._mode.shift_scale(a)
+        self._shift, self._scale = shift.float(), torch.ones_like(shift).float() if self.mean_only else scale.float().clamp_min(self.eps)
 
-    def set_running(self, stats: RunningStats):
-        "Use the stats of a finished accumulator"
-        self.set_stats(stats.mean, stats.std(), count=stats.n)
+    def set_running(self, acc):
+        "Use the stats of a finished accumulator of this mode"
+        self.set_stats(**self._mode.arrays(acc, **{k: getattr(self, k) for k in self._mode.options}), count=acc.n)
 
-    def stats_shape(self, n_freq='F') -> tuple: return (1, 1, 1, 1) if self.mode == 'global' else (1, 1, n_freq, 1)
+    @property
+    def mean(self): "float32 mean of the 'global'/'channel' stats"; return self._array('mean')
+    @property
+    def std(self): "float32 std of the 'global'/'channel' stats"; return self._array('std')
+    @property                                                   # float64 mean/std, as callers of the first version read them
+    def _mean64(self): return self.stats['mean']
+    @property
+    def _std64(self): return self.stats['std']
+    def _array(self, k): return self.stats[k].float() if self.has_stats and k in self.stats else None
 
     def setups(self, dl):
-        "Learn stats from the whole training `dl` (or `frac` of it) unless they are given or deferred"
-        if self.has_stats or not self.frac: return
+        "Learn stats from the whole training `dl` (or `frac` of it) unless the mode learns none, or they are given or deferred"
+        if not self.learns_stats or self.has_stats or not self.frac: return
         if isinstance(dl, DataLoaders): dl = dl.train
         try: self.set_running(spec_stats(dl, self.mode, self.frac))
         except AttributeError as e: raise RuntimeError(f"SpecNormalize could not compute stats from {type(dl).__name__}: {e}") from e
 
-    def _fit(self, x: torch.Tensor):
-        "Check that the stats fit `x`, and move them to its device"
-        if self.mode == 'channel' and (x.ndim < 2 or x.shape[-2] != self.mean.shape[-2]):
-            raise ValueError(f"channel stats of shape {tuple(self.mean.shape)} do not fit spectrograms of shape "
-                             f"{tuple(x.shape)}: they have {self.mean.shape[-2]} frequency bins, the data {x.shape[-2] if x.ndim >= 2 else '?'}")
-        if self.mean.device != x.device: self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
-        shape = (1,) * (x.ndim - 2) + tuple(self.mean.shape[-2:])
-        return self.mean.view(shape), self.std.view(shape)
+    def _shift_scale(self, x: torch.Tensor) -> tuple:
+        "Shift and scale for `x`: its own (per-clip modes), or the stats, checked against `x` and moved to its device"
+        if not self.learns_stats:
+            m, s = self._mode.of_clip(x)
+            return m, torch.ones_like(s) if self.mean_only else s.clamp_min(self.eps)
+        n = self._shift.shape[-2]
+        if x.ndim < 2 or n not in (1, x.shape[-2]):
+            raise ValueError(f"{self.mode} stats of shape {tuple(self._shift.shape)} do not fit spectrograms of shape "
+                             f"{tuple(x.shape)}: they have {n} frequency bins, the data {x.shape[-2] if x.ndim >= 2 else '?'}")
+        if self._shift.device != x.device: self._shift, self._scale = self._shift.to(x.device), self._scale.to(x.device)
+        shape = (1,) * (x.ndim - 2) + tuple(self._shift.shape[-2:])
+        return self._shift.view(shape), self._scale.view(shape)
 
     def encodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
-        if not self.has_stats: return x
-        m, s = self._fit(x)
+        if self.learns_stats and not self.has_stats: return x
+        m, s = self._shift_scale(x)
         res = (x - m) / s
-        res.normalized = True
+        res.normalized = self.label
         return res
 
     def decodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
-        if not self.has_stats: return x
-        m, s = self._fit(x)
+        "The spectrogram back where invertible; per-clip modes return `x` as it is, still marked as normalized"
+        if not (self.invertible and self.has_stats): return x
+        m, s = self._shift_scale(x)
         res = x * s + m
         res.normalized = False
         return res
 
     def save(self, path, **info):
-        "Write the stats (with mode and count) to a JSON stats file"
+        "Write the stats with mode, options and count to a JSON stats file"
+        if not self.learns_stats: raise ValueError(f"{self!r} has no stats to save: it normalizes each clip by its own (learns_stats is False)")
         if not self.has_stats: raise ValueError("SpecNormalize has no stats to save yet")
-        return save_stats(path, self._mean64, self._std64, mode=self.mode, count=self.count, **info)
+        return save_stats(path, **self.stats, mode=self.mode, count=self.count, **self.options, **info)
 
     def load(self, path, n_freq: int | None = None):
-        "Read stats saved by `save`; the shape must match this mode (and `n_freq` bins, when given)"
-        want = None if n_freq is None else self.stats_shape(n_freq)
-        d = load_stats(path, shape=want)
-        self.set_stats(d['mean'], d['std'], count=d.get('count'))
+        "Read stats saved by `save`; mode, options and shape (`n_freq` bins, when given) must match this normalizer"
+        return self._use(load_stats(path, shape=None if n_freq is None else self.stats_shape(n_freq), mode=self.mode), path)
+
+    def _use(self, d: dict, path):
+        "Take the stats of a loaded stats file, whose options (where it has them) must be this normalizer's"
+        for k, v in self.options.items():
+            if k in d and d[k] != v: raise StatsFileError(f"stats file {path} was saved with {k}={d[k]!r}, but this SpecNormalize has {k}={v!r}")
+        self.set_stats(**{k: d[k] for k in d['arrays']}, count=d.get('count'))
         return self
 
     def __repr__(self):
-        return f"SpecNormalize(mode={self.mode!r}, " + (f"stats {tuple(self.mean.shape)} from {self.count} values)" if self.has_stats else "no stats yet)")
+        opts = ''.join(f", {k}={v!r}" for k, v in self.options.items())
+        what = ('per-clip stats' if not self.learns_stats else f"stats {'/'.join(self.stats)} {tuple(self._shift.shape)}, count {self.count}"
+                if self.has_stats else 'no stats yet')
+        return f"SpecNormalize(mode={self.mode!r}{opts}: {what})"
+
+
+def _option_names(mode) -> tuple: return ('mean_only', *mode.options)
+
+
+def _stats_view(v: torch.Tensor) -> torch.Tensor:
+    "A scalar as `[1,1,1,1]`, a 1-d tensor as per-bin `[1,1,F,1]`, anything else as it is"
+    return v.reshape(1, 1, 1, 1) if v.numel() == 1 else v.reshape(1, 1, -1, 1) if v.ndim == 1 else v

@@ -23,9 +23,9 @@ class AudioSpectrogram(TensorImageBase):
         while im.ndim > 2: im = im[0]
         img = ctx.imshow(im, origin='lower', aspect='auto', cmap=kwargs.pop('cmap', 'magma'), **kwargs)
         if colorbar:
-            normalized = getattr(self, 'normalized', False)
-            cb = ctx.figure.colorbar(img, ax=ctx, format='%+.0f dB' if getattr(self, 'to_db', True) and not normalized else None)
-            if normalized: cb.set_label('standard deviations')
+            unit = getattr(self, 'normalized', False)           # False, or what normalized values measure
+            cb = ctx.figure.colorbar(img, ax=ctx, format='%+.0f dB' if getattr(self, 'to_db', True) and not unit else None)
+            if unit: cb.set_label(unit if isinstance(unit, str) else 'standard deviations')
         ctx.set_xlabel('frame'); ctx.set_ylabel('mel bin' if getattr(self, 'mel', False) else 'frequency bin')
         if title is not None: ctx.set_title(str(title))
         return ctx

@@ -1,4 +1,4 @@
-"Streaming, mergeable mean/variance in float64, and the stats file that carries them to inference"
+"Streaming, mergeable accumulators in float64 (mean/variance, per-clip extrema), and the stats file that carries stats to inference"
 from __future__ import annotations
 import json
 import math
@@ -7,10 +7,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ['RunningStats', 'accumulate', 'STATS_AXES', 'save_stats', 'load_stats', 'StatsFileError']
-
-STATS_AXES = {'global': (0, 1, 2, 3), 'channel': (0, 1, 3)}
-"Reduction axes of a `[bs, channels, freq, time]` batch for each normalization mode"
+__all__ = ['RunningStats', 'RunningExtrema', 'accumulate', 'save_stats', 'load_stats', 'StatsFileError']
 
 
 class RunningStats:
@@ -62,10 +59,50 @@ class RunningStats:
         return f"RunningStats(axes={self.axes}, n={self.n}, shape={tuple(self.mean_.shape)})"
 
 
-def accumulate(batches, axes, frac: float = 1.0, n_batches: int | None = None) -> RunningStats:
-    "Stream `batches` (the first `frac` of `n_batches` when given) through a `RunningStats` over `axes`"
+class RunningExtrema:
+    "Minimum and maximum of each clip of batches `[bs, ...]`, streamed: the mean of the minima/maxima and the true extremes"
+    def __init__(self): self.n, self.mean_min_, self.mean_max_, self.min_, self.max_ = 0, None, None, None, None
+
+    def update(self, x: torch.Tensor) -> RunningExtrema:
+        "Add the clips of the batch `x` (each clip: everything but the first axis)"
+        x = torch.as_tensor(x).detach().as_subclass(torch.Tensor).double()
+        if x.ndim < 2: raise ValueError(f"RunningExtrema needs a batch of clips [bs, ...], got shape {tuple(x.shape)}")
+        if x.numel() == 0: return self
+        lo, hi = x.flatten(1).aminmax(dim=1)
+        return self._merge(len(lo), lo.mean(), hi.mean(), lo.min(), hi.max())
+
+    def merge(self, other: RunningExtrema) -> RunningExtrema:
+        "Fold in the clips of another accumulator"
+        return self if other.n == 0 else self._merge(other.n, other.mean_min_, other.mean_max_, other.min_, other.max_)
+
+    def _merge(self, n, mean_min, mean_max, lo, hi) -> RunningExtrema:
+        if self.n == 0:
+            self.n, self.mean_min_, self.mean_max_, self.min_, self.max_ = n, mean_min, mean_max, lo, hi
+            return self
+        dev, tot = self.min_.device, self.n + n
+        self.mean_min_ = self.mean_min_ + (mean_min.to(dev) - self.mean_min_) * (n / tot)
+        self.mean_max_ = self.mean_max_ + (mean_max.to(dev) - self.mean_max_) * (n / tot)
+        self.min_, self.max_, self.n = torch.minimum(self.min_, lo.to(dev)), torch.maximum(self.max_, hi.to(dev)), tot
+        return self
+
+    def _check(self):
+        if self.n == 0: raise ValueError("RunningExtrema is empty: update it with data first")
+
+    @property
+    def mean_min(self) -> torch.Tensor: "Mean of the clips' minima"; self._check(); return self.mean_min_
+    @property
+    def mean_max(self) -> torch.Tensor: "Mean of the clips' maxima"; self._check(); return self.mean_max_
+    @property
+    def min(self) -> torch.Tensor: "Smallest value of all clips"; self._check(); return self.min_
+    @property
+    def max(self) -> torch.Tensor: "Largest value of all clips"; self._check(); return self.max_
+    def __repr__(self): return f"RunningExtrema({'empty' if self.n == 0 else f'n={self.n} clips'})"
+
+
+def accumulate(batches, acc, frac: float = 1.0, n_batches: int | None = None):
+    "Stream `batches` (the first `frac` of `n_batches` when given) into `acc`: an accumulator, or the axes of a new `RunningStats`"
     if not 0 < frac <= 1: raise ValueError(f"frac must be in (0, 1], got {frac}")
-    stats = RunningStats(axes)
+    stats = acc if hasattr(acc, 'update') else RunningStats(acc)
     if n_batches is not None: batches = islice(batches, max(1, math.ceil(frac * n_batches)))
     for b in batches: stats.update(b)
     return stats
@@ -76,28 +113,36 @@ class StatsFileError(ValueError):
 
 FORMAT = 'esc50_norm.stats/1'
 
-def save_stats(path, mean: torch.Tensor, std: torch.Tensor, **info) -> Path:
-    "Write mean/std (and any JSON-able `info`, such as mode, count, config) to a readable JSON file"
+def save_stats(path, mean: torch.Tensor | None = None, std: torch.Tensor | None = None, **info) -> Path:
+    "Write the stats arrays (`mean`/`std`, or any tensors passed by name, all of one shape) and JSON-able `info` to a readable JSON file"
     path = Path(path)
+    arrays = {k: torch.as_tensor(v).double().cpu() for k, v in dict(mean=mean, std=std, **info).items() if isinstance(v, torch.Tensor)}
+    if not arrays: raise ValueError("save_stats needs at least one tensor of stats")
+    shapes = {k: tuple(v.shape) for k, v in arrays.items()}
+    if len(set(shapes.values())) > 1: raise ValueError(f"stats arrays must share one shape, got {shapes}")
+    info = {k: v for k, v in info.items() if k not in arrays}
+    d = dict(format=FORMAT, shape=list(next(iter(shapes.values()))), arrays=list(arrays),
+             **{k: v.flatten().tolist() for k, v in arrays.items()}, **info)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mean, std = torch.as_tensor(mean).double().cpu(), torch.as_tensor(std).double().cpu()
-    d = dict(format=FORMAT, shape=list(mean.shape), mean=mean.flatten().tolist(), std=std.flatten().tolist(), **info)
     tmp = path.with_suffix(path.suffix + '.tmp')
     tmp.write_text(json.dumps(d, indent=1))
     tmp.replace(path)
     return path
 
-def load_stats(path, shape=None) -> dict:
-    "Read a stats file; `mean`/`std` come back as float64 tensors, checked against `shape` when given"
+def load_stats(path, shape=None, mode: str | None = None) -> dict:
+    "Read a stats file; its `arrays` come back as float64 tensors, checked against `mode` and `shape` when given"
     path = Path(path)
     try: d = json.loads(path.read_text())
     except FileNotFoundError: raise StatsFileError(f"stats file {path} does not exist") from None
     except (OSError, json.JSONDecodeError) as e: raise StatsFileError(f"stats file {path} is not readable JSON: {e}") from e
     if d.get('format') != FORMAT: raise StatsFileError(f"stats file {path} has format {d.get('format')!r}, expected {FORMAT!r}")
     try:
-        d['mean'] = torch.tensor(d['mean'], dtype=torch.float64).reshape(d['shape'])
-        d['std'] = torch.tensor(d['std'], dtype=torch.float64).reshape(d['shape'])
-    except (KeyError, RuntimeError) as e: raise StatsFileError(f"stats file {path} is malformed: {e}") from e
+        d.setdefault('arrays', ['mean', 'std'])                  # files of the first version hold mean/std only
+        for k in d['arrays']: d[k] = torch.tensor(d[k], dtype=torch.float64).reshape(d['shape'])
+        if 'mode' not in d and d['arrays'] == ['mean', 'std']: d['mode'] = 'global' if d['mean'].numel() == 1 else 'channel'
+    except (KeyError, TypeError, RuntimeError, ValueError) as e: raise StatsFileError(f"stats file {path} is malformed: {e}") from e
+    if mode is not None and d.get('mode') != mode:
+        raise StatsFileError(f"stats file {path} holds {d.get('mode')!r} stats, but they are loaded for mode {mode!r}")
     if shape is not None and tuple(d['shape']) != tuple(shape):
         raise StatsFileError(f"stats file {path} holds stats of shape {tuple(d['shape'])}, but this data needs {tuple(shape)}")
     return d

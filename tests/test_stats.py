@@ -1,11 +1,11 @@
-"RunningStats against torch.var_mean over the concatenated data, and the stats file"
+"RunningStats and RunningExtrema against direct computations over the concatenated data, and the stats file"
 import json
 
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from esc50_norm import RunningStats, StatsFileError, accumulate, load_stats, save_stats
+from esc50_norm import RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
 
 
 def reference(batches, axes):
@@ -74,6 +74,36 @@ def test_accumulate_takes_the_first_fraction_of_batches():
     with pytest.raises(ValueError, match='frac'): accumulate(batches, (0,), frac=0)
 
 
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 6), min_size=1, max_size=6), scale=st.floats(1e-2, 1e3), shift=st.floats(-1e3, 1e3),
+       seed=st.integers(0, 2**16))
+def test_extrema_streamed_over_batches_equal_the_direct_computation(sizes, scale, shift, seed):
+    g = torch.Generator().manual_seed(seed)
+    batches = [torch.randn(n, 1, 3, 5, generator=g) * scale + shift for n in sizes]
+    e = accumulate(iter(batches), RunningExtrema())
+    x = torch.cat(batches).double().numpy()
+    mins, maxs = [c.min() for c in x], [c.max() for c in x]
+    assert e.n == len(x) and e.mean_min.dtype == torch.float64
+    assert e.mean_min.item() == pytest.approx(sum(mins) / len(x), rel=1e-12, abs=1e-9)
+    assert e.mean_max.item() == pytest.approx(sum(maxs) / len(x), rel=1e-12, abs=1e-9)
+    assert e.min.item() == min(mins) and e.max.item() == max(maxs)
+
+
+def test_extrema_merge_equals_one_pass_and_empty_ones_are_refused_or_neutral():
+    x = torch.randn(23, 1, 4, 6) * 10
+    x[5] += 1000                                            # one outlier clip
+    whole = RunningExtrema().update(x)
+    a, b = RunningExtrema().update(x[:8]), RunningExtrema()
+    for chunk in x[8:].split(4): b.update(chunk)
+    merged = a.merge(b).merge(RunningExtrema())
+    assert merged.n == whole.n == 23 and merged.max == whole.max == x.max().double()
+    assert close(merged.mean_min, whole.mean_min) and close(merged.mean_max, whole.mean_max)
+    assert whole.mean_max < whole.max - 900                 # the mean of the clip maxima barely moves with the outlier
+    assert RunningExtrema().merge(whole).n == 23
+    with pytest.raises(ValueError, match='empty'): RunningExtrema().mean_min
+    with pytest.raises(ValueError, match=r'a batch of clips \[bs, ...\], got shape \(5,\)'): RunningExtrema().update(torch.zeros(5))
+
+
 def test_stats_file_round_trip(tmp_path):
     mean, std = torch.randn(1, 1, 5, 1).double(), torch.rand(1, 1, 5, 1).double() + 0.1
     p = save_stats(tmp_path / 's.json', mean, std, mode='channel', count=12)
@@ -90,3 +120,19 @@ def test_stats_file_errors_name_the_file_and_shapes(tmp_path):
     with pytest.raises(StatsFileError, match='bad.json is not readable JSON'): load_stats(tmp_path / 'bad.json')
     (tmp_path / 'other.json').write_text('{"format": "something else"}')
     with pytest.raises(StatsFileError, match="other.json has format 'something else'"): load_stats(tmp_path / 'other.json')
+
+
+def test_stats_file_of_any_arrays_and_the_mode_check(tmp_path):
+    lo, hi = torch.tensor([[[[-80.5]]]], dtype=torch.float64), torch.tensor([[[[3.25]]]], dtype=torch.float64)
+    p = save_stats(tmp_path / 'mm.json', lo=lo, hi=hi, mode='minmax', robust=True, count=4)
+    raw = json.loads(p.read_text())
+    assert raw['arrays'] == ['lo', 'hi'] and raw['lo'] == [-80.5] and 'mean' not in raw and raw['robust'] is True
+    d = load_stats(p, mode='minmax')
+    assert torch.equal(d['lo'], lo) and torch.equal(d['hi'], hi) and d['count'] == 4
+    with pytest.raises(StatsFileError, match=r"mm.json holds 'minmax' stats, but they are loaded for mode 'global'"): load_stats(p, mode='global')
+    with pytest.raises(ValueError, match='one shape'): save_stats(tmp_path / 'x.json', lo=lo, hi=torch.zeros(2))
+    (tmp_path / 'old.json').write_text(json.dumps(dict(format='esc50_norm.stats/1', shape=[1, 1, 2, 1], mean=[1, 2], std=[3, 4])))
+    old = load_stats(tmp_path / 'old.json', mode='channel')           # first-version file: mean/std, no mode, no arrays
+    assert old['mode'] == 'channel' and old['arrays'] == ['mean', 'std'] and old['std'].flatten().tolist() == [3, 4]
+    (tmp_path / 'short.json').write_text(json.dumps(dict(format='esc50_norm.stats/1', shape=[1, 1, 1, 1], arrays=['lo', 'hi'], lo=[1.0])))
+    with pytest.raises(StatsFileError, match='short.json is malformed'): load_stats(tmp_path / 'short.json')
