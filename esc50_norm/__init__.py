@@ -7,3 +7,4 @@ from .normalize import MODES, AudioNormalize, SpecNormalize, spec_stats, trainin
 from .stats import RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
 from .callback import SpecStatsCallback
 from .device_dl import DeviceDL
+from .inference import ModelLoadError, load_exported, predict_files, top_k_table

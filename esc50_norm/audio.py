@@ -8,6 +8,7 @@ import soundfile as sf
 import torch
 import torchaudio
 from fastai.data.all import TensorBase, Transform, TransformBlock
+from fastcore.imports import in_notebook
 
 __all__ = ['AudioLoadError', 'AudioTensor', 'DownmixMono', 'Resample', 'CropPad', 'AudioBlock', 'audio_item_tfms']
 
@@ -19,8 +20,9 @@ class AudioLoadError(ValueError):
 class AudioTensor(TensorBase):
     "A waveform `[channels, samples]` (or a batch `[bs, channels, samples]`) that knows its sample rate `sr`"
     @classmethod
-    def create(cls, fn, **kwargs) -> AudioTensor:
-        "Read a WAV/FLAC/OGG file with soundfile; the error names the file when it is unreadable or empty"
+    def create(cls, fn: Path | str | AudioTensor, **kwargs) -> AudioTensor:
+        "Read a WAV/FLAC/OGG file with soundfile (an `AudioTensor` passes through); the error names the file when it is unreadable or empty"
+        if isinstance(fn, AudioTensor): return fn
         fn = Path(fn)
         try: data, sr = sf.read(str(fn), dtype='float32', always_2d=True)
         except Exception as e: raise AudioLoadError(f"cannot read audio file {fn}: {e}") from e
@@ -34,15 +36,22 @@ class AudioTensor(TensorBase):
     @property
     def duration(self) -> float: return self.nsamples / self.sr
 
-    def show(self, ctx=None, title=None, figsize=(6, 2), **kwargs):
-        "Plot the waveform of every channel against time in seconds"
+    def show(self, ctx=None, title=None, figsize=(6, 2), hear: bool = True, **kwargs):
+        "Plot the waveform of every channel against time in seconds, and play it under the plot in Jupyter (`hear`)"
         if ctx is None: _, ctx = plt.subplots(figsize=figsize)
         x = self.detach().cpu().float().reshape(-1, self.nsamples)
         t = torch.arange(self.nsamples) / getattr(self, 'sr', 1)
         for i, ch in enumerate(x): ctx.plot(t, ch, lw=0.5, alpha=0.8, label=f"ch {i}")
         ctx.set_xlabel('time (s)'); ctx.set_xlim(0, float(t[-1]) if len(t) else 1)
         if title: ctx.set_title(title)
+        if hear and in_notebook(): _play(x, getattr(self, 'sr', 16000))
         return ctx
+
+
+def _play(x: torch.Tensor, sr: int):
+    "Display an audio player for the channels `x` (a silent clip is not scaled)"
+    from IPython.display import Audio, display
+    display(Audio(x.numpy(), rate=sr, normalize=bool(x.abs().max() > 0)))
 
 
 def _retype(new, like: AudioTensor, **meta) -> AudioTensor:
@@ -84,6 +93,7 @@ class CropPad(Transform):
     def __init__(self, duration: float = 5.0): self.duration = duration
     def encodes(self, x: AudioTensor) -> AudioTensor:
         n = round(self.duration * x.sr)
+        if x.nsamples == n: return x
         t = x.as_subclass(torch.Tensor)
         t = t[..., :n] if t.shape[-1] >= n else torch.nn.functional.pad(t, (0, n - t.shape[-1]))
         return _retype(t, x)

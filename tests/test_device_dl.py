@@ -4,7 +4,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 import pytest
 import torch
-from fastai.data.all import CrossEntropyLossFlat, TensorCategory
+from fastai.data.all import CrossEntropyLossFlat, TensorCategory, TfmdDL
 from fastai.learner import Learner
 from torch import nn
 
@@ -59,3 +59,14 @@ def test_valid_dl_shares_the_transforms_learned_on_train(device_dls):
     dls, _ = device_dls
     assert dls.valid.after_batch.fs[-1] is dls.train.after_batch.fs[-1]
     assert dls.train.shuffle and dls.train.drop_last and not dls.valid.shuffle and not dls.valid.drop_last
+
+
+def test_new_on_another_dataset_is_a_per_item_dl_with_the_same_transforms(device_dls):
+    dls, df = device_dls
+    assert isinstance(dls.valid.new(), DeviceDL) and isinstance(dls.valid.new(dls.valid.dataset), DeviceDL)
+    test = dls.test_dl(df[df.fold == 1].iloc[:3], bs=2)                 # what `predict` builds
+    assert type(test) is TfmdDL and test.after_batch.fs == dls.valid.after_batch.fs and test.device == dls.valid.device
+    x, = test.one_batch()
+    assert torch.allclose(x, dls.valid.one_batch()[0][:2], atol=1e-5)  # the same spectrograms as the device batches
+    empty = dls.new_empty()                                            # what `Learner.export` pickles: no clips
+    assert all(type(dl) is TfmdDL and len(dl.dataset) == 0 and not hasattr(dl, 'clips') for dl in empty.loaders)

@@ -101,3 +101,41 @@ def test_results_notebook_rebuilds_tables_and_plots(nb_env, results_dir):
     assert folds.startswith('normalization') and all(n in folds for n in ('none', 'global', 'channel'))
     assert 'channel - none' in paired and 'channel - global' in paired
     assert images == 2                                                  # accuracy, training curves
+
+
+@pytest.mark.slow
+def test_inference_notebook_trains_exports_and_predicts_files(nb_env, fake_root):
+    nb_env.setenv('ESC50_PATH', str(fake_root))
+    printed, shown, images = outputs(execute('03_inference.ipynb'))
+    assert f"data: $ESC50_PATH\n  {fake_root}: 20 clips, 4 classes" in printed
+    assert 'model: trained here on 16 clips (1 per class and fold, folds 2-5), accuracy on the 4 clips of fold 1: ' in printed
+    assert re.search(r"loaded model\.pkl \(4\d MB\): XResNet, 4 classes", printed)       # xResNet18's weights, no clips
+    assert 'item transforms:  Pipeline: DownmixMono -> Resample -> CropPad -> ToTensor' in printed
+    assert 'batch transforms: Pipeline: AudioNormalize -> AudioToSpec -> SpecNormalize' in printed
+    assert re.search(r"predict\(path\): \w+, p = [01]\.\d{3}; 4 probabilities, sum 1\.000", printed)
+    assert 'predict(AudioTensor) gives the same probabilities: True' in printed
+    table = next(s for s in shown if 'probability' in s)
+    assert len(re.findall(r"^\d+ +1-\d+-A-\d\.wav +\w+ +[123] +\w+ +0\.\d+$", table, re.M)) == 12   # 4 fold-1 clips x top 3
+    assert re.search(r"[0-4] of 4 right; spectrograms \(1, 32, 81\)", printed)
+    assert images == 1                                                           # the spectrograms with their classes
+
+
+@pytest.mark.slow
+def test_inference_notebook_loads_the_model_in_MODEL(nb_env, fake_root, tmp_path):
+    "A model exported elsewhere (here: a tiny one on the files pipeline) is loaded, not trained"
+    from fastai.data.all import CrossEntropyLossFlat
+    from fastai.learner import Learner
+    from torch import nn
+    from esc50_norm import SpectrogramConfig
+    from esc50_norm.study import esc50_dataloaders, read_meta
+    spec = SpectrogramConfig(n_fft=256, hop_length=800, mel=True, n_mels=8)
+    dls = esc50_dataloaders(read_meta(fake_root, full=False), 1, 'global', spec, bs=4, pipeline='files', root=fake_root,
+                            device='cpu', duration=2.0)
+    learn = Learner(dls, nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 4)), loss_func=CrossEntropyLossFlat())
+    learn.fit(1)
+    learn.export(tmp_path / 'tiny.pkl')
+    nb_env.setenv('ESC50_PATH', str(fake_root))
+    nb_env.setenv('MODEL', str(tmp_path / 'tiny.pkl'))
+    printed, _, images = outputs(execute('03_inference.ipynb'))
+    assert 'trained here' not in printed and 'loaded tiny.pkl (0 MB): Sequential, 4 classes' in printed
+    assert re.search(r"[0-4] of 4 right; spectrograms \(1, 8, 41\)", printed) and images == 1

@@ -66,11 +66,14 @@ class FoldSplitter:
 
 
 class CachedClip:
-    "Look a metadata row's clip up in a `ClipCache`"
+    "Look a metadata row's clip up in a `ClipCache`; it pickles (`Learner.export`) without the cache"
     def __init__(self, cache: ClipCache): self.cache, self.pos = cache, {f: i for i, f in enumerate(cache.filenames)}
     def __call__(self, row):
+        if self.cache is None: raise ValueError(f"clip {row['filename']}: no clip cache here (it is not pickled, as by Learner.export; "
+                                                "use num_workers=0 with cached clips); predict from an audio file or AudioTensor")
         try: return self.cache[self.pos[row['filename']]]
         except KeyError: raise KeyError(f"clip {row['filename']} is not in the cache") from None
+    def __getstate__(self): return dict(cache=None, pos={})
 
 
 def files_datablock(root, valid_fold: int, batch_tfms=None, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean') -> DataBlock:
@@ -81,31 +84,34 @@ def files_datablock(root, valid_fold: int, batch_tfms=None, sr: int = 16000, dur
 
 
 def cached_datablock(cache: ClipCache, valid_fold: int, batch_tfms=None) -> DataBlock:
-    "Cached CPU pipeline: items are looked up in the decoded clips"
-    return DataBlock(blocks=(TransformBlock(), CategoryBlock), get_x=CachedClip(cache), get_y=ColReader('category'),
+    "Cached CPU pipeline: items are looked up in the decoded clips; a file or `AudioTensor` (`predict`) is decoded as they were"
+    s = cache.settings                                   # the AudioBlock's transforms are no-ops on the cached clips
+    audio = AudioBlock(cache.sr, True, s.get('duration', cache.x.shape[-1] / cache.sr), s.get('downmix', 'mean'))
+    return DataBlock(blocks=(audio, CategoryBlock), get_x=CachedClip(cache), get_y=ColReader('category'),
                      splitter=FoldSplitter(valid_fold), batch_tfms=batch_tfms)
 
 
 def device_dataloaders(cache: ClipCache, df: pd.DataFrame, valid_fold: int, batch_tfms=None, bs: int = 64,
                        device=None) -> DataLoaders:
     "Device-resident pipeline: the clips of `df` move to `device` once; batches are index slices there"
-    dsets = cached_datablock(cache, valid_fold).datasets(df)
+    dblock = cached_datablock(cache, valid_fold)
+    dsets = dblock.datasets(df)
     o2i = dsets.vocab.o2i
     clips = cache.x if device is None else cache.x.to(device)
     def part(ds):
         pos = cache.index(list(ds.items.filename)).to(clips.device)
         return dict(clips=clips[pos], labels=torch.tensor([o2i[c] for c in ds.items.category]), sr=cache.sr)
     train = DeviceDL(dsets.train, bs=bs, shuffle=True, drop_last=True, device=device or clips.device,
-                     after_batch=batch_tfms, **part(dsets.train))
+                     after_item=dblock.item_tfms, after_batch=batch_tfms, **part(dsets.train))
     valid = train.new(dsets.valid, shuffle=False, drop_last=False, **part(dsets.valid))
     return DataLoaders(train, valid, device=train.device)
 
 
 def esc50_dataloaders(df: pd.DataFrame, valid_fold: int, normalization: str = 'channel', spec_cfg=None, bs: int = 64,
                       pipeline: str = 'device', cache: ClipCache | None = None, root=None, device=None,
-                      stats_frac: float = 1.0, downmix: str = 'mean', duration: float = 5.0) -> DataLoaders:
+                      stats_frac: float = 1.0, downmix: str = 'mean', duration: float = 5.0, augment=None) -> DataLoaders:
     "ESC-50 DataLoaders for one fold and normalization through `pipeline` ('files', 'cached' or 'device')"
-    tfms = norm_tfms(normalization, spec_cfg, stats_frac)
+    tfms = norm_tfms(normalization, spec_cfg, stats_frac, augment)
     if pipeline == 'files':
         sr = next(t.cfg.sample_rate for t in tfms if isinstance(t, AudioToSpec))
         return files_datablock(root, valid_fold, tfms, sr=sr, duration=duration, downmix=downmix).dataloaders(df, bs=bs, device=device, num_workers=0)

@@ -1,0 +1,173 @@
+"predict(path) before and after export for every kind of learner the library builds; predict_files, load_exported, show()"
+import struct
+import zipfile
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+from fastai.data.all import CategoryBlock, ColReader, CrossEntropyLossFlat, DataBlock, TfmdDL
+from fastai.learner import Learner, load_learner
+from torch import nn
+
+from esc50_norm import (AudioBlock, AudioLoadError, AudioNormalize, AudioTensor, AudioToSpec, ModelLoadError,
+                        SpecNormalize, SpectrogramConfig, load_exported, predict_files)
+from esc50_norm.study import FoldSplitter, esc50_dataloaders, load_or_build_cache, read_meta
+from esc50_norm.study.demo import make_fake_esc50
+
+pytestmark = pytest.mark.filterwarnings("ignore:load_learner` uses Python")      # files we wrote ourselves
+SPEC = SpectrogramConfig(n_fft=256, hop_length=400, mel=True, n_mels=16)
+SR, SECONDS = 16000, 3.0
+KINDS = ('readme', 'files', 'cached', 'device')
+
+
+@pytest.fixture(scope='module')
+def fake(tmp_path_factory):
+    "20 clips of 1-2 s at 16 kHz (some stereo), their cache at 3 s, and odd files: 48 kHz stereo 7 s, 22.05 kHz mono 2 s"
+    d = tmp_path_factory.mktemp('inf')
+    root = make_fake_esc50(d / 'esc50', clips_per_fold=1, sr=SR, seconds=(1.0, 2.0))
+    df = read_meta(root, full=False)
+    cache = load_or_build_cache([root / 'audio' / f for f in df.filename], d / 'cache', sr=SR, duration=SECONDS, progress=False)
+    rng = np.random.default_rng(1)
+    t = np.arange(7 * 48000) / 48000
+    sf.write(d / 'stereo48k.wav', np.stack([np.sin(2 * np.pi * 2500 * t), rng.standard_normal(len(t))], 1).astype('float32') * 0.3, 48000)
+    sf.write(d / 'mono2s.flac', (0.3 * np.sin(2 * np.pi * 150 * np.arange(44100) / 22050)).astype('float32'), 22050)
+    return d, root, df, cache
+
+
+def tiny_model(n_out): return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, n_out))
+
+
+def make_dls(fake, kind):
+    d, root, df, cache = fake
+    if kind == 'readme':                                      # the README's DataBlock
+        dblock = DataBlock(blocks=(AudioBlock(sr=SR, duration=SECONDS), CategoryBlock),
+                           get_x=ColReader('filename', pref=f'{root}/audio/'), get_y=ColReader('category'),
+                           splitter=FoldSplitter(valid_fold=1),
+                           batch_tfms=[AudioNormalize(), AudioToSpec(SPEC), SpecNormalize('channel')])
+        return dblock.dataloaders(df, bs=4, num_workers=0)
+    return esc50_dataloaders(df, 1, 'channel', SPEC, bs=4, pipeline=kind, cache=cache, root=root, device='cpu', duration=SECONDS)
+
+
+@pytest.fixture(scope='module')
+def learners(fake):
+    "Each kind trained for one epoch, with its own folder"
+    d, *_ = fake
+    res = {}
+    for kind in KINDS:
+        torch.manual_seed(0)
+        dls = make_dls(fake, kind)
+        learn = Learner(dls, tiny_model(len(dls.vocab)), loss_func=CrossEntropyLossFlat(), path=d / kind)
+        (d / kind).mkdir()
+        with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+        res[kind] = learn
+    return res
+
+
+@pytest.fixture(scope='module')
+def exported(fake, learners):
+    "Each learner exported to `export.pkl` and loaded back with `load_learner`"
+    d, *_ = fake
+    for learn in learners.values(): learn.export()
+    return {kind: load_learner(d / kind / 'export.pkl') for kind in KINDS}
+
+
+def probs(learn, item): return learn.predict(item)[2]
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_predict_path_after_export_equals_predict_before(fake, learners, exported, kind):
+    d, root, df, cache = fake
+    learn, rows = learners[kind], df.index[df.fold == 1][:2]
+    before = [probs(learn, df.loc[i]) for i in rows]                   # metadata rows, as in training
+    assert not torch.allclose(before[0], before[1], atol=1e-4)          # the model tells these clips apart
+    paths = [root / 'audio' / df.filename[i] for i in rows]
+    assert torch.allclose(probs(learn, paths[0]), before[0], atol=1e-5)
+    loaded = exported[kind]
+    assert type(loaded.dls.valid) is TfmdDL
+    for p, b in zip(paths, before):
+        cls, _, pr = loaded.predict(p)
+        assert torch.allclose(pr, b, atol=1e-5) and cls == learn.dls.vocab[b.argmax()]
+        assert torch.allclose(probs(loaded, str(p)), b, atol=1e-5)
+    assert torch.allclose(loaded.dls.after_batch.fs[-1].mean, learn.dls.after_batch.fs[-1].mean)
+    if kind in ('readme', 'files'): assert torch.allclose(probs(loaded, df.loc[rows[0]]), before[0], atol=1e-5)   # rows still read files
+
+
+@pytest.mark.parametrize('kind', ('cached', 'device'))
+def test_export_leaves_the_clip_cache_behind(fake, learners, kind):
+    d, root, df, cache = fake
+    learners[kind].export(f'{kind}.pkl')
+    fn = d / kind / f'{kind}.pkl'
+    clip_bytes = cache.x[0].numel() * 4
+    assert fn.stat().st_size < cache.x.nbytes / 10
+    with zipfile.ZipFile(fn) as z:                                      # torch.save: one archive entry per tensor storage
+        assert max(i.file_size for i in z.infolist() if '/data/' in i.filename) < clip_bytes
+    loaded = load_learner(fn)
+    with pytest.raises(ValueError, match=f"clip {df.filename[0]}: .*predict from an audio file or AudioTensor"):
+        loaded.predict(df.iloc[0])
+    assert learners[kind].predict(df.iloc[0])[2].sum() == pytest.approx(1)    # the learner itself keeps its cache
+
+
+def by_hand(fn, seconds=SECONDS):
+    "Read, mean-downmix, resample to 16 kHz and crop/pad `fn` without the library's transforms"
+    data, sr = sf.read(str(fn), dtype='float32', always_2d=True)
+    x = torchaudio.functional.resample(torch.from_numpy(data.T.copy()).mean(0, keepdim=True), sr, SR)
+    n = round(seconds * SR)
+    return AudioTensor(nn.functional.pad(x, (0, max(0, n - x.shape[-1])))[..., :n], sr=SR)
+
+
+@pytest.mark.parametrize('kind', ('readme', 'device'))
+@pytest.mark.parametrize('name', ('stereo48k.wav', 'mono2s.flac'))
+def test_any_rate_channels_and_length_are_brought_to_the_training_format(fake, exported, kind, name):
+    d, *_ = fake
+    loaded = exported[kind]
+    ref = probs(loaded, by_hand(d / name))
+    assert ref.shape == (4,) and ref.sum() == pytest.approx(1)
+    assert torch.allclose(probs(loaded, d / name), ref, atol=1e-5)
+    assert torch.allclose(probs(loaded, AudioTensor.create(d / name)), ref, atol=1e-5)     # a raw AudioTensor too
+    other = probs(loaded, by_hand(d / ('mono2s.flac' if name == 'stereo48k.wav' else 'stereo48k.wav')))
+    assert not torch.allclose(other, ref, atol=1e-4)
+
+
+def test_predict_files_ranks_the_classes_and_names_bad_files(fake, exported, tmp_path):
+    d, root, df, _ = fake
+    learn = exported['cached']
+    files = [root / 'audio' / df.filename[0], d / 'stereo48k.wav', d / 'mono2s.flac']
+    res = predict_files(learn, files, top_k=3)
+    assert list(res.columns) == ['file', 'rank', 'class', 'probability'] and len(res) == 9
+    for f, g in res.groupby('file', sort=False):
+        p = probs(learn, f)
+        assert g['rank'].tolist() == [1, 2, 3] and g['class'].tolist() == [learn.dls.vocab[i] for i in p.argsort(descending=True)[:3]]
+        assert np.allclose(g.probability, p.sort(descending=True).values[:3], atol=1e-5)
+    assert len(predict_files(learn, files[:1], top_k=10)) == 4                 # at most every class
+    with pytest.raises(AudioLoadError, match=f"not found: {tmp_path / 'nope.wav'}"): predict_files(learn, [files[0], tmp_path / 'nope.wav'])
+    (tmp_path / 'bad.ogg').write_text('not audio')
+    with pytest.raises(AudioLoadError, match=f"cannot read audio file {tmp_path / 'bad.ogg'}"): predict_files(learn, [tmp_path / 'bad.ogg'])
+
+
+def test_load_exported_names_the_file(fake, learners, tmp_path):
+    d, *_ = fake
+    with pytest.raises(ModelLoadError, match=f"{tmp_path / 'none.pkl'} does not exist"): load_exported(tmp_path / 'none.pkl')
+    (tmp_path / 'text.pkl').write_text('hello')
+    with pytest.raises(ModelLoadError, match=f"cannot load model file {tmp_path / 'text.pkl'}"): load_exported(tmp_path / 'text.pkl')
+    torch.save({'w': torch.zeros(2)}, tmp_path / 'weights.pth')
+    with pytest.raises(ModelLoadError, match=f"model file {tmp_path / 'weights.pth'} .*Learner.export"): load_exported(tmp_path / 'weights.pth')
+    learners['files'].export('model.pkl')
+    assert isinstance(load_exported(d / 'files' / 'model.pkl'), Learner)
+
+
+def test_show_plays_the_clip_only_in_a_notebook(monkeypatch, capsys):
+    import esc50_norm.audio as audio
+    import IPython.display
+    clip, shown = AudioTensor(torch.randn(2, 800), sr=8000), []
+    clip.show(); clip.show(hear=True)
+    assert capsys.readouterr() == ('', '')                               # outside IPython: nothing printed, nothing played
+    monkeypatch.setattr(audio, 'in_notebook', lambda: True)
+    monkeypatch.setattr(IPython.display, 'display', shown.append)
+    clip.show(); clip.show(hear=False); AudioTensor(torch.zeros(1, 80), sr=8000).show()
+    assert [type(o).__name__ for o in shown] == ['Audio', 'Audio']
+    assert shown[0].data[:4] == b'RIFF' and struct.unpack('<HI', shown[0].data[22:28]) == (2, 8000)   # WAV: 2 channels, 8 kHz
+    plt.close('all')
