@@ -75,6 +75,34 @@ def test_silent_clip_is_cached_with_a_warning_naming_it(fake, tmp_path):
         load_or_build_cache([fake / 'audio' / f for f in df.filename], tmp_path / 'c', duration=1.0, progress=False)
 
 
+def test_cache_keeps_each_source_clip_and_reports_odd_ones(fake, tmp_path):
+    "Each clip's original duration, rate and channels travel with the cache; silent and far-too-short clips are named"
+    df = read_meta(fake, full=False)
+    sf.write(fake / 'audio' / df.filename[1], torch.rand(3000).numpy() - 0.5, 16000)          # 0.19 s among 0.5-1 s clips
+    with pytest.warns(UserWarning, match=f"far shorter than the rest.*{df.filename[1]} \\(0.19 s\\)"):
+        cache = load_or_build_cache([fake / 'audio' / f for f in df.filename], tmp_path / 'c', duration=1.0, progress=False)
+    info = cache.info.set_index('filename')
+    for f in df.filename[:6]:
+        direct = AudioTensor.create(fake / 'audio' / f)
+        assert info.loc[f, 'duration'] == pytest.approx(direct.duration) and info.loc[f, 'channels'] == direct.nchannels
+        assert info.loc[f, 'sr'] == direct.sr
+    again = load_or_build_cache([fake / 'audio' / f for f in df.filename], tmp_path / 'c', duration=1.0, progress=False)
+    assert again.info.equals(cache.info) and again.report() == cache.report()
+    assert cache.report().splitlines()[0].startswith('20 clips: 0.19-') and 'silent (all zeros): none' in cache.report()
+
+
+@pytest.mark.slow
+def test_a_truncated_ogg_is_named_in_the_data_report(shared_esc50, tmp_path):
+    "5 kB of a 5 s ESC-50 clip decode to 2 s: the cache pads it, and the data report says so"
+    meta = read_meta(shared_esc50).iloc[:40]
+    files = [shared_esc50 / 'audio' / f for f in meta.filename]
+    (tmp_path / 'cut.ogg').write_bytes(files[0].read_bytes()[:5000])
+    logs = []
+    with pytest.warns(UserWarning, match=r"far shorter than the rest \(under 2\.\d+ s, zero-padded\): cut\.ogg \(2\.03 s\)"):
+        load_or_build_cache([tmp_path / 'cut.ogg', *files[1:]], tmp_path / 'c', progress=False, log=logs.append)
+    assert 'zero-padded): cut.ogg (2.03 s)' in logs[0] and logs[0].startswith('decoded 40 clips')
+
+
 @pytest.mark.slow
 def test_real_copy_validates_in_full(shared_esc50):
     df = read_meta(shared_esc50)

@@ -1,16 +1,18 @@
-"The study end to end through the same code path as the real one: grid, resume, shards, CSV, report, plots, CLI"
+"The study end to end through the same code path as the real one: presets, grid, resume, shards, run files, CLI"
 import json
-from functools import partial
+import re
+import shutil
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.demo import make_fake_esc50
-from esc50_norm.study.experiment import expected_runs, get_preset, read_results, run_study
+from esc50_norm.study.experiment import Study, expected_runs, get_preset, read_results, run_study
 from esc50_norm.stats import load_stats
-from esc50_norm.study.report import missing_runs, paired_differences, summary_table, write_report
+
+RESULTS = Path(__file__).resolve().parents[1] / 'results'
 
 
 @pytest.fixture(scope='module')
@@ -20,8 +22,10 @@ def fake_root(tmp_path_factory):
 
 @pytest.fixture
 def study(fake_root, tmp_path):
-    "`run_study` on the fake folder, on the CPU, with this test's own cache"
-    return partial(run_study, data=fake_root, cache_dir=tmp_path / 'cache', device='cpu', full_data=False)
+    "Run a preset's grid on the fake folder, on the CPU, with this test's own cache"
+    def run(preset, out, **kw):
+        return run_study(Study(preset, out, data=fake_root, cache_dir=tmp_path / 'cache', device='cpu', full_data=False), **kw)
+    return run
 
 
 def tiny(**kw):
@@ -29,7 +33,7 @@ def tiny(**kw):
     return get_preset('smoke', **{**dict(folds=(1,), normalizations=('none', 'channel')), **kw})
 
 
-def test_grid_writes_one_row_per_run_with_config(study, tmp_path):
+def test_grid_writes_one_row_per_run_with_config_and_provenance(study, tmp_path):
     out = tmp_path / 'res'
     df = study(tiny(), out)
     csv = pd.read_csv(out / 'results.csv')
@@ -45,6 +49,12 @@ def test_grid_writes_one_row_per_run_with_config(study, tmp_path):
     stats = load_stats(out / 'runs' / 'fold1-channel-seed0.stats.json', shape=(1, 1, 16, 1))
     assert stats['mode'] == 'channel' and stats['fold'] == 1
     assert not (out / 'runs' / 'fold1-none-seed0.stats.json').exists()
+    row = json.loads((out / 'runs' / 'fold1-channel-seed0.json').read_text())
+    import esc50_norm
+    assert row['esc50_norm'] == esc50_norm.__version__ and re.fullmatch(r'[0-9a-f]{40}', row['git_commit'])
+    assert row['git_dirty'] in (True, False) and row['engine'] == 'in-process'
+    assert pd.Timestamp(row['started_at']) <= pd.Timestamp(row['finished_at'])
+    assert not list((out / 'runs').glob('*.running.json'))          # the note of a run in progress is gone once it finished
 
 
 def test_rerun_skips_finished_runs_and_resumes_missing_ones(study, tmp_path):
@@ -65,65 +75,84 @@ def test_same_seed_same_device_repeats_the_result(study, tmp_path):
     assert a.final_valid_loss[0] == pytest.approx(b.final_valid_loss[0], rel=1e-6)
 
 
-def test_shards_split_the_grid_and_merge_into_one_csv(study, tmp_path):
+def test_shards_split_the_grid_and_results_csv_is_derived_from_the_run_files(study, tmp_path):
     out, p = tmp_path / 'res', tiny(normalizations=('none', 'global', 'channel'))
     first = study(p, out, shard=(0, 2))
     assert len(first) == 2
     both = study(p, out, shard=(1, 2))
     assert sorted(both.normalization) == ['channel', 'global', 'none']
-    assert len(pd.read_csv(out / 'results.csv')) == 3
+    (out / 'results.csv').write_text('stale')                     # a derived table: any writer rebuilds it whole
+    assert len(study(p, out)) == 3 and len(pd.read_csv(out / 'results.csv')) == 3
 
 
 def test_a_folder_refuses_runs_of_another_recipe(study, tmp_path):
     study(tiny(normalizations=('none',)), tmp_path / 'res')
     with pytest.raises(ValueError, match=r"another recipe.*epochs"):
         study(tiny(normalizations=('none',), epochs=2), tmp_path / 'res')
+    with pytest.raises(ValueError, match=r"another recipe.*mixup"):
+        study(tiny(normalizations=('none',), mixup=0.4), tmp_path / 'res')
 
 
-def test_unknown_fold_and_normalization_are_named():
+def test_a_wider_grid_in_the_same_folder_grows_its_preset(study, tmp_path):
+    out = tmp_path / 'res'
+    study(tiny(normalizations=('none',)), out)
+    study(tiny(normalizations=('channel',), seeds=(1,)), out)
+    p = json.loads((out / 'preset.json').read_text())
+    assert p['normalizations'] == ['none', 'channel'] and p['seeds'] == [0, 1]
+    assert len(read_results(out)) == 2
+
+
+def test_unknown_fold_normalization_preset_and_augmentation_are_named():
     with pytest.raises(ValueError, match=r"fold\(s\) \[7\]"): get_preset('smoke', folds=(7,))
     with pytest.raises(ValueError, match="'spectral'"): get_preset('smoke', normalizations=('spectral',))
     with pytest.raises(ValueError, match="'huge'"): get_preset('huge')
+    with pytest.raises(TypeError, match="wobble"): get_preset('smoke', augment=dict(wobble=1))
 
 
-def test_presets_match_the_reference_recipe():
+def test_presets_match_the_reference_recipe_and_their_estimates():
     blog = get_preset('blog')
     assert (blog.folds, blog.seeds, blog.epochs, blog.bs, blog.lr) == ((1,), (0, 1, 2, 3, 4), 20, 64, 1e-3)
     assert blog.spec_cfg.n_freq == 201 and blog.spec_cfg.n_frames(80000) == 401
-    assert get_preset('cv').folds == (1, 2, 3, 4, 5)
-    assert len(expected_runs(get_preset('cv'))) == 75
+    assert get_preset('cv').folds == (1, 2, 3, 4, 5) and len(expected_runs(get_preset('cv'))) == 75
+    mel, strong = get_preset('mel'), get_preset('strong')
+    assert mel.spec_cfg.n_freq == 128 and mel.spec_cfg.n_frames(80000) == 313 and len(expected_runs(mel)) == 150
+    assert set(mel.normalizations) == {'none', 'wave', 'global', 'channel', 'minmax', 'instance'}
+    assert len(expected_runs(strong)) == 60 and strong.mixup > 0 and strong.augmentation.freq_mask > 0
+    smoke = get_preset('mel', smoke=True)
+    assert smoke.normalizations == mel.normalizations and (smoke.epochs, smoke.clips_per_class, smoke.folds) == (1, 1, (1, 2))
 
 
-def _fake_results(accs: dict) -> pd.DataFrame:
-    rows = [dict(fold=1, seed=s, normalization=n, final_accuracy=a) for n, xs in accs.items() for s, a in enumerate(xs)]
-    return pd.DataFrame(rows)
+def test_bf16_and_channels_last_are_the_default_on_cuda_only():
+    p = get_preset('cv')
+    assert (p.bf16, p.channels_last) == (None, None)
+    assert (p.resolved('cuda').bf16, p.resolved('cuda').channels_last) == (True, True)
+    assert (p.resolved('cpu').bf16, p.resolved('cpu').channels_last) == (False, False)
+    fp32 = get_preset('cv', bf16=False, channels_last=False).resolved('cuda')
+    assert (fp32.bf16, fp32.channels_last) == (False, False)
+    with pytest.raises(ValueError, match='resolve'): p.training_hash()
 
 
-def test_summary_matches_hand_computed_mean_and_t_interval():
-    df = _fake_results({'none': [0.5, 0.6, 0.7], 'channel': [0.6, 0.65, 0.8]})
-    s = summary_table(df).loc['none']
-    half = 4.302652729911275 * 0.1 / np.sqrt(3)                # t(0.975, 2) * sd / sqrt(n)
-    assert (s.n, s['mean'], s['std']) == (3, pytest.approx(0.6), pytest.approx(0.1))
-    assert (s.ci95_low, s.ci95_high) == (pytest.approx(0.6 - half), pytest.approx(0.6 + half))
+def _copy(folder: str, dest: Path) -> Path:
+    "A committed results folder's preset and run files, copied so that a test cannot change them"
+    shutil.copytree(RESULTS / folder, dest / folder, ignore=shutil.ignore_patterns('*.png'))
+    return dest / folder
 
 
-def test_paired_differences_use_matched_seeds():
-    df = _fake_results({'none': [0.5, 0.6, 0.7], 'global': [0.55, 0.62, 0.78], 'channel': [0.6, 0.65, 0.8]})
-    p = paired_differences(df)
-    assert p.loc['channel - none', 'mean'] == pytest.approx(np.mean([0.1, 0.05, 0.1]))
-    assert p.loc['channel - none', 'pairs'] == 3 and p.loc['channel - none', 'wins'] == 3
-    assert p.loc['channel - global', 'mean'] == pytest.approx(np.mean([0.05, 0.03, 0.02]))
-    assert 0 < p.loc['global - none', 't_test_p'] < 0.2
-
-
-def test_report_of_an_incomplete_grid_says_so(study, tmp_path):
-    out, p = tmp_path / 'res', tiny()
-    study(p, out)
-    (out / 'runs' / 'fold1-channel-seed0.json').unlink()
-    assert missing_runs(read_results(out), p) == ['fold1-channel-seed0']
-    text = write_report(out).read_text()
-    assert 'Incomplete grid: 1 of 2 runs finished' in text and 'fold1-channel-seed0' in text
-    assert (out / 'accuracy.png').stat().st_size > 1000 and (out / 'curves.png').stat().st_size > 1000
+@pytest.mark.parametrize('folder,preset,fp32', [('cv-bf16', 'cv', False), ('blog-bf16', 'blog', False),
+                                                ('blog-fp32', 'blog', True), ('ablation-bf16', 'ablation', False),
+                                                ('quick-cpu', 'quick', False)])
+def test_committed_folders_resume_with_the_defaults_they_were_made_with(folder, preset, fp32, tmp_path):
+    "The recipe hash of the committed H100 and CPU folders is that of today's preset, resolved as they ran"
+    out = _copy(folder, tmp_path)
+    device = 'cpu' if folder.endswith('cpu') else 'cuda'
+    p = get_preset(preset, **(dict(bf16=False, channels_last=False) if fp32 else {}))
+    before = (out / 'preset.json').read_text()
+    s = Study(p, out, device=device)
+    s.prepare()
+    assert s.todo() == [] and (out / 'preset.json').read_text() == before        # nothing to run, nothing rewritten
+    other = dict(cuda='cpu', cpu='cuda')[device] if not fp32 else 'cuda'
+    with pytest.raises(ValueError, match=r"another recipe \(changed: \['bf16', 'channels_last'\]\)"):
+        Study(get_preset(preset), out, device=other).prepare()
 
 
 def test_cli_study_then_report(fake_root, tmp_path, capsys):
@@ -132,18 +161,27 @@ def test_cli_study_then_report(fake_root, tmp_path, capsys):
               '--cache-dir', str(tmp_path / 'cache'), '--out', str(out), '--device', 'cpu', '--partial-data'])
     assert rc == 0
     text = (out / 'report.md').read_text()
-    assert 'Complete grid: 2 of 2 runs' in text and 'global - none' in text
+    assert 'Complete grid: 2 of 2 runs' in text and 'global - none' in text and 'Study wall time' in text
     assert cli(['study', '--preset', 'smoke', '--folds', '9', '--data', str(fake_root)]) == 2
     assert 'fold(s) [9] do not exist' in capsys.readouterr().err
 
 
+def test_cli_train_exports_a_model_on_every_fold(fake_root, tmp_path, capsys):
+    model = tmp_path / 'm.pkl'
+    assert cli(['train', '--preset', 'smoke', '--fold', 'all', '--normalization', 'channel', '--data', str(fake_root),
+                '--partial-data', '--cache-dir', str(tmp_path / 'cache'), '--device', 'cpu', '--out', str(model)]) == 0
+    assert 'trained on every fold' in capsys.readouterr().out and model.stat().st_size > 1e6
+
+
 @pytest.mark.slow
-def test_smoke_study_on_real_clips(shared_esc50, tmp_path):
-    "CI's end-to-end study: the smoke preset (1 clip per class and fold, 1 epoch) on the real ESC-50 copy"
-    out = tmp_path / 'smoke'
-    assert cli(['study', '--preset', 'smoke', '--data', str(shared_esc50), '--cache-dir', str(tmp_path / 'cache'),
-                '--out', str(out), '--device', 'cpu']) == 0
+@pytest.mark.parametrize('preset,runs', [('smoke', 6), ('mel', 12), ('strong', 8)])
+def test_smoke_form_of_each_preset_on_real_clips(shared_esc50, tmp_path, preset, runs):
+    "CI's end-to-end studies: each preset in its smoke form (1 clip per class and fold, 1 epoch) on the real ESC-50 copy"
+    out = tmp_path / preset
+    args = ['study', '--preset', preset, '--data', str(shared_esc50), '--cache-dir', str(tmp_path / 'cache'),
+            '--out', str(out), '--device', 'cpu'] + ([] if preset == 'smoke' else ['--smoke'])
+    assert cli(args) == 0
     csv = pd.read_csv(out / 'results.csv')
-    assert len(csv) == 6 and set(csv.fold) == {1, 2} and (csv.n_valid == 50).all() and (csv.n_train == 200).all()
-    assert 'Complete grid: 6 of 6 runs' in (out / 'report.md').read_text()
-    for f in ('accuracy.png', 'curves.png', 'summary.csv', 'paired.csv'): assert (out / f).stat().st_size > 100, f
+    assert len(csv) == runs and set(csv.fold) == {1, 2} and (csv.n_valid == 50).all() and (csv.n_train == 200).all()
+    assert f'Complete grid: {runs} of {runs} runs' in (out / 'report.md').read_text()
+    for f in ('accuracy.png', 'paired.png', 'curves.png', 'summary.csv', 'paired.csv'): assert (out / f).stat().st_size > 100, f

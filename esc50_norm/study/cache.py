@@ -1,4 +1,4 @@
-"Decode once: every clip through the item transforms into one tensor file, keyed by the source files and settings"
+"Decode once: every clip through the item transforms into one tensor file, with what each clip was before (a data report)"
 from __future__ import annotations
 import hashlib
 import json
@@ -7,24 +7,28 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 from fastai.data.all import Pipeline
 from fastprogress.fastprogress import progress_bar
 
 from ..audio import AudioLoadError, AudioTensor, audio_item_tfms
 
-__all__ = ['ClipCache', 'cache_key', 'build_cache', 'load_or_build_cache', 'default_cache_dir']
+__all__ = ['ClipCache', 'cache_key', 'build_cache', 'load_or_build_cache', 'default_cache_dir', 'odd_clips', 'data_report']
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+SHORT = 0.5
+"A clip is 'far shorter than the rest' under this fraction of the median duration (a truncated file, say)"
 
 
 @dataclass
 class ClipCache:
-    "Decoded clips `x` `[n, 1, samples]` at `sr` Hz, in the order of `filenames`"
+    "Decoded clips `x` `[n, 1, samples]` at `sr` Hz, in the order of `filenames`; `info`: each source clip's duration, rate, channels, peak"
     x: torch.Tensor
     filenames: list
     sr: int
     settings: dict
+    info: pd.DataFrame | None = None
 
     def __len__(self): return len(self.filenames)
     def __getitem__(self, i) -> AudioTensor: return AudioTensor(self.x[i], sr=self.sr)
@@ -33,7 +37,8 @@ class ClipCache:
         pos = {f: i for i, f in enumerate(self.filenames)}
         missing = [f for f in filenames if f not in pos]
         if missing: raise KeyError(f"{len(missing)} clips are not in the cache: {missing[:5]}")
-        return torch.tensor([pos[f] for f in filenames])
+        return torch.tensor([pos[f] for f in filenames], dtype=torch.long)
+    def report(self) -> str: return data_report(self.info)
 
 
 def default_cache_dir() -> Path:
@@ -50,33 +55,57 @@ def cache_key(files, **settings) -> str:
     return h.hexdigest()[:16]
 
 
+def odd_clips(info: pd.DataFrame) -> dict:
+    "Source clips that are silent (all zeros) or far shorter than the rest: name -> duration in s"
+    short = info.duration < SHORT * info.duration.median()
+    return {'silent (all zeros)': dict(zip(info.filename[info.peak == 0], info.duration[info.peak == 0])),
+            f"far shorter than the rest (under {SHORT * info.duration.median():.2f} s, zero-padded)": dict(zip(info.filename[short], info.duration[short]))}
+
+
+def data_report(info: pd.DataFrame | None) -> str:
+    "A few lines on the source clips: durations, rates, channels, and the clips that are silent or far shorter than the rest"
+    if info is None or not len(info): return "no source information (a cache built by an older version)"
+    d = info.duration
+    rates = ', '.join(f"{int(r)} Hz x{n}" for r, n in info.sr.value_counts().sort_index().items())
+    lines = [f"{len(info)} clips: {d.min():.2f}-{d.max():.2f} s (median {d.median():.2f} s); {rates}; "
+             f"{int((info.channels > 1).sum())} with more than one channel"]
+    for what, clips in odd_clips(info).items():
+        names = [f"{f} ({s:.2f} s)" for f, s in clips.items()]
+        lines.append(f"{what}: " + (', '.join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else '') if names else 'none'))
+    return '\n'.join(lines)
+
+
 def build_cache(files, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean', progress: bool = True) -> ClipCache:
-    "Decode, downmix, resample and crop/pad every file; the error names every unreadable file"
-    tfms = Pipeline([AudioTensor.create, *audio_item_tfms(sr, True, duration, downmix)])
+    "Decode, downmix, resample and crop/pad every file, noting each source's duration, rate, channels and peak"
+    tfms = Pipeline(audio_item_tfms(sr, True, duration, downmix))
     x = torch.zeros(len(files), 1, round(sr * duration))
-    bad, silent = [], []
+    bad, info = [], []
     for i, f in enumerate(progress_bar(files, leave=False) if progress else files):
-        try: a = tfms(f)
+        try: a = AudioTensor.create(f)
         except AudioLoadError as e: bad.append(str(e)); continue
-        x[i] = a.as_subclass(torch.Tensor)
-        if not x[i].any(): silent.append(str(f))
+        info.append(dict(filename=Path(f).name, duration=a.duration, sr=a.sr, channels=a.nchannels, peak=float(a.abs().max())))
+        x[i] = tfms(a).as_subclass(torch.Tensor)
     if bad: raise AudioLoadError(f"{len(bad)} clips could not be read:\n" + "\n".join(bad))
-    if silent: warnings.warn(f"{len(silent)} clips are all zeros (silent): {silent[:5]}")
-    return ClipCache(x, [Path(f).name for f in files], sr, dict(sr=sr, duration=duration, downmix=downmix))
+    cache = ClipCache(x, [Path(f).name for f in files], sr, dict(sr=sr, duration=duration, downmix=downmix), pd.DataFrame(info))
+    if any(odd_clips(cache.info).values()):
+        warnings.warn(f"some clips of {Path(files[0]).parent} may not be what they seem:\n{cache.report()}")
+    return cache
 
 
 def load_or_build_cache(files, cache_dir=None, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean',
-                        progress: bool = True) -> ClipCache:
-    "The cached clips for `files` and settings, decoding them once and saving them atomically"
+                        progress: bool = True, log=None) -> ClipCache:
+    "The cached clips for `files` and settings, decoding them once (and `log`ging the data report) and saving them atomically"
     files = [Path(f) for f in files]
     settings = dict(sr=sr, duration=duration, downmix=downmix)
     path = Path(cache_dir or default_cache_dir()) / f"clips-{cache_key(files, **settings)}.pt"
     if path.exists():
         d = torch.load(path, weights_only=True)
-        return ClipCache(d['x'], d['filenames'], d['sr'], d['settings'])
+        return ClipCache(d['x'], d['filenames'], d['sr'], d['settings'], pd.DataFrame(d['info']))
     cache = build_cache(files, sr, duration, downmix, progress)
+    if log: log(f"decoded {len(cache)} clips into {path}\n{cache.report()}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f'.{os.getpid()}.tmp')
-    torch.save(dict(x=cache.x, filenames=cache.filenames, sr=cache.sr, settings=cache.settings), tmp)
+    torch.save(dict(x=cache.x, filenames=cache.filenames, sr=cache.sr, settings=cache.settings,
+                    info=cache.info.to_dict(orient='list')), tmp)
     tmp.replace(path)
     return cache

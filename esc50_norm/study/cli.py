@@ -1,6 +1,7 @@
-"Command line: `esc50-norm study|report|cache|demo`"
+"Command line: `esc50-norm study|report|compare|cache|train|predict|demo`"
 from __future__ import annotations
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -17,32 +18,71 @@ def _shard(s: str) -> tuple:
 
 def _ints(s: str) -> tuple: return tuple(int(x) for x in s.split(','))
 def _strs(s: str) -> tuple: return tuple(x for x in s.split(',') if x)
+def _fold(s: str) -> int: return 0 if s == 'all' else int(s)
 
 
-def _overrides(a) -> dict:
-    return dict(folds=a.folds, seeds=a.seeds, normalizations=a.normalizations, epochs=a.epochs, bs=a.bs,
-                pipeline=a.pipeline, clips_per_class=a.clips_per_class,
-                bf16=True if a.bf16 else None, channels_last=True if a.channels_last else None)
+def _preset(a, **grid):
+    "The preset named on the command line, shrunk by --smoke, with its fields overridden by the options given"
+    from .presets import get_preset
+    precision = dict(bf16=False, channels_last=False) if a.fp32 else dict(bf16=True if a.bf16 else None,
+                                                                          channels_last=True if a.channels_last else None)
+    return get_preset(a.preset, smoke=a.smoke, epochs=a.epochs, bs=a.bs, lr=a.lr, pipeline=a.pipeline,
+                      clips_per_class=a.clips_per_class, **precision, **grid)
 
 
 def cmd_study(a):
-    from .experiment import get_preset, run_study
+    from .engines import get_engine
+    from .experiment import Study, run_study
     from .report import write_report
-    preset = get_preset(a.preset, **_overrides(a))
-    out = Path(a.out or f"results/{preset.name}")
-    run_study(preset, out, data=a.data, cache_dir=a.cache_dir, device=a.device, shard=a.shard, full_data=not a.partial_data)
-    if not a.no_report: print(f"report: {write_report(out)}")
+    preset = _preset(a, folds=a.folds, seeds=a.seeds, normalizations=a.normalizations)
+    study = Study(preset, Path(a.out or f"results/{preset.name}"), data=a.data, cache_dir=a.cache_dir, device=a.device,
+                  full_data=not a.partial_data, save_models=a.save_models)
+    engine = get_engine(a.engine, workers=a.workers, device=study.device, gpus=a.gpus, address=a.address,
+                        retries=a.retries, stop_after=a.stop_after)
+    run_study(study, shard=a.shard, engine=engine)
+    if not a.no_report: print(f"report: {write_report(study.out)}")
+    missing = len(study.todo(a.shard))
+    if missing: print(f"{missing} runs of this shard have not finished (see above)", file=sys.stderr)
+    return 1 if missing else 0
 
 
 def cmd_report(a):
-    from .report import write_report
+    from .report import compare_report, write_report
     for out in a.results: print(f"report: {write_report(out)}")
+    if len(a.results) > 1: print(compare_report(a.results))
+
+
+def cmd_compare(a):
+    from .report import compare_report
+    text = compare_report([a.reference, *a.results])
+    print(text)
+    if a.out: Path(a.out).write_text(f"# Comparison of {', '.join(map(str, [a.reference, *a.results]))}\n\n{text}")
 
 
 def cmd_cache(a):
-    from .experiment import get_preset, load_study_data
+    from .experiment import load_study_data
+    from .presets import get_preset
     sd = load_study_data(get_preset(a.preset), a.data, a.cache_dir, device='cpu', full_data=not a.partial_data)
-    print(f"{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz")
+    print(f"{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz\n{sd.cache.report()}")
+
+
+def cmd_train(a):
+    from .experiment import load_study_data, train_one
+    from .runs import Job
+    preset = _preset(a)
+    out = Path(a.out or f"models/{preset.name}-fold{'all' if not a.fold else a.fold}-{a.normalization}-seed{a.seed}.pkl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = load_study_data(preset, a.data, a.cache_dir, a.device, full_data=not a.partial_data)
+    row, _ = train_one(preset, data, Job(a.fold, a.normalization, a.seed), model_file=out)
+    where = 'no validation fold: trained on every fold' if not a.fold else f"validation accuracy on fold {a.fold}: {row['final_accuracy']:.4f}"
+    print(f"{preset.name}, {a.normalization}, seed {a.seed}, {preset.epochs} epochs in {row['wall_s']:.1f}s; {where}\nmodel: {out}")
+
+
+def cmd_predict(a):
+    from ..inference import load_exported, predict_files
+    res = predict_files(load_exported(a.model), a.files, top_k=a.top_k)
+    if a.json: print(json.dumps(res.to_dict(orient='records'), indent=1))
+    else: print(res.to_markdown(index=False, floatfmt='.4f'))
 
 
 def cmd_demo(a):
@@ -50,45 +90,78 @@ def cmd_demo(a):
     demo(a.out)
 
 
-def main(argv=None):
+def _parser() -> argparse.ArgumentParser:
+    from .engines import ENGINES
+    from .presets import PRESETS
     p = argparse.ArgumentParser(prog='esc50-norm', description=__doc__)
     sub = p.add_subparsers(dest='cmd', required=True)
     data = argparse.ArgumentParser(add_help=False)
     data.add_argument('--data', help="ESC-50 folder (meta/esc50.csv + audio/); default $ESC50_PATH, else download")
     data.add_argument('--partial-data', action='store_true', help="accept an ESC-50-shaped folder that is not all of ESC-50")
     data.add_argument('--cache-dir', help="where decoded clips are cached; default $ESC50_NORM_CACHE or ~/.cache/esc50_norm")
+    recipe = argparse.ArgumentParser(add_help=False)
+    recipe.add_argument('--preset', default='quick', help=f"{', '.join(PRESETS)} (default quick)")
+    recipe.add_argument('--smoke', action='store_true', help="the preset's CI-sized form: folds 1-2, 1 seed, 1 epoch, 1 clip per class and fold")
+    recipe.add_argument('--device', help="cuda, cpu, ... (default: the GPU when there is one)")
+    recipe.add_argument('--epochs', type=int); recipe.add_argument('--bs', type=int); recipe.add_argument('--lr', type=float)
+    recipe.add_argument('--clips-per-class', type=int); recipe.add_argument('--pipeline', choices=['device', 'cached', 'files'])
+    recipe.add_argument('--fp32', action='store_true', help="fp32 without channels-last (default on CUDA: bf16 autocast + channels-last)")
+    recipe.add_argument('--bf16', action='store_true', help="bf16 autocast, also off CUDA")
+    recipe.add_argument('--channels-last', action='store_true', help="channels-last memory, also off CUDA")
 
-    s = sub.add_parser('study', parents=[data], help="run (or resume) a preset's grid, then write its report")
-    s.add_argument('--preset', default='quick', help="blog, cv, ablation, quick or smoke (default quick)")
+    s = sub.add_parser('study', parents=[data, recipe], help="run (or resume) a preset's grid, then write its report")
     s.add_argument('--out', help="results folder (default results/PRESET); finished runs in it are skipped")
-    s.add_argument('--device', help="cuda, cpu, ... (default: the GPU when there is one)")
-    s.add_argument('--shard', type=_shard, default=(0, 1), help="run every n-th job, i/n (1-based), to share a GPU")
     s.add_argument('--folds', type=_ints); s.add_argument('--seeds', type=_ints)
-    s.add_argument('--normalizations', type=_strs, help="comma-separated: none,wave,global,channel,global_nowave,channel_nowave")
-    s.add_argument('--epochs', type=int); s.add_argument('--bs', type=int); s.add_argument('--clips-per-class', type=int)
-    s.add_argument('--pipeline', choices=['device', 'cached', 'files'])
-    s.add_argument('--bf16', action='store_true', help="bf16 autocast"); s.add_argument('--channels-last', action='store_true')
+    s.add_argument('--normalizations', type=_strs, help="comma-separated names, e.g. none,wave,global,channel,minmax,instance")
+    s.add_argument('--shard', type=_shard, default=(0, 1), help="run every n-th job, i/n (1-based): one of n machines or array tasks")
+    s.add_argument('--workers', type=int, help="processes per GPU (default: 5 on CUDA, which fills an H100; 1 on the CPU)")
+    s.add_argument('--gpus', type=_ints, help="GPUs to use, e.g. 0,1 (default: every visible GPU)")
+    s.add_argument('--engine', choices=list(ENGINES), default='local', help="local processes (default) or ray")
+    s.add_argument('--address', help="with --engine ray: the cluster's address (default: start a local Ray)")
+    s.add_argument('--retries', type=int, default=1, help="how often a run whose worker died is tried again (default 1)")
+    s.add_argument('--stop-after', type=float, help="start no run after this many seconds (runs in progress finish; local engine)")
+    s.add_argument('--save-models', action='store_true', help="export each run's model as runs/<run>.pkl")
     s.add_argument('--no-report', action='store_true', help="skip the report (e.g. in all but the last shard)")
     s.set_defaults(func=cmd_study)
 
-    r = sub.add_parser('report', help="tables and plots from results folders")
+    r = sub.add_parser('report', help="tables and plots from results folders (and a comparison when given several)")
     r.add_argument('results', nargs='+', help="results folders (holding preset.json and runs/)")
     r.set_defaults(func=cmd_report)
 
-    c = sub.add_parser('cache', parents=[data], help="decode and cache the clips of a preset")
-    c.add_argument('--preset', default='blog')
-    c.set_defaults(func=cmd_cache)
+    c = sub.add_parser('compare', help="compare results folders with a reference one, normalization by normalization")
+    c.add_argument('reference', help="the results folder to compare with, e.g. the committed results/quick")
+    c.add_argument('results', nargs='+', help="the other results folders")
+    c.add_argument('--out', help="also write the comparison to this markdown file")
+    c.set_defaults(func=cmd_compare)
 
-    d = sub.add_parser('demo', help="a DataBlock on generated clips: stats, and a show_batch PNG")
-    d.add_argument('--out', default='demo', help="folder for the generated clips, stats and PNG")
-    d.set_defaults(func=cmd_demo)
+    t = sub.add_parser('train', parents=[data, recipe], help="train one model of a preset and export it for `predict`")
+    t.add_argument('--fold', type=_fold, default=1, help="validation fold 1-5, or 'all' to train on every fold (default 1)")
+    t.add_argument('--normalization', default='global'); t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--out', help="the model file (default models/PRESET-foldF-NORMALIZATION-seedS.pkl)")
+    t.set_defaults(func=cmd_train)
 
-    a = p.parse_args(argv)
-    try: a.func(a)
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    pr = sub.add_parser('predict', help="the top classes of audio files under an exported model")
+    pr.add_argument('model', help="a model file from `esc50-norm train` or `study --save-models`")
+    pr.add_argument('files', nargs='+', help="WAV/FLAC/OGG files, any sample rate, channels and length")
+    pr.add_argument('--top-k', type=int, default=3); pr.add_argument('--json', action='store_true', help="print JSON")
+    pr.set_defaults(func=cmd_predict)
+
+    d = sub.add_parser('cache', parents=[data], help="decode and cache the clips of a preset, and report on them")
+    d.add_argument('--preset', default='blog')
+    d.set_defaults(func=cmd_cache)
+
+    dm = sub.add_parser('demo', help="a DataBlock on generated clips: stats, and a show_batch PNG")
+    dm.add_argument('--out', default='demo', help="folder for the generated clips, stats and PNG")
+    dm.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
+    try: return a.func(a) or 0
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as e:
         print(f"esc50-norm {a.cmd}: error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == '__main__': sys.exit(main())

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from fastai.data.all import CategoryBlock, ColReader, DataBlock, DataLoaders, TransformBlock
+from fastai.data.all import CategoryBlock, ColReader, DataBlock, DataLoaders
 
 from ..audio import AudioBlock
 from .cache import ClipCache

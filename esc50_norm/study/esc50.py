@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ['ESC50_URL', 'ENV_VAR', 'ESC50Error', 'esc50_path', 'download_esc50', 'read_meta', 'validate_meta',
+__all__ = ['ESC50_URL', 'ENV_VAR', 'ALL_FOLDS', 'FOLDS', 'ESC50Error', 'esc50_path', 'download_esc50', 'read_meta', 'validate_meta',
            'fold_split', 'subset_per_class']
 
 ESC50_URL = 'https://github.com/karolpiczak/ESC-50/archive/master.zip'
@@ -73,9 +73,14 @@ def read_meta(root, full: bool = True) -> pd.DataFrame:
     return validate_meta(df, root, full=full).reset_index(drop=True)
 
 
+ALL_FOLDS = 0
+"`valid_fold=ALL_FOLDS`: no validation fold, every clip trains (a model to deploy)"
+
+
 def fold_split(df: pd.DataFrame, valid_fold: int):
-    "Indices of the training rows (the other folds) and of the validation rows (`valid_fold`)"
+    "Indices of the training rows (the other folds) and of the validation rows (`valid_fold`; `ALL_FOLDS`: none)"
     folds = sorted(df.fold.unique())
+    if valid_fold == ALL_FOLDS: return list(range(len(df))), []
     if valid_fold not in folds: raise ESC50Error(f"fold {valid_fold!r} does not exist; this data has folds {folds}")
     is_valid = (df.fold == valid_fold).to_numpy()
     return list(map(int, (~is_valid).nonzero()[0])), list(map(int, is_valid.nonzero()[0]))

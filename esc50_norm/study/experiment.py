@@ -1,97 +1,30 @@
-"The normalization study: presets are data, one function trains one (fold, normalization, seed), the grid resumes"
+"The study: one function trains one (fold, normalization, seed); a `Study` binds a preset to its results folder and data"
 from __future__ import annotations
-import contextlib
-import fcntl
-import hashlib
 import json
 import os
-import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 import fastai.callback.fp16, fastai.callback.progress, fastai.callback.schedule  # noqa: F401 (patch Learner)
 from fastai.callback.core import Callback
+from fastai.callback.mixup import MixUp
 from fastai.learner import Learner
 from fastai.metrics import accuracy
 from fastai.torch_core import default_device, set_seed
 from fastai.vision.models.xresnet import xresnet18
 
-from .cache import ClipCache, load_or_build_cache
 from ..callback import find_spec_normalize
+from .cache import ClipCache, load_or_build_cache
 from .data import NORMALIZATIONS, esc50_dataloaders
 from .esc50 import esc50_path, fold_split, read_meta, subset_per_class
-from ..spectrogram import AudioConfig, SpectrogramConfig
+from .presets import PRESETS, Preset, get_preset
+from .runs import Job, mark_running, now, provenance, read_results, record_run, run_id, write_atomic, write_results_csv
 
-__all__ = ['Preset', 'PRESETS', 'get_preset', 'run_id', 'train_one', 'StudyData', 'load_study_data', 'run_study',
-           'read_results', 'expected_runs']
-
-
-def _spec(**kw) -> dict: return AudioConfig.BasicSpectrogram(**kw).as_dict()
-
-
-@dataclass
-class Preset:
-    "Everything that decides a study: the grid, the data, the spectrogram, the training recipe"
-    name: str
-    folds: tuple = (1,)
-    normalizations: tuple = ('none', 'global', 'channel')
-    seeds: tuple = (0, 1, 2, 3, 4)
-    epochs: int = 20
-    bs: int = 64
-    lr: float = 1e-3
-    spec: dict = field(default_factory=_spec)
-    sr: int = 16000
-    duration: float = 5.0
-    downmix: str = 'sum'
-    clips_per_class: int | None = None
-    pipeline: str = 'device'
-    bf16: bool = False
-    channels_last: bool = False
-    stats_frac: float = 1.0
-
-    def __post_init__(self):
-        self.folds, self.seeds = tuple(int(f) for f in self.folds), tuple(int(s) for s in self.seeds)
-        self.normalizations = tuple(self.normalizations)
-        unknown = [n for n in self.normalizations if n not in NORMALIZATIONS]
-        if unknown: raise ValueError(f"unknown normalizations {unknown}; known: {list(NORMALIZATIONS)}")
-        bad = [f for f in self.folds if f not in (1, 2, 3, 4, 5)]
-        if bad: raise ValueError(f"fold(s) {bad} do not exist; ESC-50 folds are 1-5")
-
-    @property
-    def spec_cfg(self) -> SpectrogramConfig: return SpectrogramConfig(**self.spec)
-    def as_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
-    def update(self, **kwargs) -> Preset: return replace(self, **kwargs)
-    def training_hash(self) -> str:
-        "A hash of what decides one run's result (not the grid, not the pipeline that feeds the same data)"
-        d = {k: v for k, v in self.as_dict().items() if k not in ('name', 'folds', 'normalizations', 'seeds', 'pipeline')}
-        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
-
-
-PRESETS = {
-    # the reference recipe: BasicSpectrogram 1x201x401, xResNet18 from scratch, bs 64, fit_one_cycle(20), fold 1, 5 seeds
-    'blog': Preset('blog'),
-    'cv': Preset('cv', folds=(1, 2, 3, 4, 5)),
-    # separates waveform from spectrogram normalization, which the reference blog confounded
-    'ablation': Preset('ablation', normalizations=tuple(NORMALIZATIONS)),
-    # a real but small comparison for 2 CPU cores (about 7 minutes): 32 mel bins x 79 frames, 4 epochs, 3 seeds
-    'quick': Preset('quick', seeds=(0, 1, 2), epochs=4, spec=_spec(n_fft=1024, hop_length=1024, mel=True, n_mels=32)),
-    # the smallest run through the same code path, for CI
-    'smoke': Preset('smoke', folds=(1, 2), seeds=(0,), epochs=1, bs=16, clips_per_class=1,
-                    spec=_spec(n_fft=256, hop_length=2000, mel=True, n_mels=16)),
-}
-
-
-def get_preset(name: str, **overrides) -> Preset:
-    "A preset by name, with any field overridden"
-    try: p = PRESETS[name]
-    except KeyError: raise ValueError(f"unknown preset {name!r}; known: {list(PRESETS)}") from None
-    return p.update(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def run_id(fold: int, normalization: str, seed: int) -> str: return f"fold{fold}-{normalization}-seed{seed}"
+__all__ = ['Preset', 'PRESETS', 'get_preset', 'Job', 'run_id', 'StudyData', 'load_study_data', 'train_one', 'Study',
+           'run_study', 'read_results', 'expected_runs']
 
 
 class EpochTimer(Callback):
@@ -121,28 +54,35 @@ class StudyData:
 
 
 def load_study_data(preset: Preset, data=None, cache_dir=None, device=None, progress: bool = True,
-                    full_data: bool = True) -> StudyData:
+                    full_data: bool = True, log=print) -> StudyData:
     "Find and validate ESC-50 (`full_data=False`: any ESC-50-shaped folder), take the preset's subset, cache the clips on `device`"
     root = esc50_path(data)
     df = subset_per_class(read_meta(root, full=full_data), preset.clips_per_class)
     cache = load_or_build_cache([root / 'audio' / f for f in df.filename], cache_dir, preset.sr, preset.duration,
-                                preset.downmix, progress)
+                                preset.downmix, progress, log=log)
     device = torch.device(device) if device is not None else default_device()
     if preset.pipeline == 'device': cache = replace(cache, x=cache.x.to(device))
     return StudyData(df, cache, root, device)
 
 
-def train_one(preset: Preset, data: StudyData, fold: int, normalization: str, seed: int,
-              stats_file=None) -> tuple[dict, pd.DataFrame]:
+def _dataloaders(preset: Preset, data: StudyData, fold: int, normalization: str):
+    return esc50_dataloaders(data.df, fold, normalization, spec_cfg=preset.spec_cfg, bs=preset.bs, pipeline=preset.pipeline,
+                             cache=data.cache, root=data.root, device=data.device, stats_frac=preset.stats_frac,
+                             downmix=preset.downmix, duration=preset.duration, augment=preset.augmentation)
+
+
+def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_file=None) -> tuple[dict, pd.DataFrame]:
     "Train xResNet18 from scratch on one fold, normalization and seed: a result row and the per-epoch history"
-    fold_split(data.df, fold)                                   # an unknown fold fails here, before any work
+    preset = preset.resolved(data.device)
+    fold, normalization, seed = job
+    if fold: fold_split(data.df, fold)                          # an unknown fold fails here, before any work
+    started = now()
     set_seed(seed, reproducible=True)
     t_setup = time.perf_counter()
-    dls = esc50_dataloaders(data.df, fold, normalization, preset.spec_cfg, preset.bs, preset.pipeline, data.cache,
-                            data.root, data.device, preset.stats_frac, preset.downmix, preset.duration)
+    dls = _dataloaders(preset, data, fold, normalization)
     setup_s = time.perf_counter() - t_setup                      # DataLoaders, including the stats pass
     timer = EpochTimer()
-    cbs = [timer] + ([ChannelsLast()] if preset.channels_last else [])
+    cbs = [timer] + ([ChannelsLast()] if preset.channels_last else []) + ([MixUp(preset.mixup)] if preset.mixup else [])
     learn = Learner(dls, xresnet18(pretrained=False, c_in=1, n_out=len(dls.vocab)), metrics=accuracy, cbs=cbs)
     if preset.bf16: learn.to_bf16()
     if data.device.type == 'cuda': torch.cuda.reset_peak_memory_stats(data.device)
@@ -150,21 +90,31 @@ def train_one(preset: Preset, data: StudyData, fold: int, normalization: str, se
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(preset.epochs, preset.lr)
     wall = time.perf_counter() - t0
     norm = find_spec_normalize(dls.train)
-    if norm is not None and stats_file is not None: norm.save(stats_file, fold=fold, normalization=normalization)
+    if norm is not None and norm.learns_stats and stats_file is not None: norm.save(stats_file, fold=fold, normalization=normalization)
+    if model_file is not None: _export(learn, model_file)
     hist = pd.DataFrame(learn.recorder.values, columns=['train_loss', 'valid_loss', 'accuracy'])
     hist.insert(0, 'epoch', range(1, len(hist) + 1))
     hist['seconds'] = timer.times
-    n_train = len(dls.train) * dls.train.bs
+    n_train, n = len(dls.train) * dls.train.bs, NORMALIZATIONS[normalization]
+    acc = hist.accuracy.astype(float)
     row = dict(preset=preset.name, fold=fold, normalization=normalization, seed=seed,
-               wave_norm=NORMALIZATIONS[normalization].wave, spec_norm=NORMALIZATIONS[normalization].spec or 'none',
-               final_accuracy=float(hist.accuracy.iloc[-1]), best_accuracy=float(hist.accuracy.max()),
-               best_epoch=int(hist.accuracy.idxmax()) + 1, final_valid_loss=float(hist.valid_loss.iloc[-1]),
+               wave_norm=n.wave, spec_norm=n.spec or 'none', mean_only=n.mean_only,
+               final_accuracy=float(acc.iloc[-1]), best_accuracy=float(acc.max()),
+               best_epoch=int(acc.idxmax()) + 1 if acc.notna().any() else None, final_valid_loss=float(hist.valid_loss.astype(float).iloc[-1]),
                epochs=preset.epochs, setup_s=round(setup_s, 3), wall_s=round(wall, 3), s_per_epoch=round(wall / preset.epochs, 3),
                train_clips_per_s=round(n_train * preset.epochs / sum(timer.times), 1),
-               n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset), **_environment(data.device),
-               training_hash=preset.training_hash(), finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+               n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset), **_environment(data.device), **provenance(),
+               training_hash=preset.training_hash(), started_at=started, finished_at=now(),
                config=json.dumps(preset.as_dict(), sort_keys=True))
     return row, hist
+
+
+def _export(learn: Learner, path):
+    "Export the trained learner (model, transforms with their stats, vocab) for `load_learner`, written atomically"
+    path = Path(path).absolute()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    learn.export(tmp)
+    tmp.replace(path)
 
 
 def _environment(device: torch.device) -> dict:
@@ -172,75 +122,88 @@ def _environment(device: torch.device) -> dict:
     cuda = device.type == 'cuda'
     return dict(device=torch.cuda.get_device_name(device) if cuda else f"cpu ({os.cpu_count()} cores)",
                 gpu_mem_peak_gib=round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if cuda else None,
-                torch=torch.__version__, torchaudio=torchaudio.__version__, fastai=fastai.__version__,
-                python=platform.python_version())
-
-
-def _write_atomic(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-@contextlib.contextmanager
-def _locked(out: Path):
-    "An exclusive lock on the results folder, so shards sharing it write the CSV one at a time"
-    with open(out / '.lock', 'w') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def read_results(out) -> pd.DataFrame:
-    "Every finished run in `out`/runs as one tidy frame (one row per run)"
-    rows = [json.loads(p.read_text()) for p in sorted((Path(out) / 'runs').glob('*.json')) if not p.name.endswith('.stats.json')]
-    cols = ['preset', 'fold', 'normalization', 'seed']
-    return pd.DataFrame(rows).sort_values(cols).reset_index(drop=True) if rows else pd.DataFrame(columns=cols)
-
-
-def _record(out: Path, row: dict, hist: pd.DataFrame):
-    "Save one finished run (history first, then the row that marks it done), then rewrite results.csv"
-    rid = run_id(row['fold'], row['normalization'], row['seed'])
-    with _locked(out):
-        _write_atomic(out / 'runs' / f"{rid}.history.csv", hist.to_csv(index=False))
-        _write_atomic(out / 'runs' / f"{rid}.json", json.dumps(row, indent=1))
-        _write_atomic(out / 'results.csv', read_results(out).to_csv(index=False))
+                torch=torch.__version__, torchaudio=torchaudio.__version__, fastai=fastai.__version__)
 
 
 def expected_runs(preset: Preset) -> list:
     "Every (fold, normalization, seed) of the preset's grid"
-    return [(f, n, s) for f in preset.folds for n in preset.normalizations for s in preset.seeds]
+    return [Job(f, n, s) for f in preset.folds for n in preset.normalizations for s in preset.seeds]
 
 
-def _check_preset(out: Path, preset: Preset):
-    "Record the preset next to the results; refuse a folder whose finished runs came from another recipe"
-    f = out / 'preset.json'
-    if f.exists():
-        old = json.loads(f.read_text())
-        if Preset(**old).training_hash() != preset.training_hash():
-            changed = sorted(k for k in old if old[k] != preset.as_dict().get(k) and k not in ('folds', 'normalizations', 'seeds', 'name', 'pipeline'))
-            raise ValueError(f"{out} holds runs of another recipe (changed: {changed}); use another --out folder")
-    _write_atomic(f, json.dumps(preset.as_dict(), indent=1))
+_DATA: dict = {}
+
+@dataclass
+class Study:
+    "A preset's grid bound to its results folder and its data: all that a worker, here or on another machine, needs"
+    preset: Preset
+    out: Path
+    data: str | None = None
+    cache_dir: str | None = None
+    device: str | None = None
+    full_data: bool = True
+    save_models: bool = False
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+        self.preset = self.preset.resolved(self.device or default_device())
+
+    def file(self, job: Job, suffix: str) -> Path: return self.out / 'runs' / f"{job.id}{suffix}"
+    def finished(self, job: Job) -> bool: return self.file(job, '.json').exists()
+
+    def todo(self, shard: tuple = (0, 1)) -> list:
+        "The unfinished runs of shard `i` of `n` (every n-th run of the grid)"
+        i, n = shard
+        return [j for k, j in enumerate(expected_runs(self.preset)) if k % n == i and not self.finished(j)]
+
+    def prepare(self):
+        "Create the folder and record the preset (a wider grid grows it); refuse a folder whose runs came from another recipe"
+        (self.out / 'runs').mkdir(parents=True, exist_ok=True)
+        f, recorded = self.out / 'preset.json', self.preset
+        if f.exists():
+            old = Preset(**json.loads(f.read_text()))
+            if old.training_hash() != self.preset.training_hash():
+                new = self.preset.recipe()
+                changed = sorted(k for k, v in old.recipe().items() if new.get(k) != v) + sorted(set(new) - set(old.recipe()))
+                raise ValueError(f"{self.out} holds runs of another recipe (changed: {changed}); use another --out folder"
+                                 + (" (or --fp32 to resume fp32 runs)" if {'bf16', 'channels_last'} & set(changed) else ""))
+            recorded = old.update(**{k: tuple(dict.fromkeys(getattr(old, k) + getattr(self.preset, k)))
+                                     for k in ('folds', 'normalizations', 'seeds')})
+            if recorded == old: return
+        write_atomic(f, json.dumps(recorded.as_dict(), indent=1))
+
+    def load_data(self, log=print) -> StudyData:
+        "The decoded clips, loaded once per process"
+        key = (self.data, str(self.cache_dir), str(self.device), self.full_data,
+               *(getattr(self.preset, k) for k in ('sr', 'duration', 'downmix', 'clips_per_class', 'pipeline')))
+        if key not in _DATA:
+            _DATA.clear()
+            _DATA[key] = load_study_data(self.preset, self.data, self.cache_dir, self.device, progress=False,
+                                         full_data=self.full_data, log=log)
+        return _DATA[key]
+
+    def run(self, job: Job, data: StudyData | None = None, **note) -> dict:
+        "Train one run and write its files (a note while it runs; the history, stats, model and row when it finishes)"
+        job = Job(*job)
+        running = mark_running(self.out, job, **note)
+        try:
+            row, hist = train_one(self.preset, data or self.load_data(), job, stats_file=self.file(job, '.stats.json'),
+                                  model_file=self.file(job, '.pkl') if self.save_models else None)
+        except Exception: running.unlink(missing_ok=True); raise
+        row = {**row, **note}
+        record_run(self.out, row, hist)
+        return row
 
 
-def run_study(preset: Preset, out, data=None, cache_dir=None, device=None, shard: tuple = (0, 1), log=print,
-              full_data: bool = True) -> pd.DataFrame:
-    "Run every unfinished (fold, normalization, seed) of `preset` (shard `i` of `n`), saving each as it finishes"
-    out = Path(out)
-    (out / 'runs').mkdir(parents=True, exist_ok=True)
-    with _locked(out): _check_preset(out, preset)
+def run_study(study: Study, shard: tuple = (0, 1), engine=None, log=print) -> pd.DataFrame:
+    "Run every unfinished run of `study` (shard `i` of `n`) on `engine` (default: here, one run after another)"
+    from .engines import InProcess
+    study.prepare()
+    todo = study.todo(shard)
     i, n = shard
-    todo = [r for k, r in enumerate(expected_runs(preset)) if k % n == i]
-    todo = [r for r in todo if not (out / 'runs' / f"{run_id(*r)}.json").exists()]
-    log(f"{preset.name}: {len(todo)} runs to do in {out} (shard {i + 1}/{n}; finished runs are skipped)")
-    if not todo: return read_results(out)
-    t0 = time.perf_counter()
-    sd = data if isinstance(data, StudyData) else load_study_data(preset, data, cache_dir, device, full_data=full_data)
-    log(f"data ready in {time.perf_counter() - t0:.1f}s: {len(sd.df)} clips on {sd.device}")
-    for k, (fold, norm, seed) in enumerate(todo, 1):
-        row, hist = train_one(preset, sd, fold, norm, seed, stats_file=out / 'runs' / f"{run_id(fold, norm, seed)}.stats.json")
-        _record(out, row, hist)
-        log(f"[{k}/{len(todo)}] {run_id(fold, norm, seed)}: accuracy {row['final_accuracy']:.4f} "
-            f"(best {row['best_accuracy']:.4f}) in {row['wall_s']:.1f}s")
-    log(f"{preset.name}: {len(todo)} runs in {time.perf_counter() - t0:.1f}s")
-    return read_results(out)
+    log(f"{study.preset.name}: {len(todo)} runs to do in {study.out} (shard {i + 1}/{n}; finished runs are skipped)")
+    if todo:
+        t0 = time.perf_counter()
+        failed = (engine or InProcess()).run(study, todo, log)
+        log(f"{study.preset.name}: {sum(map(study.finished, todo))} of {len(todo)} runs finished in {time.perf_counter() - t0:.1f}s"
+            + (f"; failed: {', '.join(j.id for j in failed)}" if failed else ""))
+    return write_results_csv(study.out)

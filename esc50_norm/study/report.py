@@ -1,6 +1,7 @@
-"Turn a results folder into tables (mean, CI, paired differences) and plots a reader can check"
+"Turn results folders into tables (mean, CI, paired contrasts with Holm-corrected p-values) and plots a reader can check"
 from __future__ import annotations
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -8,15 +9,37 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy import stats as st
+from statsmodels.stats.multitest import multipletests
 
 from .data import NORMALIZATIONS
-from .experiment import Preset, expected_runs, read_results, run_id
+from .experiment import expected_runs
+from .presets import Preset
+from .runs import read_results, running_runs, write_results_csv
 
-__all__ = ['summary_table', 'fold_table', 'paired_differences', 'missing_runs', 'read_histories',
-           'plot_accuracy', 'plot_curves', 'write_report']
+__all__ = ['contrasts', 'summary_table', 'fold_table', 'paired_differences', 'missing_runs', 'read_histories',
+           'study_time', 'plot_accuracy', 'plot_paired', 'plot_curves', 'write_report', 'read_folder', 'compare_folders',
+           'compare_report']
 
 METRIC = 'final_accuracy'
-PAIRS = (('global', 'none'), ('channel', 'none'), ('channel', 'global'))
+
+
+def contrasts(normalizations) -> list:
+    "The paired contrasts that answer a grid of `normalizations`: each one against its baseline, and spectrogram modes against `global`"
+    present, pairs = list(normalizations), []
+    for n in present:
+        norm = NORMALIZATIONS[n]
+        if norm.spec is None and n != 'none': base = 'none'                       # wave - none
+        elif norm.spec is not None:                                               # global - wave, global_nowave - none, ...
+            base = next((b for b in present if NORMALIZATIONS[b].spec is None and NORMALIZATIONS[b].wave == norm.wave), 'none')
+        else: continue
+        if base in present: pairs.append((n, base))
+    for n in present:                   # channel - global, minmax - global, ...; a mean-only variant - its full one
+        norm = NORMALIZATIONS[n]
+        if norm.spec is None or (norm.spec == 'global' and not norm.mean_only): continue
+        spec = norm.spec if norm.mean_only else 'global'
+        ref = next((g for g in present if NORMALIZATIONS[g] == replace(norm, spec=spec, mean_only=False)), None)
+        if ref: pairs.append((n, ref))
+    return pairs
 
 
 def _ci(x: np.ndarray, level: float = 0.95) -> tuple:
@@ -48,30 +71,46 @@ def fold_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     return _ordered(df).pivot_table(index='fold', columns='normalization', values=metric, aggfunc='mean', sort=False)
 
 
-def paired_differences(df: pd.DataFrame, pairs=PAIRS, metric: str = METRIC) -> pd.DataFrame:
-    "`a - b` over runs matched on (fold, seed), with a paired t-test and a Wilcoxon signed-rank test"
+def _paired_row(d: np.ndarray) -> dict:
+    "Mean, CI, wins and losses of paired differences `d`, with a paired t-test and a Wilcoxon signed-rank test"
+    lo, hi = _ci(d)
+    return dict(pairs=len(d), mean=d.mean(), ci95_low=lo, ci95_high=hi, wins=int((d > 0).sum()), losses=int((d < 0).sum()),
+                t_test_p=st.ttest_1samp(d, 0).pvalue if len(d) > 1 and d.std() > 0 else np.nan,
+                wilcoxon_p=st.wilcoxon(d).pvalue if len(d) > 1 and np.any(d != 0) else np.nan)
+
+
+def _holm(table: pd.DataFrame) -> pd.DataFrame:
+    "Add Holm-corrected p-values (over the rows of `table`, the family of contrasts) beside the raw ones"
+    for col in ('t_test_p', 'wilcoxon_p'):
+        p, ok = table[col].to_numpy(float), table[col].notna().to_numpy()
+        adj = np.full(len(p), np.nan)
+        if ok.any(): adj[ok] = multipletests(p[ok], method='holm')[1]
+        table.insert(table.columns.get_loc(col) + 1, f"{col}_holm", adj)
+    return table
+
+
+def _differences(df: pd.DataFrame, pairs, metric: str = METRIC) -> dict:
+    "`a - b` per (fold, seed) where both ran, for each contrast"
     wide = df.pivot_table(index=['fold', 'seed'], columns='normalization', values=metric)
-    rows = []
-    for a, b in pairs:
-        if a not in wide or b not in wide: continue
-        d = (wide[a] - wide[b]).dropna().to_numpy(float)
-        if len(d) == 0: continue
-        lo, hi = _ci(d)
-        t_p = st.ttest_1samp(d, 0).pvalue if len(d) > 1 and d.std() > 0 else np.nan
-        w_p = st.wilcoxon(d).pvalue if len(d) > 1 and np.any(d != 0) else np.nan
-        rows.append(dict(difference=f"{a} - {b}", pairs=len(d), mean=d.mean(), ci95_low=lo, ci95_high=hi,
-                         wins=int((d > 0).sum()), losses=int((d < 0).sum()), t_test_p=t_p, wilcoxon_p=w_p))
-    return pd.DataFrame(rows).set_index('difference') if rows else pd.DataFrame()
+    return {f"{a} - {b}": (wide[a] - wide[b]).dropna() for a, b in pairs if a in wide and b in wide}
+
+
+def paired_differences(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
+    "Each contrast `a - b` over runs matched on (fold, seed): mean, CI, wins, t-test and Wilcoxon p, raw and Holm-corrected"
+    pairs = contrasts(_ordered(df).normalization.unique()) if pairs is None else pairs
+    rows = {k: _paired_row(d.to_numpy(float)) for k, d in _differences(df, pairs, metric).items() if len(d)}
+    if not rows: return pd.DataFrame()
+    return _holm(pd.DataFrame.from_dict(rows, orient='index').rename_axis('difference'))
 
 
 def missing_runs(df: pd.DataFrame, preset: Preset) -> list:
     "Runs of the preset's grid that have no result yet"
     done = set(zip(df.fold, df.normalization, df.seed)) if len(df) else set()
-    return [run_id(*r) for r in expected_runs(preset) if r not in done]
+    return [j.id for j in expected_runs(preset) if tuple(j) not in done]
 
 
 def read_histories(out) -> pd.DataFrame:
-    "Every run's per-epoch history, with its fold, normalization and seed"
+    "Every finished run's per-epoch history, with its fold, normalization and seed"
     parts = []
     for f in sorted((Path(out) / 'runs').glob('*.history.csv')):
         done = f.with_name(f.name.replace('.history.csv', '.json'))
@@ -79,6 +118,17 @@ def read_histories(out) -> pd.DataFrame:
         row = json.loads(done.read_text())
         parts.append(pd.read_csv(f).assign(fold=row['fold'], normalization=row['normalization'], seed=row['seed']))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def study_time(df: pd.DataFrame) -> dict:
+    "Wall time from the first run's start to the last run's finish, beside the summed time of the runs (set-up + training)"
+    end = pd.to_datetime(df.finished_at, utc=True)
+    per_run = df.setup_s.astype(float) + df.wall_s.astype(float)
+    recorded = pd.to_datetime(df.started_at, utc=True) if 'started_at' in df else pd.Series(pd.NaT, index=df.index)
+    start = recorded.fillna(end - pd.to_timedelta(per_run, unit='s'))
+    wall, summed = (end.max() - start.min()).total_seconds(), per_run.sum()
+    return dict(wall_s=wall, summed_s=summed, runs=len(df), first_start=start.min(), last_finish=end.max(),
+                estimated=bool(recorded.isna().any()), parallel=summed / wall if wall > 0 else np.nan)
 
 
 def plot_accuracy(df: pd.DataFrame, path=None, metric: str = METRIC, title: str = ''):
@@ -94,9 +144,28 @@ def plot_accuracy(df: pd.DataFrame, path=None, metric: str = METRIC, title: str 
     ax.set_xticks(range(len(s)), [f"{n}\n(n={int(k)})" for n, k in zip(s.index, s.n)])
     ax.set_ylabel(metric.replace('_', ' ')); ax.set_title(title or 'accuracy per normalization (mean, 95% CI)')
     ax.grid(axis='y', alpha=0.3)
-    fig.tight_layout()
-    if path: fig.savefig(path, dpi=120); plt.close(fig)
-    return fig
+    return _save(fig, path)
+
+
+def plot_paired(df: pd.DataFrame, path=None, pairs=None, metric: str = METRIC, title: str = ''):
+    "Each contrast's difference for every (fold, seed) as a point coloured by fold, with the mean and its 95% CI"
+    diffs = _differences(df, contrasts(_ordered(df).normalization.unique()) if pairs is None else pairs, metric)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.5 * max(1, len(diffs)), 3.8))
+    folds, rng = sorted(df.fold.unique()), np.random.default_rng(0)
+    for i, (name, d) in enumerate(diffs.items()):
+        for k, fold in enumerate(folds):
+            v = d[d.index.get_level_values('fold') == fold].to_numpy(float)
+            ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=16, alpha=0.75, color=f"C{k}",
+                       label=f"fold {fold}" if i == 0 else None, zorder=2)
+        lo, hi = _ci(d.to_numpy(float))
+        ax.errorbar(i + 0.3, d.mean(), yerr=None if np.isnan(lo) else [[d.mean() - lo], [hi - d.mean()]], fmt='D',
+                    color='black', capsize=4, zorder=3)
+    ax.axhline(0, color='gray', lw=1)
+    ax.set_xticks(range(len(diffs)), [n.replace(' - ', '\n- ') for n in diffs])
+    ax.set_ylabel(f"difference in {metric.replace('_', ' ')}"); ax.grid(axis='y', alpha=0.3)
+    ax.set_title(title or 'paired differences per (fold, seed); black: mean and 95% CI')
+    if len(folds) > 1: ax.legend(fontsize=8, loc='best')
+    return _save(fig, path)
 
 
 def plot_curves(hist: pd.DataFrame, path=None, title: str = ''):
@@ -109,47 +178,125 @@ def plot_curves(hist: pd.DataFrame, path=None, title: str = ''):
             ax.fill_between(a.index, a['min'], a['max'], alpha=0.15, color=f"C{k}")
     axs[0].set_ylabel('validation accuracy'); axs[1].set_ylabel('training loss')
     for ax in axs: ax.set_xlabel('epoch'); ax.grid(alpha=0.3)
-    axs[0].legend()
+    axs[0].legend(fontsize=8)
     fig.suptitle(title or 'training curves')
+    return _save(fig, path)
+
+
+def _save(fig, path):
     fig.tight_layout()
     if path: fig.savefig(path, dpi=120); plt.close(fig)
     return fig
 
 
+def _fmt(v, digits: int, p_value: bool):
+    if not isinstance(v, float): return v
+    return f"{v:.1e}" if p_value and 0 < v < 10 ** -(digits - 1) else f"{v:.{digits}f}"
+
+
 def _md(df: pd.DataFrame, digits: int = 4) -> str:
-    "A markdown table with floats to `digits` decimals and integers as integers"
+    "A markdown table with floats to `digits` decimals (small p-values in scientific notation) and integers as integers"
     if not len(df): return '_(none)_'
-    return df.map(lambda v: f"{v:.{digits}f}" if isinstance(v, float) else v).to_markdown(stralign='right')
+    return df.apply(lambda c: c.map(lambda v: _fmt(v, digits, c.name.endswith(('_p', '_p_holm'))))).to_markdown(stralign='right')
+
+
+def read_folder(out) -> tuple[Preset, pd.DataFrame]:
+    "The preset and the finished runs of a results folder"
+    out = Path(out)
+    if not (out / 'preset.json').exists(): raise FileNotFoundError(f"{out} holds no preset.json: is it a results folder?")
+    return Preset(**json.loads((out / 'preset.json').read_text())), read_results(out)
+
+
+def _recipe_line(p: Preset) -> str:
+    s = p.spec_cfg
+    spec = f"{'log-mel ' + str(s.n_mels) if s.mel else 'linear ' + str(s.n_freq)} bins, n_fft {s.n_fft}, hop {s.hop_length}"
+    prec = 'bf16 autocast' if p.bf16 else 'fp32' if p.bf16 is False else 'bf16 on CUDA'
+    extra = (f", augmentation {p.augment}" if p.augment else '') + (f", mixup {p.mixup}" if p.mixup else '')
+    return (f"Recipe: {spec}; xResNet18 from scratch, bs {p.bs}, fit_one_cycle({p.epochs}) at lr {p.lr}; {prec}"
+            f"{', channels-last' if p.channels_last else ''}{extra}; clips per class and fold: {p.clips_per_class or 'all'}.")
+
+
+def _provenance_line(df: pd.DataFrame) -> str:
+    if 'git_commit' not in df: return "Provenance: these run files predate the recording of package version and git commit."
+    commits = df.git_commit.fillna('unknown').astype(str).str[:10] + np.where(df.git_dirty.eq(True), ' (with changes)', '')
+    return f"Provenance: esc50_norm {', '.join(sorted(df.esc50_norm.astype(str).unique()))}; git {', '.join(sorted(commits.unique()))}."
 
 
 def write_report(out) -> Path:
-    "Write report.md, summary.csv, paired.csv, accuracy.png and curves.png into the results folder `out`"
+    "Write report.md, summary.csv, paired.csv, accuracy.png, paired.png and curves.png into the results folder `out`"
     out = Path(out)
-    if not (out / 'preset.json').exists(): raise FileNotFoundError(f"{out} holds no preset.json: is it a results folder?")
-    preset = Preset(**json.loads((out / 'preset.json').read_text()))
-    df = read_results(out)
-    missing = missing_runs(df, preset)
+    preset, df = read_folder(out)
+    missing, running = missing_runs(df, preset), running_runs(out)
     n_exp = len(expected_runs(preset))
     lines = [f"# Results: preset `{preset.name}`", "",
              f"Metric: `{METRIC}` (validation accuracy after the last of {preset.epochs} epochs). "
-             f"Grid: folds {list(preset.folds)} x normalizations {list(preset.normalizations)} x seeds {list(preset.seeds)}.", ""]
+             f"Grid: folds {list(preset.folds)} x normalizations {list(preset.normalizations)} x seeds {list(preset.seeds)}.", "",
+             _recipe_line(preset), ""]
     if missing:
         lines += [f"**Incomplete grid: {len(df)} of {n_exp} runs finished.** Missing: {', '.join(missing[:30])}"
                   + (' ...' if len(missing) > 30 else '') + ". Means below cover only the finished runs; paired "
                   "differences use only (fold, seed) pairs where both runs finished.", ""]
     else: lines += [f"Complete grid: {len(df)} of {n_exp} runs.", ""]
+    if running: lines += [f"Started but not finished (in progress, or interrupted): {', '.join(running)}.", ""]
     if len(df):
+        write_results_csv(out)
         summary, paired = summary_table(df), paired_differences(df)
         summary.to_csv(out / 'summary.csv'); paired.to_csv(out / 'paired.csv')
+        t = study_time(df)
         dev = ', '.join(sorted(df.device.astype(str).unique()))
         lines += ["## Accuracy per normalization", "", _md(summary), "",
                   "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
-                  "## Paired differences (matched on fold and seed)", "", _md(paired), "",
-                  f"Runs took {df.wall_s.sum() / 60:.1f} min of training in all ({df.s_per_epoch.mean():.2f} s per epoch on average) on {dev}.", "",
-                  "![accuracy](accuracy.png)", "", "![curves](curves.png)", ""]
+                  "## Paired differences (matched on fold and seed)", "",
+                  "Each contrast is `a - b` over the (fold, seed) pairs where both ran. `_holm`: p-values adjusted "
+                  "with Holm's method over the contrasts of this table.", "", _md(paired), "",
+                  "## Time", "",
+                  f"Study wall time: {t['wall_s'] / 60:.1f} min from the first run's start to the last run's finish"
+                  f"{' (starts estimated from finish time minus run time: these run files predate start times)' if t['estimated'] else ''}; "
+                  f"the {t['runs']} runs took {t['summed_s'] / 60:.1f} min summed over processes (set-up and training), "
+                  f"so about {t['parallel']:.1f} ran at a time. Mean {df.s_per_epoch.mean():.2f} s per epoch per process, on {dev}.", "",
+                  _provenance_line(df), "",
+                  "![accuracy](accuracy.png)", "", "![paired differences](paired.png)", "", "![curves](curves.png)", ""]
         matplotlib.use('Agg')
         plot_accuracy(df, out / 'accuracy.png', title=f"{preset.name}: accuracy per normalization (mean, 95% CI)")
-        plot_curves(read_histories(out), out / 'curves.png', title=f"{preset.name}: training curves")
+        plot_paired(df, out / 'paired.png', title=f"{preset.name}: paired differences per (fold, seed); black: mean, 95% CI")
+        hist = read_histories(out)
+        if len(hist): plot_curves(hist, out / 'curves.png', title=f"{preset.name}: training curves")
     path = out / 'report.md'
     path.write_text('\n'.join(lines))
     return path
+
+
+def _labels(folders) -> list:
+    "Short names for results folders: their own names where those are unique"
+    names = [Path(f).name for f in folders]
+    return names if len(set(names)) == len(names) else [str(f) for f in folders]
+
+
+def compare_folders(folders) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Per normalization, each folder's mean; and each later folder minus the first, paired on (fold, seed), Holm-corrected"
+    frames = dict(zip(_labels(folders), (read_folder(f)[1] for f in folders)))
+    ref, later = next(iter(frames.values())), list(frames.items())[1:]
+    present = set().union(*(set(d.normalization) for d in frames.values()))
+    means = pd.concat({n: summary_table(d)['mean'] for n, d in frames.items() if len(d)}, axis=1)
+    means = means.reindex([n for n in NORMALIZATIONS if n in present])
+    rows = []
+    for name, df in later:
+        both = pd.concat({'ref': ref, 'new': df}, names=['which']).reset_index(level=0)
+        wide = both.pivot_table(index=['normalization', 'fold', 'seed'], columns='which', values=METRIC).dropna()
+        for norm in [n for n in NORMALIZATIONS if n in set(wide.index.get_level_values(0))]:
+            g = wide.loc[norm]
+            rows.append(dict(folder=name, normalization=norm, **_paired_row((g['new'] - g['ref']).to_numpy(float))))
+    paired = _holm(pd.DataFrame(rows).set_index(['folder', 'normalization'])) if rows else pd.DataFrame()
+    return means, paired
+
+
+def compare_report(folders) -> str:
+    "A markdown comparison of results folders: means per normalization, and each folder's differences to the first, run by run"
+    means, paired = compare_folders(folders)
+    ref, table = means.columns[0], means.copy()
+    for col in means.columns[1:]: table[f"{col} - {ref}"] = means[col] - means[ref]
+    lines = ["Mean accuracy per normalization:", "", _md(table), ""]
+    if len(paired):
+        lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; `_holm`: adjusted over "
+                  "all rows):", "", _md(paired.reset_index().set_index('folder')), ""]
+    return '\n'.join(lines)

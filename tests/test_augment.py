@@ -1,0 +1,48 @@
+"Training-only augmentations: time shift and masks against direct checks, off for validation, seeded"
+import pytest
+import torch
+from fastai.torch_core import set_seed
+
+from esc50_norm import AudioSpectrogram, AudioTensor
+from esc50_norm.augment import Augment, RandomTimeShift, SpecMask
+
+
+def test_time_shift_rolls_each_clip_circularly_by_its_own_amount():
+    x = AudioTensor(torch.randn(6, 1, 50), sr=16000)
+    set_seed(0)
+    y = RandomTimeShift(1.0)(x, split_idx=0)
+    assert isinstance(y, AudioTensor) and y.sr == 16000
+    shifts = []
+    for a, b in zip(x, y):
+        s = [k for k in range(50) if torch.equal(torch.roll(a, k, -1), b)]
+        assert len(s) == 1
+        shifts += s
+    assert len(set(shifts)) > 1
+    assert RandomTimeShift(1.0)(x, split_idx=1) is x                  # validation batches are left alone
+    with pytest.raises(ValueError, match='max_frac'): RandomTimeShift(1.5)
+
+
+def test_masks_cover_bands_filled_with_each_clips_mean():
+    g = torch.Generator().manual_seed(1)
+    x = AudioSpectrogram(torch.randn(8, 1, 20, 30, generator=g) * 5 + torch.arange(8.).view(8, 1, 1, 1) * 10)
+    set_seed(0)
+    y = SpecMask(freq=0.25, time=0.2)(x, split_idx=0)
+    assert isinstance(y, AudioSpectrogram) and y.shape == x.shape
+    changed = (y != x)
+    for a, b, c in zip(x, y, changed):
+        assert torch.allclose(b[c], a.mean().expand(int(c.sum())))      # masked values are the clip's own mean
+        full_rows = c[0].all(1).nonzero().flatten()                      # a frequency band: whole rows, contiguous, <= 5 bins
+        assert len(full_rows) <= 5 and (len(full_rows) < 2 or (full_rows.diff() == 1).all())
+        full_cols = c[0].all(0).nonzero().flatten()
+        assert len(full_cols) <= 6 and (len(full_cols) < 2 or (full_cols.diff() == 1).all())
+    assert changed.any()
+    assert SpecMask()(x, split_idx=1) is x
+    set_seed(0)
+    assert torch.equal(SpecMask(freq=0.25, time=0.2)(x, split_idx=0), y)   # seeded: the same masks again
+
+
+def test_augment_builds_only_what_is_switched_on():
+    assert Augment().wave_tfms() == [] and Augment().spec_tfms() == []
+    a = Augment(shift=0.5, freq_mask=0.2)
+    assert [type(t) for t in a.wave_tfms()] == [RandomTimeShift] and [type(t) for t in a.spec_tfms()] == [SpecMask]
+    assert a.spec_tfms()[0].time == 0 and Augment(**a.as_dict()) == a

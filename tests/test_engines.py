@@ -1,0 +1,117 @@
+"Engines: worker processes and Ray give the run files of one process; a killed worker's run is retried and written once"
+import json
+import os
+import signal
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from esc50_norm.study.demo import make_fake_esc50
+from esc50_norm.study.engines import InProcess, Local, Ray, get_engine
+from esc50_norm.study.experiment import Study, get_preset, run_study
+
+GRID = dict(folds=(1,), normalizations=('none', 'global', 'channel'), seeds=(0,))
+
+
+@pytest.fixture(scope='module')
+def fake_root(tmp_path_factory):
+    return make_fake_esc50(tmp_path_factory.mktemp('data') / 'esc50', clips_per_fold=1, sr=16000, seconds=(1.0, 2.0))
+
+
+@pytest.fixture(scope='module')
+def cache_dir(tmp_path_factory): return tmp_path_factory.mktemp('cache')
+
+
+def make_study(root, cache_dir, out, **grid) -> Study:
+    return Study(get_preset('smoke', **{**GRID, **grid}), out, data=root, cache_dir=cache_dir, device='cpu', full_data=False)
+
+
+@pytest.fixture(scope='module')
+def one_process(fake_root, cache_dir, tmp_path_factory):
+    "The reference: the grid run in this process"
+    out = tmp_path_factory.mktemp('one') / 'res'
+    run_study(make_study(fake_root, cache_dir, out), engine=InProcess(), log=lambda *a: None)
+    return out
+
+
+def same_runs(a, b):
+    "The two folders hold the same finished runs with the same results (CPU thread counts differ: 1e-5)"
+    ra, rb = (pd.read_csv(d / 'results.csv').set_index(['fold', 'normalization', 'seed']) for d in (a, b))
+    assert list(ra.index) == list(rb.index)
+    assert (ra.final_accuracy == rb.final_accuracy).all()
+    assert ra.final_valid_loss.to_numpy() == pytest.approx(rb.final_valid_loss.to_numpy(), rel=1e-5)
+    names = lambda d: sorted(p.name for p in (d / 'runs').iterdir())
+    assert names(a) == names(b)
+
+
+def test_get_engine_runs_one_worker_here_and_names_unknown_engines():
+    assert isinstance(get_engine('local', workers=1, device='cpu'), InProcess)
+    assert isinstance(get_engine('local', workers=2, device='cpu'), Local)
+    assert isinstance(get_engine('local', device='cpu'), InProcess)            # the CPU default: one process
+    with pytest.raises(ValueError, match="'dask'"): get_engine('dask')
+
+
+def test_two_worker_processes_give_the_run_files_of_one(fake_root, cache_dir, one_process, tmp_path):
+    logs = []
+    out = tmp_path / 'res'
+    run_study(make_study(fake_root, cache_dir, out), engine=Local(workers=2), log=logs.append)
+    same_runs(one_process, out)
+    assert any('2 worker processes' in l for l in logs)
+    assert sum(l.startswith('[') and 'accuracy' in l for l in logs) == 3          # one progress line per finished run
+    rows = [json.loads((out / 'runs' / f"fold1-{n}-seed0.json").read_text()) for n in GRID['normalizations']]
+    assert {r['engine'] for r in rows} == {'local'} and {r['attempt'] for r in rows} == {1}
+
+
+def test_a_failed_run_is_reported_and_the_others_go_on(fake_root, cache_dir, tmp_path):
+    logs = []
+    study = make_study(fake_root, cache_dir, tmp_path / 'res')
+    study.prepare()
+    failed = Local(workers=2).run(study, [(1, 'none', 0), (9, 'none', 0), (1, 'global', 0)], logs.append)
+    assert [tuple(j) for j in failed] == [(9, 'none', 0)]
+    assert any('fold9-none-seed0 FAILED' in l and 'fold 9 does not exist' in l for l in logs)
+    assert (tmp_path / 'res' / 'runs' / 'fold1-global-seed0.json').exists()
+    assert not list((tmp_path / 'res' / 'runs').glob('*.running.json'))         # a run that failed is not 'in progress'
+
+
+def _kill_first_run(out, killed: list, timeout: float = 120):
+    "Wait for a run to start (its note names the worker's pid), then kill that worker"
+    end = time.time() + timeout
+    while time.time() < end and not killed:
+        for note in (out / 'runs').glob('*.running.json'):
+            try: pid = json.loads(note.read_text())['pid']
+            except (ValueError, OSError): continue
+            os.kill(pid, signal.SIGKILL)
+            killed.append(note.name.removesuffix('.running.json'))
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize('engine', ['local', pytest.param('ray', marks=pytest.mark.slow)])
+def test_a_killed_worker_is_retried_and_its_run_written_once(engine, fake_root, cache_dir, one_process, tmp_path):
+    out, logs, killed = tmp_path / 'res', [], []
+    study = make_study(fake_root, cache_dir, out)
+    study.prepare()
+    killer = threading.Thread(target=_kill_first_run, args=(out, killed))
+    killer.start()
+    eng = Local(workers=2, retries=1) if engine == 'local' else Ray(retries=2)
+    run_study(study, engine=eng, log=logs.append)
+    killer.join()
+    assert killed, "no run was seen starting"
+    same_runs(one_process, out)
+    assert not list((out / 'runs').glob('*.running.json'))
+    hist = pd.read_csv(out / 'runs' / f"{killed[0]}.history.csv")
+    assert len(hist) == 1                                                        # one epoch, written once
+    if engine == 'local':
+        assert any(f"{killed[0]}: its worker" in l and 'died' in l and 'retrying' in l for l in logs)
+        assert json.loads((out / 'runs' / f"{killed[0]}.json").read_text())['attempt'] == 2
+
+
+@pytest.mark.slow
+def test_ray_gives_the_run_files_of_one_process(fake_root, cache_dir, one_process, tmp_path):
+    out, logs = tmp_path / 'res', []
+    run_study(make_study(fake_root, cache_dir, out), engine=Ray(), log=logs.append)
+    same_runs(one_process, out)
+    assert any(l.startswith('ray:') for l in logs)
+    assert {json.loads(p.read_text())['engine'] for p in (out / 'runs').glob('fold*-seed0.json')} == {'ray'}

@@ -1,0 +1,63 @@
+"The scripts in experiments/ run as documented, here on the CPU with stand-ins for srun, the GPU and the device's home"
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from esc50_norm.study.demo import make_fake_esc50
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).parent / 'esc50-norm')
+
+
+@pytest.fixture(scope='module')
+def fake_root(tmp_path_factory):
+    return make_fake_esc50(tmp_path_factory.mktemp('data') / 'esc50', clips_per_fold=1, sr=16000, seconds=(1.0, 2.0))
+
+
+def run(cmd, env):
+    res = subprocess.run(cmd, cwd=REPO, env={**os.environ, 'MPLBACKEND': 'Agg', **env}, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
+@pytest.mark.slow
+def test_slurm_array_tasks_split_the_grid_into_one_folder(fake_root, tmp_path):
+    out = tmp_path / 'res'
+    args = (f"--folds 1 --normalizations none,global,channel --data {fake_root} --partial-data --cache-dir {tmp_path / 'c'} "
+            f"--device cpu")
+    env = dict(SRUN='', ESC50_NORM=CLI, PRESET='smoke', OUT_DIR=str(out), STUDY_ARGS=args, SLURM_ARRAY_TASK_COUNT='2')
+    first = run(['bash', 'experiments/slurm.sbatch'], {**env, 'SLURM_ARRAY_TASK_ID': '1'})
+    assert 'smoke: 2 runs to do' in first and 'shard 1/2' in first
+    second = run(['bash', 'experiments/slurm.sbatch'], {**env, 'SLURM_ARRAY_TASK_ID': '2'})
+    assert 'smoke: 1 runs to do' in second
+    assert sorted(pd.read_csv(out / 'results.csv').normalization) == ['channel', 'global', 'none']
+    assert 'smoke: 0 runs to do' in run(['bash', 'experiments/slurm.sbatch'], {**env, 'SLURM_ARRAY_TASK_ID': '1'})
+
+
+@pytest.mark.slow
+def test_device_script_assembles_the_parts_runs_and_packs_the_results(fake_root, tmp_path):
+    home, out = tmp_path / 'home', tmp_path / 'out'
+    home.mkdir(); out.mkdir()
+    parts = tmp_path / 'parts'
+    for k, files in enumerate((sorted((fake_root / 'audio').iterdir())[:10], sorted((fake_root / 'audio').iterdir())[10:]), 1):
+        (parts / f"part{k}" / 'audio').mkdir(parents=True)
+        for f in files: (parts / f"part{k}" / 'audio' / f.name).write_bytes(f.read_bytes())
+    (parts / 'part1' / 'meta').mkdir()
+    (parts / 'part1' / 'meta' / 'esc50.csv').write_text((fake_root / 'meta' / 'esc50.csv').read_text())
+    env = dict(HOME=str(home), OUT=str(out), DEVICE='cpu', PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    assert '10 clips' in run(['bash', 'experiments/on_device.sh', 'part', str(parts / 'part1')], env)
+    assert '20 clips' in run(['bash', 'experiments/on_device.sh', 'part', str(parts / 'part2')], env)
+    log = run(['bash', 'experiments/on_device.sh', 'study', 'smoke', '--folds', '1', '--normalizations', 'none,channel',
+               '--partial-data'], env)
+    assert 'smoke: 2 runs to do' in log and 'report:' in log
+    with tarfile.open(out / 'results-smoke.tar.gz') as tar:
+        names = tar.getnames()
+        assert 'smoke/runs/fold1-channel-seed0.json' in names and 'smoke/report.md' in names
+        row = json.load(tar.extractfile('smoke/runs/fold1-channel-seed0.json'))
+    assert row['device'].startswith('cpu') and (out / 'study-smoke.log').exists()
