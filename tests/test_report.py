@@ -1,0 +1,133 @@
+"The report: its numbers against hand computations, the contrasts it chooses, Holm's correction, time, plots, comparisons"
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from esc50_norm.study.cli import main as cli
+from esc50_norm.study.experiment import get_preset
+from esc50_norm.study.report import (compare_folders, contrasts, missing_runs, paired_differences, plot_paired, study_time,
+                                     summary_table, write_report)
+from esc50_norm.study.runs import read_results
+
+RESULTS = Path(__file__).resolve().parents[1] / 'results'
+
+
+def _fake_results(accs: dict, fold: int = 1) -> pd.DataFrame:
+    "Runs of one fold: normalization -> accuracy per seed"
+    return pd.DataFrame([dict(fold=fold, seed=s, normalization=n, final_accuracy=a) for n, xs in accs.items() for s, a in enumerate(xs)])
+
+
+def test_summary_matches_hand_computed_mean_and_t_interval():
+    df = _fake_results({'none': [0.5, 0.6, 0.7], 'channel': [0.6, 0.65, 0.8]})
+    s = summary_table(df).loc['none']
+    half = 4.302652729911275 * 0.1 / np.sqrt(3)                # t(0.975, 2) * sd / sqrt(n)
+    assert (s.n, s['mean'], s['std']) == (3, pytest.approx(0.6), pytest.approx(0.1))
+    assert (s.ci95_low, s.ci95_high) == (pytest.approx(0.6 - half), pytest.approx(0.6 + half))
+
+
+def test_paired_differences_use_matched_seeds():
+    df = _fake_results({'none': [0.5, 0.6, 0.7], 'global': [0.55, 0.62, 0.78], 'channel': [0.6, 0.65, 0.8]})
+    p = paired_differences(df)
+    assert list(p.index) == ['global - none', 'channel - none', 'channel - global']
+    assert p.loc['channel - none', 'mean'] == pytest.approx(np.mean([0.1, 0.05, 0.1]))
+    assert p.loc['channel - none', 'pairs'] == 3 and p.loc['channel - none', 'wins'] == 3
+    assert p.loc['channel - global', 'mean'] == pytest.approx(np.mean([0.05, 0.03, 0.02]))
+    assert 0 < p.loc['global - none', 't_test_p'] < 0.2
+
+
+def test_holm_correction_matches_a_hand_computation():
+    df = _fake_results({'none': [0.5, 0.6, 0.7, 0.65], 'global': [0.55, 0.62, 0.78, 0.66], 'channel': [0.6, 0.65, 0.8, 0.6]})
+    p = paired_differences(df)
+    raw = p.t_test_p.to_numpy()
+    order = np.argsort(raw)
+    holm = np.empty(3)
+    running = 0.0
+    for rank, i in enumerate(order):                           # Holm: (m - rank) * p, made monotone, capped at 1
+        running = max(running, min(1.0, (3 - rank) * raw[i]))
+        holm[i] = running
+    assert np.allclose(p.t_test_p_holm, holm) and (p.t_test_p_holm >= p.t_test_p).all()
+    assert list(p.columns).index('t_test_p_holm') == list(p.columns).index('t_test_p') + 1
+
+
+def test_contrasts_follow_the_normalizations_of_the_grid():
+    assert contrasts(get_preset('cv').normalizations) == [('global', 'none'), ('channel', 'none'), ('channel', 'global')]
+    ablation = contrasts(get_preset('ablation').normalizations)
+    for pair in [('wave', 'none'), ('global', 'wave'), ('channel', 'wave'), ('global_nowave', 'none'),
+                 ('channel_nowave', 'none'), ('channel', 'global')]:
+        assert pair in ablation, pair
+    mel = contrasts(get_preset('mel').normalizations)
+    assert ('minmax', 'wave') in mel and ('instance', 'global') in mel and ('global', 'none') not in mel
+    assert ('channel_meanonly', 'channel') in contrasts(['none', 'wave', 'channel', 'channel_meanonly'])
+
+
+def test_study_time_is_first_start_to_last_finish():
+    df = pd.DataFrame(dict(started_at=['2026-01-01T10:00:00+0000', '2026-01-01T10:00:30+0000'],
+                           finished_at=['2026-01-01T10:05:00+0000', '2026-01-01T10:06:00+0000'],
+                           setup_s=[1.0, 1.0], wall_s=[299.0, 329.0]))
+    t = study_time(df)
+    assert t['wall_s'] == 360 and t['summed_s'] == 630 and not t['estimated'] and t['parallel'] == pytest.approx(1.75)
+    old = df.drop(columns='started_at')                         # run files that predate start times: estimated
+    t = study_time(old)
+    assert t['estimated'] and t['wall_s'] == 360
+
+
+def test_paired_plot_has_a_point_per_pair_coloured_by_fold():
+    df = pd.concat([_fake_results({'none': [0.5, 0.6], 'global': [0.55, 0.62]}, fold=1),
+                    _fake_results({'none': [0.7, 0.8], 'global': [0.78, 0.8]}, fold=2)])
+    fig = plot_paired(df)
+    ax = fig.axes[0]
+    points = [c for c in ax.collections if len(c.get_offsets())]
+    assert sum(len(c.get_offsets()) for c in points[:2]) == 4                    # 2 folds x 2 seeds
+    assert len({tuple(c.get_facecolor()[0]) for c in points[:2]}) == 2             # one colour per fold
+    assert [t.get_text() for t in ax.get_xticklabels()] == ['global\n- none']
+
+
+def test_report_of_an_incomplete_grid_says_so(tmp_path):
+    out = tmp_path / 'blog'
+    shutil.copytree(RESULTS / 'blog-bf16', out, ignore=shutil.ignore_patterns('*.png', '*.md'))
+    (out / 'runs' / 'fold1-channel-seed4.json').unlink()
+    (out / 'runs' / 'fold1-channel-seed4.running.json').write_text(json.dumps(dict(host='h', pid=1, started_at='x')))
+    preset = get_preset('blog').resolved('cuda')
+    assert missing_runs(read_results(out), preset) == ['fold1-channel-seed4']
+    text = write_report(out).read_text()
+    assert 'Incomplete grid: 14 of 15 runs finished' in text and 'Missing: fold1-channel-seed4' in text
+    assert 'Started but not finished (in progress, or interrupted): fold1-channel-seed4' in text
+    for f in ('accuracy.png', 'paired.png', 'curves.png'): assert (out / f).stat().st_size > 1000
+
+
+@pytest.mark.parametrize('folder,n', [('cv-bf16', 75), ('ablation-bf16', 30), ('blog-fp32', 15), ('blog-bf16', 15), ('quick-cpu', 9)])
+def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_path):
+    "The committed report.md of each results folder is regenerated from its run files, unchanged"
+    out = tmp_path / folder
+    shutil.copytree(RESULTS / folder, out)
+    text = write_report(out).read_text()
+    assert text == (RESULTS / folder / 'report.md').read_text()
+    assert f'Complete grid: {n} of {n} runs' in text and 't_test_p_holm' in text and 'Study wall time' in text
+
+
+def test_cv_answer_in_numbers():
+    "The numbers the README quotes, from the committed cv run files"
+    df = read_results(RESULTS / 'cv-bf16')
+    s, p = summary_table(df), paired_differences(df)
+    assert s['mean'].round(4).to_dict() == {'none': 0.721, 'global': 0.7365, 'channel': 0.7215}
+    assert (p.loc['channel - global', 'losses'], p.loc['channel - global', 'wins']) == (23, 2)
+    assert p.loc['global - none', 'mean'] == pytest.approx(0.0155) and p.loc['global - none', 't_test_p_holm'] < 0.05
+    assert p.loc['channel - none', 't_test_p_holm'] > 0.5
+    t = study_time(df)
+    assert 11 < t['wall_s'] / 60 < 14 and t['summed_s'] / t['wall_s'] > 6     # 8 processes shared the GPU for 12.5 min
+
+
+def test_compare_folders_pairs_runs_across_folders(tmp_path, capsys):
+    means, paired = compare_folders([RESULTS / 'blog-fp32', RESULTS / 'blog-bf16'])
+    assert means.loc['global', 'blog-fp32'] == pytest.approx(0.73) and means.loc['global', 'blog-bf16'] == pytest.approx(0.727)
+    row = paired.loc[('blog-bf16', 'global')]
+    assert row['pairs'] == 5 and row['mean'] == pytest.approx(-0.003, abs=1e-6)
+    assert cli(['compare', str(RESULTS / 'blog-fp32'), str(RESULTS / 'blog-bf16'), '--out', str(tmp_path / 'c.md')]) == 0
+    out = capsys.readouterr().out
+    assert 'blog-bf16 - blog-fp32' in out and (tmp_path / 'c.md').read_text().startswith('# Comparison')
+    assert cli(['compare', str(tmp_path), str(RESULTS / 'blog-bf16')]) == 2
+    assert 'holds no preset.json' in capsys.readouterr().err
