@@ -1,4 +1,4 @@
-"The notebooks in nbs/ run top to bottom on small inputs (generated clips, a tiny results folder) and show what they promise"
+"The notebooks in nbs/ are stored with their outputs, and run top to bottom (generated clips, the committed results) showing what they promise"
 import json
 import re
 import sys
@@ -8,26 +8,15 @@ import nbformat
 import pytest
 
 from esc50_norm.study.demo import make_fake_esc50
-from esc50_norm.study.experiment import get_preset, run_study
 
 NBS = Path(__file__).resolve().parents[1] / 'nbs'
-NOTEBOOKS = ('01_normalization_walkthrough.ipynb', '02_results.ipynb')
+NOTEBOOKS = ('01_normalization_walkthrough.ipynb', '02_results.ipynb', '03_inference.ipynb')
 
 
 @pytest.fixture(scope='module')
 def fake_root(tmp_path_factory):
     "An ESC-50-shaped folder: 4 classes x 5 folds, 22.05 kHz clips of 3-6 s, some stereo"
     return make_fake_esc50(tmp_path_factory.mktemp('data') / 'esc50', clips_per_fold=1)
-
-
-@pytest.fixture(scope='module')
-def results_dir(fake_root, tmp_path_factory):
-    "A results folder whose grid is half done: shard 1 of 2 of fold 1 x (none, global, channel) x seeds (0, 1)"
-    out = tmp_path_factory.mktemp('results') / 'smoke'
-    preset = get_preset('smoke', folds=(1,), normalizations=('none', 'global', 'channel'), seeds=(0, 1))
-    run_study(preset, out, data=fake_root, cache_dir=tmp_path_factory.mktemp('cache'), device='cpu', shard=(0, 2),
-              log=lambda *a: None, full_data=False)
-    return out
 
 
 @pytest.fixture
@@ -66,12 +55,15 @@ def outputs(nb) -> tuple[str, list, int]:
     return ''.join(printed), shown, images
 
 
-@pytest.mark.parametrize('name', NOTEBOOKS)
-def test_notebooks_are_stored_without_outputs(name):
+@pytest.mark.parametrize('name,images', zip(NOTEBOOKS, (6, 4, 1)))
+def test_notebooks_are_stored_with_their_outputs(name, images):
+    "A reader sees the results on the page: every code cell ran, in order, in one session, without an error"
     nb = nbformat.read(NBS / name, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == 'code']
-    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    assert sum(bool(c.outputs) for c in code) >= len(code) - 2                 # set-up and clean-up cells may print nothing
+    assert outputs(nb)[2] >= images
 
 
 @pytest.mark.slow
@@ -82,25 +74,33 @@ def test_walkthrough_runs_on_generated_clips(nb_env, fake_root):
     assert re.search(r"after AudioNormalize: shape \(1, 80000\), 16000 Hz, mean [+-]0\.0000, std 1\.0000", printed)
     assert 'AudioSpectrogram (1, 201, 401)' in printed
     assert '20 clips (1 per class and fold): 16 for training (folds 2-5), 4 for validation (fold 1)' in printed
-    assert "global: SpecNormalize(mode='global', stats (1, 1, 1, 1)" in printed
-    assert "loaded: SpecNormalize(mode='channel', stats (1, 1, 201, 1)" in printed
+    assert "global: SpecNormalize(mode='global', mean_only=False: stats mean/std (1, 1, 1, 1)" in printed
+    assert "loaded: SpecNormalize(mode='channel', mean_only=False: stats mean/std (1, 1, 201, 1)" in printed
     assert 'refused: stats file' in printed and 'needs (1, 1, 128, 1)' in printed
     # waveform, resampled/normalized waveforms, spectrogram, global vs channel, histograms, channel stats
     assert images == 6
 
 
+def _texts(nb) -> list:
+    "The text of every output, cell by cell (pictures aside)"
+    return [[o.get('text', '') if o.output_type == 'stream' else o.get('data', {}).get('text/plain', '')
+             for o in c.outputs if not str(o.get('data', {}).get('text/plain', '')).startswith('<Figure')]
+            for c in nb.cells if c.cell_type == 'code']
+
+
 @pytest.mark.slow
-def test_results_notebook_rebuilds_tables_and_plots(nb_env, results_dir):
-    nb_env.setenv('RESULTS_DIR', str(results_dir))
-    printed, shown, images = outputs(execute(NOTEBOOKS[1]))
-    assert f"{results_dir}: preset 'smoke', 3 finished runs" in printed
-    assert 'Incomplete grid: 3 of 6 runs finished. Missing: fold1-none-seed1, fold1-global-seed1, fold1-channel-seed1' in printed
-    runs, summary, folds, paired = [s for s in shown if not s.startswith('<Figure')]
-    assert re.findall(r"^\d+\s+1\s+(\w+)\s+0\s", runs, re.M) == ['channel', 'global', 'none']   # fold 1, seed 0
-    assert 'ci95_high' in summary and all(f"\n{n} " in summary for n in ('none', 'global', 'channel'))
-    assert folds.startswith('normalization') and all(n in folds for n in ('none', 'global', 'channel'))
-    assert 'channel - none' in paired and 'channel - global' in paired
-    assert images == 2                                                  # accuracy, training curves
+def test_results_notebook_shows_the_committed_results_as_stored(nb_env):
+    "02 rebuilds its tables from the committed run files; what it shows today is what is stored in it"
+    nb = execute(NOTEBOOKS[1])
+    printed, shown, images = outputs(nb)
+    assert 'cv-bf16: 75 of 75 runs finished; NVIDIA H100 80GB HBM3, bf16; wall time 12.4 min' in printed
+    assert 'ablation-bf16: 30 of 30 runs finished' in printed
+    summary, folds, paired = shown[:3]
+    assert re.search(r"^global\s+25\s+0\.7365", summary, re.M) and re.search(r"^4\s+0\.7415\s+0\.7955\s+0\.7645", folds, re.M)
+    assert re.search(r"^channel - global\s+25\s+-0\.0150.*\s2\s+23\s*$", paired, re.M) and 't_test_p_holm' in paired
+    assert any(re.search(r"^global\s+0\.7315\s+0\.7300\s+0\.7270\s+-0\.0015", s, re.M) for s in shown)   # the reference post
+    assert images == 4                                                  # cv paired, accuracy, curves; ablation paired
+    assert _texts(nb) == _texts(nbformat.read(NBS / NOTEBOOKS[1], as_version=4))
 
 
 @pytest.mark.slow
