@@ -1,8 +1,10 @@
-"Shared fixtures: the real ESC-50 copy beside the repository, when there is one"
+"Shared fixtures: a small generated ESC-50-shaped folder, and the real ESC-50 copy beside the repository when there is one"
 from pathlib import Path
 
 import matplotlib
 import pytest
+
+from esc50_norm.study.demo import make_fake_esc50
 
 matplotlib.use('Agg')
 
@@ -15,3 +17,9 @@ def shared_esc50() -> Path:
     if not (SHARED_ESC50 / 'meta' / 'esc50.csv').is_file():
         pytest.skip(f"{SHARED_ESC50} not found: the real-data tests run only beside this repository's shared folder")
     return SHARED_ESC50
+
+
+@pytest.fixture(scope='session')
+def fake_root(tmp_path_factory) -> Path:
+    "4 classes x 5 folds x 1 clip of 1-2 s at 16 kHz, some stereo: the smallest grid a study runs on"
+    return make_fake_esc50(tmp_path_factory.mktemp('data') / 'esc50', clips_per_fold=1, sr=16000, seconds=(1.0, 2.0))

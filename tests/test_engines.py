@@ -8,16 +8,10 @@ import time
 import pandas as pd
 import pytest
 
-from esc50_norm.study.demo import make_fake_esc50
 from esc50_norm.study.engines import InProcess, Local, Ray, get_engine
 from esc50_norm.study.experiment import Study, get_preset, run_study
 
 GRID = dict(folds=(1,), normalizations=('none', 'global', 'channel'), seeds=(0,))
-
-
-@pytest.fixture(scope='module')
-def fake_root(tmp_path_factory):
-    return make_fake_esc50(tmp_path_factory.mktemp('data') / 'esc50', clips_per_fold=1, sr=16000, seconds=(1.0, 2.0))
 
 
 @pytest.fixture(scope='module')
@@ -53,13 +47,24 @@ def test_get_engine_runs_one_worker_here_and_names_unknown_engines():
     with pytest.raises(ValueError, match="'dask'"): get_engine('dask')
 
 
+def _cli(root, cache_dir, out, *engine_args) -> str:
+    "`esc50-norm study` of the grid with the given engine options; what it printed"
+    import contextlib, io
+    from esc50_norm.study.cli import main
+    args = ['study', '--preset', 'smoke', '--folds', '1', '--normalizations', ','.join(GRID['normalizations']), '--seeds', '0',
+            '--data', str(root), '--partial-data', '--cache-dir', str(cache_dir), '--out', str(out), '--device', 'cpu',
+            '--no-report', *engine_args]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf): assert main(args) == 0
+    return buf.getvalue()
+
+
 def test_two_worker_processes_give_the_run_files_of_one(fake_root, cache_dir, one_process, tmp_path):
-    logs = []
     out = tmp_path / 'res'
-    run_study(make_study(fake_root, cache_dir, out), engine=Local(workers=2), log=logs.append)
+    printed = _cli(fake_root, cache_dir, out, '--workers', '2')
     same_runs(one_process, out)
-    assert any('2 worker processes' in l for l in logs)
-    assert sum(l.startswith('[') and 'accuracy' in l for l in logs) == 3          # one progress line per finished run
+    assert '2 worker processes: cpu worker 1, cpu worker 2' in printed
+    assert len([l for l in printed.splitlines() if l.startswith('[') and 'accuracy' in l]) == 3   # a line per finished run
     rows = [json.loads((out / 'runs' / f"fold1-{n}-seed0.json").read_text()) for n in GRID['normalizations']]
     assert {r['engine'] for r in rows} == {'local'} and {r['attempt'] for r in rows} == {1}
 
@@ -110,8 +115,8 @@ def test_a_killed_worker_is_retried_and_its_run_written_once(engine, fake_root, 
 
 @pytest.mark.slow
 def test_ray_gives_the_run_files_of_one_process(fake_root, cache_dir, one_process, tmp_path):
-    out, logs = tmp_path / 'res', []
-    run_study(make_study(fake_root, cache_dir, out), engine=Ray(), log=logs.append)
+    out = tmp_path / 'res'
+    printed = _cli(fake_root, cache_dir, out, '--engine', 'ray')
     same_runs(one_process, out)
-    assert any(l.startswith('ray:') for l in logs)
+    assert 'ray: ' in printed and 'smoke: 3 of 3 runs finished' in printed
     assert {json.loads(p.read_text())['engine'] for p in (out / 'runs').glob('fold*-seed0.json')} == {'ray'}

@@ -9,15 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from esc50_norm.study.demo import make_fake_esc50
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / 'esc50-norm')
-
-
-@pytest.fixture(scope='module')
-def fake_root(tmp_path_factory):
-    return make_fake_esc50(tmp_path_factory.mktemp('data') / 'esc50', clips_per_fold=1, sr=16000, seconds=(1.0, 2.0))
 
 
 def run(cmd, env):

@@ -8,16 +8,10 @@ import pandas as pd
 import pytest
 
 from esc50_norm.study.cli import main as cli
-from esc50_norm.study.demo import make_fake_esc50
 from esc50_norm.study.experiment import Study, expected_runs, get_preset, read_results, run_study
 from esc50_norm.stats import load_stats
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
-
-
-@pytest.fixture(scope='module')
-def fake_root(tmp_path_factory):
-    return make_fake_esc50(tmp_path_factory.mktemp('data') / 'esc50', clips_per_fold=1, sr=16000, seconds=(1.0, 2.0))
 
 
 @pytest.fixture
@@ -166,11 +160,28 @@ def test_cli_study_then_report(fake_root, tmp_path, capsys):
     assert 'fold(s) [9] do not exist' in capsys.readouterr().err
 
 
-def test_cli_train_exports_a_model_on_every_fold(fake_root, tmp_path, capsys):
+def test_cli_train_exports_a_model_that_predict_uses_and_errors_name_the_file(fake_root, tmp_path, capsys):
     model = tmp_path / 'm.pkl'
     assert cli(['train', '--preset', 'smoke', '--fold', 'all', '--normalization', 'channel', '--data', str(fake_root),
                 '--partial-data', '--cache-dir', str(tmp_path / 'cache'), '--device', 'cpu', '--out', str(model)]) == 0
     assert 'trained on every fold' in capsys.readouterr().out and model.stat().st_size > 1e6
+    clips = sorted((fake_root / 'audio').iterdir())[:2]
+    assert cli(['predict', str(model), *map(str, clips), '--top-k', '2']) == 0
+    table = capsys.readouterr().out
+    assert all(table.count(c.name) == 2 for c in clips) and 'probability' in table
+    assert cli(['predict', str(model), str(clips[0]), '--json']) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r['rank'] for r in rows] == [1, 2, 3] and sum(r['probability'] for r in rows) <= 1 + 1e-6
+    assert {r['class'] for r in rows} <= {'low_hum', 'whistle', 'chirp', 'noise_burst'}
+    (tmp_path / 'bad.wav').write_bytes(b'not audio')
+    (tmp_path / 'notes.pkl').write_text('not a model')
+    for args, named in ((['predict', str(model), str(tmp_path / 'gone.wav')], 'gone.wav'),
+                        (['predict', str(model), str(tmp_path / 'bad.wav')], 'bad.wav'),
+                        (['predict', str(tmp_path / 'notes.pkl'), str(clips[0])], 'notes.pkl'),
+                        (['predict', str(tmp_path / 'none.pkl'), str(clips[0])], 'none.pkl')):
+        assert cli(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith('esc50-norm predict: error:') and named in err, err
 
 
 @pytest.mark.slow
