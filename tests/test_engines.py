@@ -120,3 +120,22 @@ def test_ray_gives_the_run_files_of_one_process(fake_root, cache_dir, one_proces
     same_runs(one_process, out)
     assert 'ray: ' in printed and 'smoke: 3 of 3 runs finished' in printed
     assert {json.loads(p.read_text())['engine'] for p in (out / 'runs').glob('fold*-seed0.json')} == {'ray'}
+
+
+def test_each_worker_is_started_pinned_to_its_gpu(monkeypatch):
+    "A slot's CUDA_VISIBLE_DEVICES is in the worker's environment from its start, and the parent's is left as it was"
+    import multiprocessing as mp
+    from esc50_norm.study.engines import _environ
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+    slots, threads = Local(workers=2, gpus=[0, 3])._slots(__import__('torch').device('cuda'))
+    assert [s.name for s in slots] == ['gpu 0 worker 1', 'gpu 0 worker 2', 'gpu 3 worker 1', 'gpu 3 worker 2']
+    assert [s.env['CUDA_VISIBLE_DEVICES'] for s in slots] == ['0', '0', '3', '3'] and threads == 0
+    ctx = mp.get_context('spawn')
+    q = ctx.Queue()
+    p = ctx.Process(target=_report_env, args=(q,))
+    with _environ(slots[2].env): p.start()
+    assert q.get(timeout=60) == '3' and 'CUDA_VISIBLE_DEVICES' not in os.environ
+    p.join()
+
+
+def _report_env(q): q.put(os.environ.get('CUDA_VISIBLE_DEVICES'))

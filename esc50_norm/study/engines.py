@@ -1,5 +1,6 @@
 "Engines that run the jobs of a study: here in this process, in worker processes on every GPU, or on a Ray cluster"
 from __future__ import annotations
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -56,9 +57,20 @@ class InProcess:
         return failed
 
 
-def _worker(wid: int, env: dict, threads: int, study: Study, inbox, outbox):
-    "A worker process: pinned by `env` (CUDA_VISIBLE_DEVICES), it runs the jobs it is sent until it gets None"
+@contextlib.contextmanager
+def _environ(env: dict):
+    "`os.environ` updated by `env` for a while: a process started inside inherits it from its first instruction"
+    old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+
+def _worker(wid: int, threads: int, study: Study, inbox, outbox):
+    "A worker process (pinned to its GPU by the CUDA_VISIBLE_DEVICES it was started with): runs the jobs it is sent until None"
     if threads: torch.set_num_threads(threads)
     while (msg := inbox.get()) is not None:
         job, attempt = msg
@@ -103,8 +115,8 @@ class Local:
 
         def start(k: int, s: _Slot):
             s.inbox, s.job = ctx.Queue(), None
-            s.proc = ctx.Process(target=_worker, args=(k, s.env, threads, worker_study, s.inbox, outbox), daemon=True)
-            s.proc.start()
+            s.proc = ctx.Process(target=_worker, args=(k, threads, worker_study, s.inbox, outbox), daemon=True)
+            with _environ(s.env): s.proc.start()            # before CUDA starts in the child: importing torch may start it
 
         def finish(s: _Slot, job: Job, row: dict | None, err: str | None):
             s.job = None
