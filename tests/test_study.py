@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.experiment import Study, expected_runs, get_preset, read_results, run_study
+from esc50_norm import load_exported
 from esc50_norm.stats import load_stats
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -158,6 +160,23 @@ def test_cli_study_then_report(fake_root, tmp_path, capsys):
     assert 'Complete grid: 2 of 2 runs' in text and 'global - none' in text and 'Study wall time' in text
     assert cli(['study', '--preset', 'smoke', '--folds', '9', '--data', str(fake_root)]) == 2
     assert 'fold(s) [9] do not exist' in capsys.readouterr().err
+
+
+def test_save_models_keeps_each_runs_model_beside_its_files(fake_root, tmp_path, capsys):
+    out = tmp_path / 'res'
+    assert cli(['study', '--preset', 'smoke', '--folds', '1', '--normalizations', 'minmax', '--data', str(fake_root),
+                '--partial-data', '--cache-dir', str(tmp_path / 'cache'), '--out', str(out), '--device', 'cpu',
+                '--save-models', '--no-report']) == 0
+    model = out / 'runs' / 'fold1-minmax-seed0.pkl'
+    assert model.stat().st_size > 1e6
+    clip = sorted((fake_root / 'audio').iterdir())[0]
+    capsys.readouterr()
+    assert cli(['predict', str(model), str(clip), '--json']) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    learn = load_exported(model)                                          # the run's stats travel inside its model
+    norm = learn.dls.valid.after_batch.fs[-1]
+    saved = load_stats(out / 'runs' / 'fold1-minmax-seed0.stats.json')
+    assert norm.mode == 'minmax' and torch.equal(norm.stats['lo'], saved['lo']) and torch.equal(norm.stats['hi'], saved['hi'])
 
 
 def test_cli_train_exports_a_model_that_predict_uses_and_errors_name_the_file(fake_root, tmp_path, capsys):
