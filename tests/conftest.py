@@ -23,3 +23,11 @@ def shared_esc50() -> Path:
 def fake_root(tmp_path_factory) -> Path:
     "4 classes x 5 folds x 1 clip of 1-2 s at 16 kHz, some stereo: the smallest grid a study runs on"
     return make_fake_esc50(tmp_path_factory.mktemp('data') / 'esc50', clips_per_fold=1, sr=16000, seconds=(1.0, 2.0))
+
+
+def fake_cached(d: Path, sr: int, seconds: tuple, duration: float) -> tuple:
+    "A generated ESC-50-shaped folder of 2 clips per class and fold under `d`, its metadata, and its clips cached at 16 kHz"
+    from esc50_norm.study import load_or_build_cache, read_meta
+    root = make_fake_esc50(d / 'esc50', clips_per_fold=2, sr=sr, seconds=seconds)
+    df = read_meta(root, full=False)
+    return root, df, load_or_build_cache([root / 'audio' / f for f in df.filename], d / 'cache', sr=16000, duration=duration, progress=False)

@@ -7,8 +7,8 @@ from fastai.learner import Learner
 from torch import nn
 
 from esc50_norm import AudioTensor, AudioToSpec, SpecStatsCallback, SpectrogramConfig, audio_item_tfms, training_inputs
-from esc50_norm.study import esc50_dataloaders, fold_split, load_or_build_cache, read_meta
-from esc50_norm.study.demo import make_fake_esc50
+from esc50_norm.study import esc50_dataloaders, fold_split
+from conftest import fake_cached
 from esc50_norm.study.esc50 import ESC50Error
 from fastai.data.all import Pipeline
 
@@ -16,12 +16,7 @@ SPEC = SpectrogramConfig(n_fft=256, hop_length=160, mel=True, n_mels=24)
 
 
 @pytest.fixture(scope='module')
-def fake(tmp_path_factory):
-    d = tmp_path_factory.mktemp('fake')
-    root = make_fake_esc50(d / 'esc50', clips_per_fold=2, sr=22050, seconds=(0.8, 1.6))
-    df = read_meta(root, full=False)
-    cache = load_or_build_cache([root / 'audio' / f for f in df.filename], d / 'cache', sr=16000, duration=1.0, progress=False)
-    return root, df, cache
+def fake(tmp_path_factory): return fake_cached(tmp_path_factory.mktemp('fake'), sr=22050, seconds=(0.8, 1.6), duration=1.0)
 
 
 def dls_for(fake, mode='channel', pipeline='cached', **kw):

@@ -10,8 +10,8 @@ from fastai.learner import Learner
 from torch import nn
 
 from esc50_norm import MODES, AudioSpectrogram, SpecNormalize, SpecStatsCallback, SpectrogramConfig, StatsFileError, spec_stats
-from esc50_norm.study import esc50_dataloaders, load_or_build_cache, read_meta
-from esc50_norm.study.demo import make_fake_esc50
+from conftest import fake_cached
+from esc50_norm.study import esc50_dataloaders
 
 PER_CLIP = 'standard deviations (per clip; cannot be decoded)'
 
@@ -184,12 +184,7 @@ SPEC = SpectrogramConfig(n_fft=256, hop_length=160, mel=True, n_mels=16)
 
 
 @pytest.fixture(scope='module')
-def fake(tmp_path_factory):
-    d = tmp_path_factory.mktemp('fake')
-    root = make_fake_esc50(d / 'esc50', clips_per_fold=2, sr=16000, seconds=(0.5, 1.0))
-    df = read_meta(root, full=False)
-    cache = load_or_build_cache([root / 'audio' / f for f in df.filename], d / 'cache', sr=16000, duration=0.5, progress=False)
-    return df, cache
+def fake(tmp_path_factory): return fake_cached(tmp_path_factory.mktemp('fake'), sr=16000, seconds=(0.5, 1.0), duration=0.5)[1:]
 
 
 def dls_for(fake, normalization, **kw):
