@@ -108,7 +108,7 @@ class Local:
         slots, threads = self._slots(device)
         todo = [Job(*j) for j in todo]
         slots = slots[:len(todo)]
-        ctx, outbox = mp.get_context('spawn'), None
+        ctx = mp.get_context('spawn')                      # a fresh interpreter per worker: no CUDA state inherited
         outbox = ctx.Queue()
         pending, attempts, failed, done = deque(todo), Counter(), [], set()
         log(f"{len(slots)} worker processes: {', '.join(s.name for s in slots)}")
