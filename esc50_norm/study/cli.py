@@ -129,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_report)
 
     c = sub.add_parser('compare', help="compare results folders with a reference one, normalization by normalization")
-    c.add_argument('reference', help="the results folder to compare with, e.g. the committed results/quick")
+    c.add_argument('reference', help="the results folder to compare with, e.g. the committed results/quick-cpu")
     c.add_argument('results', nargs='+', help="the other results folders")
     c.add_argument('--out', help="also write the comparison to this markdown file")
     c.set_defaults(func=cmd_compare)
