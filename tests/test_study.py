@@ -215,3 +215,23 @@ def test_smoke_form_of_each_preset_on_real_clips(shared_esc50, tmp_path, preset,
     assert len(csv) == runs and set(csv.fold) == {1, 2} and (csv.n_valid == 50).all() and (csv.n_train == 200).all()
     assert f'Complete grid: {runs} of {runs} runs' in (out / 'report.md').read_text()
     for f in ('accuracy.png', 'paired.png', 'curves.png', 'summary.csv', 'paired.csv'): assert (out / f).stat().st_size > 100, f
+
+
+def test_memory_stays_flat_over_runs_in_one_process(fake_root, tmp_path):
+    "Each run's Learner, model, optimizer state and DataLoaders are released when it ends, not left to pile up in cycles"
+    import gc
+    from fastai.learner import Learner
+    from esc50_norm.study.experiment import resident_gib
+    study = Study(tiny(normalizations=('global',), seeds=(0, 1, 2, 3, 4)), tmp_path / 'res', data=fake_root,
+                  cache_dir=tmp_path / 'cache', device='cpu', full_data=False)
+    study.prepare()
+    data, rss = study.load_data(log=lambda *_: None), []
+    gc.disable()                                          # no collection by chance: only what the study releases is gone
+    try:
+        for job in study.todo():
+            row = study.run(job, data)
+            rss.append(resident_gib())
+            assert 0.1 < row['rss_gib'] < 64                 # recorded in the run file beside gpu_mem_peak_gib
+            assert not [o for o in gc.get_objects() if isinstance(o, Learner)], f"a Learner outlived {job.id}"
+    finally: gc.enable()
+    assert len(rss) == 5 and rss[-1] - rss[0] < 0.15, f"resident memory grew from {rss[0]:.3f} to {rss[-1]:.3f} GiB over 5 runs"

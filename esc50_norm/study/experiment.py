@@ -1,5 +1,6 @@
 "The study: one function trains one (fold, normalization, seed); a `Study` binds a preset to its results folder and data"
 from __future__ import annotations
+import gc
 import json
 import os
 import time
@@ -24,7 +25,7 @@ from .presets import PRESETS, Preset, get_preset
 from .runs import Job, mark_running, now, provenance, read_results, record_run, run_id, write_atomic, write_results_csv
 
 __all__ = ['Preset', 'PRESETS', 'get_preset', 'Job', 'run_id', 'StudyData', 'load_study_data', 'train_one', 'Study',
-           'run_study', 'read_results', 'expected_runs']
+           'run_study', 'read_results', 'expected_runs', 'resident_gib', 'release_memory']
 
 
 class EpochTimer(Callback):
@@ -117,11 +118,27 @@ def _export(learn: Learner, path):
     tmp.replace(path)
 
 
+def resident_gib() -> float | None:
+    "This process's resident memory now, in GiB (Linux: /proc/self/status; elsewhere None)"
+    try:
+        with open('/proc/self/status') as f: kib = next(int(l.split()[1]) for l in f if l.startswith('VmRSS:'))
+    except (OSError, StopIteration, ValueError): return None
+    return kib / 2**20
+
+
+def release_memory(device=None):
+    "Free what a finished run left: its Learner and DataLoaders sit in reference cycles, and CUDA keeps freed blocks cached"
+    gc.collect()
+    if device is not None and torch.device(device).type == 'cuda': torch.cuda.empty_cache()
+
+
 def _environment(device: torch.device) -> dict:
     import fastai, torchaudio
     cuda = device.type == 'cuda'
+    rss = resident_gib()
     return dict(device=torch.cuda.get_device_name(device) if cuda else f"cpu ({os.cpu_count()} cores)",
                 gpu_mem_peak_gib=round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if cuda else None,
+                rss_gib=None if rss is None else round(rss, 3),
                 torch=torch.__version__, torchaudio=torchaudio.__version__, fastai=fastai.__version__)
 
 
@@ -184,11 +201,13 @@ class Study:
     def run(self, job: Job, data: StudyData | None = None, **note) -> dict:
         "Train one run and write its files (a note while it runs; the history, stats, model and row when it finishes)"
         job = Job(*job)
+        data = data or self.load_data()
         running = mark_running(self.out, job, **note)
         try:
-            row, hist = train_one(self.preset, data or self.load_data(), job, stats_file=self.file(job, '.stats.json'),
+            row, hist = train_one(self.preset, data, job, stats_file=self.file(job, '.stats.json'),
                                   model_file=self.file(job, '.pkl') if self.save_models else None)
         except Exception: running.unlink(missing_ok=True); raise
+        finally: release_memory(data.device)
         row = {**row, **note}
         record_run(self.out, row, hist)
         return row
