@@ -1,0 +1,51 @@
+"""Why old files still read: every shim that files written by earlier versions need, in one place.
+
+The committed results (`results/`) were made before some fields and formats existed. Rather than rewrite
+those files (they are data), the code reads them as they are, through the functions here:
+- fields added to a dataclass later (`later`) are left out of its recorded form while at their default, so
+  the recipe hash of a folder recorded before the field existed is unchanged;
+- stats files of the first format hold `mean`/`std` only, without `arrays` or `mode` (`upgrade_stats`);
+- run files from before start times were recorded get a start estimated from finish time minus run time
+  (`run_starts`).
+"""
+from __future__ import annotations
+from dataclasses import asdict, field, fields
+
+__all__ = ['later', 'recorded_dict', 'upgrade_stats', 'run_starts']
+
+_LATER = {'recorded': 'unless default'}
+
+
+def later(default=None, default_factory=None):
+    "A dataclass field added after results were recorded: recorded (and hashed) only when it differs from its default"
+    if default_factory is not None: return field(default_factory=default_factory, metadata=_LATER)
+    return field(default=default, metadata=_LATER)
+
+
+def later_defaults(cls) -> dict:
+    "The fields of dataclass `cls` added later, with their defaults"
+    return {f.name: f.default_factory() if f.default_factory is not None and callable(f.default_factory) else f.default
+            for f in fields(cls) if f.metadata.get('recorded') == 'unless default'}
+
+
+def recorded_dict(obj) -> dict:
+    "`asdict(obj)` without the later fields that still have their default: the form files record and hashes see"
+    d, defaults = asdict(obj), later_defaults(type(obj))
+    return {k: v for k, v in d.items() if not (k in defaults and v == defaults[k])}
+
+
+def upgrade_stats(d: dict) -> dict:
+    "A stats file's dict in today's form: files of the first format hold `mean`/`std` only (mode by their shape)"
+    d.setdefault('arrays', ['mean', 'std'])
+    if 'mode' not in d and d['arrays'] == ['mean', 'std']:
+        d['mode'] = 'global' if len(d.get('mean') or []) == 1 else 'channel'
+    return d
+
+
+def run_starts(df):
+    "Each run's start time: recorded, or (run files from before start times were recorded) finish time minus run time"
+    import pandas as pd
+    end = pd.to_datetime(df.finished_at, utc=True)
+    per_run = df.setup_s.astype(float) + df.wall_s.astype(float)
+    recorded = pd.to_datetime(df.started_at, utc=True) if 'started_at' in df else pd.Series(pd.NaT, index=df.index)
+    return recorded.fillna(end - pd.to_timedelta(per_run, unit='s')), bool(recorded.isna().any())
