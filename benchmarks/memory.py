@@ -14,7 +14,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from esc50_norm.study.experiment import Study, get_preset, resident_gib
+from esc50_norm.study.presets import get_preset
+from esc50_norm.study.study import Study
+from esc50_norm.study.train import resident_gib
 
 
 def main(argv=None):

@@ -26,7 +26,8 @@ from fastai.vision.models.xresnet import xresnet18
 
 from esc50_norm import AudioConfig
 from esc50_norm.study import esc50_path, load_or_build_cache, read_meta, subset_per_class
-from esc50_norm.study.data import cached_datablock, device_dataloaders, files_datablock, norm_tfms
+from esc50_norm.study.normalizations import norm_tfms
+from esc50_norm.study.pipelines import cached_datablock, device_dataloaders, files_datablock
 
 PIPELINES = ('files', 'cached', 'device')
 
@@ -39,7 +40,7 @@ def make_dls(pipeline, stage, df, cache, root, cfg, bs, device, downmix):
     "Training DataLoader of fold 1 for `pipeline`, with the batch transforms of `stage` (none for 'load')"
     tfms = None if stage == 'load' else norm_tfms('channel', cfg)
     if pipeline == 'files':
-        return files_datablock(root, 1, tfms, downmix=downmix).dataloaders(df, bs=bs, device=device, num_workers=0)
+        return files_datablock(root / 'audio', 1, tfms, downmix=downmix).dataloaders(df, bs=bs, device=device, num_workers=0)
     if pipeline == 'cached': return cached_datablock(cache, 1, tfms).dataloaders(df, bs=bs, device=device, num_workers=0)
     return device_dataloaders(cache, df, 1, tfms, bs=bs, device=device)
 
@@ -78,11 +79,11 @@ def main(argv=None):
     a = p.parse_args(argv)
     device = torch.device(a.device) if a.device else default_device()
     root = esc50_path(a.data, download=False)
-    df = subset_per_class(read_meta(root, full=False), a.clips_per_class)
+    df = subset_per_class(read_meta(root, full=False).rename(columns=dict(filename='file', category='label')), a.clips_per_class)
     cfg = AudioConfig.BasicSpectrogram()
     cache_dir = a.cache_dir or tempfile.mkdtemp(prefix='esc50-bench-')
     t0 = time.perf_counter()
-    cache = load_or_build_cache([root / 'audio' / f for f in df.filename], cache_dir, downmix='sum', progress=False)
+    cache = load_or_build_cache(root / 'audio', df.file, cache_dir, downmix='sum', progress=False)
     build_s = time.perf_counter() - t0
     print(f"{len(df)} clips; cache built in {build_s:.1f}s ({len(df) / build_s:.0f} clips/s, a one-time cost); device {device}")
     stages = ['load', 'spec'] + (['train'] if a.train else [])

@@ -29,5 +29,5 @@ def fake_cached(d: Path, sr: int, seconds: tuple, duration: float) -> tuple:
     "A generated ESC-50-shaped folder of 2 clips per class and fold under `d`, its metadata, and its clips cached at 16 kHz"
     from esc50_norm.study import load_or_build_cache, read_meta
     root = make_fake_esc50(d / 'esc50', clips_per_fold=2, sr=sr, seconds=seconds)
-    df = read_meta(root, full=False)
-    return root, df, load_or_build_cache([root / 'audio' / f for f in df.filename], d / 'cache', sr=16000, duration=duration, progress=False)
+    df = read_meta(root, full=False).rename(columns=dict(filename='file', category='label'))
+    return root, df, load_or_build_cache(root / 'audio', df.file, d / 'cache', sr=16000, duration=duration, progress=False)

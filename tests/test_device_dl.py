@@ -38,8 +38,8 @@ def test_shuffled_epoch_sees_every_clip_once_and_drop_last_drops_the_tail():
 def device_dls(tmp_path_factory):
     d = tmp_path_factory.mktemp('dev')
     root = make_fake_esc50(d / 'esc50', clips_per_fold=2, sr=16000, seconds=(1.0, 1.5))
-    df = read_meta(root, full=False)
-    cache = load_or_build_cache([root / 'audio' / f for f in df.filename], d / 'cache', progress=False)
+    df = read_meta(root, full=False).rename(columns=dict(filename='file', category='label'))
+    cache = load_or_build_cache(root / 'audio', df.file, d / 'cache', progress=False)
     return device_dataloaders(cache, df, 1, norm_tfms('channel', SPEC), bs=8, device='cpu'), df
 
 

@@ -8,8 +8,9 @@ import time
 import pandas as pd
 import pytest
 
-from esc50_norm.study.engines import InProcess, Local, Ray, get_engine
-from esc50_norm.study.experiment import Study, get_preset, run_study
+from esc50_norm.study.engines import InProcess, Local, Ray, get_engine, run_study
+from esc50_norm.study.presets import get_preset
+from esc50_norm.study.study import Study
 
 GRID = dict(folds=(1,), normalizations=('none', 'global', 'channel'), seeds=(0,))
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from esc50_norm.study.cli import main as cli
-from esc50_norm.study.experiment import get_preset
+from esc50_norm.study.presets import get_preset
 from esc50_norm.study.report import (compare_folders, contrasts, missing_runs, paired_differences, plot_paired, study_time,
                                      summary_table, write_report)
 from esc50_norm.study.runs import read_results

@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from esc50_norm.study.cli import main as cli
-from esc50_norm.study.experiment import Study, expected_runs, get_preset, read_results, run_study
+from esc50_norm.study.engines import run_study
+from esc50_norm.study.presets import get_preset
+from esc50_norm.study.runs import read_results
+from esc50_norm.study.study import Study
 from esc50_norm import load_exported
 from esc50_norm.stats import load_stats
 
@@ -109,11 +112,11 @@ def test_presets_match_the_reference_recipe_and_their_estimates():
     blog = get_preset('blog')
     assert (blog.folds, blog.seeds, blog.epochs, blog.bs, blog.lr) == ((1,), (0, 1, 2, 3, 4), 20, 64, 1e-3)
     assert blog.spec_cfg.n_freq == 201 and blog.spec_cfg.n_frames(80000) == 401
-    assert get_preset('cv').folds == (1, 2, 3, 4, 5) and len(expected_runs(get_preset('cv'))) == 75
+    assert get_preset('cv').folds == (1, 2, 3, 4, 5) and len(get_preset('cv').jobs()) == 75
     mel, strong = get_preset('mel'), get_preset('strong')
-    assert mel.spec_cfg.n_freq == 128 and mel.spec_cfg.n_frames(80000) == 313 and len(expected_runs(mel)) == 150
+    assert mel.spec_cfg.n_freq == 128 and mel.spec_cfg.n_frames(80000) == 313 and len(mel.jobs()) == 150
     assert set(mel.normalizations) == {'none', 'wave', 'global', 'channel', 'minmax', 'instance'}
-    assert len(expected_runs(strong)) == 60 and strong.mixup > 0 and strong.augmentation.freq_mask > 0
+    assert len(strong.jobs()) == 60 and strong.mixup > 0 and strong.augmentation.freq_mask > 0
     smoke = get_preset('mel', smoke=True)
     assert smoke.normalizations == mel.normalizations and (smoke.epochs, smoke.clips_per_class, smoke.folds) == (1, 1, (1, 2))
 
@@ -221,7 +224,7 @@ def test_memory_stays_flat_over_runs_in_one_process(fake_root, tmp_path):
     "Each run's Learner, model, optimizer state and DataLoaders are released when it ends, not left to pile up in cycles"
     import gc
     from fastai.learner import Learner
-    from esc50_norm.study.experiment import resident_gib
+    from esc50_norm.study.train import resident_gib
     study = Study(tiny(normalizations=('global',), seeds=(0, 1, 2, 3, 4)), tmp_path / 'res', data=fake_root,
                   cache_dir=tmp_path / 'cache', device='cpu', full_data=False)
     study.prepare()

@@ -1,4 +1,27 @@
-"The ESC-50 normalization study, built on the library: data, clip cache, pipelines, experiments, report, command line"
-from .esc50 import ENV_VAR, ESC50Error, esc50_path, fold_split, read_meta, subset_per_class
-from .cache import ClipCache, load_or_build_cache
-from .data import NORMALIZATIONS, FoldSplitter, cached_datablock, device_dataloaders, esc50_dataloaders, files_datablock, norm_tfms
+"""The normalization study, built on the library. Its modules, each importing only those above it:
+`esc50` (the ESC-50 files), `cache` (decode once), `normalizations` (what the study compares), `presets` (recipes and
+their grids), `pipelines` (DataLoaders of one fold), `device`, `train` (one run), `runs` (the files of a results
+folder), `study` (a preset bound to its folder), `engines` (where runs run; `run_study`), `report`, `cli`, `demo`.
+Names are imported on first use, so that `esc50-norm report` and `--help` load no training code."""
+import importlib
+
+_WHERE = {
+    'ESC50Error': 'esc50', 'ENV_VAR': 'esc50', 'esc50_path': 'esc50', 'read_meta': 'esc50', 'fold_split': 'esc50',
+    'subset_per_class': 'esc50',
+    'ClipCache': 'cache', 'load_or_build_cache': 'cache',
+    'NORMALIZATIONS': 'normalizations', 'norm_tfms': 'normalizations',
+    'Preset': 'presets', 'PRESETS': 'presets', 'get_preset': 'presets', 'Job': 'presets',
+    'FoldSplitter': 'pipelines', 'files_datablock': 'pipelines', 'cached_datablock': 'pipelines',
+    'device_dataloaders': 'pipelines', 'fold_dataloaders': 'pipelines',
+    'train_one': 'train', 'load_study_data': 'train',
+    'read_results': 'runs', 'Study': 'study', 'run_study': 'engines', 'write_report': 'report', 'compare_report': 'report',
+}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name):
+    if name not in _WHERE: raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+
+
+def __dir__(): return sorted([*globals(), *__all__])

@@ -12,6 +12,7 @@ import torch
 from fastai.data.all import Pipeline
 from fastprogress.fastprogress import progress_bar
 
+from ..atomic import remove_stale_temporaries, write_atomic
 from ..audio import AudioLoadError, AudioTensor, audio_item_tfms
 
 __all__ = ['ClipCache', 'cache_key', 'build_cache', 'load_or_build_cache', 'default_cache_dir', 'odd_clips', 'data_report']
@@ -23,7 +24,7 @@ SHORT = 0.5
 
 @dataclass
 class ClipCache:
-    "Decoded clips `x` `[n, 1, samples]` at `sr` Hz, in the order of `filenames`; `info`: each source clip's duration, rate, channels, peak"
+    "Decoded clips `x` `[n, 1, samples]` at `sr` Hz, in the order of `filenames` (paths under the audio root); `info`: each source clip's duration, rate, channels, peak"
     x: torch.Tensor
     filenames: list
     sr: int
@@ -46,10 +47,10 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get('ESC50_NORM_CACHE', '~/.cache/esc50_norm')).expanduser()
 
 
-def cache_key(files, **settings) -> str:
-    "A hash of the files (path, size, mtime) and the decoding settings"
+def cache_key(paths, **settings) -> str:
+    "A hash of the source files (path, size, mtime) and the decoding settings"
     h = hashlib.sha1(json.dumps(dict(version=CACHE_VERSION, **settings), sort_keys=True).encode())
-    for f in files:
+    for f in paths:
         st = Path(f).stat()
         h.update(f"{Path(f).resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
@@ -75,37 +76,45 @@ def data_report(info: pd.DataFrame | None) -> str:
     return '\n'.join(lines)
 
 
-def build_cache(files, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean', progress: bool = True) -> ClipCache:
-    "Decode, downmix, resample and crop/pad every file, noting each source's duration, rate, channels and peak"
+def build_cache(audio_root, files, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean', progress: bool = True) -> ClipCache:
+    "Decode, downmix, resample and crop/pad every file under `audio_root`, noting each source's duration, rate, channels and peak"
     tfms = Pipeline(audio_item_tfms(sr, True, duration, downmix))
+    files = [str(f) for f in files]
     x = torch.zeros(len(files), 1, round(sr * duration))
     bad, info = [], []
     for i, f in enumerate(progress_bar(files, leave=False) if progress else files):
-        try: a = AudioTensor.create(f)
+        try: a = AudioTensor.create(Path(audio_root) / f)
         except AudioLoadError as e: bad.append(str(e)); continue
-        info.append(dict(filename=Path(f).name, duration=a.duration, sr=a.sr, channels=a.nchannels, peak=float(a.abs().max())))
+        info.append(dict(filename=f, duration=a.duration, sr=a.sr, channels=a.nchannels, peak=float(a.abs().max())))
         x[i] = tfms(a).as_subclass(torch.Tensor)
-    if bad: raise AudioLoadError(f"{len(bad)} clips could not be read:\n" + "\n".join(bad))
-    cache = ClipCache(x, [Path(f).name for f in files], sr, dict(sr=sr, duration=duration, downmix=downmix), pd.DataFrame(info))
+    if bad: raise AudioLoadError(f"{len(bad)} clips under {audio_root} could not be used:\n" + "\n".join(bad))
+    cache = ClipCache(x, files, sr, dict(sr=sr, duration=duration, downmix=downmix), pd.DataFrame(info))
     if any(odd_clips(cache.info).values()):
-        warnings.warn(f"some clips of {Path(files[0]).parent} may not be what they seem:\n{cache.report()}")
+        warnings.warn(f"some clips under {audio_root} may not be what they seem:\n{cache.report()}")
     return cache
 
 
-def load_or_build_cache(files, cache_dir=None, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean',
-                        progress: bool = True, log=None) -> ClipCache:
-    "The cached clips for `files` and settings, decoding them once (and `log`ging the data report) and saving them atomically"
-    files = [Path(f) for f in files]
-    settings = dict(sr=sr, duration=duration, downmix=downmix)
-    path = Path(cache_dir or default_cache_dir()) / f"clips-{cache_key(files, **settings)}.pt"
-    if path.exists():
+def _read(path: Path) -> ClipCache | None:
+    "The cache file at `path`, or None (with a warning naming it) when it cannot be read: it is then rebuilt"
+    try:
         d = torch.load(path, weights_only=True)
-        return ClipCache(d['x'], d['filenames'], d['sr'], d['settings'], pd.DataFrame(d['info']))
-    cache = build_cache(files, sr, duration, downmix, progress)
+        return ClipCache(d['x'], list(d['filenames']), d['sr'], d['settings'], pd.DataFrame(d['info']))
+    except Exception as e:
+        warnings.warn(f"clip cache {path} is damaged ({type(e).__name__}: {e}); decoding the clips again")
+        return None
+
+
+def load_or_build_cache(audio_root, files, cache_dir=None, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean',
+                        progress: bool = True, log=None) -> ClipCache:
+    "The clips `files` (paths under `audio_root`) decoded with these settings: read from the cache, else decoded once and saved atomically"
+    files = [str(f) for f in files]
+    settings = dict(sr=sr, duration=duration, downmix=downmix)
+    folder = Path(cache_dir or default_cache_dir())
+    path = folder / f"clips-{cache_key([Path(audio_root) / f for f in files], **settings)}.pt"
+    if path.exists() and (cache := _read(path)) is not None: return cache
+    cache = build_cache(audio_root, files, sr, duration, downmix, progress)
     if log: log(f"decoded {len(cache)} clips into {path}\n{cache.report()}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f'.{os.getpid()}.tmp')
-    torch.save(dict(x=cache.x, filenames=cache.filenames, sr=cache.sr, settings=cache.settings,
-                    info=cache.info.to_dict(orient='list')), tmp)
-    tmp.replace(path)
+    remove_stale_temporaries(folder)                       # what killed builds left behind
+    write_atomic(path, lambda tmp: torch.save(dict(x=cache.x, filenames=cache.filenames, sr=cache.sr, settings=cache.settings,
+                                                   info=cache.info.to_dict(orient='list')), tmp))
     return cache

@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ['main']
@@ -17,6 +18,9 @@ def _shard(s: str) -> tuple:
 
 
 def _ints(s: str) -> tuple: return tuple(int(x) for x in s.split(','))
+def _positive(s: str) -> int:
+    if not s.lstrip('-').isdigit() or int(s) < 1: raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {s!r}")
+    return int(s)
 def _strs(s: str) -> tuple: return tuple(x for x in s.split(',') if x)
 def _fold(s: str) -> int: return 0 if s == 'all' else int(s)
 
@@ -31,9 +35,9 @@ def _preset(a, **grid):
 
 
 def cmd_study(a):
-    from .engines import get_engine
-    from .experiment import Study, run_study
+    from .engines import get_engine, run_study
     from .report import write_report
+    from .study import Study
     preset = _preset(a, folds=a.folds, seeds=a.seeds, normalizations=a.normalizations)
     study = Study(preset, Path(a.out or f"results/{preset.name}"), data=a.data, cache_dir=a.cache_dir, device=a.device,
                   full_data=not a.partial_data, save_models=a.save_models)
@@ -60,15 +64,15 @@ def cmd_compare(a):
 
 
 def cmd_cache(a):
-    from .experiment import load_study_data
     from .presets import get_preset
+    from .train import load_study_data
     sd = load_study_data(get_preset(a.preset), a.data, a.cache_dir, device='cpu', full_data=not a.partial_data)
     print(f"{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz\n{sd.cache.report()}")
 
 
 def cmd_train(a):
-    from .experiment import load_study_data, train_one
-    from .runs import Job
+    from .presets import Job
+    from .train import load_study_data, train_one
     preset = _preset(a)
     out = Path(a.out or f"models/{preset.name}-fold{'all' if not a.fold else a.fold}-{a.normalization}-seed{a.seed}.pkl")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +85,7 @@ def cmd_train(a):
 def cmd_predict(a):
     from ..inference import load_exported, predict_files
     res = predict_files(load_exported(a.model), a.files, top_k=a.top_k)
-    if a.json: print(json.dumps(res.to_dict(orient='records'), indent=1))
+    if a.json: print(json.dumps(res.to_dict(orient='records'), indent=1, allow_nan=False))
     else: print(res.to_markdown(index=False, floatfmt='.4f'))
 
 
@@ -91,7 +95,6 @@ def cmd_demo(a):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .engines import ENGINES
     from .presets import PRESETS
     p = argparse.ArgumentParser(prog='esc50-norm', description=__doc__)
     sub = p.add_subparsers(dest='cmd', required=True)
@@ -116,10 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--shard', type=_shard, default=(0, 1), help="run every n-th job, i/n (1-based): one of n machines or array tasks")
     s.add_argument('--workers', type=int, help="processes per GPU (default: 5 on CUDA, which fills an H100; 1 on the CPU)")
     s.add_argument('--gpus', type=_ints, help="GPUs to use, e.g. 0,1 (default: every visible GPU)")
-    s.add_argument('--engine', choices=list(ENGINES), default='local', help="local processes (default) or ray")
+    s.add_argument('--engine', default='local', help="local: processes on this machine (default); ray: a Ray cluster")
     s.add_argument('--address', help="with --engine ray: the cluster's address (default: start a local Ray)")
     s.add_argument('--retries', type=int, default=1, help="how often a run whose worker died is tried again (default 1)")
-    s.add_argument('--stop-after', type=float, help="start no run after this many seconds (runs in progress finish; local engine)")
+    s.add_argument('--stop-after', type=float, help="start no run after this many seconds (runs in progress finish; local engine only)")
     s.add_argument('--save-models', action='store_true', help="export each run's model as runs/<run>.pkl")
     s.add_argument('--no-report', action='store_true', help="skip the report (e.g. in all but the last shard)")
     s.set_defaults(func=cmd_study)
@@ -143,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser('predict', help="the top classes of audio files under an exported model")
     pr.add_argument('model', help="a model file from `esc50-norm train` or `study --save-models`")
     pr.add_argument('files', nargs='+', help="WAV/FLAC/OGG files, any sample rate, channels and length")
-    pr.add_argument('--top-k', type=int, default=3); pr.add_argument('--json', action='store_true', help="print JSON")
+    pr.add_argument('--top-k', type=_positive, default=3); pr.add_argument('--json', action='store_true', help="print JSON")
     pr.set_defaults(func=cmd_predict)
 
     d = sub.add_parser('cache', parents=[data], help="decode and cache the clips of a preset, and report on them")
@@ -157,9 +160,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')       # raised by an import in torchaudio
     a = _parser().parse_args(argv)
     try: return a.func(a) or 0
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as e:
+    except (ValueError, OSError, KeyError, RuntimeError) as e:
         print(f"esc50-norm {a.cmd}: error: {e}", file=sys.stderr)
         return 2
 

@@ -43,15 +43,16 @@ def demo(out='demo'):
     "Build a DataBlock over generated clips, learn channel stats from the training folds, save them and a show_batch PNG"
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from .data import esc50_dataloaders
-    from .esc50 import read_meta
+    from ..callback import find_spec_normalize
     from ..spectrogram import AudioConfig
+    from .esc50 import read_meta
+    from .pipelines import fold_dataloaders
     out = Path(out)
     root = make_fake_esc50(out / 'fake_esc50')
-    df = read_meta(root, full=False)
-    dls = esc50_dataloaders(df, valid_fold=1, normalization='channel', spec_cfg=AudioConfig.BasicSpectrogram(),
-                            bs=8, pipeline='files', root=root, device='cpu')
-    norm = dls.train.after_batch.fs[-1]
+    df = read_meta(root, full=False).rename(columns=dict(filename='file', category='label'))
+    dls = fold_dataloaders(df, valid_fold=1, normalization='channel', spec_cfg=AudioConfig.BasicSpectrogram(),
+                           bs=8, pipeline='files', audio_root=root / 'audio', device='cpu')
+    norm = find_spec_normalize(dls.train)
     print(f"{len(dls.train.dataset)} training clips (folds 2-5), {len(dls.valid.dataset)} validation clips (fold 1)")
     print(f"pipeline: {dls.train.after_batch}")
     print(f"{norm}: per-bin mean {norm.mean.min():.1f}..{norm.mean.max():.1f} dB, std {norm.std.min():.1f}..{norm.std.max():.1f} dB")

@@ -1,31 +1,37 @@
-"Engines that run the jobs of a study: here in this process, in worker processes on every GPU, or on a Ray cluster"
+"Engines that run the jobs of a study: here in this process, in worker processes on every GPU, or on a Ray cluster; `run_study` schedules them"
 from __future__ import annotations
 import contextlib
-import json
+import inspect
 import multiprocessing as mp
 import os
-import inspect
 import queue
+import socket
 import time
 import traceback
 from collections import Counter, deque
 from dataclasses import dataclass, replace
 
+import pandas as pd
 import torch
 
-from .experiment import Study
-from .runs import Job
+from .device import pick_device
+from .presets import Job
+from .runs import read_run, write_results_csv
+from .study import Study
 
-__all__ = ['InProcess', 'Local', 'Ray', 'ENGINES', 'get_engine', 'default_workers']
+__all__ = ['InProcess', 'Local', 'Ray', 'ENGINES', 'get_engine', 'default_workers', 'run_study']
 
 H100_WORKERS = 5
 "Processes per GPU by default: on one H100, 5 and 8 processes gave the same 0.50 s per epoch of the grid (3 fp32 ones 1.08 s)"
 
 
+POLL_S = 1.0
+"How often the local engine looks at its workers when none has reported (seconds)"
+
+
 def default_workers(device=None) -> int:
     "Fill one GPU (5 processes); one process on the CPU"
-    dev = torch.device(device) if device else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return H100_WORKERS if dev.type == 'cuda' else 1
+    return H100_WORKERS if pick_device(device).type == 'cuda' else 1
 
 
 def _progress(k: int, total: int, job: Job, row: dict, where: str) -> str:
@@ -69,13 +75,23 @@ def _environ(env: dict):
             else: os.environ[k] = v
 
 
+def _next(inbox, parent):
+    "The next message for a worker, or None once the study process that started it has died (it would never send one)"
+    while True:
+        try: return inbox.get(timeout=POLL_S)
+        except queue.Empty:
+            if not parent.is_alive(): return None
+
+
 def _worker(wid: int, threads: int, study: Study, inbox, outbox):
     "A worker process (pinned to its GPU by the CUDA_VISIBLE_DEVICES it was started with): runs the jobs it is sent until None"
     if threads: torch.set_num_threads(threads)
-    while (msg := inbox.get()) is not None:
+    parent = mp.parent_process()
+    while (msg := _next(inbox, parent)) is not None:
         job, attempt = msg
         try: outbox.put(('done', wid, job, study.run(job, engine='local', worker=wid, attempt=attempt)))
         except Exception: outbox.put(('fail', wid, job, traceback.format_exc()))
+    if not parent.is_alive(): outbox.cancel_join_thread()     # nobody reads the outbox any more: exit without waiting on it
 
 
 @dataclass
@@ -90,9 +106,8 @@ class _Slot:
 
 class Local:
     "`workers` processes per GPU over every visible GPU (or `gpus`), or on the CPU; a run whose worker dies is retried"
-    def __init__(self, workers: int | None = None, gpus: list | None = None, retries: int = 1, stop_after: float | None = None,
-                 poll_s: float = 1.0):
-        self.workers, self.gpus, self.retries, self.stop_after, self.poll_s = workers, gpus, retries, stop_after, poll_s
+    def __init__(self, workers: int | None = None, gpus: list | None = None, retries: int = 1, stop_after: float | None = None):
+        self.workers, self.gpus, self.retries, self.stop_after = workers, gpus, retries, stop_after
 
     def _slots(self, device: torch.device) -> tuple[list, int]:
         n = self.workers or default_workers(device)
@@ -101,11 +116,12 @@ class Local:
         return [_Slot(f"gpu {g} worker {k + 1}", {'CUDA_VISIBLE_DEVICES': str(g)}) for g in gpus for k in range(n)], 0
 
     def run(self, study: Study, todo: list, log=print) -> list:
-        device = torch.device(study.device) if study.device else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+        device = pick_device(study.device)
+        slots, threads = self._slots(device)
+        if not slots: raise ValueError(f"no worker processes to start: --gpus {self.gpus} names no GPU")
         data = replace(study, device='cpu').load_data(log)     # decode once here: the workers only read the cache file
         log(f"data ready: {len(data.df)} clips; each worker reads them from the cache")
         worker_study = replace(study, device='cuda' if device.type == 'cuda' else 'cpu')
-        slots, threads = self._slots(device)
         todo = [Job(*j) for j in todo]
         slots = slots[:len(todo)]
         ctx = mp.get_context('spawn')                      # a fresh interpreter per worker: no CUDA state inherited
@@ -137,7 +153,7 @@ class Local:
                     if s.job is None and pending:
                         s.job = pending.popleft(); attempts[s.job] += 1
                         s.inbox.put((s.job, attempts[s.job]))
-                try: kind, k, job, res = outbox.get(timeout=self.poll_s)
+                try: kind, k, job, res = outbox.get(timeout=POLL_S)
                 except queue.Empty: kind = None
                 if kind and slots[k].job == job: finish(slots[k], job, res if kind == 'done' else None, res if kind == 'fail' else None)
                 for k, s in enumerate(slots):
@@ -158,7 +174,7 @@ class Local:
         return failed
 
 
-def _row(study: Study, job: Job) -> dict: return json.loads(study.file(job, '.json').read_text())
+def _row(study: Study, job: Job) -> dict: return read_run(study.file(job, '.json'))
 
 
 def _ray_run(study: Study, job: Job) -> dict:
@@ -168,16 +184,17 @@ def _ray_run(study: Study, job: Job) -> dict:
 
 class Ray:
     "A task per run on a Ray cluster (`address`; default: start a local one), `1/workers` of a GPU each; dead workers' runs are retried"
-    def __init__(self, address: str | None = None, workers: int | None = None, retries: int = 2, cpus_per_run: float = 1):
-        self.address, self.workers, self.retries, self.cpus_per_run = address, workers, retries, cpus_per_run
+    def __init__(self, address: str | None = None, workers: int | None = None, retries: int = 2):
+        self.address, self.workers, self.retries = address, workers, retries
 
     def run(self, study: Study, todo: list, log=print) -> list:
         try: import ray
         except ImportError: raise RuntimeError("the ray engine needs Ray: pip install 'esc50_norm[ray]'") from None
+        if self.address: _check_reachable(self.address)
         ray.init(address=self.address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
         gpus = ray.cluster_resources().get('GPU', 0)
-        if gpus: study, opts = replace(study, device='cuda'), dict(num_gpus=1 / (self.workers or default_workers('cuda')))
-        else: study, opts = replace(study, device='cpu'), dict(num_cpus=self.cpus_per_run)
+        if gpus: study, opts = replace(study, device='cuda'), dict(num_gpus=1 / (self.workers or H100_WORKERS))
+        else: study, opts = replace(study, device='cpu'), dict(num_cpus=1)
         log(f"ray: {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs; each run takes {opts}, {self.retries} retries")
         task = ray.remote(_ray_run).options(max_retries=self.retries, retry_exceptions=False, **opts)
         refs = {task.remote(study, job): job for job in map(Job._make, todo)}
@@ -190,15 +207,41 @@ class Ray:
         return failed
 
 
+def _check_reachable(address: str, timeout: float = 10.0):
+    "Fail within `timeout` seconds, naming `address`, when nothing listens there (ray.init would wait much longer)"
+    if address == 'auto': return
+    host, _, port = address.split('://')[-1].rpartition(':')
+    try: socket.create_connection((host or 'localhost', int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"cannot reach the Ray head at {address} within {timeout:.0f} s ({e}): is `ray start --head` running there?") from None
+
+
 ENGINES = {'local': Local, 'ray': Ray}
-"Engines by name; a new one is a class with `run(study, todo, log) -> failed jobs`"
+"Engines by name; a new one is a class with `run(study, todo, log) -> failed jobs`, whose constructor names the options it takes"
 
 
-def get_engine(name: str = 'local', workers: int | None = None, device=None, **kwargs):
-    "The engine called `name` with the options it takes; `local` with one worker on one device runs in this process"
+def get_engine(name: str = 'local', workers: int | None = None, device=None, **options):
+    "The engine called `name` with the options given (None: not given); an option it does not take is refused; one local worker runs here"
     if name not in ENGINES: raise ValueError(f"unknown engine {name!r}; known: {list(ENGINES)}")
-    if name == 'local' and (workers or default_workers(device)) == 1 and not kwargs.get('gpus'):
-        return InProcess(kwargs.get('stop_after'))
-    cls = ENGINES[name]
+    if workers is not None and workers < 1: raise ValueError(f"--workers must be at least 1 (processes per GPU), got {workers}")
+    given, cls = {k: v for k, v in options.items() if v is not None}, ENGINES[name]
     takes = inspect.signature(cls).parameters
-    return cls(workers=workers, **{k: v for k, v in kwargs.items() if k in takes and v is not None})
+    if refused := [k for k in given if k not in takes]:
+        raise ValueError(f"--engine {name} does not take {', '.join('--' + k.replace('_', '-') for k in refused)}")
+    if name == 'local' and (workers or default_workers(device)) == 1 and not given.get('gpus'):
+        return InProcess(given.get('stop_after'))
+    return cls(workers=workers, **given)
+
+
+def run_study(study: Study, shard: tuple = (0, 1), engine=None, log=print) -> pd.DataFrame:
+    "Run every unfinished run of `study` (shard `i` of `n`) on `engine` (default: here, one run after another)"
+    study.prepare()
+    todo = study.todo(shard)
+    i, n = shard
+    log(f"{study.preset.name}: {len(todo)} runs to do in {study.out} (shard {i + 1}/{n}; finished runs are skipped)")
+    if todo:
+        t0 = time.perf_counter()
+        failed = (engine or InProcess()).run(study, todo, log)
+        log(f"{study.preset.name}: {sum(map(study.finished, todo))} of {len(todo)} runs finished in {time.perf_counter() - t0:.1f}s"
+            + (f"; failed: {', '.join(j.id for j in failed)}" if failed else ""))
+    return write_results_csv(study.out)

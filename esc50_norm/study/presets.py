@@ -1,17 +1,31 @@
-"Presets: everything that decides a study (grid, data, spectrogram, recipe) as one plain object, and their registry"
+"Presets: everything that decides a study (grid, data, spectrogram, recipe) as one plain object, its runs, and the registry"
 from __future__ import annotations
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import NamedTuple
 
-import torch
-
-from ..augment import Augment
-from ..spectrogram import AudioConfig, SpectrogramConfig
-from .data import NORMALIZATIONS
+from ..compat import later, recorded_dict
+from ..spectrogram import AudioConfig
 from .esc50 import FOLDS
+from .normalizations import NORMALIZATIONS
 
-__all__ = ['Preset', 'PRESETS', 'get_preset', 'GRID_FIELDS']
+__all__ = ['Job', 'run_id', 'Preset', 'PRESETS', 'get_preset', 'GRID_FIELDS', 'PIPELINES']
+
+PIPELINES = ('device', 'cached', 'files')
+
+
+def run_id(fold: int, normalization: str, seed: int) -> str: return f"fold{fold}-{normalization}-seed{seed}"
+
+
+class Job(NamedTuple):
+    "One run of a grid: a validation fold (0: none, train on every fold), a normalization and a seed"
+    fold: int
+    normalization: str
+    seed: int
+    @property
+    def id(self) -> str: return run_id(*self)
 
 
 def _spec(**kw) -> dict: return AudioConfig.BasicSpectrogram(**kw).as_dict()
@@ -19,8 +33,6 @@ def _mel(**kw) -> dict: return AudioConfig.BasicMelSpectrogram(**kw).as_dict()
 
 GRID_FIELDS = ('name', 'folds', 'normalizations', 'seeds', 'pipeline')
 "Fields that choose which runs to make or how to feed them, not what one run computes: left out of the recipe hash"
-_LATER = dict(metadata={'hash': 'unless default'})
-"Fields added after results were recorded: hashed only when they differ from their default, so older folders still match"
 
 
 @dataclass
@@ -42,8 +54,8 @@ class Preset:
     bf16: bool | None = None                   # None: bf16 autocast on CUDA, fp32 elsewhere
     channels_last: bool | None = None          # None: channels-last on CUDA
     stats_frac: float = 1.0
-    augment: dict | None = field(default=None, **_LATER)   # Augment fields; None: no augmentation
-    mixup: float = field(default=0.0, **_LATER)            # fastai MixUp's alpha; 0: off
+    augment: dict | None = later(None)         # Augment fields; None: no augmentation
+    mixup: float = later(0.0)                  # fastai MixUp's alpha; 0: off
 
     def __post_init__(self):
         self.folds, self.seeds = tuple(int(f) for f in self.folds), tuple(int(s) for s in self.seeds)
@@ -52,27 +64,39 @@ class Preset:
         if unknown: raise ValueError(f"unknown normalizations {unknown}; known: {list(NORMALIZATIONS)}")
         bad = [f for f in self.folds if f not in FOLDS]
         if bad: raise ValueError(f"fold(s) {bad} do not exist; ESC-50 folds are 1-5")
-        if self.augment is not None: Augment(**self.augment)      # an unknown augmentation field fails here
+        for name, ok in (('epochs', self.epochs >= 1), ('bs', self.bs >= 1), ('sr', self.sr >= 1),
+                         ('lr', math.isfinite(self.lr) and self.lr > 0), ('duration', math.isfinite(self.duration) and self.duration > 0),
+                         ('clips_per_class', self.clips_per_class is None or self.clips_per_class >= 1),
+                         ('stats_frac', 0 < self.stats_frac <= 1), ('mixup', math.isfinite(self.mixup) and self.mixup >= 0)):
+            if not ok: raise ValueError(f"{name} must be {_RULES[name]}, got {getattr(self, name)!r}")
+        if self.pipeline not in PIPELINES: raise ValueError(f"pipeline must be one of {list(PIPELINES)}, got {self.pipeline!r}")
+        if not (self.folds and self.seeds and self.normalizations): raise ValueError("a preset needs at least one fold, seed and normalization")
+        if self.augment is not None: self.augmentation                 # an unknown augmentation field fails here
 
     @property
-    def spec_cfg(self) -> SpectrogramConfig: return SpectrogramConfig(**self.spec)
+    def spec_cfg(self):
+        from ..spectrogram import SpectrogramConfig
+        return SpectrogramConfig(**self.spec)
     @property
-    def augmentation(self) -> Augment | None: return Augment(**self.augment) if self.augment else None
+    def augmentation(self):
+        "The `Augment` of this recipe, or None"
+        from ..augment import Augment
+        return Augment(**self.augment) if self.augment else None
     def as_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
     def update(self, **kwargs) -> Preset: return replace(self, **kwargs)
+    def jobs(self) -> list: return [Job(f, n, s) for f in self.folds for n in self.normalizations for s in self.seeds]
 
     def resolved(self, device) -> Preset:
         "The preset with its device-dependent defaults decided: bf16 and channels-last on CUDA, fp32 elsewhere"
-        cuda = torch.device(device).type == 'cuda'
+        cuda = str(device).split(':')[0] == 'cuda'
         return self.update(bf16=cuda if self.bf16 is None else self.bf16,
                            channels_last=cuda if self.channels_last is None else self.channels_last)
 
     def recipe(self) -> dict:
         "What decides one run's result: every field but the grid's, later fields only where they differ from their default"
-        d = self.as_dict()
+        d = json.loads(json.dumps(recorded_dict(self)))
         if d['bf16'] is None or d['channels_last'] is None: raise ValueError("resolve the preset for a device first")
-        later = {f.name: f.default for f in fields(self) if f.metadata.get('hash') == 'unless default'}
-        return {k: v for k, v in d.items() if k not in GRID_FIELDS and not (k in later and v == later[k])}
+        return {k: v for k, v in d.items() if k not in GRID_FIELDS}
 
     def training_hash(self) -> str: return hashlib.sha1(json.dumps(self.recipe(), sort_keys=True).encode()).hexdigest()[:12]
 
@@ -81,6 +105,9 @@ class Preset:
         return self.update(name=f"{self.name}-smoke", folds=(1, 2), seeds=(0,), epochs=1, bs=16, clips_per_class=1,
                            spec=_spec(n_fft=256, hop_length=2000, mel=True, n_mels=16))
 
+
+_RULES = dict(epochs='at least 1', bs='at least 1', sr='at least 1', lr='a positive number', duration='a positive number of seconds',
+              clips_per_class='at least 1 (or None: all)', stats_frac='in (0, 1]', mixup='0 (off) or a positive alpha')
 
 _STRONG_AUG = dict(shift=1.0, freq_mask=0.2, time_mask=0.2, masks=1)
 

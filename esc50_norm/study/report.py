@@ -1,6 +1,5 @@
 "Turn results folders into tables (mean, CI, paired contrasts with Holm-corrected p-values) and plots a reader can check"
 from __future__ import annotations
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,10 +10,11 @@ import pandas as pd
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 
-from .data import NORMALIZATIONS
-from .experiment import expected_runs
+from ..atomic import write_atomic
+from ..compat import run_starts
+from .normalizations import NORMALIZATIONS
 from .presets import Preset
-from .runs import read_results, running_runs, write_results_csv
+from .runs import RunFileError, damaged_runs, read_preset, read_results, read_run, running_runs
 
 __all__ = ['contrasts', 'summary_table', 'fold_table', 'paired_differences', 'missing_runs', 'read_histories',
            'study_time', 'plot_accuracy', 'plot_paired', 'plot_curves', 'write_report', 'read_folder', 'compare_folders',
@@ -106,7 +106,20 @@ def paired_differences(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd
 def missing_runs(df: pd.DataFrame, preset: Preset) -> list:
     "Runs of the preset's grid that have no result yet"
     done = set(zip(df.fold, df.normalization, df.seed)) if len(df) else set()
-    return [j.id for j in expected_runs(preset) if tuple(j) not in done]
+    return [j.id for j in preset.jobs() if tuple(j) not in done]
+
+
+HISTORY_COLUMNS = ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'seconds']
+
+
+def _read_history(f: Path, run: dict) -> pd.DataFrame:
+    "One run's per-epoch history; a truncated or foreign one is a `RunFileError` naming it"
+    try: h = pd.read_csv(f)
+    except (OSError, ValueError) as e: raise RunFileError(f"history file {f} is damaged: {e}") from None
+    if list(h.columns) != HISTORY_COLUMNS or len(h) != run.get('epochs', len(h)) or h.isna().any().any():
+        raise RunFileError(f"history file {f} is damaged: expected {run.get('epochs')} epochs of {HISTORY_COLUMNS}, "
+                           f"found {len(h)} rows of {list(h.columns)}")
+    return h.assign(fold=run['fold'], normalization=run['normalization'], seed=run['seed'])
 
 
 def read_histories(out) -> pd.DataFrame:
@@ -114,21 +127,19 @@ def read_histories(out) -> pd.DataFrame:
     parts = []
     for f in sorted((Path(out) / 'runs').glob('*.history.csv')):
         done = f.with_name(f.name.replace('.history.csv', '.json'))
-        if not done.exists(): continue
-        row = json.loads(done.read_text())
-        parts.append(pd.read_csv(f).assign(fold=row['fold'], normalization=row['normalization'], seed=row['seed']))
+        try: run = read_run(done)
+        except RunFileError: continue                   # not finished (or damaged, and reported as such)
+        parts.append(_read_history(f, run))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def study_time(df: pd.DataFrame) -> dict:
     "Wall time from the first run's start to the last run's finish, beside the summed time of the runs (set-up + training)"
     end = pd.to_datetime(df.finished_at, utc=True)
-    per_run = df.setup_s.astype(float) + df.wall_s.astype(float)
-    recorded = pd.to_datetime(df.started_at, utc=True) if 'started_at' in df else pd.Series(pd.NaT, index=df.index)
-    start = recorded.fillna(end - pd.to_timedelta(per_run, unit='s'))
-    wall, summed = (end.max() - start.min()).total_seconds(), per_run.sum()
+    start, estimated = run_starts(df)
+    wall, summed = (end.max() - start.min()).total_seconds(), (df.setup_s.astype(float) + df.wall_s.astype(float)).sum()
     return dict(wall_s=wall, summed_s=summed, runs=len(df), first_start=start.min(), last_finish=end.max(),
-                estimated=bool(recorded.isna().any()), parallel=summed / wall if wall > 0 else np.nan)
+                estimated=estimated, parallel=summed / wall if wall > 0 else np.nan)
 
 
 def plot_accuracy(df: pd.DataFrame, path=None, metric: str = METRIC, title: str = ''):
@@ -202,9 +213,7 @@ def _md(df: pd.DataFrame, digits: int = 4) -> str:
 
 def read_folder(out) -> tuple[Preset, pd.DataFrame]:
     "The preset and the finished runs of a results folder"
-    out = Path(out)
-    if not (out / 'preset.json').exists(): raise FileNotFoundError(f"{out} holds no preset.json: is it a results folder?")
-    return Preset(**json.loads((out / 'preset.json').read_text())), read_results(out)
+    return read_preset(out), read_results(out)
 
 
 def _recipe_line(p: Preset) -> str:
@@ -223,11 +232,11 @@ def _provenance_line(df: pd.DataFrame) -> str:
 
 
 def write_report(out) -> Path:
-    "Write report.md, summary.csv, paired.csv, accuracy.png, paired.png and curves.png into the results folder `out`"
+    "Write report.md, results.csv, summary.csv, paired.csv, accuracy.png, paired.png and curves.png into results folder `out`: all or none"
     out = Path(out)
     preset, df = read_folder(out)
-    missing, running = missing_runs(df, preset), running_runs(out)
-    n_exp = len(expected_runs(preset))
+    missing, running, damaged = missing_runs(df, preset), running_runs(out), damaged_runs(out)
+    n_exp = len(preset.jobs())
     lines = [f"# Results: preset `{preset.name}`", "",
              f"Metric: `{METRIC}` (validation accuracy after the last of {preset.epochs} epochs). "
              f"Grid: folds {list(preset.folds)} x normalizations {list(preset.normalizations)} x seeds {list(preset.seeds)}.", "",
@@ -238,11 +247,10 @@ def write_report(out) -> Path:
                   "differences use only (fold, seed) pairs where both runs finished.", ""]
     else: lines += [f"Complete grid: {len(df)} of {n_exp} runs.", ""]
     if running: lines += [f"Started but not finished (in progress, or interrupted): {', '.join(running)}.", ""]
+    if damaged: lines += [f"Damaged run files, not counted (the study runs them again): {', '.join(p.name for p in damaged)}.", ""]
+    files = {'results.csv': df.to_csv(index=False)}
     if len(df):
-        write_results_csv(out)
-        summary, paired = summary_table(df), paired_differences(df)
-        summary.to_csv(out / 'summary.csv'); paired.to_csv(out / 'paired.csv')
-        t = study_time(df)
+        summary, paired, t, hist = summary_table(df), paired_differences(df), study_time(df), read_histories(out)
         dev = ', '.join(sorted(df.device.astype(str).unique()))
         lines += ["## Accuracy per normalization", "", _md(summary), "",
                   "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
@@ -257,13 +265,22 @@ def write_report(out) -> Path:
                   _provenance_line(df), "",
                   "![accuracy](accuracy.png)", "", "![paired differences](paired.png)", "", "![curves](curves.png)", ""]
         matplotlib.use('Agg')
-        plot_accuracy(df, out / 'accuracy.png', title=f"{preset.name}: accuracy per normalization (mean, 95% CI)")
-        plot_paired(df, out / 'paired.png', title=f"{preset.name}: paired differences per (fold, seed); black: mean, 95% CI")
-        hist = read_histories(out)
-        if len(hist): plot_curves(hist, out / 'curves.png', title=f"{preset.name}: training curves")
-    path = out / 'report.md'
-    path.write_text('\n'.join(lines))
-    return path
+        files.update({'summary.csv': summary.to_csv(), 'paired.csv': paired.to_csv(),
+                      'accuracy.png': plot_accuracy(df, title=f"{preset.name}: accuracy per normalization (mean, 95% CI)"),
+                      'paired.png': plot_paired(df, title=f"{preset.name}: paired differences per (fold, seed); black: mean, 95% CI")})
+        if len(hist): files['curves.png'] = plot_curves(hist, title=f"{preset.name}: training curves")
+    files['report.md'] = '\n'.join(lines)
+    for name, what in files.items():                    # everything is computed: now write it, each file atomically
+        write_atomic(out / name, what if isinstance(what, str) else _png(what))
+    return out / 'report.md'
+
+
+def _png(fig):
+    "A writer of `fig` as a PNG for `write_atomic`, closing the figure once written"
+    def write(path):
+        fig.savefig(path, dpi=120, format='png')
+        plt.close(fig)
+    return write
 
 
 def _labels(folders) -> list:

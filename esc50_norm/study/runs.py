@@ -1,4 +1,4 @@
-"Run files: each finished run is its own files, written atomically; results.csv and every table are derived from them"
+"The files of a results folder: preset.json, and one run file per finished run, written atomically; results.csv and every table derive from them"
 from __future__ import annotations
 import functools
 import json
@@ -7,47 +7,68 @@ import platform
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
-from typing import NamedTuple
 
 import pandas as pd
 
-__all__ = ['Job', 'run_id', 'write_atomic', 'read_results', 'write_results_csv', 'record_run', 'mark_running',
-           'running_runs', 'provenance', 'now']
+from ..atomic import write_atomic
+from .presets import Job, Preset
+
+__all__ = ['PresetFileError', 'read_preset', 'RunFileError', 'run_files', 'read_run', 'damaged_runs', 'read_results', 'write_results_csv', 'record_run',
+           'mark_running', 'running_runs', 'provenance', 'now']
 
 KEYS = ['preset', 'fold', 'normalization', 'seed']
 
 
-def run_id(fold: int, normalization: str, seed: int) -> str: return f"fold{fold}-{normalization}-seed{seed}"
+class PresetFileError(ValueError):
+    "A results folder's preset.json that is damaged"
 
 
-class Job(NamedTuple):
-    "One run of a grid"
-    fold: int
-    normalization: str
-    seed: int
-    @property
-    def id(self) -> str: return run_id(*self)
+def read_preset(out) -> Preset:
+    "The preset recorded in results folder `out`; a missing or damaged preset.json is an error naming it"
+    f = Path(out) / 'preset.json'
+    if not f.is_file(): raise FileNotFoundError(f"{out} holds no preset.json: is it a results folder?")
+    try: return Preset(**json.loads(f.read_text()))
+    except (OSError, ValueError, TypeError) as e: raise PresetFileError(f"{f} is damaged ({e}); move it away or use another --out folder") from None
+
+
+class RunFileError(ValueError):
+    "A run file (or its history) that is truncated or not what a run writes"
 
 
 def now() -> str: return time.strftime('%Y-%m-%dT%H:%M:%S%z')
 
 
-def write_atomic(path: Path, text: str):
-    "Write `text` to a temporary file beside `path` and rename it: readers see the old file or the new one, never half"
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _run_files(out) -> list:
+def run_files(out) -> list:
     "The files that mark finished runs: runs/<id>.json (not the .stats.json or .running.json beside them)"
     return sorted(p for p in (Path(out) / 'runs').glob('fold*-seed*.json') if p.name.count('.') == 1)
 
 
+def read_run(path) -> dict:
+    "One run file; a truncated or foreign one is a `RunFileError` naming it"
+    try: row = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise RunFileError(f"run file {path} is damaged: {e}") from None
+    missing = [k for k in (*KEYS[1:], 'final_accuracy') if not isinstance(row, dict) or k not in row]
+    if missing: raise RunFileError(f"run file {path} is damaged: it lacks {missing}")
+    return row
+
+
+def damaged_runs(out) -> dict:
+    "Run files that cannot be read: path -> why (such a run counts as not finished, and is run again)"
+    bad = {}
+    for p in run_files(out):
+        try: read_run(p)
+        except RunFileError as e: bad[p] = str(e)
+    return bad
+
+
 def read_results(out) -> pd.DataFrame:
-    "Every finished run in `out`/runs as one tidy frame (one row per run)"
-    rows = [json.loads(p.read_text()) for p in _run_files(out)]
+    "Every finished run in `out`/runs as one tidy frame (one row per run); damaged run files are left out with a warning naming them"
+    rows = []
+    for p in run_files(out):
+        try: rows.append(read_run(p))
+        except RunFileError as e: warnings.warn(f"{e}; it is not counted as finished (the study runs it again)")
     return pd.DataFrame(rows).sort_values(KEYS).reset_index(drop=True) if rows else pd.DataFrame(columns=KEYS)
 
 
@@ -60,11 +81,10 @@ def write_results_csv(out) -> pd.DataFrame:
 
 def record_run(out, row: dict, hist: pd.DataFrame):
     "Save one finished run: its history first, then the row that marks it done; then the derived results.csv"
-    runs = Path(out) / 'runs'
-    rid = run_id(row['fold'], row['normalization'], row['seed'])
-    write_atomic(runs / f"{rid}.history.csv", hist.to_csv(index=False))
-    write_atomic(runs / f"{rid}.json", json.dumps(row, indent=1))
-    (runs / f"{rid}.running.json").unlink(missing_ok=True)
+    runs, job = Path(out) / 'runs', Job(row['fold'], row['normalization'], row['seed'])
+    write_atomic(runs / f"{job.id}.history.csv", hist.to_csv(index=False))
+    write_atomic(runs / f"{job.id}.json", json.dumps(row, indent=1, allow_nan=False))
+    (runs / f"{job.id}.running.json").unlink(missing_ok=True)
     write_results_csv(out)
 
 
@@ -76,9 +96,11 @@ def mark_running(out, job: Job, **info) -> Path:
 
 
 def running_runs(out) -> dict:
-    "Runs that started but have not finished (in progress, or interrupted): id -> their note"
-    return {p.name.removesuffix('.running.json'): json.loads(p.read_text())
-            for p in sorted((Path(out) / 'runs').glob('*.running.json'))}
+    "Runs that started but have not finished (in progress, or interrupted): id -> their note ({} when it cannot be read)"
+    def note(p):
+        try: return json.loads(p.read_text())
+        except (OSError, ValueError): return {}
+    return {p.name.removesuffix('.running.json'): note(p) for p in sorted((Path(out) / 'runs').glob('*.running.json'))}
 
 
 def _git(*args) -> str | None:

@@ -1,0 +1,85 @@
+"A study: a preset's grid bound to its results folder and its data; it knows which runs are finished and runs one"
+from __future__ import annotations
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..atomic import write_atomic
+from .device import pick_device
+from .presets import Job, Preset
+from .runs import RunFileError, mark_running, read_preset, read_run, record_run
+from .train import load_study_data, release_memory, train_one
+
+__all__ = ['Study']
+
+
+_LOADED: dict = {}
+"The decoded clips of the last study loaded in this process: an engine's worker runs many runs on the same data"
+
+
+@dataclass
+class Study:
+    "A preset's grid bound to its results folder and its data: all that a worker, here or on another machine, needs"
+    preset: Preset
+    out: Path
+    data: str | None = None
+    cache_dir: str | None = None
+    device: str | None = None
+    full_data: bool = True
+    save_models: bool = False
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+        if self.out.exists() and not self.out.is_dir(): raise ValueError(f"--out {self.out} is a file, not a results folder")
+        self.preset = self.preset.resolved(self.device or pick_device())     # checked where it trains: it may be another machine
+
+    def file(self, job: Job, suffix: str) -> Path: return self.out / 'runs' / f"{job.id}{suffix}"
+
+    def finished(self, job: Job) -> bool:
+        "Whether `job`'s run file is there and readable (a damaged one is run again)"
+        try: return bool(read_run(self.file(job, '.json')))
+        except RunFileError: return False
+
+    def todo(self, shard: tuple = (0, 1)) -> list:
+        "The unfinished runs of shard `i` of `n` (every n-th run of the grid)"
+        i, n = shard
+        return [j for k, j in enumerate(self.preset.jobs()) if k % n == i and not self.finished(j)]
+
+    def prepare(self):
+        "Create the folder and record the preset (a wider grid grows it); refuse a folder whose runs came from another recipe"
+        f, recorded = self.out / 'preset.json', self.preset
+        if f.exists():
+            old = read_preset(self.out)
+            if old.training_hash() != self.preset.training_hash():
+                new = self.preset.recipe()
+                changed = sorted(k for k, v in old.recipe().items() if new.get(k) != v) + sorted(set(new) - set(old.recipe()))
+                raise ValueError(f"{self.out} holds runs of another recipe (changed: {changed}); use another --out folder"
+                                 + (" (or --fp32 to resume fp32 runs)" if {'bf16', 'channels_last'} & set(changed) else ""))
+            recorded = old.update(**{k: tuple(dict.fromkeys(getattr(old, k) + getattr(self.preset, k)))
+                                     for k in ('folds', 'normalizations', 'seeds')})
+            if recorded == old: return (self.out / 'runs').mkdir(exist_ok=True)
+        (self.out / 'runs').mkdir(parents=True, exist_ok=True)
+        write_atomic(f, json.dumps(recorded.as_dict(), indent=1))
+
+    def load_data(self, log=print):
+        "The decoded clips, loaded once per process"
+        key = (str(self.data), str(self.cache_dir), str(self.device), self.full_data,
+               *(getattr(self.preset, k) for k in ('sr', 'duration', 'downmix', 'clips_per_class', 'pipeline')))
+        if key not in _LOADED:
+            _LOADED.clear()
+            _LOADED[key] = load_study_data(self.preset, self.data, self.cache_dir, self.device, progress=False,
+                                           full_data=self.full_data, log=log)
+        return _LOADED[key]
+
+    def run(self, job: Job, data=None, **note) -> dict:
+        "Train one run and write its files (a note while it runs; the history, stats, model and row when it finishes)"
+        job, data = Job(*job), data or self.load_data()
+        running = mark_running(self.out, job, **note)
+        try:
+            row, hist = train_one(self.preset, data, job, stats_file=self.file(job, '.stats.json'),
+                                  model_file=self.file(job, '.pkl') if self.save_models else None)
+        except BaseException: running.unlink(missing_ok=True); raise
+        finally: release_memory(data.device)
+        row = {**row, **note}
+        record_run(self.out, row, hist)
+        return row

@@ -1,0 +1,152 @@
+"One run: xResNet18 trained from scratch on one (fold, normalization, seed), a result row and a per-epoch history"
+from __future__ import annotations
+import gc
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+import fastai.callback.fp16, fastai.callback.progress, fastai.callback.schedule  # noqa: F401 (patch Learner)
+from fastai.callback.core import Callback
+from fastai.callback.mixup import MixUp
+from fastai.learner import Learner
+from fastai.metrics import accuracy
+from fastai.torch_core import set_seed
+from fastai.vision.models.xresnet import xresnet18
+
+from ..atomic import write_atomic
+from ..callback import find_spec_normalize
+from .cache import ClipCache, load_or_build_cache
+from .device import pick_device
+from .esc50 import esc50_path, fold_split, read_meta, subset_per_class
+from .normalizations import get_normalization
+from .pipelines import fold_dataloaders
+from .presets import Job, Preset
+from .runs import now, provenance
+
+__all__ = ['StudyData', 'load_study_data', 'train_one', 'resident_gib', 'release_memory']
+
+
+class EpochTimer(Callback):
+    "Record the wall time of every epoch"
+    order = 100
+    def before_fit(self): self.times = []
+    def before_epoch(self): self._t = time.perf_counter()
+    def after_epoch(self):
+        if torch.cuda.is_available(): torch.cuda.synchronize()
+        self.times.append(time.perf_counter() - self._t)
+
+
+class ChannelsLast(Callback):
+    "Feed the model `channels_last` inputs (the model is converted in `before_fit`)"
+    order = 1
+    def before_fit(self): self.learn.model.to(memory_format=torch.channels_last)
+    def before_batch(self): self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) for x in self.xb)
+
+
+class FiniteLoss(Callback):
+    "Fail the run when the training loss stops being finite, checked once per epoch (no GPU sync per batch)"
+    order = 90
+    def before_epoch(self): self.bad = None
+    def after_loss(self):
+        if not self.training: return
+        bad = ~torch.isfinite(self.loss.detach())
+        self.bad = bad if self.bad is None else self.bad | bad
+    def after_train(self):
+        if self.bad is not None and bool(self.bad.any()):
+            raise FloatingPointError(f"the training loss became NaN or infinite in epoch {self.epoch + 1}: the run is failed, not recorded")
+
+
+@dataclass
+class StudyData:
+    "Validated metadata (columns file, label, fold), the decoded clips and the device they sit on"
+    df: pd.DataFrame
+    cache: ClipCache
+    audio_root: Path
+    device: torch.device
+
+
+def load_study_data(preset: Preset, data=None, cache_dir=None, device=None, progress: bool = True,
+                    full_data: bool = True, log=print) -> StudyData:
+    "Find and validate ESC-50 (`full_data=False`: any ESC-50-shaped folder), take the preset's subset, cache the clips on `device`"
+    device = pick_device(device)
+    root = esc50_path(data)
+    df = read_meta(root, full=full_data)
+    df = subset_per_class(df.rename(columns=dict(filename='file', category='label')), preset.clips_per_class)
+    cache = load_or_build_cache(root / 'audio', df.file, cache_dir, preset.sr, preset.duration, preset.downmix, progress, log=log)
+    if preset.pipeline == 'device': cache = replace(cache, x=cache.x.to(device))
+    return StudyData(df, cache, root / 'audio', device)
+
+
+def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_file=None) -> tuple[dict, pd.DataFrame]:
+    "Train xResNet18 from scratch on one fold, normalization and seed: a result row and the per-epoch history"
+    preset = preset.resolved(data.device)
+    fold, normalization, seed = job
+    if fold: fold_split(data.df, fold)                          # an unknown fold fails here, before any work
+    started = now()
+    set_seed(seed, reproducible=True)
+    t_setup = time.perf_counter()
+    dls = fold_dataloaders(data.df, fold, normalization, spec_cfg=preset.spec_cfg, bs=preset.bs, pipeline=preset.pipeline,
+                           cache=data.cache, audio_root=data.audio_root, device=data.device, stats_frac=preset.stats_frac,
+                           augment=preset.augmentation, duration=preset.duration, downmix=preset.downmix)
+    setup_s = time.perf_counter() - t_setup                      # DataLoaders, including the stats pass
+    timer = EpochTimer()
+    cbs = [timer, FiniteLoss()] + ([ChannelsLast()] if preset.channels_last else []) + ([MixUp(preset.mixup)] if preset.mixup else [])
+    learn = Learner(dls, xresnet18(pretrained=False, c_in=1, n_out=len(dls.vocab)), metrics=accuracy, cbs=cbs)
+    if preset.bf16: learn.to_bf16()
+    if data.device.type == 'cuda': torch.cuda.reset_peak_memory_stats(data.device)
+    t0 = time.perf_counter()
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(preset.epochs, preset.lr)
+    wall = time.perf_counter() - t0
+    hist = pd.DataFrame(learn.recorder.values, columns=['train_loss', 'valid_loss', 'accuracy'])
+    hist.insert(0, 'epoch', range(1, len(hist) + 1))
+    hist['seconds'] = timer.times
+    losses = hist[['train_loss', 'valid_loss']].astype(float) if fold else hist[['train_loss']].astype(float)
+    if not losses.map(lambda v: v == v and abs(v) != float('inf')).all().all():
+        raise FloatingPointError(f"{job.id}: a loss is NaN or infinite ({losses.iloc[-1].to_dict()}): the run is failed, not recorded")
+    norm = find_spec_normalize(dls.train)
+    if norm is not None and norm.learns_stats and stats_file is not None: norm.save(stats_file, fold=fold, normalization=normalization)
+    if model_file is not None: export(learn, model_file)
+    n_train, n = len(dls.train) * dls.train.bs, get_normalization(normalization)
+    acc = hist.accuracy.astype(float)
+    row = dict(preset=preset.name, fold=fold, normalization=normalization, seed=seed,
+               wave_norm=n.wave, spec_norm=n.spec or 'none', mean_only=n.mean_only,
+               final_accuracy=float(acc.iloc[-1]), best_accuracy=float(acc.max()),
+               best_epoch=int(acc.idxmax()) + 1 if acc.notna().any() else None, final_valid_loss=float(hist.valid_loss.astype(float).iloc[-1]),
+               epochs=preset.epochs, setup_s=round(setup_s, 3), wall_s=round(wall, 3), s_per_epoch=round(wall / preset.epochs, 3),
+               train_clips_per_s=round(n_train * preset.epochs / sum(timer.times), 1),
+               n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset), **_environment(data.device), **provenance(),
+               training_hash=preset.training_hash(), started_at=started, finished_at=now(),
+               config=json.dumps(preset.as_dict(), sort_keys=True))
+    return row, hist
+
+
+def export(learn: Learner, path) -> Path:
+    "Export the trained learner (model, transforms with their stats, vocab) for `load_learner`, written atomically"
+    return write_atomic(Path(path).absolute(), learn.export)
+
+
+def resident_gib() -> float | None:
+    "This process's resident memory now, in GiB (Linux: /proc/self/status; elsewhere None)"
+    try:
+        with open('/proc/self/status') as f: kib = next(int(l.split()[1]) for l in f if l.startswith('VmRSS:'))
+    except (OSError, StopIteration, ValueError): return None
+    return kib / 2**20
+
+
+def release_memory(device=None):
+    "Free what a finished run left: its Learner and DataLoaders sit in reference cycles, and CUDA keeps freed blocks cached"
+    gc.collect()
+    if device is not None and torch.device(device).type == 'cuda': torch.cuda.empty_cache()
+
+
+def _environment(device: torch.device) -> dict:
+    import fastai, torchaudio
+    cuda, rss = device.type == 'cuda', resident_gib()
+    return dict(device=torch.cuda.get_device_name(device) if cuda else f"cpu ({os.cpu_count()} cores)",
+                gpu_mem_peak_gib=round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if cuda else None,
+                rss_gib=None if rss is None else round(rss, 3),
+                torch=torch.__version__, torchaudio=torchaudio.__version__, fastai=fastai.__version__)
