@@ -51,6 +51,7 @@ class _Deadline:
 class InProcess:
     "One run after another in this process; a run that fails is reported and the others go on"
     def __init__(self, stop_after: float | None = None): self.stop_after = stop_after
+    def check(self, study: Study): pick_device(study.device)
 
     def run(self, study: Study, todo: list, log=print) -> list:
         todo, data, failed = [Job(*j) for j in todo], study.load_data(log), []
@@ -115,10 +116,16 @@ class Local:
         gpus = self.gpus if self.gpus is not None else range(torch.cuda.device_count())
         return [_Slot(f"gpu {g} worker {k + 1}", {'CUDA_VISIBLE_DEVICES': str(g)}) for g in gpus for k in range(n)], 0
 
+    def check(self, study: Study):
+        "The device is there, and so is every GPU of `gpus`"
+        device = pick_device(study.device)
+        if device.type == 'cuda' and self.gpus is not None:
+            if not self.gpus or max(self.gpus) >= torch.cuda.device_count() or min(self.gpus) < 0:
+                raise ValueError(f"--gpus {','.join(map(str, self.gpus))}: this machine has GPUs 0-{torch.cuda.device_count() - 1}")
+
     def run(self, study: Study, todo: list, log=print) -> list:
         device = pick_device(study.device)
         slots, threads = self._slots(device)
-        if not slots: raise ValueError(f"no worker processes to start: --gpus {self.gpus} names no GPU")
         data = replace(study, device='cpu').load_data(log)     # decode once here: the workers only read the cache file
         log(f"data ready: {len(data.df)} clips; each worker reads them from the cache")
         worker_study = replace(study, device='cuda' if device.type == 'cuda' else 'cpu')
@@ -187,10 +194,14 @@ class Ray:
     def __init__(self, address: str | None = None, workers: int | None = None, retries: int = 2):
         self.address, self.workers, self.retries = address, workers, retries
 
-    def run(self, study: Study, todo: list, log=print) -> list:
-        try: import ray
+    def check(self, study: Study):
+        "Ray is installed, and the cluster's head answers"
+        try: import ray  # noqa: F401
         except ImportError: raise RuntimeError("the ray engine needs Ray: pip install 'esc50_norm[ray]'") from None
         if self.address: _check_reachable(self.address)
+
+    def run(self, study: Study, todo: list, log=print) -> list:
+        import ray
         ray.init(address=self.address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
         gpus = ray.cluster_resources().get('GPU', 0)
         if gpus: study, opts = replace(study, device='cuda'), dict(num_gpus=1 / (self.workers or H100_WORKERS))
@@ -217,7 +228,8 @@ def _check_reachable(address: str, timeout: float = 10.0):
 
 
 ENGINES = {'local': Local, 'ray': Ray}
-"Engines by name; a new one is a class with `run(study, todo, log) -> failed jobs`, whose constructor names the options it takes"
+"""Engines by name. A new one is a class whose constructor names the options it takes, with `check(study)` (raise before any
+work when it cannot run here) and `run(study, todo, log) -> failed jobs`"""
 
 
 def get_engine(name: str = 'local', workers: int | None = None, device=None, **options):
@@ -235,13 +247,15 @@ def get_engine(name: str = 'local', workers: int | None = None, device=None, **o
 
 def run_study(study: Study, shard: tuple = (0, 1), engine=None, log=print) -> pd.DataFrame:
     "Run every unfinished run of `study` (shard `i` of `n`) on `engine` (default: here, one run after another)"
+    engine = engine or InProcess()
+    engine.check(study)                                   # before anything is written
     study.prepare()
     todo = study.todo(shard)
     i, n = shard
     log(f"{study.preset.name}: {len(todo)} runs to do in {study.out} (shard {i + 1}/{n}; finished runs are skipped)")
     if todo:
         t0 = time.perf_counter()
-        failed = (engine or InProcess()).run(study, todo, log)
+        failed = engine.run(study, todo, log)
         log(f"{study.preset.name}: {sum(map(study.finished, todo))} of {len(todo)} runs finished in {time.perf_counter() - t0:.1f}s"
             + (f"; failed: {', '.join(j.id for j in failed)}" if failed else ""))
     return write_results_csv(study.out)

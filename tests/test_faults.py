@@ -1,0 +1,212 @@
+"Safe to leave running: bad values refused before any work, nothing hangs, damaged files named, non-finite numbers never a result"
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from esc50_norm.study.cli import main as cli
+from esc50_norm.study.demo import make_fake_esc50
+
+CLI = str(Path(sys.executable).parent / 'esc50-norm')
+
+
+@pytest.fixture
+def args(fake_root, tmp_path):
+    "The CLI arguments of a one-run smoke study on the generated folder, writing into tmp_path/res"
+    def make(*extra, out=None, norms='none'):
+        return ['study', '--preset', 'smoke', '--folds', '1', '--normalizations', norms, '--data', str(fake_root), '--partial-data',
+                '--cache-dir', str(tmp_path / 'cache'), '--out', str(out or tmp_path / 'res'), '--device', 'cpu', *extra]
+    return make
+
+
+def run_cli(argv, timeout=120, **env) -> subprocess.CompletedProcess:
+    "`esc50-norm ARGV` in its own process, killed (and the test failed) if it runs past `timeout`: nothing may hang"
+    return subprocess.run([CLI, *argv], capture_output=True, text=True, timeout=timeout, env={**os.environ, 'MPLBACKEND': 'Agg', **env})
+
+
+def err(capsys) -> str: return capsys.readouterr().err
+
+
+@pytest.mark.parametrize('option,value,named', [('--epochs', '0', 'epochs must be at least 1, got 0'),
+                                                ('--bs', '0', 'bs must be at least 1, got 0'),
+                                                ('--clips-per-class', '0', 'clips_per_class must be at least 1'),
+                                                ('--lr', '0', 'lr must be a positive number, got 0.0'),
+                                                ('--lr', '-1e-3', 'lr must be a positive number, got -0.001'),
+                                                ('--workers', '0', '--workers must be at least 1'),
+                                                ('--workers', '-1', '--workers must be at least 1')])
+def test_impossible_values_are_refused_before_anything_is_written(args, tmp_path, capsys, option, value, named):
+    assert cli(args(f"{option}={value}")) == 2
+    assert named in err(capsys) and not (tmp_path / 'res').exists()
+
+
+def test_a_corrected_command_after_a_refused_one_is_not_locked_out(args, tmp_path, capsys):
+    "A refused --epochs 0 wrote no preset.json, so the corrected command is not taken for 'another recipe'"
+    assert cli(args('--epochs', '0')) == 2
+    assert cli(args('--no-report')) == 0 and (tmp_path / 'res' / 'runs' / 'fold1-none-seed0.json').exists()
+
+
+def test_out_that_is_a_file_and_options_an_engine_does_not_take_are_named(args, tmp_path, capsys):
+    (tmp_path / 'afile').write_text('x')
+    assert cli(args(out=tmp_path / 'afile')) == 2
+    assert f"--out {tmp_path / 'afile'} is a file" in err(capsys)
+    assert cli(args('--engine', 'ray', '--stop-after', '5')) == 2
+    assert '--engine ray does not take --stop-after' in err(capsys)
+    assert cli(args('--address', 'head:6379')) == 2
+    assert '--engine local does not take --address' in err(capsys)
+    assert cli(args('--engine', 'dask')) == 2 and "unknown engine 'dask'" in err(capsys)
+    assert not (tmp_path / 'res').exists()
+
+
+def test_train_with_zero_epochs_leaves_no_model_and_predict_top_k_zero_is_refused(fake_root, tmp_path, capsys):
+    model = tmp_path / 'm.pkl'
+    assert cli(['train', '--preset', 'smoke', '--epochs', '0', '--data', str(fake_root), '--partial-data', '--device', 'cpu',
+                '--out', str(model)]) == 2
+    assert 'epochs must be at least 1' in err(capsys) and not model.exists()
+    with pytest.raises(SystemExit): cli(['predict', str(model), 'x.wav', '--top-k', '0'])
+    assert 'must be a whole number of at least 1' in err(capsys)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
+@pytest.mark.parametrize('workers', [[], ['--workers', '2']])
+def test_cuda_on_a_machine_without_a_gpu_is_an_error_at_once(args, tmp_path, workers):
+    argv = [a if a != 'cpu' else 'cuda' for a in args(*workers)]
+    t0 = time.monotonic()
+    res = run_cli(argv, timeout=60)
+    assert res.returncode == 2 and 'sees no CUDA GPU' in res.stderr and time.monotonic() - t0 < 60
+    assert not (tmp_path / 'res').exists()
+
+
+def _pid_alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    return True
+
+
+@pytest.mark.slow
+def test_workers_exit_when_their_study_process_is_killed(args, tmp_path):
+    "SIGKILL the parent of --workers 2: its workers finish the run in hand, see that nobody is there, and exit"
+    out = tmp_path / 'res'
+    argv = args('--workers', '2', '--seeds', '0,1,2,3,4,5', '--no-report', out=out)
+    parent = subprocess.Popen([CLI, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, 'MPLBACKEND': 'Agg'})
+    workers, end = set(), time.monotonic() + 120
+    try:
+        while time.monotonic() < end and len(workers) < 2:
+            for note in (out / 'runs').glob('*.running.json') if (out / 'runs').exists() else []:
+                try: workers.add(json.loads(note.read_text())['pid'])
+                except (OSError, ValueError): pass
+            time.sleep(0.1)
+        assert workers, "no worker was seen starting a run"
+    finally: parent.send_signal(signal.SIGKILL); parent.wait()
+    end = time.monotonic() + 60
+    while time.monotonic() < end and any(map(_pid_alive, workers)): time.sleep(0.5)
+    assert not [p for p in workers if _pid_alive(p)], "workers outlived their killed parent"
+
+
+@pytest.mark.slow
+def test_an_unreachable_ray_head_is_named_within_seconds(args, tmp_path):
+    t0 = time.monotonic()
+    res = run_cli(args('--engine', 'ray', '--address', '127.0.0.1:9'), timeout=90)
+    assert res.returncode == 2 and 'cannot reach the Ray head at 127.0.0.1:9' in res.stderr, res.stderr
+    assert time.monotonic() - t0 < 90 and not (tmp_path / 'res').exists()
+
+
+# --- non-finite numbers ---------------------------------------------------------------------------------------------
+
+def _copy_root(fake_root, tmp_path) -> Path:
+    import shutil
+    return Path(shutil.copytree(fake_root, tmp_path / 'esc50'))
+
+
+def test_a_clip_of_nan_samples_is_named_before_any_run(fake_root, tmp_path, capsys):
+    root = _copy_root(fake_root, tmp_path)
+    clip = sorted((root / 'audio').iterdir())[3]
+    sf.write(clip, np.full(8000, np.nan, dtype='float32'), 16000, subtype='FLOAT')
+    argv = ['study', '--preset', 'smoke', '--folds', '1', '--normalizations', 'global', '--data', str(root), '--partial-data',
+            '--cache-dir', str(tmp_path / 'cache'), '--out', str(tmp_path / 'res'), '--device', 'cpu']
+    assert cli(argv) == 2
+    e = err(capsys)
+    assert clip.name in e and 'non-finite' in e
+    assert not list((tmp_path / 'res' / 'runs').glob('*.json'))
+
+
+def test_a_run_whose_loss_or_stats_become_non_finite_is_failed_not_finished(fake_root, tmp_path, capsys):
+    "A finite clip so loud that its power spectrum overflows: 'none' trains on inf and its loss is NaN; 'global' learns inf stats"
+    root = _copy_root(fake_root, tmp_path)
+    df = pd.read_csv(root / 'meta' / 'esc50.csv')
+    clip = root / 'audio' / df[df.fold == 2].filename.iloc[0]
+    sf.write(clip, (1e30 * np.sin(np.arange(16000) / 5)).astype('float32'), 16000, subtype='FLOAT')
+    argv = ['study', '--preset', 'smoke', '--folds', '1', '--normalizations', 'none,global_nowave', '--data', str(root),
+            '--partial-data', '--cache-dir', str(tmp_path / 'cache'), '--out', str(tmp_path / 'res'), '--device', 'cpu']
+    with warnings.catch_warnings(): warnings.simplefilter('ignore'); rc = cli(argv)
+    out = capsys.readouterr()
+    assert rc == 1 and 'fold1-none-seed0 FAILED' in out.out and 'fold1-global_nowave-seed0 FAILED' in out.out
+    assert 'NaN or infinite' in out.out
+    assert not list((tmp_path / 'res' / 'runs').glob('fold*.json'))               # no run file, no .running.json
+    report = (tmp_path / 'res' / 'report.md').read_text()
+    assert 'Incomplete grid: 0 of 2 runs finished' in report
+
+
+# --- damaged files ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def finished(args, tmp_path, capsys):
+    "A results folder of two finished runs"
+    assert cli(args(norms='none,global')) == 0
+    capsys.readouterr()
+    return tmp_path / 'res'
+
+
+def test_a_truncated_run_file_is_named_reported_and_run_again(finished, args, capsys):
+    f = finished / 'runs' / 'fold1-global-seed0.json'
+    f.write_text(f.read_text()[:100])
+    with pytest.warns(UserWarning, match=f"run file {f} is damaged"): assert cli(['report', str(finished)]) == 0
+    text = (finished / 'report.md').read_text()
+    assert 'Damaged run files, not counted (the study runs them again): fold1-global-seed0.json' in text
+    assert 'Incomplete grid: 1 of 2 runs finished' in text
+    with pytest.warns(UserWarning, match='fold1-global-seed0.json is damaged'): assert cli(['compare', str(finished), str(finished)]) == 0
+    with warnings.catch_warnings(): warnings.simplefilter('ignore'); assert cli(args(norms='none,global')) == 0
+    assert '1 runs to do' in capsys.readouterr().out
+    assert json.loads(f.read_text())['normalization'] == 'global'
+
+
+def test_a_truncated_history_is_named_and_the_report_writes_nothing(finished, capsys):
+    h = finished / 'runs' / 'fold1-none-seed0.history.csv'
+    h.write_text(h.read_text()[:20])
+    before = {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file()}
+    assert cli(['report', str(finished)]) == 2
+    assert f"history file {h} is damaged" in err(capsys)
+    assert {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file()} == before     # all or none: none
+
+
+def test_a_truncated_preset_file_is_named(finished, args, capsys):
+    p = finished / 'preset.json'
+    p.write_text(p.read_text()[:50])
+    for argv in (['report', str(finished)], args(norms='none,global')):
+        assert cli(argv) == 2
+        assert f"{p} is damaged" in err(capsys)
+
+
+def test_a_damaged_clip_cache_is_rebuilt_with_a_warning_and_stale_temporaries_removed(fake_root, tmp_path):
+    from esc50_norm.study.cache import load_or_build_cache
+    files = sorted(p.name for p in (fake_root / 'audio').iterdir())[:4]
+    first = load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False)
+    cache_file, = tmp_path.glob('clips-*.pt')
+    cache_file.write_bytes(cache_file.read_bytes()[:1000])
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True).stdout.strip()
+    import socket
+    stale = tmp_path / f".{cache_file.name}.{socket.gethostname()}.{dead}.0123abcd.tmp-atomic"
+    stale.write_bytes(b'half a cache')
+    with pytest.warns(UserWarning, match=f"clip cache {cache_file} is damaged"):
+        again = load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False)
+    assert torch.equal(again.x, first.x) and not stale.exists()
+    assert load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False).filenames == files
