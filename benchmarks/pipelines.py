@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from fastai.torch_core import default_device
+from esc50_norm.study.device import pick_device
 from fastai.vision.models.xresnet import xresnet18
 
 from esc50_norm import AudioConfig
@@ -77,7 +77,7 @@ def main(argv=None):
     p.add_argument('--cache-dir', default=None)
     p.add_argument('--out', default=None, help="write the table here (markdown); default benchmarks/results-<device>.md")
     a = p.parse_args(argv)
-    device = torch.device(a.device) if a.device else default_device()
+    device = pick_device(a.device)
     root = esc50_path(a.data, download=False)
     df = subset_per_class(read_meta(root, full=False).rename(columns=dict(filename='file', category='label')), a.clips_per_class)
     cfg = AudioConfig.BasicSpectrogram()

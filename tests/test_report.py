@@ -1,5 +1,6 @@
 "The report: its numbers against hand computations, the contrasts it chooses, Holm's correction, time, plots, comparisons"
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from esc50_norm.study.report import (compare_folders, contrasts, missing_runs, p
 from esc50_norm.study.runs import read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
+README = RESULTS.parent / 'README.md'
 
 
 def _fake_results(accs: dict, fold: int = 1) -> pd.DataFrame:
@@ -109,16 +111,48 @@ def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_pat
     assert f'Complete grid: {n} of {n} runs' in text and 't_test_p_holm' in text and 'Study wall time' in text
 
 
-def test_cv_answer_in_numbers():
-    "The numbers the README quotes, from the committed cv run files"
+def _raw_runs(folder: str) -> pd.DataFrame:
+    "The committed run files read with json and pandas alone: an independent path to the numbers"
+    return pd.DataFrame([json.loads(p.read_text()) for p in (RESULTS / folder / 'runs').glob('fold*-seed*.json') if p.name.count('.') == 1])
+
+
+def test_cv_answer_against_an_independent_computation_and_as_the_readme_quotes_it():
+    "The report's numbers equal pandas/scipy on the raw run files, and the README's table quotes exactly those numbers"
+    from scipy import stats as st
+    raw = _raw_runs('cv-bf16')
     df = read_results(RESULTS / 'cv-bf16')
     s, p = summary_table(df), paired_differences(df)
-    assert s['mean'].round(4).to_dict() == {'none': 0.721, 'global': 0.7365, 'channel': 0.7215}
-    assert (p.loc['channel - global', 'losses'], p.loc['channel - global', 'wins']) == (23, 2)
-    assert p.loc['global - none', 'mean'] == pytest.approx(0.0155) and p.loc['global - none', 't_test_p_holm'] < 0.05
-    assert p.loc['channel - none', 't_test_p_holm'] > 0.5
-    t = study_time(df)
-    assert 11 < t['wall_s'] / 60 < 14 and t['summed_s'] / t['wall_s'] > 6     # 8 processes shared the GPU for 12.5 min
+    means, per_fold = raw.groupby('normalization').final_accuracy.mean(), raw.groupby(['normalization', 'fold']).final_accuracy.mean()
+    assert np.allclose(s['mean'], means[s.index]) and np.allclose(s['std'], raw.groupby('normalization').final_accuracy.std()[s.index])
+    wide = raw.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+    raw_p = {}
+    for a, b in [('global', 'none'), ('channel', 'none'), ('channel', 'global')]:
+        d = wide[a] - wide[b]
+        raw_p[f"{a} - {b}"] = st.ttest_rel(wide[a], wide[b]).pvalue
+        row = p.loc[f"{a} - {b}"]
+        assert (row['mean'], row.wins, row.losses) == (pytest.approx(d.mean()), (d > 0).sum(), (d < 0).sum())
+        assert row.t_test_p == pytest.approx(raw_p[f"{a} - {b}"])
+    readme = README.read_text()
+    for norm in ('none', 'global', 'channel'):
+        m = re.search(rf"^\| {norm} +\| 25 \| \**([0-9.]+)\** \| [0-9.]+.[0-9.]+ \|((?: [0-9.]+ \|){{5}})$", readme, re.M)
+        assert m, f"the README's cv table has no row for {norm}"
+        assert float(m[1]) == round(means[norm], 4)
+        assert [float(v) for v in m[2].split('|') if v.strip()] == [round(per_fold[norm, f], 3) for f in range(1, 6)]
+    for name, row in p.iterrows():
+        m = re.search(rf"^\| {name.replace(' - ', ' − ')} +\| ([+−][0-9.]+) \| .* \| (\d+)–(\d+) +\|", readme, re.M)
+        assert m, f"the README's contrast table has no row for {name}"
+        assert float(m[1].replace('−', '-')) == round(row['mean'], 4) and (int(m[2]), int(m[3])) == (row.wins, row.losses)
+
+
+def test_study_time_of_the_cv_folder_is_first_start_to_last_finish():
+    "Its run files predate recorded start times: each start is its finish minus its set-up and training time"
+    raw = _raw_runs('cv-bf16')
+    assert 'started_at' not in raw
+    end = pd.to_datetime(raw.finished_at, utc=True)
+    start = end - pd.to_timedelta(raw.setup_s + raw.wall_s, unit='s')
+    t = study_time(read_results(RESULTS / 'cv-bf16'))
+    assert t['wall_s'] == pytest.approx((end.max() - start.min()).total_seconds()) and t['estimated']
+    assert t['summed_s'] == pytest.approx((raw.setup_s + raw.wall_s).sum())
 
 
 def test_compare_folders_pairs_runs_across_folders(tmp_path, capsys):
