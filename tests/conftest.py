@@ -11,6 +11,15 @@ matplotlib.use('Agg')
 SHARED_ESC50 = Path(__file__).resolve().parents[1].parent / 'shared' / 'esc50'
 
 
+def pytest_collection_modifyitems(config, items):
+    "Tests marked `gpu` run wherever CUDA is present, and are skipped with a reason elsewhere"
+    import torch
+    if torch.cuda.is_available(): return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU: torch sees none on this machine")
+    for item in items:
+        if 'gpu' in item.keywords: item.add_marker(skip)
+
+
 @pytest.fixture(scope='session')
 def shared_esc50() -> Path:
     "../shared/esc50, or a skip that says why"

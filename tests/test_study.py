@@ -238,3 +238,45 @@ def test_memory_stays_flat_over_runs_in_one_process(fake_root, tmp_path):
             assert not [o for o in gc.get_objects() if isinstance(o, Learner)], f"a Learner outlived {job.id}"
     finally: gc.enable()
     assert len(rss) == 5 and rss[-1] - rss[0] < 0.15, f"resident memory grew from {rss[0]:.3f} to {rss[-1]:.3f} GiB over 5 runs"
+
+
+def test_stop_after_starts_no_run_once_the_time_is_spent_and_the_same_command_resumes(study, tmp_path):
+    from esc50_norm.study.engines import InProcess
+    out, logs = tmp_path / 'res', []
+    study(tiny(), out, engine=InProcess(stop_after=0), log=logs.append)
+    assert any('time budget spent: 2 runs not started' in l for l in logs) and not list((out / 'runs').glob('fold*.json'))
+    assert len(study(tiny(), out)) == 2
+
+
+def test_provenance_falls_back_to_the_environment_without_git(monkeypatch):
+    "On the GPU machine the tree has no .git: prepare_device.sh carries the commit in ESC50_NORM_GIT_COMMIT/DIRTY"
+    from esc50_norm.study import runs
+    monkeypatch.setattr(runs, '_git', lambda *a: None)
+    monkeypatch.setenv('ESC50_NORM_GIT_COMMIT', 'f' * 40)
+    for dirty, expected in (('1', True), ('0', False), ('', None)):
+        monkeypatch.setenv('ESC50_NORM_GIT_DIRTY', dirty)
+        p = runs.provenance.__wrapped__()
+        assert (p['git_commit'], p['git_dirty']) == ('f' * 40, expected)
+
+
+def test_the_study_loads_its_clips_once_per_process_and_decodes_them_once_per_cache(fake_root, tmp_path):
+    logs = []
+    make = lambda **kw: Study(tiny(**kw), tmp_path / 'res', data=fake_root, cache_dir=tmp_path / 'cache', device='cpu', full_data=False)
+    first = make().load_data(log=logs.append)
+    assert make().load_data(log=logs.append) is first                           # another Study object, the same data
+    assert sum('decoded' in l for l in logs) == 1
+    other = make(clips_per_class=2).load_data(log=logs.append)                    # another subset (here the same clips): loaded anew, decoded once
+    assert other is not first and len(other.df) == len(first.df) and sum('decoded' in l for l in logs) == 1
+    assert torch.equal(other.cache.x, first.cache.x)
+
+
+@pytest.mark.gpu
+def test_a_run_on_cuda_uses_bf16_channels_last_and_the_device_pipeline(fake_root, tmp_path):
+    "Wherever a GPU is present: one smoke run with the CUDA defaults, its clips and batches on the GPU"
+    out = tmp_path / 'res'
+    df = run_study(Study(tiny(normalizations=('global',)), out, data=fake_root, cache_dir=tmp_path / 'cache', device='cuda',
+                         full_data=False))
+    row = json.loads((out / 'runs' / 'fold1-global-seed0.json').read_text())
+    cfg = json.loads(row['config'])
+    assert cfg['bf16'] and cfg['channels_last'] and cfg['pipeline'] == 'device'
+    assert row['gpu_mem_peak_gib'] > 0 and 0 <= df.final_accuracy[0] <= 1
