@@ -8,7 +8,7 @@ import torch
 from esc50_norm import AudioConfig, AudioLoadError, AudioTensor, audio_item_tfms
 from esc50_norm.study import ESC50Error, esc50_dataloaders, esc50_path, load_or_build_cache, read_meta, subset_per_class
 from esc50_norm.study.demo import make_fake_esc50
-from esc50_norm.study.esc50 import download_esc50
+from esc50_norm.study.esc50 import download_esc50, fold_split, read_esc10
 from fastai.data.all import Pipeline
 
 
@@ -44,6 +44,42 @@ def test_missing_clip_and_bad_fold_are_named(fake):
     df.loc[0, 'fold'] = 9
     df.to_csv(fake / 'meta' / 'esc50.csv', index=False)
     with pytest.raises(ESC50Error, match=r'folds \[9\]'): read_meta(fake, full=False)
+
+
+@pytest.mark.parametrize('content,message', [(b'', 'is empty: a CSV with a header row is needed'),
+                                              (bytes(range(256)) * 8, 'is not a readable CSV'),
+                                              (b'a,b\n', r"has no rows \(columns: \['a', 'b'\]\)"),
+                                              (b'a,b\n1,2\n', r"lacks columns \['filename', 'fold', 'target', 'category'\] \(it has \['a', 'b'\]\)")])
+def test_empty_binary_or_foreign_csv_is_named(fake, content, message):
+    (fake / 'meta' / 'esc50.csv').write_bytes(content)
+    with pytest.raises(ESC50Error, match=f"{fake / 'meta' / 'esc50.csv'} {message}"): read_meta(fake, full=False)
+
+
+def test_non_integer_folds_are_named(fake):
+    df = pd.read_csv(fake / 'meta' / 'esc50.csv')
+    df.assign(fold=['one', '2.5', *df.fold[2:]]).to_csv(fake / 'meta' / 'esc50.csv', index=False)
+    with pytest.raises(ESC50Error, match=r"esc50\.csv has folds that are not integers: \['one', '2\.5'\]"): read_meta(fake, full=False)
+
+
+def test_esc10_rows_are_the_marked_ones(fake):
+    with pytest.raises(ESC50Error, match='marks no clip as ESC-10'): read_esc10(fake, full=False)
+    df = pd.read_csv(fake / 'meta' / 'esc50.csv')
+    df.assign(esc10=df.target < 2).to_csv(fake / 'meta' / 'esc50.csv', index=False)
+    ten = read_esc10(fake, full=False)
+    assert ten.filename.tolist() == df.filename[df.target < 2].tolist() and set(ten.category) == set(df.category[df.target < 2])
+    with pytest.raises(ESC50Error, match='ESC-10 has 400 clips, 10 classes of 40; these esc10 rows have 10 clips, 2 classes'): read_esc10(fake)
+    (fake / 'audio' / ten.filename[3]).unlink()
+    with pytest.raises(ESC50Error, match=f"1 clips listed in .*esc50.csv are missing .*{ten.filename[3]}"): read_esc10(fake, full=False)
+    df.drop(columns='esc10').to_csv(fake / 'meta' / 'esc50.csv', index=False)
+    with pytest.raises(ESC50Error, match='has no esc10 column'): read_esc10(fake, full=False)
+
+
+def test_fold_zero_trains_on_every_clip(fake):
+    df = read_meta(fake, full=False)
+    assert fold_split(df, 0) == (list(range(20)), [])
+    train, valid = fold_split(df, 2)
+    assert valid == [i for i, f in enumerate(df.fold) if f == 2] and len(train) == 16
+    with pytest.raises(ESC50Error, match=r"fold 6 does not exist; this data has folds \[1, 2, 3, 4, 5\]"): fold_split(df, 6)
 
 
 def test_subset_keeps_n_per_class_and_fold(fake):
