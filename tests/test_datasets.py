@@ -292,7 +292,8 @@ COLS = dict(file='path', label='category', fold='split')
     (lambda df: df.assign(split=df.split.where(df.split != 2, 4)), r"fold\(s\) \[2\] of 1-4 have no clips"),
     (lambda df: df.assign(split=df.split - 1), r"has folds \[0\]: folds are numbered from 1 \(0 means 'no validation fold'\)"),
     (lambda df: df.assign(category=df.category.where(df.index != 0, 'lonely')), r"1 labels have a single clip.*\['lonely'\]"),
-    (lambda df: df.assign(category=df.category.where(df.index != 3)), r"1 rows have no label: rows \[3\]"),
+    (lambda df: df.assign(category=df.category.where(df.index != 3)), r"1 rows have no label: \['clips/x/003\.wav'\]"),
+    (lambda df: df.assign(path=df.path.where(df.index != 2)), r"1 rows have no file: data rows \[2\] \(from 0\)"),
     (lambda df: pd.concat([df, df.iloc[[4]]]), r"lists 1 files more than once: \['clips/x/004\.wav'\]"),
     (lambda df: df.iloc[:0], r"has no rows \(columns: \['path', 'category', 'split', 'note'\]\)"),
 ])

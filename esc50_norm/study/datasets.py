@@ -194,8 +194,8 @@ class ClassFolders(Collection):
 
     def _read(self) -> pd.DataFrame:
         if not self.root.is_dir(): raise DatasetError(f"{self.root} is not a folder")
-        rows = [(f.relative_to(self.root).as_posix(), d.name) for d in sorted(self.root.iterdir()) if d.is_dir() and not d.name.startswith('.')
-                for f in sorted(d.rglob('*')) if _is_audio(f, d)]
+        classes = [d for d in sorted(self.root.iterdir()) if d.is_dir() and not d.name.startswith('.')]
+        rows = [(f.relative_to(self.root).as_posix(), d.name) for d in classes for f in sorted(d.rglob('*')) if _is_audio(f, d)]
         if not rows:
             raise DatasetError(f"{self.root} holds no class folders with audio ({', '.join(e[1:] for e in AUDIO_EXTENSIONS)}): "
                                "a folder-per-class tree is root/<class>/<clip>")
@@ -271,30 +271,16 @@ def _generate_folds(df: pd.DataFrame, k: int, seed: int, source) -> pd.DataFrame
     counts = df.label.astype(str).value_counts()
     few = counts[counts < k]
     if len(few): raise DatasetError(f"{source}: classes with fewer clips than the {k} folds: {few.to_dict()}; "
-                                    f"every fold needs a clip of every class: use k_folds={max(2, int(counts.min()))} or fewer, or add clips")
+                                    f"every fold needs a clip of every class: use k_folds={max(2, int(counts.min()))} or fewer, "
+                                    "or add clips")
     others = [c for c in df.columns if c not in STANDARD]
     return df.assign(fold=stratified_folds(df.label.astype(str), k, seed, df.file))[[*STANDARD, *others]]
 
 
 def check_meta(df: pd.DataFrame, source, audio_root, folds: tuple | None = None) -> pd.DataFrame:
-    """Validate a standard frame before any work: folds integers (all of `folds` present when the kind fixes them, else
-    1..k without gaps), labels given and with two clips or more, files unique, present and readable under `audio_root`.
-    Errors name `source` and the offending values; a strong class imbalance is warned about"""
-    missing = [c for c in STANDARD if c not in df.columns]
-    if missing: raise DatasetError(f"{source}: no {missing} columns")
-    if not len(df): raise DatasetError(f"{source} lists no clips")
-    for col in ('file', 'label'):
-        empty = df.index[df[col].isna() | (df[col].astype(str).str.strip() == '')]
-        if len(empty): raise DatasetError(f"{source}: {len(empty)} rows have no {col}: rows {list(map(int, empty[:5]))}")
-    df = df.assign(file=df.file.astype(str), label=df.label.astype(str), fold=_int_folds(df.fold, source)).reset_index(drop=True)
-    present = sorted(map(int, df.fold.unique()))
-    if folds is not None:
-        outside = [f for f in present if f not in folds]
-        if outside: raise DatasetError(f"{source} has folds {outside}; this dataset's folds are {_span(folds)}")
-    elif present[0] < 1: raise DatasetError(f"{source} has folds {[f for f in present if f < 1]}: folds are numbered from 1 (0 means 'no validation fold')")
-    expected = folds if folds is not None else tuple(range(1, present[-1] + 1))
-    empty = [f for f in expected if f not in present]
-    if empty: raise DatasetError(f"{source}: fold(s) {empty} of {_span(expected)} have no clips")
+    "Validate a standard frame before any work (errors name `source` and the offending values); warn of a strong class imbalance"
+    df = _typed(df, source)
+    _check_folds_present(df.fold, source, folds)
     counts = df.label.value_counts()
     single = sorted(counts.index[counts == 1])
     if single: raise DatasetError(f"{source}: {len(single)} labels have a single clip, too few to train and validate on: {single[:8]}")
@@ -304,6 +290,31 @@ def check_meta(df: pd.DataFrame, source, audio_root, folds: tuple | None = None)
     text, strong = class_balance(df)
     if strong: warnings.warn(f"{source}: strongly imbalanced classes; {text}")
     return df
+
+
+def _typed(df: pd.DataFrame, source) -> pd.DataFrame:
+    "`df` with a file and a label (str) in every row and integer folds"
+    missing = [c for c in STANDARD if c not in df.columns]
+    if missing: raise DatasetError(f"{source}: no {missing} columns")
+    if not len(df): raise DatasetError(f"{source} lists no clips")
+    df = df.reset_index(drop=True)
+    no_file = df.index[df.file.isna() | (df.file.astype(str).str.strip() == '')]
+    if len(no_file): raise DatasetError(f"{source}: {len(no_file)} rows have no file: data rows {list(map(int, no_file[:5]))} (from 0)")
+    no_label = df.file[df.label.isna() | (df.label.astype(str).str.strip() == '')]
+    if len(no_label): raise DatasetError(f"{source}: {len(no_label)} rows have no label: {list(no_label[:5])}")
+    return df.assign(file=df.file.astype(str), label=df.label.astype(str), fold=_int_folds(df.fold, source))
+
+
+def _check_folds_present(fold: pd.Series, source, folds: tuple | None):
+    "Every fold of `folds` (the kind's fixed ones; else 1..the largest) has clips, and there are no others"
+    present = sorted(map(int, fold.unique()))
+    if folds is not None and set(present) - set(folds):
+        raise DatasetError(f"{source} has folds {sorted(set(present) - set(folds))}; this dataset's folds are {_span(folds)}")
+    if present[0] < 1:
+        raise DatasetError(f"{source} has folds {[f for f in present if f < 1]}: folds are numbered from 1 (0 means 'no validation fold')")
+    expected = folds if folds is not None else tuple(range(1, present[-1] + 1))
+    empty = [f for f in expected if f not in present]
+    if empty: raise DatasetError(f"{source}: fold(s) {empty} of {_span(expected)} have no clips")
 
 
 def _range(lo, hi) -> str: return f"{lo}" if lo == hi else f"{lo}-{hi}"
