@@ -1,5 +1,6 @@
 "Datasets: every kind on generated collections (metadata, folds, paths, fingerprints, specs, durations), and every validation error"
 import json
+import pickle
 import shutil
 import warnings
 
@@ -44,6 +45,7 @@ def test_every_kind_follows_the_protocol(made):
         assert all(hasattr(ds, m) for m in members), ds
         d = ds.describe()
         assert json.loads(json.dumps(d)) == d and d['clips'] == len(ds.meta()) and d['classes'] == len(ds.classes)
+        assert pickle.loads(pickle.dumps(ds)).describe() == d                     # it travels to worker processes
 
 
 def test_esc50_kind_keeps_the_native_columns(made):
@@ -161,7 +163,7 @@ def test_specs_are_recognised(made, tmp_path, monkeypatch):
         ds = get_dataset(spec, full=False)
         assert (ds.kind, ds.root) == (kind, root), spec
     assert get_dataset('urbansound8k', data=made['us8k']).kind == 'urbansound8k'
-    assert get_dataset('esc50', data=made['us8k'] / 'nowhere').__repr__().endswith("nowhere')")       # nothing read yet
+    assert repr(get_dataset('esc50', data=made['us8k'] / 'nowhere')).endswith("nowhere')")     # nothing read yet
     assert get_dataset('esc50').folds == (1, 2, 3, 4, 5) and get_dataset('urbansound8k', data='/nowhere').folds == tuple(range(1, 11))
 
 
