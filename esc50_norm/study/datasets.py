@@ -38,6 +38,7 @@ class Dataset(Protocol):
     kind: str                                   # its name in `KINDS`: esc50, esc10, urbansound8k, csv, folders
     name: str                                   # what it is called: esc50, esc10, UrbanSound8K, or the CSV's / folder's stem
     root: Path                                  # the folder it lives in (the ESC-50 or UrbanSound8K root, the CSV's folder, the tree)
+    audio_root: Path                            # the folder `file`s are relative to: path(file) == audio_root / file
     folds: tuple                                # its fold numbers, 1..k; fixed kinds and generated folds know them without reading
     classes: tuple                              # its labels, sorted
     duration: float | None                      # the clip duration the collection fixes (ESC-50: 5.0), else None: see `clip_duration`
