@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 
 from esc50_norm import AudioConfig, AudioLoadError, AudioTensor, audio_item_tfms
-from esc50_norm.study import ESC50Error, esc50_dataloaders, esc50_path, load_or_build_cache, read_meta, subset_per_class
+from esc50_norm.study import ESC50Error, esc50_path, fold_dataloaders, load_or_build_cache, read_meta, subset_per_class
 from esc50_norm.study.demo import make_fake_esc50
 from esc50_norm.study.esc50 import download_esc50, fold_split, read_esc10
 from fastai.data.all import Pipeline
@@ -93,22 +93,23 @@ def test_subset_keeps_n_per_class_and_fold(fake):
 def test_cache_is_built_once_and_names_unreadable_clips(fake, tmp_path):
     df = read_meta(fake, full=False)
     files = [fake / 'audio' / f for f in df.filename]
-    a = load_or_build_cache(files, tmp_path / 'c', duration=1.0, progress=False)
+    a = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
     assert a.x.shape == (20, 1, 16000) and len(list((tmp_path / 'c').glob('clips-*.pt'))) == 1
     direct = Pipeline([AudioTensor.create, *audio_item_tfms(16000, True, 1.0)])(files[3])
     assert torch.equal(a.x[3], direct.as_subclass(torch.Tensor))
-    b = load_or_build_cache(files, tmp_path / 'c', duration=1.0, progress=False)
+    b = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
     assert torch.equal(a.x, b.x) and b.filenames == a.filenames
     assert len(list((tmp_path / 'c').glob('clips-*.pt'))) == 1
     files[5].write_bytes(b'not audio at all')
-    with pytest.raises(AudioLoadError, match=files[5].name): load_or_build_cache(files, tmp_path / 'c', duration=1.0, progress=False)
+    with pytest.raises(AudioLoadError, match=files[5].name):
+        load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
 
 
 def test_silent_clip_is_cached_with_a_warning_naming_it(fake, tmp_path):
     df = read_meta(fake, full=False)
     sf.write(fake / 'audio' / df.filename[0], torch.zeros(8000).numpy(), 16000)
     with pytest.warns(UserWarning, match=f"silent.*{df.filename[0]}"):
-        load_or_build_cache([fake / 'audio' / f for f in df.filename], tmp_path / 'c', duration=1.0, progress=False)
+        load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
 
 
 def test_cache_keeps_each_source_clip_and_reports_odd_ones(fake, tmp_path):
@@ -116,13 +117,13 @@ def test_cache_keeps_each_source_clip_and_reports_odd_ones(fake, tmp_path):
     df = read_meta(fake, full=False)
     sf.write(fake / 'audio' / df.filename[1], torch.rand(3000).numpy() - 0.5, 16000)          # 0.19 s among 0.5-1 s clips
     with pytest.warns(UserWarning, match=f"far shorter than the rest.*{df.filename[1]} \\(0.19 s\\)"):
-        cache = load_or_build_cache([fake / 'audio' / f for f in df.filename], tmp_path / 'c', duration=1.0, progress=False)
+        cache = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
     info = cache.info.set_index('filename')
     for f in df.filename[:6]:
         direct = AudioTensor.create(fake / 'audio' / f)
         assert info.loc[f, 'duration'] == pytest.approx(direct.duration) and info.loc[f, 'channels'] == direct.nchannels
         assert info.loc[f, 'sr'] == direct.sr
-    again = load_or_build_cache([fake / 'audio' / f for f in df.filename], tmp_path / 'c', duration=1.0, progress=False)
+    again = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
     assert again.info.equals(cache.info) and again.report() == cache.report()
     assert cache.report().splitlines()[0].startswith('20 clips: 0.19-') and 'silent (all zeros): none' in cache.report()
 
@@ -135,7 +136,7 @@ def test_a_truncated_ogg_is_named_in_the_data_report(shared_esc50, tmp_path):
     (tmp_path / 'cut.ogg').write_bytes(files[0].read_bytes()[:5000])
     logs = []
     with pytest.warns(UserWarning, match=r"far shorter than the rest \(under 2\.\d+ s, zero-padded\): cut\.ogg \(2\.03 s\)"):
-        load_or_build_cache([tmp_path / 'cut.ogg', *files[1:]], tmp_path / 'c', progress=False, log=logs.append)
+        load_or_build_cache(tmp_path, ['cut.ogg', *files[1:]], tmp_path / 'c', progress=False, log=logs.append)
     assert 'zero-padded): cut.ogg (2.03 s)' in logs[0] and logs[0].startswith('decoded 40 clips')
 
 
@@ -160,6 +161,8 @@ def test_real_48k_and_stereo_clips_become_16k_mono_5s(shared_esc50):
 def test_real_clips_through_the_files_datablock(shared_esc50):
     df = subset_per_class(read_meta(shared_esc50), 1)
     df = df[df.target < 4].reset_index(drop=True)
-    dls = esc50_dataloaders(df, 1, 'channel', AudioConfig.BasicSpectrogram(), bs=8, pipeline='files', root=shared_esc50, device='cpu')
+    df = df.rename(columns=dict(filename='file', category='label'))
+    dls = fold_dataloaders(df, 1, 'channel', AudioConfig.BasicSpectrogram(), bs=8, pipeline='files', audio_root=shared_esc50 / 'audio',
+                           device='cpu')
     x, y = dls.train.one_batch()
     assert tuple(x.shape) == (8, 1, 201, 401) and torch.isfinite(x).all() and len(dls.vocab) == 4
