@@ -6,9 +6,9 @@ import soundfile as sf
 import torch
 
 from esc50_norm import AudioConfig, AudioLoadError, AudioTensor, audio_item_tfms
-from esc50_norm.study import ESC50Error, esc50_dataloaders, esc50_path, load_or_build_cache, read_meta, subset_per_class
+from esc50_norm.study import ESC50Error, esc50_path, fold_dataloaders, load_or_build_cache, read_meta, subset_per_class
 from esc50_norm.study.demo import make_fake_esc50
-from esc50_norm.study.esc50 import download_esc50
+from esc50_norm.study.esc50 import download_esc50, fold_split, read_esc10
 from fastai.data.all import Pipeline
 
 
@@ -46,6 +46,42 @@ def test_missing_clip_and_bad_fold_are_named(fake):
     with pytest.raises(ESC50Error, match=r'folds \[9\]'): read_meta(fake, full=False)
 
 
+@pytest.mark.parametrize('content,message', [(b'', 'is empty: a CSV with a header row is needed'),
+                                              (bytes(range(256)) * 8, 'is not a readable CSV'),
+                                              (b'a,b\n', r"has no rows \(columns: \['a', 'b'\]\)"),
+                                              (b'a,b\n1,2\n', r"lacks columns \['filename', 'fold', 'target', 'category'\] \(it has \['a', 'b'\]\)")])
+def test_empty_binary_or_foreign_csv_is_named(fake, content, message):
+    (fake / 'meta' / 'esc50.csv').write_bytes(content)
+    with pytest.raises(ESC50Error, match=f"{fake / 'meta' / 'esc50.csv'} {message}"): read_meta(fake, full=False)
+
+
+def test_non_integer_folds_are_named(fake):
+    df = pd.read_csv(fake / 'meta' / 'esc50.csv')
+    df.assign(fold=['one', '2.5', *df.fold[2:]]).to_csv(fake / 'meta' / 'esc50.csv', index=False)
+    with pytest.raises(ESC50Error, match=r"esc50\.csv has folds that are not integers: \['one', '2\.5'\]"): read_meta(fake, full=False)
+
+
+def test_esc10_rows_are_the_marked_ones(fake):
+    with pytest.raises(ESC50Error, match='marks no clip as ESC-10'): read_esc10(fake, full=False)
+    df = pd.read_csv(fake / 'meta' / 'esc50.csv')
+    df.assign(esc10=df.target < 2).to_csv(fake / 'meta' / 'esc50.csv', index=False)
+    ten = read_esc10(fake, full=False)
+    assert ten.filename.tolist() == df.filename[df.target < 2].tolist() and set(ten.category) == set(df.category[df.target < 2])
+    with pytest.raises(ESC50Error, match='ESC-10 has 400 clips, 10 classes of 40; these esc10 rows have 10 clips, 2 classes'): read_esc10(fake)
+    (fake / 'audio' / ten.filename[3]).unlink()
+    with pytest.raises(ESC50Error, match=f"1 clips listed in .*esc50.csv are missing .*{ten.filename[3]}"): read_esc10(fake, full=False)
+    df.drop(columns='esc10').to_csv(fake / 'meta' / 'esc50.csv', index=False)
+    with pytest.raises(ESC50Error, match='has no esc10 column'): read_esc10(fake, full=False)
+
+
+def test_fold_zero_trains_on_every_clip(fake):
+    df = read_meta(fake, full=False)
+    assert fold_split(df, 0) == (list(range(20)), [])
+    train, valid = fold_split(df, 2)
+    assert valid == [i for i, f in enumerate(df.fold) if f == 2] and len(train) == 16
+    with pytest.raises(ESC50Error, match=r"fold 6 does not exist; this data has folds \[1, 2, 3, 4, 5\]"): fold_split(df, 6)
+
+
 def test_subset_keeps_n_per_class_and_fold(fake):
     df = read_meta(fake, full=False)
     assert len(subset_per_class(df, 1)) == len(df) and subset_per_class(df, None) is df
@@ -57,22 +93,23 @@ def test_subset_keeps_n_per_class_and_fold(fake):
 def test_cache_is_built_once_and_names_unreadable_clips(fake, tmp_path):
     df = read_meta(fake, full=False)
     files = [fake / 'audio' / f for f in df.filename]
-    a = load_or_build_cache(files, tmp_path / 'c', duration=1.0, progress=False)
+    a = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
     assert a.x.shape == (20, 1, 16000) and len(list((tmp_path / 'c').glob('clips-*.pt'))) == 1
     direct = Pipeline([AudioTensor.create, *audio_item_tfms(16000, True, 1.0)])(files[3])
     assert torch.equal(a.x[3], direct.as_subclass(torch.Tensor))
-    b = load_or_build_cache(files, tmp_path / 'c', duration=1.0, progress=False)
+    b = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
     assert torch.equal(a.x, b.x) and b.filenames == a.filenames
     assert len(list((tmp_path / 'c').glob('clips-*.pt'))) == 1
     files[5].write_bytes(b'not audio at all')
-    with pytest.raises(AudioLoadError, match=files[5].name): load_or_build_cache(files, tmp_path / 'c', duration=1.0, progress=False)
+    with pytest.raises(AudioLoadError, match=files[5].name):
+        load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
 
 
 def test_silent_clip_is_cached_with_a_warning_naming_it(fake, tmp_path):
     df = read_meta(fake, full=False)
     sf.write(fake / 'audio' / df.filename[0], torch.zeros(8000).numpy(), 16000)
     with pytest.warns(UserWarning, match=f"silent.*{df.filename[0]}"):
-        load_or_build_cache([fake / 'audio' / f for f in df.filename], tmp_path / 'c', duration=1.0, progress=False)
+        load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
 
 
 def test_cache_keeps_each_source_clip_and_reports_odd_ones(fake, tmp_path):
@@ -80,13 +117,13 @@ def test_cache_keeps_each_source_clip_and_reports_odd_ones(fake, tmp_path):
     df = read_meta(fake, full=False)
     sf.write(fake / 'audio' / df.filename[1], torch.rand(3000).numpy() - 0.5, 16000)          # 0.19 s among 0.5-1 s clips
     with pytest.warns(UserWarning, match=f"far shorter than the rest.*{df.filename[1]} \\(0.19 s\\)"):
-        cache = load_or_build_cache([fake / 'audio' / f for f in df.filename], tmp_path / 'c', duration=1.0, progress=False)
+        cache = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
     info = cache.info.set_index('filename')
     for f in df.filename[:6]:
         direct = AudioTensor.create(fake / 'audio' / f)
         assert info.loc[f, 'duration'] == pytest.approx(direct.duration) and info.loc[f, 'channels'] == direct.nchannels
         assert info.loc[f, 'sr'] == direct.sr
-    again = load_or_build_cache([fake / 'audio' / f for f in df.filename], tmp_path / 'c', duration=1.0, progress=False)
+    again = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
     assert again.info.equals(cache.info) and again.report() == cache.report()
     assert cache.report().splitlines()[0].startswith('20 clips: 0.19-') and 'silent (all zeros): none' in cache.report()
 
@@ -99,7 +136,7 @@ def test_a_truncated_ogg_is_named_in_the_data_report(shared_esc50, tmp_path):
     (tmp_path / 'cut.ogg').write_bytes(files[0].read_bytes()[:5000])
     logs = []
     with pytest.warns(UserWarning, match=r"far shorter than the rest \(under 2\.\d+ s, zero-padded\): cut\.ogg \(2\.03 s\)"):
-        load_or_build_cache([tmp_path / 'cut.ogg', *files[1:]], tmp_path / 'c', progress=False, log=logs.append)
+        load_or_build_cache(tmp_path, ['cut.ogg', *files[1:]], tmp_path / 'c', progress=False, log=logs.append)
     assert 'zero-padded): cut.ogg (2.03 s)' in logs[0] and logs[0].startswith('decoded 40 clips')
 
 
@@ -124,6 +161,8 @@ def test_real_48k_and_stereo_clips_become_16k_mono_5s(shared_esc50):
 def test_real_clips_through_the_files_datablock(shared_esc50):
     df = subset_per_class(read_meta(shared_esc50), 1)
     df = df[df.target < 4].reset_index(drop=True)
-    dls = esc50_dataloaders(df, 1, 'channel', AudioConfig.BasicSpectrogram(), bs=8, pipeline='files', root=shared_esc50, device='cpu')
+    df = df.rename(columns=dict(filename='file', category='label'))
+    dls = fold_dataloaders(df, 1, 'channel', AudioConfig.BasicSpectrogram(), bs=8, pipeline='files', audio_root=shared_esc50 / 'audio',
+                           device='cpu')
     x, y = dls.train.one_batch()
     assert tuple(x.shape) == (8, 1, 201, 401) and torch.isfinite(x).all() and len(dls.vocab) == 4

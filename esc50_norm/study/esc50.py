@@ -1,12 +1,12 @@
-"The ESC-50 dataset: where it lives (flag, environment variable or download), its validated metadata, its folds"
+"ESC-50's own: where it lives (flag, environment variable or download), its native metadata and full-data checks, ESC-10"
 from __future__ import annotations
 import os
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ['ESC50_URL', 'ENV_VAR', 'ALL_FOLDS', 'FOLDS', 'ESC50Error', 'esc50_path', 'download_esc50', 'read_meta', 'validate_meta',
-           'fold_split', 'subset_per_class']
+__all__ = ['ESC50_URL', 'ENV_VAR', 'FOLDS', 'ESC50Error', 'esc50_path', 'download_esc50', 'read_csv_checked', 'read_meta',
+           'validate_meta', 'read_esc10', 'fold_split', 'subset_per_class']
 
 ESC50_URL = 'https://github.com/karolpiczak/ESC-50/archive/master.zip'
 ENV_VAR = 'ESC50_PATH'
@@ -19,6 +19,7 @@ class ESC50Error(ValueError):
 
 
 def _is_esc50(p: Path) -> bool: return (p / 'meta' / 'esc50.csv').is_file() and (p / 'audio').is_dir()
+def _csv(root) -> Path: return Path(root) / 'meta' / 'esc50.csv'
 
 
 def esc50_path(path=None, download: bool = True) -> Path:
@@ -41,52 +42,85 @@ def download_esc50(base='~/.fastdownload', url: str = ESC50_URL) -> Path:
                          f"Point --data or ${ENV_VAR} at a local copy (meta/esc50.csv + audio/).") from e
     found = root if _is_esc50(root) else next((p for p in root.iterdir() if p.is_dir() and _is_esc50(p)), None)
     if found is None: raise ESC50Error(f"the archive from {url} extracted to {root}, which holds no meta/esc50.csv + audio/")
-    validate_meta(pd.read_csv(found / 'meta' / 'esc50.csv'), found)
+    read_meta(found)
     return found
+
+
+def read_csv_checked(path, error: type = ESC50Error) -> pd.DataFrame:
+    "Read a metadata CSV; a missing, empty, binary or row-less file is an `error` that names it"
+    path = Path(path)
+    if not path.is_file(): raise error(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+    try: df = pd.read_csv(path)
+    except pd.errors.EmptyDataError: raise error(f"{path} is empty: a CSV with a header row is needed") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise error(f"{path} is not a readable CSV ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    if not len(df): raise error(f"{path} has no rows (columns: {list(df.columns)})")
+    return df
+
+
+def _bad_folds(folds: pd.Series) -> list:
+    "The values of a fold column that are not integers (as they are written)"
+    num = pd.to_numeric(folds, errors='coerce')
+    return list(dict.fromkeys(folds[num.isna() | (num % 1 != 0)].astype(str)))
 
 
 def validate_meta(df: pd.DataFrame, root=None, full: bool = True) -> pd.DataFrame:
     "Check the columns, folds and classes (`full`: 2000 rows, 50 classes of 40 clips); every file must exist under `root`/audio"
+    csv = _csv(root) if root is not None else 'esc50.csv'
     missing_cols = [c for c in COLUMNS if c not in df.columns]
-    if missing_cols: raise ESC50Error(f"esc50.csv lacks columns {missing_cols}")
+    if missing_cols: raise ESC50Error(f"{csv} lacks columns {missing_cols} (it has {list(df.columns)[:10]})")
+    not_int = _bad_folds(df.fold)
+    if not_int: raise ESC50Error(f"{csv} has folds that are not integers: {not_int[:5]}")
+    df = df.assign(fold=df.fold.astype(int))
     bad_folds = sorted(set(df.fold) - set(FOLDS))
-    if bad_folds: raise ESC50Error(f"esc50.csv has folds {bad_folds}; ESC-50 folds are 1-5")
-    if df.groupby('target').category.nunique().max() > 1: raise ESC50Error("esc50.csv maps one target to several categories")
+    if bad_folds: raise ESC50Error(f"{csv} has folds {bad_folds}; ESC-50 folds are 1-5")
+    if df.groupby('target').category.nunique().max() > 1: raise ESC50Error(f"{csv} maps one target to several categories")
     if full:
         per_class = df.category.value_counts()
-        if len(df) != 2000: raise ESC50Error(f"esc50.csv has {len(df)} rows, ESC-50 has 2000")
-        if len(per_class) != 50: raise ESC50Error(f"esc50.csv has {len(per_class)} classes, ESC-50 has 50")
+        if len(df) != 2000: raise ESC50Error(f"{csv} has {len(df)} rows, ESC-50 has 2000")
+        if len(per_class) != 50: raise ESC50Error(f"{csv} has {len(per_class)} classes, ESC-50 has 50")
         odd = per_class[per_class != 40]
-        if len(odd): raise ESC50Error(f"classes without 40 clips: {odd.to_dict()}")
-        if sorted(df.fold.unique()) != list(FOLDS): raise ESC50Error(f"esc50.csv has folds {sorted(df.fold.unique())}, expected 1-5")
+        if len(odd): raise ESC50Error(f"{csv}: classes without 40 clips: {odd.to_dict()}")
+        if sorted(df.fold.unique()) != list(FOLDS): raise ESC50Error(f"{csv} has folds {sorted(map(int, df.fold.unique()))}, expected 1-5")
     if root is not None:
         absent = [f for f in df.filename if not (Path(root) / 'audio' / f).is_file()]
-        if absent: raise ESC50Error(f"{len(absent)} clips listed in esc50.csv are missing from {Path(root) / 'audio'}: {absent[:5]}")
+        if absent: raise ESC50Error(f"{len(absent)} clips listed in {csv} are missing from {Path(root) / 'audio'}: {absent[:5]}")
     return df
 
 
 def read_meta(root, full: bool = True) -> pd.DataFrame:
-    "Read and validate `root`/meta/esc50.csv"
-    root = Path(root)
-    try: df = pd.read_csv(root / 'meta' / 'esc50.csv')
-    except FileNotFoundError: raise ESC50Error(f"{root / 'meta' / 'esc50.csv'} does not exist") from None
-    return validate_meta(df, root, full=full).reset_index(drop=True)
+    "Read and validate `root`/meta/esc50.csv: the native frame (filename, fold, target, category, esc10, src_file, take)"
+    return validate_meta(read_csv_checked(_csv(root)), root, full=full).reset_index(drop=True)
 
 
-ALL_FOLDS = 0
-"`valid_fold=ALL_FOLDS`: no validation fold, every clip trains (a model to deploy)"
+def read_esc10(root, full: bool = True) -> pd.DataFrame:
+    "The ESC-10 rows of `root`/meta/esc50.csv (its `esc10` column); `full`: 400 clips, 10 classes of 40; their files must exist"
+    csv = _csv(root)
+    df = validate_meta(read_csv_checked(csv), full=False)
+    if 'esc10' not in df.columns: raise ESC50Error(f"{csv} has no esc10 column, which marks the ESC-10 clips")
+    marked = df.esc10.astype(str).str.lower()
+    odd = sorted(set(marked) - {'true', 'false'})
+    if odd: raise ESC50Error(f"{csv}: the esc10 column holds {odd[:5]}, expected True/False")
+    df = df[marked == 'true'].reset_index(drop=True)
+    if not len(df): raise ESC50Error(f"{csv} marks no clip as ESC-10 (esc10 is False everywhere)")
+    if full:
+        per_class = df.category.value_counts()
+        if len(df) != 400 or len(per_class) != 10 or (per_class != 40).any():
+            raise ESC50Error(f"{csv}: ESC-10 has 400 clips, 10 classes of 40; these esc10 rows have {len(df)} clips, "
+                             f"{len(per_class)} classes ({per_class.to_dict()})")
+    return validate_meta(df, root, full=False)
 
 
 def fold_split(df: pd.DataFrame, valid_fold: int):
-    "Indices of the training rows (the other folds) and of the validation rows (`valid_fold`; `ALL_FOLDS`: none)"
-    folds = sorted(df.fold.unique())
-    if valid_fold == ALL_FOLDS: return list(range(len(df))), []
+    "Indices of the training rows (the other folds) and of the validation rows (`valid_fold`; 0: none, every clip trains)"
+    if valid_fold == 0: return list(range(len(df))), []
+    folds = sorted(map(int, df.fold.unique()))
     if valid_fold not in folds: raise ESC50Error(f"fold {valid_fold!r} does not exist; this data has folds {folds}")
     is_valid = (df.fold == valid_fold).to_numpy()
     return list(map(int, (~is_valid).nonzero()[0])), list(map(int, is_valid.nonzero()[0]))
 
 
 def subset_per_class(df: pd.DataFrame, n: int | None) -> pd.DataFrame:
-    "The first `n` clips of every class in every fold (all when `n` is None): small but complete grids for smoke runs"
+    "The first `n` clips of every class (`target`) in every fold of the native frame (all when `n` is None)"
     if n is None: return df
     return df[df.groupby(['fold', 'target']).cumcount() < n].reset_index(drop=True)
