@@ -6,12 +6,13 @@ those files (they are data), the code reads them as they are, through the functi
   the recipe hash of a folder recorded before the field existed is unchanged;
 - stats files of the first format hold `mean`/`std` only, without `arrays` or `mode` (`upgrade_stats`);
 - run files from before start times were recorded get a start estimated from finish time minus run time
-  (`run_starts`).
+  (`run_starts`);
+- results folders from before datasets were described hold ESC-50 runs (`recorded_dataset`).
 """
 from __future__ import annotations
 from dataclasses import asdict, field, fields
 
-__all__ = ['later', 'recorded_dict', 'upgrade_stats', 'run_starts']
+__all__ = ['later', 'recorded_dict', 'upgrade_stats', 'run_starts', 'recorded_dataset']
 
 _LATER = {'recorded': 'unless default'}
 
@@ -49,3 +50,8 @@ def run_starts(df):
     per_run = df.setup_s.astype(float) + df.wall_s.astype(float)
     recorded = pd.to_datetime(df.started_at, utc=True) if 'started_at' in df else pd.Series(pd.NaT, index=df.index)
     return recorded.fillna(end - pd.to_timedelta(per_run, unit='s')), bool(recorded.isna().any())
+
+
+def recorded_dataset(d: dict | None) -> dict:
+    "The dataset a results folder records; folders from before datasets were described hold ESC-50 runs (fingerprint unknown)"
+    return d if d is not None else dict(kind='esc50', name='esc50', fingerprint=None)

@@ -6,9 +6,10 @@ import soundfile as sf
 import torch
 
 from esc50_norm import AudioConfig, AudioLoadError, AudioTensor, audio_item_tfms
-from esc50_norm.study import ESC50Error, esc50_path, fold_dataloaders, load_or_build_cache, read_meta, subset_per_class
+from esc50_norm.study import ESC50Error, esc50_path, fold_dataloaders, load_or_build_cache, read_meta
+from esc50_norm.study.datasets import get_dataset, subset_per_class
 from esc50_norm.study.demo import make_fake_esc50
-from esc50_norm.study.esc50 import download_esc50, fold_split, read_esc10
+from esc50_norm.study.esc50 import download_esc50, read_esc10
 from fastai.data.all import Pipeline
 
 
@@ -72,22 +73,6 @@ def test_esc10_rows_are_the_marked_ones(fake):
     with pytest.raises(ESC50Error, match=f"1 clips listed in .*esc50.csv are missing .*{ten.filename[3]}"): read_esc10(fake, full=False)
     df.drop(columns='esc10').to_csv(fake / 'meta' / 'esc50.csv', index=False)
     with pytest.raises(ESC50Error, match='has no esc10 column'): read_esc10(fake, full=False)
-
-
-def test_fold_zero_trains_on_every_clip(fake):
-    df = read_meta(fake, full=False)
-    assert fold_split(df, 0) == (list(range(20)), [])
-    train, valid = fold_split(df, 2)
-    assert valid == [i for i, f in enumerate(df.fold) if f == 2] and len(train) == 16
-    with pytest.raises(ESC50Error, match=r"fold 6 does not exist; this data has folds \[1, 2, 3, 4, 5\]"): fold_split(df, 6)
-
-
-def test_subset_keeps_n_per_class_and_fold(fake):
-    df = read_meta(fake, full=False)
-    assert len(subset_per_class(df, 1)) == len(df) and subset_per_class(df, None) is df
-    two = make_fake_esc50(fake.parent / 'two', clips_per_fold=3, sr=8000, seconds=(0.2, 0.3))
-    sub = subset_per_class(read_meta(two, full=False), 2)
-    assert len(sub) == 5 * 4 * 2 and sub.groupby(['fold', 'target']).size().eq(2).all()
 
 
 def test_cache_is_built_once_and_names_unreadable_clips(fake, tmp_path):
@@ -159,9 +144,8 @@ def test_real_48k_and_stereo_clips_become_16k_mono_5s(shared_esc50):
 
 @pytest.mark.slow
 def test_real_clips_through_the_files_datablock(shared_esc50):
-    df = subset_per_class(read_meta(shared_esc50), 1)
+    df = subset_per_class(get_dataset(data=shared_esc50).meta(), 1)
     df = df[df.target < 4].reset_index(drop=True)
-    df = df.rename(columns=dict(filename='file', category='label'))
     dls = fold_dataloaders(df, 1, 'channel', AudioConfig.BasicSpectrogram(), bs=8, pipeline='files', audio_root=shared_esc50 / 'audio',
                            device='cpu')
     x, y = dls.train.one_batch()

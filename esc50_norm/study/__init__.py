@@ -1,13 +1,14 @@
 """The normalization study, built on the library. Its modules, each importing only those above it:
-`esc50` (the ESC-50 files), `cache` (decode once), `normalizations` (what the study compares), `presets` (recipes and
+`esc50` (the ESC-50 files), `datasets` (ESC-50, ESC-10, UrbanSound8K, CSV, folder-per-class), `cache` (decode once), `normalizations` (what the study compares), `presets` (recipes and
 their grids), `pipelines` (DataLoaders of one fold), `device`, `train` (one run), `runs` (the files of a results
 folder), `study` (a preset bound to its folder), `engines` (where runs run; `run_study`), `report`, `cli`, `demo`.
 Names are imported on first use, so that `esc50-norm report` and `--help` load no training code."""
 import importlib
 
 _WHERE = {
-    'ESC50Error': 'esc50', 'ENV_VAR': 'esc50', 'esc50_path': 'esc50', 'read_meta': 'esc50', 'fold_split': 'esc50',
-    'subset_per_class': 'esc50',
+    'ESC50Error': 'esc50', 'ENV_VAR': 'esc50', 'esc50_path': 'esc50', 'read_meta': 'esc50',
+    'Dataset': 'datasets', 'DatasetError': 'datasets', 'KINDS': 'datasets', 'get_dataset': 'datasets', 'fold_split': 'datasets',
+    'subset_per_class': 'datasets', 'clip_duration': 'datasets', 'summary': 'datasets',
     'ClipCache': 'cache', 'load_or_build_cache': 'cache',
     'NORMALIZATIONS': 'normalizations', 'norm_tfms': 'normalizations',
     'Preset': 'presets', 'PRESETS': 'presets', 'get_preset': 'presets', 'Job': 'presets',

@@ -105,12 +105,12 @@ def _read(path: Path) -> ClipCache | None:
 
 
 def load_or_build_cache(audio_root, files, cache_dir=None, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean',
-                        progress: bool = True, log=None) -> ClipCache:
-    "The clips `files` (paths under `audio_root`) decoded with these settings: read from the cache, else decoded once and saved atomically"
+                        progress: bool = True, log=None, name: str = 'clips') -> ClipCache:
+    "The clips `files` (paths under `audio_root`) of dataset `name` decoded with these settings: read from the cache, else decoded once and saved atomically"
     files = [str(f) for f in files]
     settings = dict(sr=sr, duration=duration, downmix=downmix)
     folder = Path(cache_dir or default_cache_dir())
-    path = folder / f"clips-{cache_key([Path(audio_root) / f for f in files], **settings)}.pt"
+    path = folder / f"{name}-{cache_key([Path(audio_root) / f for f in files], name=name, **settings)}.pt"
     if path.exists() and (cache := _read(path)) is not None: return cache
     cache = build_cache(audio_root, files, sr, duration, downmix, progress)
     if log: log(f"decoded {len(cache)} clips into {path}\n{cache.report()}")

@@ -30,8 +30,17 @@ def _preset(a, **grid):
     from .presets import get_preset
     precision = dict(bf16=False, channels_last=False) if a.fp32 else dict(bf16=True if a.bf16 else None,
                                                                           channels_last=True if a.channels_last else None)
-    return get_preset(a.preset, smoke=a.smoke, epochs=a.epochs, bs=a.bs, lr=a.lr, pipeline=a.pipeline,
+    return get_preset(a.preset, smoke=a.smoke, epochs=a.epochs, bs=a.bs, lr=a.lr, pipeline=a.pipeline, duration=a.duration,
                       clips_per_class=a.clips_per_class, **precision, **grid)
+
+
+def _dataset(a):
+    "The dataset of --dataset (with --data, --columns, --k-folds, --fold-seed, --partial-data), checked before any work"
+    from .datasets import get_dataset
+    given = {k: v for k, v in dict(columns=a.columns, k_folds=a.k_folds, fold_seed=a.fold_seed).items() if v is not None}
+    ds = get_dataset(a.dataset, a.data, full=not a.partial_data, **given)
+    ds.meta()
+    return ds
 
 
 def cmd_study(a):
@@ -39,8 +48,8 @@ def cmd_study(a):
     from .report import write_report
     from .study import Study
     preset = _preset(a, folds=a.folds, seeds=a.seeds, normalizations=a.normalizations)
-    study = Study(preset, Path(a.out or f"results/{preset.name}"), data=a.data, cache_dir=a.cache_dir, device=a.device,
-                  full_data=not a.partial_data, save_models=a.save_models)
+    study = Study(preset, Path(a.out or f"results/{preset.name}"), dataset=_dataset(a), cache_dir=a.cache_dir, device=a.device,
+                  save_models=a.save_models)
     engine = get_engine(a.engine, workers=a.workers, device=study.device, gpus=a.gpus, address=a.address,
                         retries=a.retries, stop_after=a.stop_after)
     run_study(study, shard=a.shard, engine=engine)
@@ -52,6 +61,10 @@ def cmd_study(a):
 
 def cmd_report(a):
     from .report import compare_report, write_report
+    from .runs import check_dataset, read_preset
+    if a.dataset or a.data:
+        ds = _dataset(a)
+        for out in a.results: check_dataset(out, read_preset(out).dataset, ds)
     for out in a.results: print(f"report: {write_report(out)}")
     if len(a.results) > 1: print(compare_report(a.results))
 
@@ -64,19 +77,22 @@ def cmd_compare(a):
 
 
 def cmd_cache(a):
+    from .datasets import summary
     from .presets import get_preset
     from .train import load_study_data
-    sd = load_study_data(get_preset(a.preset), a.data, a.cache_dir, device='cpu', full_data=not a.partial_data)
-    print(f"{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz\n{sd.cache.report()}")
+    ds = _dataset(a)
+    sd = load_study_data(get_preset(a.preset, duration=a.duration).for_dataset(ds), ds, a.cache_dir, device='cpu')
+    print(f"{summary(ds)}\n{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz\n{sd.cache.report()}")
 
 
 def cmd_train(a):
     from .presets import Job
     from .train import load_study_data, train_one
-    preset = _preset(a)
+    ds = _dataset(a)
+    preset = _preset(a).for_dataset(ds)
     out = Path(a.out or f"models/{preset.name}-fold{'all' if not a.fold else a.fold}-{a.normalization}-seed{a.seed}.pkl")
     out.parent.mkdir(parents=True, exist_ok=True)
-    data = load_study_data(preset, a.data, a.cache_dir, a.device, full_data=not a.partial_data)
+    data = load_study_data(preset, ds, a.cache_dir, a.device)
     row, _ = train_one(preset, data, Job(a.fold, a.normalization, a.seed), model_file=out)
     where = 'no validation fold: trained on every fold' if not a.fold else f"validation accuracy on fold {a.fold}: {row['final_accuracy']:.4f}"
     print(f"{preset.name}, {a.normalization}, seed {a.seed}, {preset.epochs} epochs in {row['wall_s']:.1f}s; {where}\nmodel: {out}")
@@ -99,8 +115,13 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='esc50-norm', description=__doc__)
     sub = p.add_subparsers(dest='cmd', required=True)
     data = argparse.ArgumentParser(add_help=False)
-    data.add_argument('--data', help="ESC-50 folder (meta/esc50.csv + audio/); default $ESC50_PATH, else download")
-    data.add_argument('--partial-data', action='store_true', help="accept an ESC-50-shaped folder that is not all of ESC-50")
+    data.add_argument('--dataset', help="esc50 (default), esc10, KIND:PATH (urbansound8k, csv, folders) or a PATH: an ESC-50 or "
+                                        "UrbanSound8K folder, a .csv file, a folder per class")
+    data.add_argument('--data', help="the ESC-50 folder of esc50/esc10 (meta/esc50.csv + audio/); default $ESC50_PATH, else download")
+    data.add_argument('--partial-data', action='store_true', help="accept an ESC-50-shaped folder that is not all of ESC-50 (or ESC-10)")
+    data.add_argument('--columns', help="csv datasets: file=COLUMN,label=COLUMN[,fold=COLUMN] (default file, label, fold)")
+    data.add_argument('--k-folds', type=int, help="csv without folds, folders: stratified folds made for them (default 5)")
+    data.add_argument('--fold-seed', type=int, help="the seed of those folds (default 0)")
     data.add_argument('--cache-dir', help="where decoded clips are cached; default $ESC50_NORM_CACHE or ~/.cache/esc50_norm")
     recipe = argparse.ArgumentParser(add_help=False)
     recipe.add_argument('--preset', default='quick', help=f"{', '.join(PRESETS)} (default quick)")
@@ -108,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     recipe.add_argument('--device', help="cuda, cpu, ... (default: the GPU when there is one)")
     recipe.add_argument('--epochs', type=int); recipe.add_argument('--bs', type=int); recipe.add_argument('--lr', type=float)
     recipe.add_argument('--clips-per-class', type=int); recipe.add_argument('--pipeline', choices=['device', 'cached', 'files'])
+    recipe.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's; ESC-50: 5)")
     recipe.add_argument('--fp32', action='store_true', help="fp32 without channels-last (default on CUDA: bf16 autocast + channels-last)")
     recipe.add_argument('--bf16', action='store_true', help="bf16 autocast, also off CUDA")
     recipe.add_argument('--channels-last', action='store_true', help="channels-last memory, also off CUDA")
@@ -127,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--no-report', action='store_true', help="skip the report (e.g. in all but the last shard)")
     s.set_defaults(func=cmd_study)
 
-    r = sub.add_parser('report', help="tables and plots from results folders (and a comparison when given several)")
+    r = sub.add_parser('report', parents=[data], help="tables and plots from results folders (and a comparison when given several)")
     r.add_argument('results', nargs='+', help="results folders (holding preset.json and runs/)")
     r.set_defaults(func=cmd_report)
 
@@ -150,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     d = sub.add_parser('cache', parents=[data], help="decode and cache the clips of a preset, and report on them")
-    d.add_argument('--preset', default='blog')
+    d.add_argument('--preset', default='blog'); d.add_argument('--duration', type=float)
     d.set_defaults(func=cmd_cache)
 
     dm = sub.add_parser('demo', help="a DataBlock on generated clips: stats, and a show_batch PNG")

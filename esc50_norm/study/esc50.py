@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = ['ESC50_URL', 'ENV_VAR', 'FOLDS', 'ESC50Error', 'esc50_path', 'download_esc50', 'read_csv_checked', 'read_meta',
-           'validate_meta', 'read_esc10', 'fold_split', 'subset_per_class']
+           'validate_meta', 'read_esc10']
 
 ESC50_URL = 'https://github.com/karolpiczak/ESC-50/archive/master.zip'
 ENV_VAR = 'ESC50_PATH'
@@ -109,18 +109,3 @@ def read_esc10(root, full: bool = True) -> pd.DataFrame:
             raise ESC50Error(f"{csv}: ESC-10 has 400 clips, 10 classes of 40; these esc10 rows have {len(df)} clips, "
                              f"{len(per_class)} classes ({per_class.to_dict()})")
     return validate_meta(df, root, full=False)
-
-
-def fold_split(df: pd.DataFrame, valid_fold: int):
-    "Indices of the training rows (the other folds) and of the validation rows (`valid_fold`; 0: none, every clip trains)"
-    if valid_fold == 0: return list(range(len(df))), []
-    folds = sorted(map(int, df.fold.unique()))
-    if valid_fold not in folds: raise ESC50Error(f"fold {valid_fold!r} does not exist; this data has folds {folds}")
-    is_valid = (df.fold == valid_fold).to_numpy()
-    return list(map(int, (~is_valid).nonzero()[0])), list(map(int, is_valid.nonzero()[0]))
-
-
-def subset_per_class(df: pd.DataFrame, n: int | None) -> pd.DataFrame:
-    "The first `n` clips of every class (`target`) in every fold of the native frame (all when `n` is None)"
-    if n is None: return df
-    return df[df.groupby(['fold', 'target']).cumcount() < n].reset_index(drop=True)

@@ -10,7 +10,7 @@ from ..audio import AudioBlock
 from ..device_dl import DeviceDL
 from ..spectrogram import AudioToSpec
 from .cache import ClipCache
-from .esc50 import fold_split
+from .datasets import fold_split
 from .normalizations import norm_tfms
 
 __all__ = ['FoldSplitter', 'CachedClip', 'files_datablock', 'cached_datablock', 'device_dataloaders', 'fold_dataloaders']

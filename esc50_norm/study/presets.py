@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from ..compat import later, recorded_dict
 from ..spectrogram import AudioConfig
-from .esc50 import FOLDS
+from .datasets import check_folds, clip_duration
 from .normalizations import NORMALIZATIONS
 
 __all__ = ['Job', 'run_id', 'Preset', 'PRESETS', 'get_preset', 'GRID_FIELDS', 'PIPELINES']
@@ -31,15 +31,16 @@ class Job(NamedTuple):
 def _spec(**kw) -> dict: return AudioConfig.BasicSpectrogram(**kw).as_dict()
 def _mel(**kw) -> dict: return AudioConfig.BasicMelSpectrogram(**kw).as_dict()
 
-GRID_FIELDS = ('name', 'folds', 'normalizations', 'seeds', 'pipeline')
-"Fields that choose which runs to make or how to feed them, not what one run computes: left out of the recipe hash"
+GRID_FIELDS = ('name', 'folds', 'normalizations', 'seeds', 'pipeline', 'dataset')
+"""Fields that choose which runs to make, how to feed them, or which data (checked on its own, by fingerprint): left out of
+the recipe hash"""
 
 
 @dataclass
 class Preset:
     "Everything that decides a study: the grid, the data, the spectrogram, the training recipe"
     name: str
-    folds: tuple = (1,)
+    folds: tuple | None = (1,)                 # None: every fold of the dataset
     normalizations: tuple = ('none', 'global', 'channel')
     seeds: tuple = (0, 1, 2, 3, 4)
     epochs: int = 20
@@ -47,7 +48,7 @@ class Preset:
     lr: float = 1e-3
     spec: dict = field(default_factory=_spec)
     sr: int = 16000
-    duration: float = 5.0
+    duration: float | None = None              # None: the dataset's clip duration (ESC-50: 5 s), else the median of its clips
     downmix: str = 'sum'
     clips_per_class: int | None = None
     pipeline: str = 'device'
@@ -56,21 +57,23 @@ class Preset:
     stats_frac: float = 1.0
     augment: dict | None = later(None)         # Augment fields; None: no augmentation
     mixup: float = later(0.0)                  # fastai MixUp's alpha; 0: off
+    dataset: dict | None = later(None)         # what the data was (`Dataset.describe()`); None: ESC-50, before datasets were described
 
     def __post_init__(self):
-        self.folds, self.seeds = tuple(int(f) for f in self.folds), tuple(int(s) for s in self.seeds)
-        self.normalizations = tuple(self.normalizations)
+        self.folds = None if self.folds is None else tuple(int(f) for f in self.folds)
+        self.seeds, self.normalizations = tuple(int(s) for s in self.seeds), tuple(self.normalizations)
         unknown = [n for n in self.normalizations if n not in NORMALIZATIONS]
         if unknown: raise ValueError(f"unknown normalizations {unknown}; known: {list(NORMALIZATIONS)}")
-        bad = [f for f in self.folds if f not in FOLDS]
-        if bad: raise ValueError(f"fold(s) {bad} do not exist; ESC-50 folds are 1-5")
+        if self.folds is not None and [f for f in self.folds if f < 1]:
+            raise ValueError(f"folds are numbered from 1, got {list(self.folds)} (fold 0, 'no validation fold', is for `train` only)")
         for name, ok in (('epochs', self.epochs >= 1), ('bs', self.bs >= 1), ('sr', self.sr >= 1),
-                         ('lr', math.isfinite(self.lr) and self.lr > 0), ('duration', math.isfinite(self.duration) and self.duration > 0),
+                         ('lr', math.isfinite(self.lr) and self.lr > 0),
+                         ('duration', self.duration is None or math.isfinite(self.duration) and self.duration > 0),
                          ('clips_per_class', self.clips_per_class is None or self.clips_per_class >= 1),
                          ('stats_frac', 0 < self.stats_frac <= 1), ('mixup', math.isfinite(self.mixup) and self.mixup >= 0)):
             if not ok: raise ValueError(f"{name} must be {_RULES[name]}, got {getattr(self, name)!r}")
         if self.pipeline not in PIPELINES: raise ValueError(f"pipeline must be one of {list(PIPELINES)}, got {self.pipeline!r}")
-        if not (self.folds and self.seeds and self.normalizations): raise ValueError("a preset needs at least one fold, seed and normalization")
+        if self.folds == () or not (self.seeds and self.normalizations): raise ValueError("a preset needs at least one fold, seed and normalization")
         if self.augment is not None: self.augmentation                 # an unknown augmentation field fails here
 
     @property
@@ -84,7 +87,14 @@ class Preset:
         return Augment(**self.augment) if self.augment else None
     def as_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
     def update(self, **kwargs) -> Preset: return replace(self, **kwargs)
-    def jobs(self) -> list: return [Job(f, n, s) for f in self.folds for n in self.normalizations for s in self.seeds]
+    def jobs(self) -> list:
+        "Every (fold, normalization, seed) of the grid"
+        if self.folds is None: raise ValueError(f"preset {self.name!r} runs every fold of its dataset: resolve it for a dataset first")
+        return [Job(f, n, s) for f in self.folds for n in self.normalizations for s in self.seeds]
+
+    def for_dataset(self, ds, log=print) -> Preset:
+        "The preset with the dataset's part decided: its folds (None: all; others are checked) and its clip duration"
+        return self.update(folds=check_folds(ds, self.folds), duration=clip_duration(ds, self.duration, log=log))
 
     def resolved(self, device) -> Preset:
         "The preset with its device-dependent defaults decided: bf16 and channels-last on CUDA, fp32 elsewhere"
@@ -96,6 +106,7 @@ class Preset:
         "What decides one run's result: every field but the grid's, later fields only where they differ from their default"
         d = json.loads(json.dumps(recorded_dict(self)))
         if d['bf16'] is None or d['channels_last'] is None: raise ValueError("resolve the preset for a device first")
+        if d['duration'] is None: raise ValueError("resolve the preset for a dataset first: its clip duration decides the runs")
         return {k: v for k, v in d.items() if k not in GRID_FIELDS}
 
     def training_hash(self) -> str: return hashlib.sha1(json.dumps(self.recipe(), sort_keys=True).encode()).hexdigest()[:12]
@@ -112,15 +123,16 @@ _RULES = dict(epochs='at least 1', bs='at least 1', sr='at least 1', lr='a posit
 _STRONG_AUG = dict(shift=1.0, freq_mask=0.2, time_mask=0.2, masks=1)
 
 PRESETS = {
-    # the reference recipe: BasicSpectrogram 1x201x401, xResNet18 from scratch, bs 64, fit_one_cycle(20), fold 1, 5 seeds
+    # the reference recipe: BasicSpectrogram 1x201x401, xResNet18 from scratch, bs 64, fit_one_cycle(20), fold 1, 5 seeds;
+    # folds=None: every fold of the dataset (ESC-50: 1-5, UrbanSound8K: 1-10)
     'blog': Preset('blog'),
-    'cv': Preset('cv', folds=FOLDS),
+    'cv': Preset('cv', folds=None),
     # separates waveform from spectrogram normalization, which the reference blog confounded
     'ablation': Preset('ablation', normalizations=('none', 'wave', 'global', 'channel', 'global_nowave', 'channel_nowave')),
     # the cv grid on log-mel input (128 mel bins x 313 frames) over the normalizations other systems use
-    'mel': Preset('mel', folds=FOLDS, normalizations=('none', 'wave', 'global', 'channel', 'minmax', 'instance'), spec=_mel()),
+    'mel': Preset('mel', folds=None, normalizations=('none', 'wave', 'global', 'channel', 'minmax', 'instance'), spec=_mel()),
     # a strong from-scratch recipe: log-mel, time shift + masks on the GPU batch, mixup, 80 epochs of one-cycle at 2e-3
-    'strong': Preset('strong', folds=FOLDS, normalizations=('none', 'global', 'channel', 'instance'), seeds=(0, 1, 2),
+    'strong': Preset('strong', folds=None, normalizations=('none', 'global', 'channel', 'instance'), seeds=(0, 1, 2),
                      epochs=80, lr=2e-3, spec=_mel(), augment=_STRONG_AUG, mixup=0.4),
     # a real but small comparison for 2 CPU cores (about 7 minutes): 32 mel bins x 79 frames, 4 epochs, 3 seeds
     'quick': Preset('quick', seeds=(0, 1, 2), epochs=4, spec=_spec(n_fft=1024, hop_length=1024, mel=True, n_mels=32)),

@@ -225,6 +225,12 @@ def _recipe_line(p: Preset) -> str:
             f"{', channels-last' if p.channels_last else ''}{extra}; clips per class and fold: {p.clips_per_class or 'all'}.")
 
 
+def _data_line(d: dict) -> str:
+    made = f" (made: {d['k']} stratified folds, seed {d['seed']})" if 'k' in d else ''
+    return (f"Data: {d['name']} ({d['kind']}): {d['clips']} clips, {d['classes']} classes, folds {d['folds']}{made}; "
+            f"fingerprint {d['fingerprint']}.")
+
+
 def _provenance_line(df: pd.DataFrame) -> str:
     if 'git_commit' not in df: return "Provenance: these run files predate the recording of package version and git commit."
     commits = df.git_commit.fillna('unknown').astype(str).str[:10] + np.where(df.git_dirty.eq(True), ' (with changes)', '')
@@ -240,7 +246,7 @@ def write_report(out) -> Path:
     lines = [f"# Results: preset `{preset.name}`", "",
              f"Metric: `{METRIC}` (validation accuracy after the last of {preset.epochs} epochs). "
              f"Grid: folds {list(preset.folds)} x normalizations {list(preset.normalizations)} x seeds {list(preset.seeds)}.", "",
-             _recipe_line(preset), ""]
+             _recipe_line(preset), ""] + ([_data_line(preset.dataset), ""] if preset.dataset else [])
     if missing:
         lines += [f"**Incomplete grid: {len(df)} of {n_exp} runs finished.** Missing: {', '.join(missing[:30])}"
                   + (' ...' if len(missing) > 30 else '') + ". Means below cover only the finished runs; paired "

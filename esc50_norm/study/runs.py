@@ -13,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_atomic
+from ..compat import recorded_dataset
 from .presets import Job, Preset
 
-__all__ = ['PresetFileError', 'read_preset', 'RunFileError', 'run_files', 'read_run', 'damaged_runs', 'read_results', 'write_results_csv', 'record_run',
+__all__ = ['PresetFileError', 'read_preset', 'check_dataset', 'RunFileError', 'run_files', 'read_run', 'damaged_runs', 'read_results', 'write_results_csv', 'record_run',
            'mark_running', 'running_runs', 'provenance', 'now']
 
 KEYS = ['preset', 'fold', 'normalization', 'seed']
@@ -31,6 +32,14 @@ def read_preset(out) -> Preset:
     if not f.is_file(): raise FileNotFoundError(f"{out} holds no preset.json: is it a results folder?")
     try: return Preset(**json.loads(f.read_text()))
     except (OSError, ValueError, TypeError) as e: raise PresetFileError(f"{f} is damaged ({e}); move it away or use another --out folder") from None
+
+
+def check_dataset(out, recorded: dict | None, ds):
+    "Refuse dataset `ds` for results folder `out` whose runs came from the `recorded` one (compared by kind and fingerprint)"
+    rec = recorded_dataset(recorded)
+    same = rec['kind'] == ds.kind and (rec['fingerprint'] is None or rec['fingerprint'] == ds.fingerprint())
+    if not same: raise ValueError(f"{out} holds runs of dataset {rec['name']} ({rec['kind']}, fingerprint {rec['fingerprint']}), "
+                                  f"not of {ds.name} ({ds.kind}, fingerprint {ds.fingerprint()}); use another --out folder")
 
 
 class RunFileError(ValueError):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from .device import pick_device
+from .datasets import Dataset, get_dataset
 from .presets import Job, Preset
-from .runs import RunFileError, mark_running, read_preset, read_run, record_run
+from .runs import RunFileError, check_dataset, mark_running, read_preset, read_run, record_run
 from .train import load_study_data, release_memory, train_one
 
 __all__ = ['Study']
@@ -19,19 +20,20 @@ _LOADED: dict = {}
 
 @dataclass
 class Study:
-    "A preset's grid bound to its results folder and its data: all that a worker, here or on another machine, needs"
+    "A preset's grid bound to its results folder and its dataset: all that a worker, here or on another machine, needs"
     preset: Preset
     out: Path
-    data: str | None = None
+    dataset: Dataset | None = None               # None: ESC-50 ($ESC50_PATH, else downloaded)
     cache_dir: str | None = None
     device: str | None = None
-    full_data: bool = True
     save_models: bool = False
 
     def __post_init__(self):
         self.out = Path(self.out)
         if self.out.exists() and not self.out.is_dir(): raise ValueError(f"--out {self.out} is a file, not a results folder")
-        self.preset = self.preset.resolved(self.device or pick_device())     # checked where it trains: it may be another machine
+        self.dataset = self.dataset or get_dataset()
+        # the device is checked where the runs train (it may be another machine); the dataset decides folds and clip duration
+        self.preset = self.preset.resolved(self.device or pick_device()).for_dataset(self.dataset)
 
     def file(self, job: Job, suffix: str) -> Path: return self.out / 'runs' / f"{job.id}{suffix}"
 
@@ -46,10 +48,11 @@ class Study:
         return [j for k, j in enumerate(self.preset.jobs()) if k % n == i and not self.finished(j)]
 
     def prepare(self):
-        "Create the folder and record the preset (a wider grid grows it); refuse a folder whose runs came from another recipe"
+        "Create the folder and record the preset and dataset (a wider grid grows it); refuse a folder of another recipe or dataset"
         f, recorded = self.out / 'preset.json', self.preset
         if f.exists():
             old = read_preset(self.out)
+            check_dataset(self.out, old.dataset, self.dataset)
             if old.training_hash() != self.preset.training_hash():
                 new = self.preset.recipe()
                 changed = sorted(k for k, v in old.recipe().items() if new.get(k) != v) + sorted(set(new) - set(old.recipe()))
@@ -58,17 +61,17 @@ class Study:
             recorded = old.update(**{k: tuple(dict.fromkeys(getattr(old, k) + getattr(self.preset, k)))
                                      for k in ('folds', 'normalizations', 'seeds')})
             if recorded == old: return (self.out / 'runs').mkdir(exist_ok=True)
+        else: recorded = recorded.update(dataset=self.dataset.describe())
         (self.out / 'runs').mkdir(parents=True, exist_ok=True)
         write_atomic(f, json.dumps(recorded.as_dict(), indent=1))
 
     def load_data(self, log=print):
         "The decoded clips, loaded once per process"
-        key = (str(self.data), str(self.cache_dir), str(self.device), self.full_data,
+        key = (self.dataset.kind, self.dataset.fingerprint(), str(self.cache_dir), str(self.device),
                *(getattr(self.preset, k) for k in ('sr', 'duration', 'downmix', 'clips_per_class', 'pipeline')))
         if key not in _LOADED:
             _LOADED.clear()
-            _LOADED[key] = load_study_data(self.preset, self.data, self.cache_dir, self.device, progress=False,
-                                           full_data=self.full_data, log=log)
+            _LOADED[key] = load_study_data(self.preset, self.dataset, self.cache_dir, self.device, progress=False, log=log)
         return _LOADED[key]
 
     def run(self, job: Job, data=None, **note) -> dict:

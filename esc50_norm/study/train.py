@@ -21,7 +21,7 @@ from ..atomic import write_atomic
 from ..callback import find_spec_normalize
 from .cache import ClipCache, load_or_build_cache
 from .device import pick_device
-from .esc50 import esc50_path, fold_split, read_meta, subset_per_class
+from .datasets import Dataset, fold_split, subset_per_class
 from .normalizations import get_normalization
 from .pipelines import fold_dataloaders
 from .presets import Job, Preset
@@ -62,23 +62,22 @@ class FiniteLoss(Callback):
 
 @dataclass
 class StudyData:
-    "Validated metadata (columns file, label, fold), the decoded clips and the device they sit on"
+    "A dataset, its validated metadata (columns file, label, fold; the preset's subset), the decoded clips and their device"
+    dataset: Dataset
     df: pd.DataFrame
     cache: ClipCache
-    audio_root: Path
     device: torch.device
 
 
-def load_study_data(preset: Preset, data=None, cache_dir=None, device=None, progress: bool = True,
-                    full_data: bool = True, log=print) -> StudyData:
-    "Find and validate ESC-50 (`full_data=False`: any ESC-50-shaped folder), take the preset's subset, cache the clips on `device`"
+def load_study_data(preset: Preset, dataset: Dataset, cache_dir=None, device=None, progress: bool = True, log=print) -> StudyData:
+    "The preset's subset of the dataset's clips, decoded once (cached) at the preset's rate and duration, on `device`"
     device = pick_device(device)
-    root = esc50_path(data)
-    df = read_meta(root, full=full_data)
-    df = subset_per_class(df.rename(columns=dict(filename='file', category='label')), preset.clips_per_class)
-    cache = load_or_build_cache(root / 'audio', df.file, cache_dir, preset.sr, preset.duration, preset.downmix, progress, log=log)
+    if preset.duration is None: preset = preset.for_dataset(dataset, log=log)
+    df = subset_per_class(dataset.meta(), preset.clips_per_class)
+    cache = load_or_build_cache(dataset.audio_root, df.file, cache_dir, preset.sr, preset.duration, preset.downmix, progress, log=log,
+                                name=dataset.name)
     if preset.pipeline == 'device': cache = replace(cache, x=cache.x.to(device))
-    return StudyData(df, cache, root / 'audio', device)
+    return StudyData(dataset, df, cache, device)
 
 
 def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_file=None) -> tuple[dict, pd.DataFrame]:
@@ -90,7 +89,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     set_seed(seed, reproducible=True)
     t_setup = time.perf_counter()
     dls = fold_dataloaders(data.df, fold, normalization, spec_cfg=preset.spec_cfg, bs=preset.bs, pipeline=preset.pipeline,
-                           cache=data.cache, audio_root=data.audio_root, device=data.device, stats_frac=preset.stats_frac,
+                           cache=data.cache, audio_root=data.dataset.audio_root, device=data.device, stats_frac=preset.stats_frac,
                            augment=preset.augmentation, duration=preset.duration, downmix=preset.downmix)
     setup_s = time.perf_counter() - t_setup                      # DataLoaders, including the stats pass
     timer = EpochTimer()
@@ -118,7 +117,8 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
                best_epoch=int(acc.idxmax()) + 1 if acc.notna().any() else None, final_valid_loss=float(hist.valid_loss.astype(float).iloc[-1]),
                epochs=preset.epochs, setup_s=round(setup_s, 3), wall_s=round(wall, 3), s_per_epoch=round(wall / preset.epochs, 3),
                train_clips_per_s=round(n_train * preset.epochs / sum(timer.times), 1),
-               n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset), **_environment(data.device), **provenance(),
+               n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset), dataset=data.dataset.name,
+               dataset_kind=data.dataset.kind, dataset_fingerprint=data.dataset.fingerprint(), **_environment(data.device), **provenance(),
                training_hash=preset.training_hash(), started_at=started, finished_at=now(),
                config=json.dumps(preset.as_dict(), sort_keys=True))
     return row, hist
