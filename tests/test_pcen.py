@@ -53,13 +53,14 @@ def test_pcen_equals_librosa_on_generated_clips(kw):
     S = mel_magnitudes(clips(), sr=kw.get('sr', 16000), hop=kw.get('hop_length', 256))   # [bs, 1, 128, frames]
     assert (S == 0).any() and S.max() > 1e6                                 # silence and loud parts both in
     kw_librosa = dict(sr=16000, hop_length=256, **kw) if 'sr' not in kw else kw   # librosa's defaults are 22050 Hz, hop 512
-    ref = librosa.pcen(S.numpy(), **kw_librosa)
+    with np.errstate(divide='ignore'):                                      # librosa's log(0) for bias=0: exp(-inf) = 0
+        ref, ref64 = librosa.pcen(S.numpy(), **kw_librosa), librosa.pcen(S.double().numpy(), **kw_librosa)
     out = pcen(S, **kw)
     assert out.dtype == torch.float32 and out.shape == S.shape
     assert_rel(out, ref, 1e-4)
     out64 = pcen(S.double(), **kw)
     assert out64.dtype == torch.float64
-    assert_rel(out64, librosa.pcen(S.double().numpy(), **kw_librosa), 1e-10)
+    assert_rel(out64, ref64, 1e-10)
     assert_rel(pcen(S[1, 0], **kw), ref[1, 0], 1e-4)                        # one spectrogram [F, T] the same
 
 
@@ -286,3 +287,19 @@ def test_pcen_equals_librosa_on_real_clips(shared_esc50):
     assert_rel(spec, S.numpy(), 1e-6)
     assert_rel(PCEN()(spec), ref, 1e-4)
     assert torch.equal(LearnedPCEN(128)(spec), pcen(spec))
+
+
+def test_benchmark_writes_a_table_of_both_paths(tmp_path):
+    "benchmarks/pcen.py runs, checks the two paths agree and writes its table (its numbers go to notes, not assertions)"
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location('bench_pcen', Path(__file__).parents[1] / 'benchmarks' / 'pcen.py')
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    S = torch.rand(2, 1, 4, 30, dtype=torch.float64) * 1e3
+    np.testing.assert_allclose(bench.loop_smooth(S, 0.2), pcen_smooth(S, 0.2), rtol=1e-12)   # the loop is librosa's smoother too
+    res = bench.main(['--device', 'cpu', '--bs', '2', '--n-mels', '8', '--frames', '20', '--repeats', '1', '--out', str(tmp_path / 'b.md')])
+    assert list(res.what) == ['smoother', 'smoother', 'pcen', 'pcen', 'learned fwd+bwd', 'learned fwd+bwd']
+    assert (res.max_rel_diff < 1e-4).all() and '| what' in (tmp_path / 'b.md').read_text()
+    with pytest.raises(SystemExit, match='smoother: lfilter and loop differ by'):
+        bench.main(['--device', 'cpu', '--bs', '2', '--n-mels', '8', '--frames', '20', '--repeats', '1', '--tolerance', '-1',
+                    '--out', str(tmp_path / 'c.md')])
