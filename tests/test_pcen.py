@@ -1,0 +1,305 @@
+"PCEN (fixed and learned) against librosa and scipy, its batch transform, and the spectrogram settings it needs"
+import math
+import pickle
+
+import librosa
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+import torchaudio
+
+from esc50_norm.audio import AudioTensor, CropPad, DownmixMono, Resample
+from esc50_norm.pcen import PCEN, LearnedPCEN, pcen, pcen_compress, pcen_smooth, smoothing_coef
+from esc50_norm.spectrogram import AudioConfig, AudioSpectrogram, AudioToSpec, SpectrogramConfig
+
+SCALE = 2 ** 31
+
+
+def clips(bs=3, seconds=2.0, sr=16000, seed=0) -> torch.Tensor:
+    "Waveforms in [-1, 1] `[bs, 1, samples]`: a chirp, noise bursts of several loudnesses, digital silence between them"
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * sr)) / sr
+    out = []
+    for i in range(bs):
+        chirp = 0.3 * torch.sin(2 * math.pi * (200 + 1500 * i) * t * (1 + t))
+        bursts = torch.randn(len(t), generator=g) * (torch.sin(2 * math.pi * (1.5 + i) * t) > 0.3) * 10 ** (-i)
+        x = (chirp + bursts).clamp(-1, 1)
+        x[int(0.4 * len(t)):int(0.55 * len(t))] = 0                      # silence: S = 0 in every bin
+        out.append(x)
+    return torch.stack(out).unsqueeze(1)
+
+
+def mel_magnitudes(x: torch.Tensor, sr=16000, n_fft=1024, hop=256, n_mels=128) -> torch.Tensor:
+    "|mel| with torchaudio (power 1) times 2**31: what librosa's docs give `pcen` for audio in [-1, 1]"
+    return torchaudio.transforms.MelSpectrogram(sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels, power=1.0)(x) * SCALE
+
+
+def assert_rel(a, b, rtol, atol=0.0):
+    a, b = (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for v in (a, b))
+    assert a.shape == b.shape and np.isfinite(a).all() and np.isfinite(b).all()
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+PARAMS = [dict(),
+          dict(gain=0.5, bias=10.0, power=0.25, time_constant=0.06),
+          dict(sr=22050, hop_length=512, gain=0.8, bias=1.0, power=0.5, time_constant=1.0, eps=1e-3),
+          dict(power=0.0), dict(bias=0.0), dict(power=0.0, bias=0.0)]
+
+
+@pytest.mark.parametrize('kw', PARAMS, ids=lambda kw: ','.join(f"{k}={v}" for k, v in kw.items()) or 'defaults')
+def test_pcen_equals_librosa_on_generated_clips(kw):
+    S = mel_magnitudes(clips(), sr=kw.get('sr', 16000), hop=kw.get('hop_length', 256))   # [bs, 1, 128, frames]
+    assert (S == 0).any() and S.max() > 1e6                                 # silence and loud parts both in
+    kw_librosa = dict(sr=16000, hop_length=256, **kw) if 'sr' not in kw else kw   # librosa's defaults are 22050 Hz, hop 512
+    with np.errstate(divide='ignore'):                                      # librosa's log(0) for bias=0: exp(-inf) = 0
+        ref, ref64 = librosa.pcen(S.numpy(), **kw_librosa), librosa.pcen(S.double().numpy(), **kw_librosa)
+    out = pcen(S, **kw)
+    assert out.dtype == torch.float32 and out.shape == S.shape
+    assert_rel(out, ref, 1e-4)
+    out64 = pcen(S.double(), **kw)
+    assert out64.dtype == torch.float64
+    assert_rel(out64, ref64, 1e-10)
+    assert_rel(pcen(S[1, 0], **kw), ref[1, 0], 1e-4)                        # one spectrogram [F, T] the same
+
+
+def test_pcen_smooth_is_scipys_lfilter_from_librosas_initial_state():
+    S = torch.rand(2, 3, 5, 40, dtype=torch.float64) ** 3 * 1e3
+    b = smoothing_coef(16000, 256, 0.4)
+    zi = scipy.signal.lfilter_zi([b], [1, b - 1])
+    ref, _ = scipy.signal.lfilter([b], [1, b - 1], S.numpy(), zi=np.full((1, 1, 1, 1), zi[0]), axis=-1)
+    assert_rel(pcen_smooth(S, b), ref, 1e-12)
+    coefs = torch.tensor([0.01, 0.04, 0.2, 0.7, 1.0], dtype=torch.float64)  # one per bin
+    for i, c in enumerate(coefs.tolist()):
+        ref, _ = scipy.signal.lfilter([c], [1, c - 1], S[..., i, :].numpy(), zi=np.full((1, 1, 1), 1 - c), axis=-1)
+        np.testing.assert_allclose(pcen_smooth(S, coefs)[..., i, :], ref, rtol=1e-12)
+
+
+def test_smoothing_coef_is_librosas_formula():
+    t = 0.4 * 16000 / 256                                                   # time constant in frames
+    b = smoothing_coef(16000, 256, 0.4)
+    assert b == pytest.approx((math.sqrt(1 + 4 * t ** 2) - 1) / (2 * t ** 2), rel=1e-15) and t ** 2 * b ** 2 + b == pytest.approx(1)
+
+
+@pytest.mark.parametrize('kw, msg', [(dict(power=-1), 'power >= 0, got power=-1'), (dict(gain=-0.1), 'gain >= 0'),
+                                     (dict(bias=-2), 'bias >= 0'), (dict(eps=0), 'eps > 0'), (dict(time_constant=0), 'time_constant > 0'),
+                                     (dict(sr=0), 'sr > 0'), (dict(hop_length=-256), 'hop_length > 0')])
+def test_pcen_refuses_bad_parameters(kw, msg):
+    with pytest.raises(ValueError, match=msg): pcen(torch.ones(1, 4, 8), **kw)
+    with pytest.raises(ValueError, match=msg): PCEN(**kw)
+
+
+def test_pcen_refuses_db_complex_and_1d_input():
+    with pytest.raises(ValueError, match=r'non-negative magnitudes \(mel magnitudes, not dB\), got values down to -80'):
+        pcen(torch.full((1, 4, 8), -80.0))
+    with pytest.raises(ValueError, match=r'complex .* pass S.abs\(\)'): pcen(torch.ones(4, 8, dtype=torch.complex64))
+    with pytest.raises(ValueError, match=r'\[\.\.\., n_mels, frames\], got shape \(8,\)'): pcen(torch.ones(8))
+
+
+def pcen_batch(sr=16000, **kw) -> AudioSpectrogram:
+    "A batch of `AudioSpectrogram`s as `AudioToSpec(AudioConfig.PCENMelSpectrogram())` makes them"
+    return AudioToSpec(AudioConfig.PCENMelSpectrogram(sample_rate=sr, **kw))(AudioTensor(clips(sr=sr), sr=sr))
+
+
+def test_pcen_transform_equals_librosa_and_is_marked_not_db():
+    x = pcen_batch()
+    assert isinstance(x, AudioSpectrogram) and x.shape == (3, 1, 128, 126)
+    y = PCEN()(x)
+    assert isinstance(y, AudioSpectrogram) and y.normalized == 'PCEN' and y.to_db is False and y.sr == 16000
+    assert_rel(y, librosa.pcen(x.numpy(), sr=16000, hop_length=256), 1e-4)
+    assert PCEN().decode(y) is y                                            # not invertible: decodes as the identity
+    z = PCEN(gain=0.6, power=0.3, time_constant=0.1)(x)
+    assert_rel(z, librosa.pcen(x.numpy(), sr=16000, hop_length=256, gain=0.6, power=0.3, time_constant=0.1), 1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_pcen_runs_on_the_batchs_device_and_in_float32_under_autocast():
+    x = pcen_batch()
+    with torch.autocast('cuda', dtype=torch.bfloat16):
+        y = PCEN()(x.cuda())
+    assert y.device.type == 'cuda' and y.dtype == torch.float32
+    assert_rel(y.cpu(), librosa.pcen(x.numpy(), sr=16000, hop_length=256), 1e-4)
+
+
+def test_pcen_transform_refuses_db_and_other_rates_or_hops():
+    with pytest.raises(ValueError, match=r'in dB: use AudioConfig.PCENMelSpectrogram\(\)'):
+        PCEN()(AudioToSpec(AudioConfig.BasicMelSpectrogram())(AudioTensor(clips(1), sr=16000)))
+    with pytest.raises(ValueError, match=r'PCEN\(sr=16000, hop_length=256\) got spectrograms with sr=22050'):
+        PCEN()(pcen_batch(sr=22050))
+    with pytest.raises(ValueError, match=r'with hop_length=512: .* off by 2x'):
+        PCEN()(pcen_batch(hop_length=512))
+    assert PCEN(sr=22050, hop_length=512)(pcen_batch(sr=22050, hop_length=512)).normalized == 'PCEN'
+
+
+def colorbar(ax):
+    "The label and the tick text of +3 of the colorbar beside `ax`"
+    cax = [a for a in ax.figure.axes if a is not ax][0]
+    return cax.get_ylabel(), cax.yaxis.get_major_formatter()(3.0, 0)
+
+
+def test_pcen_output_shows_as_pcen_not_db():
+    assert 'dB' in colorbar(AudioToSpec(AudioConfig.BasicMelSpectrogram())(AudioTensor(clips(1), sr=16000))[0].show())[1]
+    label, tick = colorbar(PCEN()(pcen_batch())[0].show())
+    assert label == 'PCEN' and 'dB' not in tick
+    assert 'dB' not in colorbar(pcen_batch()[0].show())[1]                  # the magnitudes before PCEN are not dB either
+    plt.close('all')
+
+
+def test_learned_pcen_equals_pcen_at_init():
+    S = mel_magnitudes(clips())
+    assert torch.equal(LearnedPCEN(128)(S), pcen(S))
+    kw = dict(sr=22050, hop_length=512, gain=0.6, bias=5.0, power=0.25, time_constant=0.1, eps=1e-4)
+    assert torch.equal(LearnedPCEN(128, **kw)(S), pcen(S, **kw))
+    assert_rel(LearnedPCEN(128)(S), librosa.pcen(S.numpy(), sr=16000, hop_length=256), 1e-4)
+
+
+def leaf_pcen(S: np.ndarray, p: dict, eps=1e-6) -> np.ndarray:
+    "LEAF's formula in float64 with numpy/scipy, per bin: (S / (eps + M)**alpha + delta)**(1/root) - delta**(1/root)"
+    out = np.empty(S.shape)
+    for i in range(S.shape[-2]):
+        c, a, d, r = (float(p[k][i].detach()) for k in ('smooth_coef', 'alpha', 'delta', 'root'))
+        M, _ = scipy.signal.lfilter([c], [1, c - 1], S[..., i, :], zi=np.full((1,) * (S.ndim - 1), 1 - c), axis=-1)
+        out[..., i, :] = (S[..., i, :] / (eps + M) ** a + d) ** (1 / r) - d ** (1 / r)
+    return out
+
+
+def train(lp, S, steps, lr, sign):
+    "`steps` Adam steps on `sign * mean output`; the parameters before"
+    before = {k: v.detach().clone() for k, v in lp.named_parameters()}
+    opt = torch.optim.Adam(lp.parameters(), lr)
+    for _ in range(steps):
+        opt.zero_grad(); (sign * lp(S).mean()).backward(); opt.step()
+    return before
+
+
+def test_learned_pcen_gradients_reach_every_parameter_and_training_changes_them():
+    S = mel_magnitudes(clips(2, 1.0))
+    lp = LearnedPCEN(128)
+    lp(S).square().mean().backward()
+    for k, p in lp.named_parameters():
+        assert p.grad is not None and p.grad.shape == (128,) and torch.isfinite(p.grad).all() and p.grad.abs().min() > 0, k
+    before = train(lp, S, 3, 1e-2, 1)
+    for k, p in lp.named_parameters(): assert not torch.equal(p, before[k]), k
+    out = lp(S)
+    assert_rel(out, leaf_pcen(S.double().numpy(), lp.constrained()), 1e-4, 1e-9)   # LEAF's formula, now per bin (it is
+                                                                            # not in log space: -2e-16 for silence, not 0)
+
+
+def test_learned_pcen_gradients_match_finite_differences():
+    "The gradients of lfilter with a per-bin coefficient and of the compression, checked in float64"
+    S = torch.rand(2, 1, 3, 12, dtype=torch.float64) * 1e3
+    coef, alpha, delta, root = (torch.tensor(v, dtype=torch.float64, requires_grad=True)
+                                for v in ([0.1, 0.3, 0.6], [0.9, 0.5, 0.98], [2.0, 1.0, 0.5], [2.0, 3.0, 1.5]))
+    f = lambda c, a, d, r: pcen_compress(S, pcen_smooth(S, c), a[:, None], d[:, None], 1 / r[:, None], 1e-6)
+    assert torch.autograd.gradcheck(f, (coef, alpha, delta, root))
+
+
+def test_learned_pcen_keeps_its_parameters_valid_when_training_pushes_them_out():
+    S = mel_magnitudes(clips(2, 1.0))
+    lp = LearnedPCEN(128)
+    train(lp, S, 4, 1.0, -1)                                               # maximize: alpha -> < 0, root -> < 1, delta -> < 0
+    assert (lp.alpha < 0).all() and (lp.root < 1).all() and (lp.delta < 0).any()     # the stored values left their ranges
+    p = lp.constrained()
+    assert (p['alpha'] >= 0).all() and (p['alpha'] <= 1).all() and (p['root'] >= 1).all() and (p['delta'] > 0).all()
+    assert (p['smooth_coef'] > 0).all() and (p['smooth_coef'] <= 1).all()
+    out = lp(S)
+    assert torch.isfinite(out).all()
+    assert_rel(out, leaf_pcen(S.double().numpy(), p), 1e-4, 1e-9)
+
+
+def test_learned_pcen_pickles_and_gives_the_same_output():
+    S = mel_magnitudes(clips(2, 1.0))
+    lp = LearnedPCEN(128)
+    train(lp, S, 2, 1e-2, 1)
+    back = pickle.loads(pickle.dumps(lp))
+    assert torch.equal(back(S), lp(S)) and not torch.equal(back(S), pcen(S))
+    assert repr(back) == repr(lp) == 'LearnedPCEN(128, sr=16000, hop_length=256, time_constant=0.4, eps=1e-06)'
+
+
+def test_learned_pcen_computes_in_float32_under_bf16_autocast():
+    S = mel_magnitudes(clips(2, 1.0))
+    lp = LearnedPCEN(128)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        y, y16 = lp(S), lp(S.bfloat16())
+    assert y.dtype == y16.dtype == torch.float32 and torch.isfinite(y16).all()
+    assert torch.equal(y, lp(S)) and torch.equal(y16, lp(S.bfloat16().float()))
+
+
+def test_learned_pcen_refuses_other_shapes_and_invalid_starts():
+    with pytest.raises(ValueError, match=r'LearnedPCEN\(128\) takes \[bs, 1, 128, frames\] .* got shape \(2, 1, 64, 10\)'):
+        LearnedPCEN(128)(torch.ones(2, 1, 64, 10))
+    with pytest.raises(ValueError, match='0 < power <= 1.*got power=2'): LearnedPCEN(128, power=2.0)
+    with pytest.raises(ValueError, match='gain <= 1.*got gain=1.5'): LearnedPCEN(128, gain=1.5)
+    with pytest.raises(ValueError, match='n_mels must be a positive int'): LearnedPCEN(0)
+
+
+def test_spectrogram_scale_multiplies_before_db():
+    x = AudioTensor(clips(2, 1.0), sr=16000)
+    cfg = AudioConfig.BasicMelSpectrogram(n_mels=32, to_db=False)
+    plain, scaled = AudioToSpec(cfg)(x), AudioToSpec(cfg.update(scale=1000.0))(x)
+    assert_rel(scaled, plain.numpy() * 1000, 1e-6)
+    db, db_scaled = (AudioToSpec(cfg.update(to_db=True, scale=s))(x) for s in (1.0, 1000.0))
+    audible = plain > 1e-9                                                  # above AmplitudeToDB's floor (amin 1e-10)
+    assert audible.float().mean() > 0.5
+    np.testing.assert_allclose((db_scaled - db)[audible], 30.0, atol=1e-3)  # power 2: 10 log10(1000) dB more
+    with pytest.raises(ValueError, match='scale must be positive, got 0'): SpectrogramConfig(scale=0)
+
+
+def test_spectrogram_config_records_scale_only_when_set():
+    assert 'scale' not in SpectrogramConfig().as_dict() and 'scale' not in AudioConfig.BasicMelSpectrogram().as_dict()
+    assert SpectrogramConfig(scale=2.0).as_dict()['scale'] == 2.0
+    cfg = AudioConfig.PCENMelSpectrogram()
+    assert SpectrogramConfig(**cfg.as_dict()) == cfg and SpectrogramConfig(**SpectrogramConfig().as_dict()) == SpectrogramConfig()
+
+
+def test_pcen_mel_spectrogram_gives_scaled_mel_magnitudes():
+    cfg = AudioConfig.PCENMelSpectrogram()
+    assert (cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.power, cfg.to_db, cfg.scale) == (1024, 256, 128, 1.0, False, 2.0 ** 31)
+    x = torch.rand(1, 80000) * 2 - 1
+    s = AudioToSpec(cfg)(AudioTensor(x, sr=16000))
+    assert s.shape == (1, 128, 313) and s.to_db is False
+    assert_rel(s, mel_magnitudes(x).numpy(), 1e-6)
+
+
+def real_clips(root, n=4, sr=16000, seconds=5.0) -> torch.Tensor:
+    "The first `n` ESC-50 clips at `sr` Hz, mono, `seconds` long: `[n, 1, samples]`"
+    files = sorted((root / 'audio').glob('*.ogg'))[:n]
+    tfms = [DownmixMono(), Resample(sr), CropPad(seconds)]
+    out = []
+    for f in files:
+        x = AudioTensor.create(f)
+        for t in tfms: x = t(x)
+        out.append(x.as_subclass(torch.Tensor))
+    return torch.stack(out)
+
+
+@pytest.mark.slow
+def test_pcen_equals_librosa_on_real_clips(shared_esc50):
+    x = real_clips(shared_esc50)
+    S = mel_magnitudes(x)                                                   # [4, 1, 128, 313]
+    assert S.shape == (4, 1, 128, 313)
+    ref = librosa.pcen(S.numpy(), sr=16000, hop_length=256)
+    assert_rel(pcen(S), ref, 1e-4)
+    assert_rel(pcen(S.double()), librosa.pcen(S.double().numpy(), sr=16000, hop_length=256), 1e-10)
+    for i in range(len(S)): assert_rel(pcen(S[i, 0]), librosa.pcen(S[i, 0].numpy(), sr=16000, hop_length=256), 1e-4)
+    spec = AudioToSpec(AudioConfig.PCENMelSpectrogram())(AudioTensor(x, sr=16000))
+    assert_rel(spec, S.numpy(), 1e-6)
+    assert_rel(PCEN()(spec), ref, 1e-4)
+    assert torch.equal(LearnedPCEN(128)(spec), pcen(spec))
+
+
+def test_benchmark_writes_a_table_of_both_paths(tmp_path):
+    "benchmarks/pcen.py runs, checks the two paths agree and writes its table (its numbers go to notes, not assertions)"
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location('bench_pcen', Path(__file__).parents[1] / 'benchmarks' / 'pcen.py')
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    S = torch.rand(2, 1, 4, 30, dtype=torch.float64) * 1e3
+    np.testing.assert_allclose(bench.loop_smooth(S, 0.2), pcen_smooth(S, 0.2), rtol=1e-12)   # the loop is librosa's smoother too
+    res = bench.main(['--device', 'cpu', '--bs', '2', '--n-mels', '8', '--frames', '20', '--repeats', '1', '--out', str(tmp_path / 'b.md')])
+    assert list(res.what) == ['smoother', 'smoother', 'pcen', 'pcen', 'learned fwd+bwd', 'learned fwd+bwd']
+    assert (res.max_rel_diff < 1e-4).all() and '| what' in (tmp_path / 'b.md').read_text()
+    with pytest.raises(SystemExit, match='smoother: lfilter and loop differ by'):
+        bench.main(['--device', 'cpu', '--bs', '2', '--n-mels', '8', '--frames', '20', '--repeats', '1', '--tolerance', '-1',
+                    '--out', str(tmp_path / 'c.md')])
