@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from esc50_norm.study.datasets import get_dataset
 from esc50_norm.study.presets import get_preset
 from esc50_norm.study.study import Study
 from esc50_norm.study.train import resident_gib
@@ -28,7 +29,7 @@ def main(argv=None):
     seeds = tuple(range(a.runs))
     preset = get_preset(a.preset, folds=(1,), normalizations=('global',), seeds=seeds, epochs=a.epochs)
     with tempfile.TemporaryDirectory() as tmp:
-        study = Study(preset, Path(tmp) / 'res', data=a.data, device=a.device)
+        study = Study(preset, Path(tmp) / 'res', dataset=get_dataset(data=a.data), device=a.device)
         study.prepare()
         data, rows = study.load_data(log=lambda *_: None), []
         for job in study.todo():

@@ -8,6 +8,7 @@ import time
 import pandas as pd
 import pytest
 
+from esc50_norm.study.datasets import get_dataset
 from esc50_norm.study.engines import InProcess, Local, Ray, get_engine, run_study
 from esc50_norm.study.presets import get_preset
 from esc50_norm.study.study import Study
@@ -20,7 +21,7 @@ def cache_dir(tmp_path_factory): return tmp_path_factory.mktemp('cache')
 
 
 def make_study(root, cache_dir, out, **grid) -> Study:
-    return Study(get_preset('smoke', **{**GRID, **grid}), out, data=root, cache_dir=cache_dir, device='cpu', full_data=False)
+    return Study(get_preset('smoke', **{**GRID, **grid}), out, dataset=get_dataset(data=root, full=False), cache_dir=cache_dir, device='cpu')
 
 
 @pytest.fixture(scope='module')

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from esc50_norm.study.cli import main as cli
+from esc50_norm.study.datasets import get_dataset
 from esc50_norm.study.engines import run_study
 from esc50_norm.study.presets import get_preset
 from esc50_norm.study.runs import read_results
@@ -23,8 +24,11 @@ RESULTS = Path(__file__).resolve().parents[1] / 'results'
 def study(fake_root, tmp_path):
     "Run a preset's grid on the fake folder, on the CPU, with this test's own cache"
     def run(preset, out, **kw):
-        return run_study(Study(preset, out, data=fake_root, cache_dir=tmp_path / 'cache', device='cpu', full_data=False), **kw)
+        return run_study(Study(preset, out, dataset=esc50(fake_root), cache_dir=tmp_path / 'cache', device='cpu'), **kw)
     return run
+
+
+def esc50(root): return get_dataset(data=root, full=False)
 
 
 def tiny(**kw):
@@ -102,18 +106,25 @@ def test_a_wider_grid_in_the_same_folder_grows_its_preset(study, tmp_path):
 
 
 def test_unknown_fold_normalization_preset_and_augmentation_are_named():
-    with pytest.raises(ValueError, match=r"fold\(s\) \[7\]"): get_preset('smoke', folds=(7,))
+    with pytest.raises(ValueError, match=r"fold\(s\) \[7\] do not exist in esc50; its folds are 1-5"):
+        get_preset('smoke', folds=(7,)).for_dataset(get_dataset())            # the dataset says which folds exist
+    with pytest.raises(ValueError, match=r"folds are numbered from 1, got \[0\]"): get_preset('smoke', folds=(0,))
     with pytest.raises(ValueError, match="'spectral'"): get_preset('smoke', normalizations=('spectral',))
     with pytest.raises(ValueError, match="'huge'"): get_preset('huge')
     with pytest.raises(TypeError, match="wobble"): get_preset('smoke', augment=dict(wobble=1))
 
 
-def test_presets_match_the_reference_recipe_and_their_estimates():
-    blog = get_preset('blog')
-    assert (blog.folds, blog.seeds, blog.epochs, blog.bs, blog.lr) == ((1,), (0, 1, 2, 3, 4), 20, 64, 1e-3)
+def test_presets_match_the_reference_recipe_and_their_estimates(tmp_path):
+    esc50 = get_dataset()                                           # folds and clip duration known without reading the data
+    blog = get_preset('blog').for_dataset(esc50)
+    assert (blog.folds, blog.seeds, blog.epochs, blog.bs, blog.lr, blog.duration) == ((1,), (0, 1, 2, 3, 4), 20, 64, 1e-3, 5.0)
     assert blog.spec_cfg.n_freq == 201 and blog.spec_cfg.n_frames(80000) == 401
-    assert get_preset('cv').folds == (1, 2, 3, 4, 5) and len(get_preset('cv').jobs()) == 75
-    mel, strong = get_preset('mel'), get_preset('strong')
+    cv = get_preset('cv')
+    assert cv.folds is None and cv.for_dataset(esc50).folds == (1, 2, 3, 4, 5) and len(cv.for_dataset(esc50).jobs()) == 75
+    from fake_collections import make_urbansound8k                 # the dataset supplies the folds: cv on UrbanSound8K has 10
+    us8k = get_dataset(make_urbansound8k(tmp_path / 'us8k'))
+    assert cv.for_dataset(us8k, log=None).folds == tuple(range(1, 11)) and len(cv.for_dataset(us8k, log=None).jobs()) == 150
+    mel, strong = get_preset('mel').for_dataset(esc50), get_preset('strong').for_dataset(esc50)
     assert mel.spec_cfg.n_freq == 128 and mel.spec_cfg.n_frames(80000) == 313 and len(mel.jobs()) == 150
     assert set(mel.normalizations) == {'none', 'wave', 'global', 'channel', 'minmax', 'instance'}
     assert len(strong.jobs()) == 60 and strong.mixup > 0 and strong.augmentation.freq_mask > 0
@@ -161,7 +172,7 @@ def test_cli_study_then_report(fake_root, tmp_path, capsys):
     assert rc == 0
     text = (out / 'report.md').read_text()
     assert 'Complete grid: 2 of 2 runs' in text and 'global - none' in text and 'Study wall time' in text
-    assert cli(['study', '--preset', 'smoke', '--folds', '9', '--data', str(fake_root)]) == 2
+    assert cli(['study', '--preset', 'smoke', '--folds', '9', '--data', str(fake_root), '--partial-data']) == 2
     assert 'fold(s) [9] do not exist' in capsys.readouterr().err
 
 
@@ -225,8 +236,8 @@ def test_memory_stays_flat_over_runs_in_one_process(fake_root, tmp_path):
     import gc
     from fastai.learner import Learner
     from esc50_norm.study.train import resident_gib
-    study = Study(tiny(normalizations=('global',), seeds=(0, 1, 2, 3, 4)), tmp_path / 'res', data=fake_root,
-                  cache_dir=tmp_path / 'cache', device='cpu', full_data=False)
+    study = Study(tiny(normalizations=('global',), seeds=(0, 1, 2, 3, 4)), tmp_path / 'res', dataset=esc50(fake_root),
+                  cache_dir=tmp_path / 'cache', device='cpu')
     study.prepare()
     data, rss = study.load_data(log=lambda *_: None), []
     gc.disable()                                          # no collection by chance: only what the study releases is gone
@@ -261,7 +272,7 @@ def test_provenance_falls_back_to_the_environment_without_git(monkeypatch):
 
 def test_the_study_loads_its_clips_once_per_process_and_decodes_them_once_per_cache(fake_root, tmp_path):
     logs = []
-    make = lambda **kw: Study(tiny(**kw), tmp_path / 'res', data=fake_root, cache_dir=tmp_path / 'cache', device='cpu', full_data=False)
+    make = lambda **kw: Study(tiny(**kw), tmp_path / 'res', dataset=esc50(fake_root), cache_dir=tmp_path / 'cache', device='cpu')
     first = make().load_data(log=logs.append)
     assert make().load_data(log=logs.append) is first                           # another Study object, the same data
     assert sum('decoded' in l for l in logs) == 1
@@ -274,8 +285,8 @@ def test_the_study_loads_its_clips_once_per_process_and_decodes_them_once_per_ca
 def test_a_run_on_cuda_uses_bf16_channels_last_and_the_device_pipeline(fake_root, tmp_path):
     "Wherever a GPU is present: one smoke run with the CUDA defaults, its clips and batches on the GPU"
     out = tmp_path / 'res'
-    df = run_study(Study(tiny(normalizations=('global',)), out, data=fake_root, cache_dir=tmp_path / 'cache', device='cuda',
-                         full_data=False))
+    df = run_study(Study(tiny(normalizations=('global',)), out, dataset=esc50(fake_root), cache_dir=tmp_path / 'cache',
+                         device='cuda'))
     row = json.loads((out / 'runs' / 'fold1-global-seed0.json').read_text())
     cfg = json.loads(row['config'])
     assert cfg['bf16'] and cfg['channels_last'] and cfg['pipeline'] == 'device'
