@@ -218,7 +218,7 @@ def test_cli_train_exports_a_model_that_predict_uses_and_errors_name_the_file(fa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('preset,runs', [('smoke', 6), ('mel', 12), ('strong', 8)])
+@pytest.mark.parametrize('preset,runs', [('smoke', 6), ('mel', 12), ('strong', 8), ('frontends', 12)])
 def test_smoke_form_of_each_preset_on_real_clips(shared_esc50, tmp_path, preset, runs):
     "CI's end-to-end studies: each preset in its smoke form (1 clip per class and fold, 1 epoch) on the real ESC-50 copy"
     out = tmp_path / preset
@@ -291,3 +291,37 @@ def test_a_run_on_cuda_uses_bf16_channels_last_and_the_device_pipeline(fake_root
     cfg = json.loads(row['config'])
     assert cfg['bf16'] and cfg['channels_last'] and cfg['pipeline'] == 'device'
     assert row['gpu_mem_peak_gib'] > 0 and 0 <= df.final_accuracy[0] <= 1
+
+
+@pytest.mark.parametrize('norm,front', [('pcen', None), ('pcen_learned', 'LearnedPCEN'), ('bn_freq', 'FreqBatchNorm')])
+def test_pcen_and_front_ends_train_export_and_predict_a_file_alike(fake_root, tmp_path, norm, front):
+    "Fixed PCEN is a pipeline transform; learned PCEN and input BatchNorm are modules inside the model, exported with it"
+    from fastai.learner import Learner
+    from esc50_norm import load_exported
+    from esc50_norm.study.pipelines import fold_dataloaders
+    from esc50_norm.study.train import load_study_data, model_for
+    ds = esc50(fake_root)
+    p = tiny(normalizations=(norm,)).resolved('cpu').for_dataset(ds)
+    data = load_study_data(p, ds, tmp_path / 'cache', 'cpu', progress=False)
+    dls = fold_dataloaders(data.df, 1, norm, p.spec_cfg, bs=4, cache=data.cache, device='cpu')
+    learn = Learner(dls, model_for(norm, p.spec_cfg, len(dls.vocab)))
+    learn.fit(1, 1e-2)
+    x, _ = dls.train.one_batch()
+    if norm == 'pcen': assert x.normalized == 'PCEN' and (x >= 0).all()           # PCEN's output, not dB
+    else: assert type(learn.model[0]).__name__ == front and not getattr(x, 'normalized', False)   # normalized in the model
+    clip = ds.path(data.df.file[0])
+    before = learn.predict(clip)[2]
+    learn.export(tmp_path / 'm.pkl')
+    loaded = load_exported(tmp_path / 'm.pkl')
+    assert torch.allclose(loaded.predict(clip)[2], before, atol=1e-5)
+    if front: assert type(loaded.model[0]).__name__ == front and all(
+        torch.equal(a, b) for a, b in zip(loaded.model[0].state_dict().values(), learn.model[0].state_dict().values()))
+
+
+def test_frontends_preset_contrasts_each_against_global():
+    from esc50_norm.study.report import contrasts
+    p = get_preset('frontends')
+    assert (p.epochs, p.lr, p.mixup, p.augment, p.spec) == (get_preset('strong').epochs, 2e-3, 0.4, get_preset('strong').augment, get_preset('strong').spec)
+    assert contrasts(p.normalizations) == [('channel', 'global'), ('instance', 'global'), ('pcen', 'global'),
+                                           ('pcen_learned', 'global'), ('pcen_learned', 'pcen'), ('bn_freq', 'global')]
+    assert len(p.for_dataset(get_dataset()).jobs()) == 90

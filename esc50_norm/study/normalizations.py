@@ -1,23 +1,65 @@
-"The normalizations the study compares, by name: each is waveform normalization or not, then a spectrogram normalization or none"
+"""The normalizations the study compares, by name. Each is one `Normalization`, a plain record read through three methods:
+`spec_cfg(cfg)` (the spectrogram it needs: log, or mel magnitudes for PCEN), `tfms(cfg)` (the batch transforms of the
+pipeline) and `frontend(cfg)` (a module before the model, learned with it, or None). A new one is one entry in
+`NORMALIZATIONS`; a new kind of front end is one entry in `FRONTENDS`."""
 from __future__ import annotations
 from dataclasses import dataclass
 
-__all__ = ['Normalization', 'NORMALIZATIONS', 'get_normalization', 'norm_tfms']
+__all__ = ['Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_normalization', 'norm_tfms']
+
+PCEN_SCALE = 2 ** 31
+"librosa's scaling of magnitudes of audio in [-1, 1] for PCEN (`librosa.pcen(S * 2**31)`): PCEN's parameters assume it"
+
+
+def _learned_pcen(n_freq: int, cfg):
+    from ..pcen import LearnedPCEN
+    return LearnedPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop)
+
+
+def _bn_freq(n_freq: int, cfg):
+    from ..frontend import FreqBatchNorm
+    return FreqBatchNorm(n_freq)
+
+
+FRONTENDS = {'pcen_learned': _learned_pcen, 'bn_freq': _bn_freq}
+"Model-side front ends by name: `f(n_freq, spectrogram config) -> nn.Module`, placed before the network and trained with it"
 
 
 @dataclass(frozen=True)
 class Normalization:
-    "One normalization of the study: per-clip waveform normalization or not, then a `SpecNormalize` mode or none"
+    "One normalization: per-clip waveform normalization or not; then a `SpecNormalize` mode, fixed PCEN, or a front end"
     wave: bool
-    spec: str | None = None
-    mean_only: bool = False
+    spec: str | None = None          # a `SpecNormalize` mode on the log spectrogram
+    mean_only: bool = False          # subtract the mode's mean without dividing
+    pcen: bool = False               # fixed PCEN (`librosa.pcen`) on mel magnitudes, in place of the dB step
+    front: str | None = None         # a front end of `FRONTENDS` before the model
 
-    def tfms(self, spec_cfg=None, frac: float = 1.0) -> list:
-        "The batch transforms: [AudioNormalize] -> AudioToSpec -> [SpecNormalize]"
+    @property
+    def magnitudes(self) -> bool: "Whether it works on mel magnitudes (PCEN, fixed or learned) instead of dB"; return self.pcen or self.front == 'pcen_learned'
+    @property
+    def label(self) -> str: "What normalizes the spectrogram: a SpecNormalize mode, 'pcen', a front end, or 'none'"; return self.spec or ('pcen' if self.pcen else self.front) or 'none'
+
+    def spec_cfg(self, cfg):
+        "The spectrogram this normalization needs from the recipe's `cfg`: PCEN's are mel magnitudes scaled as librosa's"
+        if not self.magnitudes: return cfg
+        if not cfg.mel: raise ValueError("PCEN normalizes mel spectrograms: the recipe's spectrogram has no mel filterbank")
+        return cfg.update(power=1.0, to_db=False, top_db=None, scale=PCEN_SCALE)
+
+    def tfms(self, cfg, frac: float = 1.0) -> list:
+        "The batch transforms: [AudioNormalize] -> AudioToSpec -> [SpecNormalize | PCEN]"
         from ..normalize import AudioNormalize, SpecNormalize
+        from ..pcen import PCEN
         from ..spectrogram import AudioToSpec
-        return [*([AudioNormalize()] if self.wave else []), AudioToSpec(spec_cfg),
-                *([SpecNormalize(self.spec, frac=frac, mean_only=self.mean_only)] if self.spec else [])]
+        cfg = self.spec_cfg(cfg)
+        return [*([AudioNormalize()] if self.wave else []), AudioToSpec(cfg),
+                *([SpecNormalize(self.spec, frac=frac, mean_only=self.mean_only)] if self.spec else []),
+                *([PCEN(sr=cfg.sample_rate, hop_length=cfg.hop)] if self.pcen else [])]
+
+    def frontend(self, cfg):
+        "The module to put before the model (trained with it, exported inside it), or None"
+        if self.front is None: return None
+        cfg = self.spec_cfg(cfg)
+        return FRONTENDS[self.front](cfg.n_freq, cfg)
 
 
 NORMALIZATIONS = {
@@ -33,6 +75,10 @@ NORMALIZATIONS = {
     'minmax_nowave':    Normalization(wave=False, spec='minmax'),
     'instance':         Normalization(wave=True,  spec='instance'),
     'instance_global':  Normalization(wave=True,  spec='instance_global'),
+    # PCEN assumes audio in [-1, 1] (its scaling and bias do): no waveform normalization before it
+    'pcen':             Normalization(wave=False, pcen=True),                # Lostanlen et al. 2019, librosa.pcen's defaults
+    'pcen_learned':     Normalization(wave=False, front='pcen_learned'),            # LEAF: per-channel PCEN trained with the model
+    'bn_freq':          Normalization(wave=True,  front='bn_freq'),          # PANNs' bn0: BatchNorm over mel bins at the input
 }
 "Every normalization the study knows, by name; a new one is one entry here"
 
@@ -45,5 +91,6 @@ def get_normalization(name: str) -> Normalization:
 
 def norm_tfms(normalization: str, spec_cfg=None, frac: float = 1.0, augment=None) -> list:
     "The batch transforms of `normalization`, with the training-only augmentations of `augment` around them"
-    tfms = get_normalization(normalization).tfms(spec_cfg, frac)
+    from ..spectrogram import AudioConfig
+    tfms = get_normalization(normalization).tfms(spec_cfg or AudioConfig.BasicSpectrogram(), frac)
     return tfms if augment is None else [*augment.wave_tfms(), *tfms, *augment.spec_tfms()]

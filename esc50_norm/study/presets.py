@@ -134,6 +134,10 @@ PRESETS = {
     # a strong from-scratch recipe: log-mel, time shift + masks on the GPU batch, mixup, 80 epochs of one-cycle at 2e-3
     'strong': Preset('strong', folds=None, normalizations=('none', 'global', 'channel', 'instance'), seeds=(0, 1, 2),
                      epochs=80, lr=2e-3, spec=_mel(), augment=_STRONG_AUG, mixup=0.4),
+    # the strong recipe over the normalizations strong systems use: PCEN fixed (librosa) and learned (LEAF), PANNs' input
+    # BatchNorm over mel bins, against global, channel and per-clip statistics
+    'frontends': Preset('frontends', folds=None, normalizations=('global', 'channel', 'instance', 'pcen', 'pcen_learned', 'bn_freq'),
+                        seeds=(0, 1, 2), epochs=80, lr=2e-3, spec=_mel(), augment=_STRONG_AUG, mixup=0.4),
     # a real but small comparison for 2 CPU cores (about 7 minutes): 32 mel bins x 79 frames, 4 epochs, 3 seeds
     'quick': Preset('quick', seeds=(0, 1, 2), epochs=4, spec=_spec(n_fft=1024, hop_length=1024, mel=True, n_mels=32)),
 }

@@ -24,13 +24,17 @@ METRIC = 'final_accuracy'
 
 
 def contrasts(normalizations) -> list:
-    "The paired contrasts that answer a grid of `normalizations`: each one against its baseline, and spectrogram modes against `global`"
+    """The paired contrasts that answer a grid of `normalizations`: each statistics normalization against its baseline,
+    spectrogram modes against `global`, a mean-only variant against its full one; PCEN and front ends against `global`,
+    learned PCEN against fixed"""
     present, pairs = list(normalizations), []
+    baselines = [b for b in present if NORMALIZATIONS[b].label == 'none']          # none, wave
     for n in present:
         norm = NORMALIZATIONS[n]
+        if norm.pcen or norm.front: continue
         if norm.spec is None and n != 'none': base = 'none'                       # wave - none
         elif norm.spec is not None:                                               # global - wave, global_nowave - none, ...
-            base = next((b for b in present if NORMALIZATIONS[b].spec is None and NORMALIZATIONS[b].wave == norm.wave), 'none')
+            base = next((b for b in baselines if NORMALIZATIONS[b].wave == norm.wave), 'none')
         else: continue
         if base in present: pairs.append((n, base))
     for n in present:                   # channel - global, minmax - global, ...; a mean-only variant - its full one
@@ -39,6 +43,10 @@ def contrasts(normalizations) -> list:
         spec = norm.spec if norm.mean_only else 'global'
         ref = next((g for g in present if NORMALIZATIONS[g] == replace(norm, spec=spec, mean_only=False)), None)
         if ref: pairs.append((n, ref))
+    for n in present:                   # pcen - global, pcen_learned - global, pcen_learned - pcen, bn_freq - global
+        norm = NORMALIZATIONS[n]
+        if not (norm.pcen or norm.front): continue
+        pairs += [(n, ref) for ref in ('global', 'pcen' if norm.front == 'pcen_learned' else None) if ref in present]
     return pairs
 
 

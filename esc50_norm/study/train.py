@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch import nn
 import fastai.callback.fp16, fastai.callback.progress, fastai.callback.schedule  # noqa: F401 (patch Learner)
 from fastai.callback.core import Callback
 from fastai.callback.mixup import MixUp
@@ -27,7 +28,7 @@ from .pipelines import fold_dataloaders
 from .presets import Job, Preset
 from .runs import now, provenance
 
-__all__ = ['StudyData', 'load_study_data', 'train_one', 'resident_gib', 'release_memory']
+__all__ = ['model_for', 'StudyData', 'load_study_data', 'train_one', 'resident_gib', 'release_memory']
 
 
 class EpochTimer(Callback):
@@ -94,7 +95,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     setup_s = time.perf_counter() - t_setup                      # DataLoaders, including the stats pass
     timer = EpochTimer()
     cbs = [timer, FiniteLoss()] + ([ChannelsLast()] if preset.channels_last else []) + ([MixUp(preset.mixup)] if preset.mixup else [])
-    learn = Learner(dls, xresnet18(pretrained=False, c_in=1, n_out=len(dls.vocab)), metrics=accuracy, cbs=cbs)
+    learn = Learner(dls, model_for(normalization, preset.spec_cfg, len(dls.vocab)), metrics=accuracy, cbs=cbs)
     if preset.bf16: learn.to_bf16()
     if data.device.type == 'cuda': torch.cuda.reset_peak_memory_stats(data.device)
     t0 = time.perf_counter()
@@ -112,7 +113,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     n_train, n = len(dls.train) * dls.train.bs, get_normalization(normalization)
     acc = hist.accuracy.astype(float)
     row = dict(preset=preset.name, fold=fold, normalization=normalization, seed=seed,
-               wave_norm=n.wave, spec_norm=n.spec or 'none', mean_only=n.mean_only,
+               wave_norm=n.wave, spec_norm=n.label, mean_only=n.mean_only,
                final_accuracy=float(acc.iloc[-1]), best_accuracy=float(acc.max()),
                best_epoch=int(acc.idxmax()) + 1 if acc.notna().any() else None, final_valid_loss=float(hist.valid_loss.astype(float).iloc[-1]),
                epochs=preset.epochs, setup_s=round(setup_s, 3), wall_s=round(wall, 3), s_per_epoch=round(wall / preset.epochs, 3),
@@ -122,6 +123,13 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
                training_hash=preset.training_hash(), started_at=started, finished_at=now(),
                config=json.dumps(preset.as_dict(), sort_keys=True))
     return row, hist
+
+
+def model_for(normalization: str, spec_cfg, n_out: int) -> nn.Module:
+    "xResNet18 from scratch (1 input channel), behind the normalization's front end when it has one"
+    body = xresnet18(pretrained=False, c_in=1, n_out=n_out)
+    front = get_normalization(normalization).frontend(spec_cfg)
+    return body if front is None else nn.Sequential(front, body)
 
 
 def export(learn: Learner, path) -> Path:
