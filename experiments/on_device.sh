@@ -5,8 +5,8 @@
 #        the clips once, run (or resume) the preset's grid with `esc50-norm study` (its defaults on CUDA: bf16 +
 #        channels-last, 5 worker processes on the GPU), report it and pack results/PRESET into $OUT/results-PRESET.tar.gz
 #        (unpack it here: tar xzf <files_at>/results-PRESET.tar.gz -C results/). No run starts after STOP_AFTER
-#        seconds (default 420; 300 for `strong`, whose runs take about 4 minutes), so that the call ends inside the
-#        10-minute limit with every started run finished;
+#        seconds (default 420; 300 for `strong` and `frontends`, whose 80-epoch runs take about 4 minutes), so that the
+#        call ends inside the 10-minute limit with every started run finished;
 #        the same call again resumes.
 # Results go to ~/results/PRESET on the device (outside the synced tree), so a later call on the same warm machine resumes.
 set -euo pipefail
@@ -26,7 +26,8 @@ case "${1:-}" in
     export PYTHONPATH=$PWD ESC50_PATH=$data ESC50_NORM_CACHE=~/esc50-cache PYTHONUNBUFFERED=1
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
     start=$(date +%s)
-    python3 -m esc50_norm.study.cli study --preset "$preset" --out ~/results/$preset --stop-after "${STOP_AFTER:-420}" \
+    case "$preset" in strong|frontends) stop=${STOP_AFTER:-300} ;; *) stop=${STOP_AFTER:-420} ;; esac
+    python3 -m esc50_norm.study.cli study --preset "$preset" --out ~/results/$preset --stop-after "$stop" \
       ${DEVICE:+--device $DEVICE} "$@" 2>&1 | tee ~/study-$preset.log || true
     echo "wall time of this call: $(( $(date +%s) - start )) s"
     tar czf "$OUT/results-$preset.tar.gz" -C ~/results "$preset" && cp ~/study-$preset.log "$OUT/" ;;
