@@ -3,7 +3,7 @@ __version__ = '0.2.0'
 
 from .audio import AudioBlock, AudioLoadError, AudioTensor, CropPad, DownmixMono, Resample, audio_item_tfms
 from .spectrogram import AudioConfig, AudioSpectrogram, AudioToSpec, SpectrogramConfig
-from .normalize import MODES, AudioNormalize, SpecNormalize, spec_stats, training_inputs
+from .normalize import MODES, AudioNormalize, Mode, SpecNormalize, find_spec_normalize, training_inputs
 from .stats import RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
 from .callback import SpecStatsCallback
 from .device_dl import DeviceDL
