@@ -6,8 +6,8 @@ from fastai.data.all import CrossEntropyLossFlat
 from fastai.learner import Learner
 from torch import nn
 
-from esc50_norm import AudioTensor, AudioToSpec, SpecStatsCallback, SpectrogramConfig, audio_item_tfms, find_spec_normalize, training_inputs
-from esc50_norm.augment import Augment
+from esc50_norm import (AudioTensor, AudioToSpec, Augment, SpecStatsCallback, SpectrogramConfig, audio_item_tfms, find_spec_normalize,
+                        training_inputs)
 from esc50_norm.study import esc50_dataloaders, fold_split
 from conftest import fake_cached
 from esc50_norm.study.esc50 import ESC50Error
