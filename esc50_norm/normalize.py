@@ -7,8 +7,8 @@ from typing import Protocol
 import torch
 from fastai.data.all import DataLoaders, Transform
 
-from .spectrogram import AudioSpectrogram
 from .audio import AudioTensor
+from .spectrogram import AudioSpectrogram
 from .stats import RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
 
 __all__ = ['AudioNormalize', 'SpecNormalize', 'Mode', 'MODES', 'get_mode', 'MeanStd', 'MinMax', 'PerClip', 'training_inputs',
@@ -131,6 +131,8 @@ class SpecNormalize(Transform):
     def __init__(self, mode: str = 'global', stats: dict | None = None, frac: float = 1.0, eps: float = 1e-6,
                  mean_only: bool = False, robust: bool = True, count: int | None = None):
         "`stats`: the mode's arrays (numbers, per-bin 1-d, or of the mode's shape), else `setups` learns them from `frac` of the training batches (0: later)"
+        # eps: a learned scale (std, hi - lo) under it, a constant bin, is stored as 1 (that bin is only shifted, and the
+        # saved file loads again); given or loaded stats must have a scale > 0 and are used as they are; per-clip modes: as learned
         self.mode, self._mode = mode, get_mode(mode)           # an unknown mode fails here, naming itself
         if not robust and 'robust' not in self._mode.options: raise ValueError(f"{mode!r} normalization has no option 'robust'")
         if not 0 <= frac <= 1: raise ValueError(f"frac must be in [0, 1] (0: learn the stats later), got {frac}")
@@ -151,13 +153,16 @@ class SpecNormalize(Transform):
         except StatsFileError: raise
         except ValueError as e: raise StatsFileError(f"stats file {path}: {e}") from e
 
-    parameters = property(lambda self: self._mode.keys, doc="The stats attributes, which fastai's DataLoader moves to its device")
+    @property
+    def parameters(self) -> tuple:
+        "The stats attributes: fastai's DataLoader moves them to its device (`DataLoader.to`), as it does `Normalize`'s mean/std (float64: not MPS)"
+        return self._mode.keys
     @property
     def learns_stats(self) -> bool: "Whether stats come from the training data (and can be saved)"; return bool(self._mode.keys)
     @property
     def invertible(self) -> bool: "Whether `decodes` gives the spectrogram back: the shift and scale do not depend on the clip"; return self.learns_stats
     @property
-    def has_stats(self) -> bool: return self.learns_stats and getattr(self, self._mode.keys[0]) is not None
+    def has_stats(self) -> bool: "Whether the stats are there (learned, given or loaded)"; return self.learns_stats and getattr(self, self._mode.keys[0]) is not None
     @property
     def stats(self) -> dict | None: "The mode's stats arrays (float64, on the DataLoader's device), or None"; return {k: getattr(self, k) for k in self._mode.keys} if self.has_stats else None
     @property
