@@ -1,10 +1,41 @@
-"Audio and spectrogram normalization for fastai DataBlocks (the library); the ESC-50 study lives in `esc50_norm.study`"
+"""Audio and spectrogram normalization for fastai DataBlocks (the library); the ESC-50 study lives in `esc50_norm.study`.
+
+The names below are resolved on first use (PEP 562): `import esc50_norm` imports neither torch nor fastai, and
+`from esc50_norm import *` adds exactly `__all__`, none of which shadows a name of `from fastai.vision.all import *`.
+"""
+from importlib import import_module
+
 __version__ = '0.2.0'
 
-from .audio import AudioBlock, AudioLoadError, AudioTensor, CropPad, DownmixMono, Resample, audio_item_tfms
-from .spectrogram import AudioConfig, AudioSpectrogram, AudioToSpec, SpectrogramConfig
-from .normalize import MODES, AudioNormalize, SpecNormalize, spec_stats, training_inputs
-from .stats import RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
-from .callback import SpecStatsCallback
-from .device_dl import DeviceDL
-from .inference import ModelLoadError, load_exported, predict_files, top_k_table
+_WHERE = {
+    # audio files and the item transforms
+    'AudioTensor': 'audio', 'AudioLoadError': 'audio', 'NonFiniteAudioError': 'audio', 'DownmixMono': 'audio',
+    'Resample': 'audio', 'AudioCropPad': 'audio', 'AudioBlock': 'audio', 'audio_item_tfms': 'audio',
+    # spectrograms
+    'AudioSpectrogram': 'spectrogram', 'SpectrogramConfig': 'spectrogram', 'AudioConfig': 'spectrogram', 'AudioToSpec': 'spectrogram',
+    # normalization, its stats and the callback that learns them
+    'AudioNormalize': 'normalize', 'SpecNormalize': 'normalize', 'Mode': 'normalize', 'MODES': 'normalize',
+    'training_inputs': 'normalize', 'find_spec_normalize': 'normalize',
+    'RunningStats': 'stats', 'RunningExtrema': 'stats', 'accumulate': 'stats', 'save_stats': 'stats', 'load_stats': 'stats',
+    'StatsFileError': 'stats',
+    'SpecStatsCallback': 'callback',
+    # training-only augmentations, the device-resident DataLoader, prediction
+    'RandomTimeShift': 'augment', 'SpecMask': 'augment', 'Augment': 'augment',
+    'DeviceDL': 'device_dl',
+    'ModelLoadError': 'inference', 'PredictionError': 'inference', 'load_exported': 'inference', 'predict_files': 'inference',
+    'top_k_table': 'inference',
+}
+"Each public name and the submodule that defines it"
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    "Import a public name's submodule the first time the name is used"
+    if name not in _WHERE: raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list: return sorted({*globals(), *__all__})

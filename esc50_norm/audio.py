@@ -4,29 +4,36 @@ from functools import lru_cache
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
 from fastai.data.all import TensorBase, Transform, TransformBlock
 from fastcore.imports import in_notebook
 
-__all__ = ['AudioLoadError', 'AudioTensor', 'DownmixMono', 'Resample', 'CropPad', 'AudioBlock', 'audio_item_tfms']
+__all__ = ['AudioLoadError', 'NonFiniteAudioError', 'AudioTensor', 'DownmixMono', 'Resample', 'AudioCropPad', 'AudioBlock', 'audio_item_tfms']
 
 
 class AudioLoadError(ValueError):
     "An audio file that cannot be decoded, or holds no samples"
 
 
+class NonFiniteAudioError(AudioLoadError):
+    "An audio file (float WAV, say) whose samples are not all finite: NaN or inf"
+
+
 class AudioTensor(TensorBase):
     "A waveform `[channels, samples]` (or a batch `[bs, channels, samples]`) that knows its sample rate `sr`"
     @classmethod
     def create(cls, fn: Path | str | AudioTensor, **kwargs) -> AudioTensor:
-        "Read a WAV/FLAC/OGG file with soundfile (an `AudioTensor` passes through); the error names the file when it is unreadable or empty"
+        "Read a WAV/FLAC/OGG file with soundfile (an `AudioTensor` passes through); the error names the file when it is unreadable, empty or not finite"
         if isinstance(fn, AudioTensor): return fn
         fn = Path(fn)
         try: data, sr = sf.read(str(fn), dtype='float32', always_2d=True)
         except Exception as e: raise AudioLoadError(f"cannot read audio file {fn}: {e}") from e
         if data.shape[0] == 0: raise AudioLoadError(f"audio file {fn} holds no samples")
+        if not (finite := np.isfinite(data)).all():
+            raise NonFiniteAudioError(f"audio file {fn} holds {int((~finite).sum())} samples that are NaN or inf (of {data.size})")
         return cls(torch.from_numpy(data.T.copy()), sr=sr, fn=str(fn))
 
     @property
@@ -87,7 +94,7 @@ class Resample(Transform):
         return _retype(rs(x.as_subclass(torch.Tensor)), x, sr=self.sr)
 
 
-class CropPad(Transform):
+class AudioCropPad(Transform):
     "Crop the end off, or zero-pad the end, to exactly `duration` seconds"
     order = 3
     def __init__(self, duration: float = 5.0): self.duration = duration
@@ -101,7 +108,7 @@ class CropPad(Transform):
 
 def audio_item_tfms(sr: int = 16000, mono: bool = True, duration: float | None = 5.0, downmix: str = 'mean') -> list:
     "The item transforms that bring a clip to `sr` Hz, one channel and `duration` seconds"
-    return [*([DownmixMono(downmix)] if mono else []), Resample(sr), *([CropPad(duration)] if duration else [])]
+    return [*([DownmixMono(downmix)] if mono else []), Resample(sr), *([AudioCropPad(duration)] if duration else [])]
 
 
 def AudioBlock(sr: int = 16000, mono: bool = True, duration: float | None = 5.0, downmix: str = 'mean') -> TransformBlock:

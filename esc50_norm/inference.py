@@ -1,5 +1,6 @@
 "Predict with an exported learner: load it, and rank the classes of audio files"
 from __future__ import annotations
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -7,13 +8,17 @@ import torch
 import fastai.callback.progress  # noqa: F401  (`Learner.no_bar`)
 from fastai.learner import Learner, load_learner
 
-from .audio import AudioLoadError
+from .audio import AudioCropPad, AudioLoadError, AudioTensor
 
-__all__ = ['ModelLoadError', 'load_exported', 'predict_files', 'top_k_table']
+__all__ = ['ModelLoadError', 'PredictionError', 'load_exported', 'predict_files', 'top_k_table', 'training_duration']
 
 
 class ModelLoadError(ValueError):
     "A model file that is missing, unreadable, or not an exported fastai `Learner`"
+
+
+class PredictionError(ValueError):
+    "A prediction that is not a probability: the model gives NaN or inf for a file"
 
 
 def load_exported(path, cpu: bool = True) -> Learner:
@@ -34,10 +39,29 @@ def top_k_table(probs: torch.Tensor, vocab, items, top_k: int = 5) -> pd.DataFra
                          for f, ps, cs in zip(items, p, i) for r, (q, c) in enumerate(zip(ps, cs))])
 
 
+def training_duration(learn: Learner) -> float | None:
+    "The duration in seconds the learner's item transforms crop or pad a clip to (its `AudioCropPad`), if any"
+    fs = getattr(getattr(learn.dls.valid, 'after_item', None), 'fs', [])
+    return next((t.duration for t in fs if isinstance(t, AudioCropPad)), None)
+
+
+def _check_clip(fn, x: AudioTensor, duration: float | None):
+    "Warn, naming `fn`, about a silent clip or one far shorter than the training clips"
+    if not x.as_subclass(torch.Tensor).any(): warnings.warn(f"audio file {fn} is silent (all samples are zero): its prediction means little")
+    if duration and x.duration < duration / 2:
+        warnings.warn(f"audio file {fn} lasts {x.duration:.2f} s, under half the {duration:g} s of the training clips: it is zero-padded to {duration:g} s")
+
+
 def predict_files(learn: Learner, files, top_k: int = 5, bs: int = 16) -> pd.DataFrame:
-    "The `top_k` classes of each audio file (any rate, channels, length) through the learner's own transforms"
+    "The `top_k` classes of each audio file (any rate, channels, length) through the learner's own transforms; warns about silent or short files"
     files = [Path(f) for f in files]
     if missing := [str(f) for f in files if not f.is_file()]: raise AudioLoadError(f"audio file not found: {', '.join(missing)}")
-    dl = learn.dls.test_dl(files, bs=bs, num_workers=0)
-    with learn.no_bar(): probs, _ = learn.get_preds(dl=dl)
+    duration, probs = training_duration(learn), []
+    for i in range(0, len(files), bs):                                 # read a batch of files at a time: errors and warnings name them
+        clips = [AudioTensor.create(f) for f in files[i:i + bs]]
+        for f, x in zip(files[i:i + bs], clips): _check_clip(f, x, duration)
+        with learn.no_bar(): probs.append(learn.get_preds(dl=learn.dls.test_dl(clips, bs=bs, num_workers=0))[0])
+    probs = torch.cat(probs) if probs else torch.zeros(0, len(learn.dls.vocab))
+    if bad := [str(f) for f, ok in zip(files, torch.isfinite(probs).all(-1)) if not ok]:
+        raise PredictionError(f"the model gives NaN or inf probabilities for {', '.join(bad)}")
     return top_k_table(probs, learn.dls.vocab, files, top_k)

@@ -1,6 +1,8 @@
-"Waveform and spectrogram normalization transforms; `MODES` is the registry of spectrogram normalizations"
+"Waveform and spectrogram normalization transforms; `MODES` is the registry of spectrogram normalizations, `Mode` their protocol"
 from __future__ import annotations
+import warnings
 from contextlib import contextmanager
+from typing import Protocol
 
 import torch
 from fastai.data.all import DataLoaders, Transform
@@ -9,7 +11,8 @@ from .audio import AudioTensor
 from .spectrogram import AudioSpectrogram
 from .stats import RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
 
-__all__ = ['AudioNormalize', 'SpecNormalize', 'MODES', 'get_mode', 'MeanStd', 'MinMax', 'PerClip', 'training_inputs', 'spec_stats']
+__all__ = ['AudioNormalize', 'SpecNormalize', 'Mode', 'MODES', 'get_mode', 'MeanStd', 'MinMax', 'PerClip', 'training_inputs',
+           'find_spec_normalize']
 
 
 class AudioNormalize(Transform):
@@ -30,160 +33,189 @@ def _every_item(dl, shuffle: bool):
     finally: dl.shuffle, dl.drop_last = old
 
 
-def training_inputs(dl, frac: float = 1.0):
-    "Model inputs of every batch of the training `dl`, or of a random `frac` of its batches; refuses a validation dl"
+@contextmanager
+def _cut_before(pipe, tfm):
+    "Temporarily drop `tfm` and every transform after it from the batch pipeline `pipe` (when `tfm` is in it)"
+    fs = getattr(pipe, 'fs', None)
+    i = next((i for i, t in enumerate(fs or []) if t is tfm), None)
+    if i is None: yield; return
+    pipe.fs = fs[:i]
+    try: yield
+    finally: pipe.fs = fs
+
+
+def training_inputs(dl, frac: float = 1.0, before=None):
+    "Model inputs of every batch of the training `dl` (or of a random `frac` of its batches); with `before`, what that batch transform receives; refuses a validation dl"
     if getattr(getattr(dl, 'dataset', None), 'split_idx', 0) == 1:
         raise ValueError("normalization stats must come from the training data, but this DataLoader is the validation split")
     if not 0 < frac <= 1: raise ValueError(f"frac must be in (0, 1], got {frac}")
-    with _every_item(dl, shuffle=frac < 1):
+    with _every_item(dl, shuffle=frac < 1), _cut_before(getattr(dl, 'after_batch', None), before):
         n = len(dl)
         for i, b in enumerate(dl):
             if frac < 1 and i >= max(1, round(frac * n)): break
             yield b[0] if isinstance(b, (tuple, list)) else b
 
 
+class Mode(Protocol):
+    "A spectrogram normalization `(x - shift) / scale` of `SpecNormalize`: a new one is a class like this and one entry in `MODES`"
+    keys: tuple[str, ...]      # names of the learned stats arrays (attributes of `SpecNormalize`, saved in stats files); () = per clip, nothing to learn
+    options: tuple[str, ...]   # the mode's own keyword options: arguments of `arrays`, saved with the stats
+    units: tuple[str, str]     # what normalized values measure (the colorbar label): divided by the scale, and with `mean_only`
+    need: str                  # the condition on positive scale, for errors: 'std > 0', 'hi > lo'
+    def shape(self, n_freq) -> tuple | None: ...                           # shape of each stats array for `n_freq` bins (None: no stats)
+    def accumulator(self) -> RunningStats | RunningExtrema | None: ...     # a new, empty accumulator of the stats (None: no stats)
+    def arrays(self, acc, eps: float, **options) -> dict: ...              # the stats of a filled `acc`; a scale under `eps` (constant data) becomes 1
+    def shift_scale(self, x, stats: dict | None, eps: float) -> tuple: ...  # shift and scale: from `stats`, or (per clip) from `x`
+
+
+def _unit_below(scale: torch.Tensor, eps: float) -> torch.Tensor:
+    "`scale`, with 1 where it is under `eps` (a constant bin or clip): such values are only shifted, as scikit-learn's StandardScaler does"
+    return torch.where(scale < eps, torch.ones_like(scale), scale)
+
+
 class MeanStd:
     "`(x - mean) / std` with the training mean/std over `axes` of `[bs, ch, freq, time]` (the axes left out are kept)"
-    keys, options, learns_stats, invertible = ('mean', 'std'), (), True, True
+    keys, options, need = ('mean', 'std'), (), 'std > 0'
     units = ('standard deviations', 'offset from the training mean')
     def __init__(self, axes: tuple): self.axes = axes
     def shape(self, n_freq='F') -> tuple: return tuple(1 if a in self.axes else n_freq for a in range(4))
     def accumulator(self) -> RunningStats: return RunningStats(self.axes)
-    def arrays(self, acc: RunningStats) -> dict: return dict(mean=acc.mean, std=acc.std())
-    def shift_scale(self, a: dict) -> tuple: return a['mean'], a['std']
+    def arrays(self, acc: RunningStats, eps: float) -> dict: return dict(mean=acc.mean, std=_unit_below(acc.std(), eps))
+    def shift_scale(self, x, stats: dict, eps: float) -> tuple: return stats['mean'], stats['std']
 
 
 class MinMax:
     "`(x - lo) / (hi - lo)`: lo/hi the mean of the training clips' minima/maxima, or (`robust=False`) their extremes"
-    keys, options, learns_stats, invertible = ('lo', 'hi'), ('robust',), True, True
+    keys, options, need = ('lo', 'hi'), ('robust',), 'hi > lo'
     units = ('fraction of the training range', 'offset from the training minimum')
     def shape(self, n_freq='F') -> tuple: return (1, 1, 1, 1)
     def accumulator(self) -> RunningExtrema: return RunningExtrema()
-    def arrays(self, acc: RunningExtrema, robust: bool = True) -> dict:
-        return dict(lo=acc.mean_min, hi=acc.mean_max) if robust else dict(lo=acc.min, hi=acc.max)
-    def shift_scale(self, a: dict) -> tuple: return a['lo'], a['hi'] - a['lo']
+    def arrays(self, acc: RunningExtrema, eps: float, robust: bool = True) -> dict:
+        lo, hi = (acc.mean_min, acc.mean_max) if robust else (acc.min, acc.max)
+        return dict(lo=lo.reshape(1, 1, 1, 1), hi=(lo + _unit_below(hi - lo, eps)).reshape(1, 1, 1, 1))
+    def shift_scale(self, x, stats: dict, eps: float) -> tuple: return stats['lo'], stats['hi'] - stats['lo']
 
 
 class PerClip:
     "`(x - mean) / std` with each clip's own mean/std over `dims` (utterance MVN): nothing to learn, nothing to invert"
-    keys, options, learns_stats, invertible = (), (), False, False
+    keys, options, need = (), (), ''
     units = ('standard deviations (per clip; cannot be decoded)', 'offset from the clip mean (per clip; cannot be decoded)')
     def __init__(self, dims: tuple): self.dims = dims
     def shape(self, n_freq='F'): return None
     def accumulator(self): return None
-    def of_clip(self, x: torch.Tensor) -> tuple:
-        std, mean = torch.std_mean(x.as_subclass(torch.Tensor), dim=self.dims, keepdim=True, correction=0)
-        return mean, std
+    def arrays(self, acc, eps: float) -> dict: return {}
+    def shift_scale(self, x, stats, eps: float) -> tuple:
+        std, mean = torch.std_mean(x, dim=self.dims, keepdim=True, correction=0)
+        return mean, _unit_below(std, eps)
 
 
-MODES = {
+MODES: dict[str, Mode] = {
     'global':          MeanStd(axes=(0, 1, 2, 3)),       # one mean/std, stats [1,1,1,1]
     'channel':         MeanStd(axes=(0, 1, 3)),          # per frequency bin, stats [1,1,F,1]
     'minmax':          MinMax(),                         # lo/hi scalars, stats [1,1,1,1]
     'instance':        PerClip(dims=(-1,)),              # per clip and bin, over time
     'instance_global': PerClip(dims=(-3, -2, -1)),       # per clip, over all its values
 }
-"The spectrogram normalizations of `SpecNormalize`, by name; a new mode is one entry here"
+"The spectrogram normalizations of `SpecNormalize`, by name; a new mode is a `Mode` and one entry here"
 
 
-def get_mode(name: str):
+def get_mode(name: str) -> Mode:
     "The mode called `name`; the error lists the known ones"
     try: return MODES[name]
-    except KeyError: raise ValueError(f"normalization mode must be one of {list(MODES)}, got {name!r}") from None
-
-
-def spec_stats(dl, mode: str = 'global', frac: float = 1.0):
-    "The filled accumulator of `mode` (`RunningStats` or `RunningExtrema`) over the spectrograms of the training `dl`"
-    acc = get_mode(mode).accumulator()
-    if acc is None: raise ValueError(f"{mode!r} normalization learns no stats: it normalizes each clip by its own")
-    return accumulate(training_inputs(dl, frac), acc)
+    except (KeyError, TypeError): raise ValueError(f"normalization mode must be one of {list(MODES)}, got {name!r}") from None
 
 
 class SpecNormalize(Transform):
-    "Normalize `AudioSpectrogram`s `(x - shift) / scale` by one of the `MODES`, from learned stats or each clip's own; `mean_only`: `x - shift`"
+    "Normalize `AudioSpectrogram`s `(x - shift) / scale` by one of the `MODES`, from stats (given, loaded or learned) or each clip's own; `mean_only`: `x - shift`"
     order = 99
-    def __init__(self, mode: str = 'global', *arrays, frac: float = 1.0, eps: float = 1e-6, mean_only: bool = False,
-                 robust: bool = True, **stats):
-        "Stats given as the mode's arrays (`mean, std` or `lo=, hi=`), or learned in `setups` from `frac` of the training batches (`frac=0`: later)"
+    def __init__(self, mode: str = 'global', stats: dict | None = None, frac: float = 1.0, eps: float = 1e-6,
+                 mean_only: bool = False, robust: bool = True, count: int | None = None):
+        "`stats`: the mode's arrays (numbers, per-bin 1-d, or of the mode's shape), else `setups` learns them from `frac` of the training batches (0: later)"
+        # eps: a learned scale (std, hi - lo) under it, a constant bin, is stored as 1 (that bin is only shifted, and the
+        # saved file loads again); given or loaded stats must have a scale > 0 and are used as they are; per-clip modes: as learned
         self.mode, self._mode = mode, get_mode(mode)           # an unknown mode fails here, naming itself
         if not robust and 'robust' not in self._mode.options: raise ValueError(f"{mode!r} normalization has no option 'robust'")
+        if not 0 <= frac <= 1: raise ValueError(f"frac must be in [0, 1] (0: learn the stats later), got {frac}")
         self.frac, self.eps, self.mean_only, self.robust = frac, eps, mean_only, robust
-        self.stats = self.count = None
-        if arrays or stats: self.set_stats(*arrays, **stats)
+        self.count, self._warned = None, False
+        for k in self._mode.keys: setattr(self, k, None)
+        if stats is not None: self._set(stats, count)
 
     @classmethod
-    def from_stats(cls, mean, std, **kwargs) -> SpecNormalize:
-        "Build from known mean/std; the mode ('global' or 'channel') follows from their shape"
-        return cls('channel' if torch.as_tensor(mean).numel() > 1 else 'global', mean, std, **kwargs)
+    def from_file(cls, path, mode: str | None = None, **kwargs) -> SpecNormalize:
+        "Build from a stats file written by `save`, with its mode and options (which `mode` and `kwargs`, when given, must match); errors name the file"
+        d = load_stats(path, mode=mode)
+        try:
+            opts = {k: d[k] for k in _option_names(get_mode(d.get('mode'))) if k in d}
+            for k, v in opts.items():
+                if k in kwargs and kwargs[k] != v: raise StatsFileError(f"stats file {path} was saved with {k}={v!r}, but this SpecNormalize has {k}={kwargs[k]!r}")
+            return cls(d['mode'], stats={k: d[k] for k in d['arrays']}, count=d.get('count'), **{**kwargs, **opts})
+        except StatsFileError: raise
+        except ValueError as e: raise StatsFileError(f"stats file {path}: {e}") from e
 
-    @classmethod
-    def from_file(cls, path, **kwargs) -> SpecNormalize:
-        "Build from a stats file written by `save`, with its mode and options"
-        d = load_stats(path)
-        opts = {k: d[k] for k in _option_names(get_mode(d['mode'])) if k in d}
-        return cls(d['mode'], **{**opts, **kwargs})._use(d, path)
-
     @property
-    def learns_stats(self) -> bool: "Whether stats come from the training data (and can be saved)"; return self._mode.learns_stats
+    def parameters(self) -> tuple:
+        "The stats attributes: fastai's DataLoader moves them to its device (`DataLoader.to`), as it does `Normalize`'s mean/std (float64: not MPS)"
+        return self._mode.keys
     @property
-    def invertible(self) -> bool: "Whether `decodes` gives the spectrogram back"; return self._mode.invertible
+    def learns_stats(self) -> bool: "Whether stats come from the training data (and can be saved)"; return bool(self._mode.keys)
     @property
-    def has_stats(self) -> bool: return self.stats is not None
+    def invertible(self) -> bool: "Whether `decodes` gives the spectrogram back: the shift and scale do not depend on the clip"; return self.learns_stats
+    @property
+    def has_stats(self) -> bool: "Whether the stats are there (learned, given or loaded)"; return self.learns_stats and getattr(self, self._mode.keys[0]) is not None
+    @property
+    def stats(self) -> dict | None: "The mode's stats arrays (float64, on the DataLoader's device), or None"; return {k: getattr(self, k) for k in self._mode.keys} if self.has_stats else None
     @property
     def label(self) -> str: "What normalized values measure (the colorbar label)"; return self._mode.units[self.mean_only]
     @property
     def options(self) -> dict: "`mean_only` and the mode's own options"; return {k: getattr(self, k) for k in _option_names(self._mode)}
-    def stats_shape(self, n_freq='F') -> tuple: return self._mode.shape(n_freq)
 
-    def set_stats(self, *arrays, count=None, **named):
-        "Use these stats from now on: the mode's arrays by position or name, of shape `stats_shape()` (1-d: per bin)"
+    def _set(self, stats: dict, count: int | None = None) -> SpecNormalize:
+        "Check the mode's stats arrays (names, shape, finite, positive scale) and use them from now on"
         keys = self._mode.keys
         if not keys: raise ValueError(f"{self.mode!r} normalization takes no stats: it normalizes each clip by its own")
-        a = {**dict(zip(keys, arrays)), **named}
-        if len(arrays) > len(keys) or set(a) != set(keys): raise ValueError(f"{self.mode} stats are {list(keys)}, got {len(arrays)} positional and {list(named)}")
-        a = {k: _stats_view(torch.as_tensor(v).double()) for k, v in a.items()}
-        if len({v.shape for v in a.values()}) > 1 or any(v.shape != self._mode.shape(v.shape[-2]) for v in a.values()):
-            raise ValueError(f"{self.mode} stats need shape {self.stats_shape()}, got " + ' and '.join(f"{k} {tuple(v.shape)}" for k, v in a.items()))
-        self.stats, self.count = a, count
-        shift, scale = self._mode.shift_scale(a)
-        self._shift, self._scale = shift.float(), torch.ones_like(shift).float() if self.mean_only else scale.float().clamp_min(self.eps)
+        if set(stats) != set(keys): raise ValueError(f"{self.mode} stats are {list(keys)}, got {list(stats)}")
+        a = {k: _stats_view(torch.as_tensor(stats[k], dtype=torch.float64)) for k in keys}
+        if len({v.shape for v in a.values()}) > 1 or any(v.numel() == 0 or v.shape != self._mode.shape(v.shape[-2]) for v in a.values()):
+            raise ValueError(f"{self.mode} stats need shape {self._mode.shape()}, got " + ' and '.join(f"{k} {tuple(v.shape)}" for k, v in a.items()))
+        for k, v in a.items():
+            if not torch.isfinite(v).all(): raise ValueError(f"{self.mode} stats must be finite, got {_where(a, ~torch.isfinite(v))}")
+        _, scale = self._mode.shift_scale(None, a, self.eps)
+        if not (scale > 0).all(): raise ValueError(f"{self.mode} stats need {self._mode.need}, got {_where(a, scale <= 0)}")
+        for k, v in a.items(): setattr(self, k, v)
+        self.count = count
+        return self
 
-    def set_running(self, acc):
-        "Use the stats of a finished accumulator of this mode"
-        self.set_stats(**self._mode.arrays(acc, **{k: getattr(self, k) for k in self._mode.options}), count=acc.n)
-
-    @property
-    def mean(self): "float32 mean of the 'global'/'channel' stats"; return self._array('mean')
-    @property
-    def std(self): "float32 std of the 'global'/'channel' stats"; return self._array('std')
-    @property                                                   # float64 mean/std, as callers of the first version read them
-    def _mean64(self): return self.stats['mean']
-    @property
-    def _std64(self): return self.stats['std']
-    def _array(self, k): return self.stats[k].float() if self.has_stats and k in self.stats else None
+    def learn(self, dl, frac: float | None = None) -> SpecNormalize:
+        "Learn the stats from what this transform receives in every training batch of `dl` (or `frac` of them): the one stats pass, of `setups` and `SpecStatsCallback`"
+        if not self.learns_stats: raise ValueError(f"{self.mode!r} normalization learns no stats: it normalizes each clip by its own")
+        if isinstance(dl, DataLoaders): dl = dl.train
+        acc = accumulate(training_inputs(dl, self.frac if frac is None else frac, before=self), self._mode.accumulator())
+        opts = {k: getattr(self, k) for k in self._mode.options}
+        try: return self._set(self._mode.arrays(acc, self.eps, **opts), acc.n)
+        except ValueError as e: raise ValueError(f"stats learned from the training data: {e} (do the training spectrograms hold NaN or inf?)") from e
 
     def setups(self, dl):
-        "Learn stats from the whole training `dl` (or `frac` of it) unless the mode learns none, or they are given or deferred"
+        "Learn the stats from the training `dl` (or `frac` of it) unless the mode learns none, they are given, or `frac=0` defers them"
         if not self.learns_stats or self.has_stats or not self.frac: return
-        if isinstance(dl, DataLoaders): dl = dl.train
-        try: self.set_running(spec_stats(dl, self.mode, self.frac))
+        try: self.learn(dl)
         except AttributeError as e: raise RuntimeError(f"SpecNormalize could not compute stats from {type(dl).__name__}: {e}") from e
 
     def _shift_scale(self, x: torch.Tensor) -> tuple:
-        "Shift and scale for `x`: its own (per-clip modes), or the stats, checked against `x` and moved to its device"
-        if not self.learns_stats:
-            m, s = self._mode.of_clip(x)
-            return m, torch.ones_like(s) if self.mean_only else s.clamp_min(self.eps)
-        n = self._shift.shape[-2]
-        if x.ndim < 2 or n not in (1, x.shape[-2]):
-            raise ValueError(f"{self.mode} stats of shape {tuple(self._shift.shape)} do not fit spectrograms of shape "
-                             f"{tuple(x.shape)}: they have {n} frequency bins, the data {x.shape[-2] if x.ndim >= 2 else '?'}")
-        if self._shift.device != x.device: self._shift, self._scale = self._shift.to(x.device), self._scale.to(x.device)
-        shape = (1,) * (x.ndim - 2) + tuple(self._shift.shape[-2:])
-        return self._shift.view(shape), self._scale.view(shape)
+        "Shift and scale for `x`, in its dtype: its own (per-clip modes), or the stats, checked against `x`"
+        x = x.as_subclass(torch.Tensor)
+        shift, scale = self._mode.shift_scale(x, self.stats, self.eps)
+        if self.learns_stats:
+            n = shift.shape[-2]
+            if x.ndim < 2 or n not in (1, x.shape[-2]):
+                raise ValueError(f"{self.mode} stats of shape {tuple(shift.shape)} do not fit spectrograms of shape "
+                                 f"{tuple(x.shape)}: they have {n} frequency bins, the data {x.shape[-2] if x.ndim >= 2 else '?'}")
+            view = (1,) * (x.ndim - 2) + tuple(shift.shape[-2:])    # a batch [bs, ch, F, T] or one item [ch, F, T]
+            shift, scale = shift.view(view).to(x.device, x.dtype), scale.view(view).to(x.device, x.dtype)
+        return shift, (torch.ones_like(scale) if self.mean_only else scale)
 
     def encodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
-        if self.learns_stats and not self.has_stats: return x
+        if self.learns_stats and not self.has_stats: return self._unnormalized(x)
         m, s = self._shift_scale(x)
         res = (x - m) / s
         res.normalized = self.label
@@ -197,33 +229,43 @@ class SpecNormalize(Transform):
         res.normalized = False
         return res
 
+    def _unnormalized(self, x):
+        "`x` as it is, with a warning the first time"
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"{self!r}: spectrograms pass through unnormalized until its stats are learned (setups with "
+                          "frac > 0, SpecStatsCallback), given (stats=) or loaded (from_file)", stacklevel=2)
+        return x
+
     def save(self, path, **info):
-        "Write the stats with mode, options and count to a JSON stats file"
+        "Write the stats with mode, options and count to a JSON stats file (atomically); `info`: more JSON-able fields"
         if not self.learns_stats: raise ValueError(f"{self!r} has no stats to save: it normalizes each clip by its own (learns_stats is False)")
         if not self.has_stats: raise ValueError("SpecNormalize has no stats to save yet")
         return save_stats(path, **self.stats, mode=self.mode, count=self.count, **self.options, **info)
 
-    def load(self, path, n_freq: int | None = None):
-        "Read stats saved by `save`; mode, options and shape (`n_freq` bins, when given) must match this normalizer"
-        return self._use(load_stats(path, shape=None if n_freq is None else self.stats_shape(n_freq), mode=self.mode), path)
-
-    def _use(self, d: dict, path):
-        "Take the stats of a loaded stats file, whose options (where it has them) must be this normalizer's"
-        for k, v in self.options.items():
-            if k in d and d[k] != v: raise StatsFileError(f"stats file {path} was saved with {k}={d[k]!r}, but this SpecNormalize has {k}={v!r}")
-        self.set_stats(**{k: d[k] for k in d['arrays']}, count=d.get('count'))
-        return self
-
     def __repr__(self):
         opts = ''.join(f", {k}={v!r}" for k, v in self.options.items())
-        what = ('per-clip stats' if not self.learns_stats else f"stats {'/'.join(self.stats)} {tuple(self._shift.shape)}, count {self.count}"
-                if self.has_stats else 'no stats yet')
+        what = ('per-clip stats' if not self.learns_stats else
+                f"stats {'/'.join(self._mode.keys)} {tuple(self.stats[self._mode.keys[0]].shape)}, count {self.count}" if self.has_stats else 'no stats yet')
         return f"SpecNormalize(mode={self.mode!r}{opts}: {what})"
 
 
-def _option_names(mode) -> tuple: return ('mean_only', *mode.options)
+def find_spec_normalize(dl) -> SpecNormalize | None:
+    "The `SpecNormalize` among the batch transforms of `dl` (a DataLoader, or DataLoaders: their training one), if any"
+    return next((t for t in getattr(dl.after_batch, 'fs', []) if isinstance(t, SpecNormalize)), None)
+
+
+def _option_names(mode: Mode) -> tuple: return ('mean_only', *mode.options)
 
 
 def _stats_view(v: torch.Tensor) -> torch.Tensor:
     "A scalar as `[1,1,1,1]`, a 1-d tensor as per-bin `[1,1,F,1]`, anything else as it is"
     return v.reshape(1, 1, 1, 1) if v.numel() == 1 else v.reshape(1, 1, -1, 1) if v.ndim == 1 else v
+
+
+def _where(stats: dict, bad: torch.Tensor) -> str:
+    "The stats at the first bin where `bad` holds, e.g. 'mean -4.2, std 0 (bin 3; 2 of 201 bins)'"
+    bad = bad.flatten()
+    i = int(bad.nonzero()[0])
+    vals = ', '.join(f"{k} {v.flatten()[i].item():g}" for k, v in stats.items())
+    return vals if len(bad) == 1 else f"{vals} (bin {i}; {int(bad.sum())} of {len(bad)} bins)"

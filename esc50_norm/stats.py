@@ -2,10 +2,12 @@
 from __future__ import annotations
 import json
 import math
-from itertools import islice
 from pathlib import Path
 
 import torch
+
+from .atomic import write_atomic
+from .compat import upgrade_stats
 
 __all__ = ['RunningStats', 'RunningExtrema', 'accumulate', 'save_stats', 'load_stats', 'StatsFileError']
 
@@ -99,11 +101,9 @@ class RunningExtrema:
     def __repr__(self): return f"RunningExtrema({'empty' if self.n == 0 else f'n={self.n} clips'})"
 
 
-def accumulate(batches, acc, frac: float = 1.0, n_batches: int | None = None):
-    "Stream `batches` (the first `frac` of `n_batches` when given) into `acc`: an accumulator, or the axes of a new `RunningStats`"
-    if not 0 < frac <= 1: raise ValueError(f"frac must be in (0, 1], got {frac}")
+def accumulate(batches, acc):
+    "Stream every batch of `batches` into `acc`: an accumulator, or the axes of a new `RunningStats`"
     stats = acc if hasattr(acc, 'update') else RunningStats(acc)
-    if n_batches is not None: batches = islice(batches, max(1, math.ceil(frac * n_batches)))
     for b in batches: stats.update(b)
     return stats
 
@@ -114,32 +114,27 @@ class StatsFileError(ValueError):
 FORMAT = 'esc50_norm.stats/1'
 
 def save_stats(path, mean: torch.Tensor | None = None, std: torch.Tensor | None = None, **info) -> Path:
-    "Write the stats arrays (`mean`/`std`, or any tensors passed by name, all of one shape) and JSON-able `info` to a readable JSON file"
-    path = Path(path)
+    "Write the stats arrays (`mean`/`std`, or any tensors passed by name, all of one shape) and JSON-able `info` to a readable JSON file, atomically"
     arrays = {k: torch.as_tensor(v).double().cpu() for k, v in dict(mean=mean, std=std, **info).items() if isinstance(v, torch.Tensor)}
     if not arrays: raise ValueError("save_stats needs at least one tensor of stats")
     shapes = {k: tuple(v.shape) for k, v in arrays.items()}
     if len(set(shapes.values())) > 1: raise ValueError(f"stats arrays must share one shape, got {shapes}")
+    if bad := [k for k, v in arrays.items() if not torch.isfinite(v).all()]: raise ValueError(f"stats {bad} hold NaN or inf: not saved to {path}")
     info = {k: v for k, v in info.items() if k not in arrays}
     d = dict(format=FORMAT, shape=list(next(iter(shapes.values()))), arrays=list(arrays),
              **{k: v.flatten().tolist() for k, v in arrays.items()}, **info)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + '.tmp')
-    tmp.write_text(json.dumps(d, indent=1))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps(d, indent=1, allow_nan=False))
 
 def load_stats(path, shape=None, mode: str | None = None) -> dict:
     "Read a stats file; its `arrays` come back as float64 tensors, checked against `mode` and `shape` when given"
     path = Path(path)
-    try: d = json.loads(path.read_text())
+    try: d = upgrade_stats(json.loads(path.read_text()))
     except FileNotFoundError: raise StatsFileError(f"stats file {path} does not exist") from None
-    except (OSError, json.JSONDecodeError) as e: raise StatsFileError(f"stats file {path} is not readable JSON: {e}") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise StatsFileError(f"stats file {path} is not readable JSON: {e}") from e
+    except (AttributeError, TypeError) as e: raise StatsFileError(f"stats file {path} is not a JSON object of stats: {e}") from e
     if d.get('format') != FORMAT: raise StatsFileError(f"stats file {path} has format {d.get('format')!r}, expected {FORMAT!r}")
     try:
-        d.setdefault('arrays', ['mean', 'std'])                  # files of the first version hold mean/std only
         for k in d['arrays']: d[k] = torch.tensor(d[k], dtype=torch.float64).reshape(d['shape'])
-        if 'mode' not in d and d['arrays'] == ['mean', 'std']: d['mode'] = 'global' if d['mean'].numel() == 1 else 'channel'
     except (KeyError, TypeError, RuntimeError, ValueError) as e: raise StatsFileError(f"stats file {path} is malformed: {e}") from e
     if mode is not None and d.get('mode') != mode:
         raise StatsFileError(f"stats file {path} holds {d.get('mode')!r} stats, but they are loaded for mode {mode!r}")

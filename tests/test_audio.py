@@ -5,7 +5,7 @@ import soundfile as sf
 import torch
 from fastai.data.all import Pipeline
 
-from esc50_norm import AudioLoadError, AudioTensor, CropPad, DownmixMono, Resample, audio_item_tfms
+from esc50_norm import AudioCropPad, AudioLoadError, AudioTensor, DownmixMono, NonFiniteAudioError, Resample, audio_item_tfms
 
 
 def write(path, x, sr):
@@ -25,9 +25,9 @@ def test_44k_stereo_file_becomes_16k_mono_of_80000_samples(tmp_path):
 
 def test_short_clip_is_zero_padded_at_the_end_and_long_one_cropped():
     x = AudioTensor(torch.ones(1, 1000), sr=1000)
-    p = CropPad(1.5)(x)
+    p = AudioCropPad(1.5)(x)
     assert p.shape[-1] == 1500 and p[0, :1000].eq(1).all() and p[0, 1000:].eq(0).all()
-    c = CropPad(0.25)(AudioTensor(torch.arange(1000.).view(1, -1), sr=1000))
+    c = AudioCropPad(0.25)(AudioTensor(torch.arange(1000.).view(1, -1), sr=1000))
     assert torch.equal(c[0], torch.arange(250.)) and c.sr == 1000
 
 
@@ -56,6 +56,17 @@ def test_corrupt_and_empty_files_raise_naming_the_file(tmp_path):
     empty = write(tmp_path / 'empty-clip.wav', np.zeros((0, 1), 'float32'), 16000)
     with pytest.raises(AudioLoadError, match='empty-clip.wav holds no samples'): AudioTensor.create(empty)
     with pytest.raises(AudioLoadError, match='missing.ogg'): AudioTensor.create(tmp_path / 'missing.ogg')
+
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf])
+def test_a_file_of_non_finite_samples_is_refused_naming_the_file(tmp_path, bad):
+    x = np.zeros((1600, 2), 'float32')
+    x[100:103, 1] = bad
+    sf.write(tmp_path / 'nan-clip.wav', x, 16000, subtype='FLOAT')
+    assert not np.isfinite(sf.read(tmp_path / 'nan-clip.wav')[0]).all()      # the file really holds them
+    with pytest.raises(NonFiniteAudioError, match=r"nan-clip\.wav holds 3 samples that are NaN or inf \(of 3200\)"):
+        AudioTensor.create(tmp_path / 'nan-clip.wav')
+    assert issubclass(NonFiniteAudioError, AudioLoadError)
 
 
 def test_ogg_and_flac_read_like_wav(tmp_path):

@@ -3,8 +3,7 @@ import pytest
 import torch
 from fastai.torch_core import set_seed
 
-from esc50_norm import AudioSpectrogram, AudioTensor
-from esc50_norm.augment import Augment, RandomTimeShift, SpecMask
+from esc50_norm import AudioSpectrogram, AudioTensor, Augment, RandomTimeShift, SpecMask
 
 
 def test_time_shift_rolls_each_clip_circularly_by_its_own_amount():

@@ -6,7 +6,8 @@ from fastai.data.all import CrossEntropyLossFlat
 from fastai.learner import Learner
 from torch import nn
 
-from esc50_norm import AudioTensor, AudioToSpec, SpecStatsCallback, SpectrogramConfig, audio_item_tfms, training_inputs
+from esc50_norm import (AudioTensor, AudioToSpec, Augment, SpecStatsCallback, SpectrogramConfig, audio_item_tfms, find_spec_normalize,
+                        training_inputs)
 from esc50_norm.study import esc50_dataloaders, fold_split
 from conftest import fake_cached
 from esc50_norm.study.esc50 import ESC50Error
@@ -42,11 +43,11 @@ def test_stats_come_from_the_training_folds_only(fake, mode, axes):
     _, df, _ = fake
     train, valid = fold_split(df, 1)
     dls = dls_for(fake, mode)
-    norm = dls.train.after_batch.fs[-1]
+    norm = find_spec_normalize(dls.train)
     ref_std, ref_mean = torch.std_mean(independent_specs(fake, train), dim=axes, keepdim=True, correction=0)
-    assert torch.allclose(norm._mean64, ref_mean, rtol=1e-4, atol=1e-3) and torch.allclose(norm._std64, ref_std, rtol=1e-4)
+    assert torch.allclose(norm.stats['mean'], ref_mean, rtol=1e-4, atol=1e-3) and torch.allclose(norm.stats['std'], ref_std, rtol=1e-4)
     _, with_valid = torch.std_mean(independent_specs(fake, train + valid), dim=axes, keepdim=True, correction=0)
-    assert not torch.allclose(norm._mean64, with_valid, rtol=1e-3)
+    assert not torch.allclose(norm.stats['mean'], with_valid, rtol=1e-3)
     x = all_x(dls.train)                                    # every training item once, normalized
     assert len(x) == len(train)
     assert x.mean(axes).abs().max() < 1e-4 and (x.std(axes, correction=0) - 1).abs().max() < 1e-4
@@ -56,7 +57,7 @@ def test_three_pipelines_give_the_same_spectrograms_and_stats(fake):
     got = {p: dls_for(fake, 'channel', p) for p in ('files', 'cached', 'device')}
     xs = {p: dls.valid.one_batch()[0].as_subclass(torch.Tensor) for p, dls in got.items()}
     assert torch.allclose(xs['files'], xs['cached'], atol=1e-5) and torch.allclose(xs['cached'], xs['device'], atol=1e-5)
-    means = [dls.train.after_batch.fs[-1]._mean64 for dls in got.values()]
+    means = [find_spec_normalize(dls.train).stats['mean'] for dls in got.values()]
     assert torch.allclose(means[0], means[1], atol=1e-6) and torch.allclose(means[1], means[2], atol=1e-6)
 
 
@@ -74,32 +75,58 @@ def test_validation_dataloader_is_refused_and_unknown_fold_named(fake):
 
 def test_fraction_uses_about_that_share_of_the_batches(fake):
     half = dls_for(fake, 'global', stats_frac=0.5).train
-    norm, n_batches = half.after_batch.fs[-1], len(half)
+    norm, n_batches = find_spec_normalize(half), len(half)
     per_clip = SPEC.n_freq * SPEC.n_frames(16000)
     assert norm.count == round(0.5 * n_batches) * half.bs * per_clip
 
 
+def tiny_learner(dls, cbs):
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, len(dls.vocab)))
+    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), cbs=cbs)
+
+
+def deferred(fake, mode, **kw):
+    "DataLoaders whose SpecNormalize learns nothing at set-up (`stats_frac=0`): it warns once that it passes spectrograms through"
+    with pytest.warns(UserWarning, match='no stats yet'): return dls_for(fake, mode, stats_frac=0, **kw)
+
+
 def test_callback_learns_saves_and_reloads_the_stats(fake, tmp_path):
-    dls = dls_for(fake, 'channel', stats_frac=0)            # no stats at set-up: the callback provides them
-    norm = dls.train.after_batch.fs[-1]
+    _, df, _ = fake
+    dls = deferred(fake, 'channel')                          # no stats at set-up: the callback provides them
+    norm = find_spec_normalize(dls.train)
     assert not norm.has_stats
-    ref = dls_for(fake, 'channel').train.after_batch.fs[-1]
-    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, len(dls.vocab)))
     cb = SpecStatsCallback(fname=tmp_path / 'stats.json')
-    Learner(dls, model, loss_func=CrossEntropyLossFlat(), cbs=cb).fit(1)
-    assert torch.allclose(norm._mean64, ref._mean64, atol=1e-6) and torch.allclose(cb.std, ref._std64, atol=1e-6)
+    tiny_learner(dls, cb).fit(1)
+    ref_std, ref_mean = torch.std_mean(independent_specs(fake, fold_split(df, 1)[0]), dim=(0, 1, 3), keepdim=True, correction=0)
+    assert cb.source == 'learned' and torch.allclose(norm.mean, ref_mean, rtol=1e-4, atol=1e-3) and torch.allclose(cb.stats['std'], ref_std, rtol=1e-4)
     assert (tmp_path / 'stats.json').exists()
-    fresh = dls_for(fake, 'channel', stats_frac=0)
+    fresh = deferred(fake, 'channel')
     cb2 = SpecStatsCallback(fname=tmp_path / 'stats.json')
-    Learner(fresh, model, loss_func=CrossEntropyLossFlat(), cbs=cb2).fit(1)
-    assert cb2.stats.n == 0                                   # loaded, not recomputed
-    assert torch.equal(fresh.train.after_batch.fs[-1].mean, norm.mean)
+    tiny_learner(fresh, cb2).fit(1)
+    assert cb2.source == 'file'                                # loaded, not recomputed
+    assert torch.equal(find_spec_normalize(fresh.train).stats['mean'], norm.stats['mean'])
 
 
-def test_callback_can_collect_during_the_first_epoch(fake):
-    dls = dls_for(fake, 'global', stats_frac=0)
-    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, len(dls.vocab)))
-    cb = SpecStatsCallback(when='first_epoch')
-    Learner(dls, model, loss_func=CrossEntropyLossFlat(), cbs=cb).fit(2)
-    seen = len(dls.train) * dls.train.bs * SPEC.n_freq * SPEC.n_frames(16000)
-    assert cb.stats.n == seen and dls.train.after_batch.fs[-1].has_stats
+def test_callback_learns_what_setups_learns_not_the_augmentations_after_the_normalization(fake):
+    "The strong recipe masks the normalized spectrograms (SpecMask after SpecNormalize): the masks are not in the stats"
+    _, df, _ = fake
+    masks = Augment(freq_mask=0.5, time_mask=0.5)
+    set_up = find_spec_normalize(dls_for(fake, 'global', augment=masks).train)
+    dls = deferred(fake, 'global', augment=masks)
+    assert [type(t).__name__ for t in dls.train.after_batch.fs][-2:] == ['SpecNormalize', 'SpecMask']
+    cb = SpecStatsCallback()
+    tiny_learner(dls, cb).fit(1)
+    std, mean = torch.std_mean(independent_specs(fake, fold_split(df, 1)[0]), correction=0)
+    for k, ref in (('mean', mean), ('std', std)):
+        assert torch.allclose(cb.stats[k].flatten(), ref.view(1), rtol=1e-4), k
+        assert torch.allclose(cb.stats[k], set_up.stats[k], rtol=1e-9), k
+    assert cb.target.count == set_up.count == len(dls.train.dataset) * SPEC.n_freq * SPEC.n_frames(16000)
+
+
+def test_callback_refuses_a_learner_without_spec_normalize_and_needs_no_stats_when_given(fake):
+    with pytest.raises(ValueError, match='has no SpecNormalize'): tiny_learner(dls_for(fake, 'wave'), SpecStatsCallback()).fit(1)
+    dls = dls_for(fake, 'global')
+    before = dict(find_spec_normalize(dls.train).stats)
+    cb = SpecStatsCallback()
+    tiny_learner(dls, cb).fit(1)
+    assert cb.source == 'given' and all(cb.stats[k] is v for k, v in before.items())

@@ -1,4 +1,5 @@
 "predict(path) before and after export for every kind of learner the library builds; predict_files, load_exported, show()"
+import json
 import struct
 import zipfile
 
@@ -13,7 +14,8 @@ from fastai.learner import Learner, load_learner
 from torch import nn
 
 from esc50_norm import (AudioBlock, AudioLoadError, AudioNormalize, AudioTensor, AudioToSpec, ModelLoadError,
-                        SpecNormalize, SpectrogramConfig, load_exported, predict_files)
+                        NonFiniteAudioError, PredictionError, SpecNormalize, SpectrogramConfig, find_spec_normalize, load_exported,
+                        predict_files)
 from esc50_norm.study import FoldSplitter, esc50_dataloaders, load_or_build_cache, read_meta
 from esc50_norm.study.demo import make_fake_esc50
 
@@ -92,7 +94,7 @@ def test_predict_path_after_export_equals_predict_before(fake, learners, exporte
         cls, _, pr = loaded.predict(p)
         assert torch.allclose(pr, b, atol=1e-5) and cls == learn.dls.vocab[b.argmax()]
         assert torch.allclose(probs(loaded, str(p)), b, atol=1e-5)
-    assert torch.allclose(loaded.dls.after_batch.fs[-1].mean, learn.dls.after_batch.fs[-1].mean)
+    assert torch.equal(find_spec_normalize(loaded.dls.valid).stats['mean'], find_spec_normalize(learn.dls.valid).stats['mean'])
     if kind in ('readme', 'files'): assert torch.allclose(probs(loaded, df.loc[rows[0]]), before[0], atol=1e-5)   # rows still read files
 
 
@@ -146,6 +148,43 @@ def test_predict_files_ranks_the_classes_and_names_bad_files(fake, exported, tmp
     with pytest.raises(AudioLoadError, match=f"not found: {tmp_path / 'nope.wav'}"): predict_files(learn, [files[0], tmp_path / 'nope.wav'])
     (tmp_path / 'bad.ogg').write_text('not audio')
     with pytest.raises(AudioLoadError, match=f"cannot read audio file {tmp_path / 'bad.ogg'}"): predict_files(learn, [tmp_path / 'bad.ogg'])
+
+
+def test_predict_files_warns_about_silent_and_short_files_and_never_answers_nan(fake, exported, tmp_path):
+    d, root, df, _ = fake
+    learn, ok = exported['readme'], root / 'audio' / df.filename[0]
+    sf.write(tmp_path / 'silent.wav', np.zeros(3 * SR, 'float32'), SR)
+    sf.write(tmp_path / 'short.wav', 0.3 * np.random.default_rng(0).standard_normal(int(1.4 * SR)).astype('float32'), SR)
+    sf.write(tmp_path / 'long-enough.wav', 0.3 * np.random.default_rng(1).standard_normal(int(1.6 * SR)).astype('float32'), SR)
+    with pytest.warns(UserWarning) as seen: res = predict_files(learn, [ok, tmp_path / 'silent.wav', tmp_path / 'short.wav', tmp_path / 'long-enough.wav'])
+    messages = [str(w.message) for w in seen]
+    assert f"audio file {tmp_path / 'silent.wav'} is silent (all samples are zero)" in messages[0]
+    assert f"audio file {tmp_path / 'short.wav'} lasts 1.40 s, under half the 3 s of the training clips" in messages[1]
+    assert len(messages) == 2 and res.probability.notna().all()                # the 1.6 s clip is long enough: no warning
+    json.dumps(res.to_dict(orient='records'), allow_nan=False)                   # what the CLI's --json prints
+    sf.write(tmp_path / 'nan.wav', np.full(SR, np.nan, 'float32'), SR, subtype='FLOAT')
+    with pytest.raises(NonFiniteAudioError, match=f"{tmp_path / 'nan.wav'} holds {SR} samples that are NaN or inf"):
+        predict_files(learn, [ok, tmp_path / 'nan.wav'])
+
+
+def test_a_file_with_non_finite_probabilities_is_an_error_naming_it(fake, tmp_path):
+    "A model that answers NaN for zero-padded clips (the `NanIfPadded` layer): predict_files names that file, never returns NaN"
+    d, root, df, _ = fake
+    learn = load_learner(d / 'readme' / 'export.pkl')
+    learn.model = nn.Sequential(NanIfPadded(), learn.model)
+    x = 0.3 * np.random.default_rng(0).standard_normal(int(SECONDS * SR)).astype('float32')
+    sf.write(tmp_path / 'full.wav', x, SR)
+    sf.write(tmp_path / 'padded.wav', x[:2 * SR], SR)                       # 2 s: padded to 3 s, not short enough to warn
+    assert predict_files(learn, [tmp_path / 'full.wav']).probability.notna().all()
+    with pytest.raises(PredictionError, match=f"NaN or inf probabilities for {tmp_path / 'padded.wav'}$"):
+        predict_files(learn, [tmp_path / 'full.wav', tmp_path / 'padded.wav'])
+
+
+class NanIfPadded(nn.Module):
+    "NaN for every clip whose last two spectrogram frames are equal (zero padding), the input as it is for the others"
+    def forward(self, x):
+        padded = (x[..., -1] == x[..., -2]).flatten(1).all(1)
+        return torch.where(padded.view(-1, 1, 1, 1), torch.full_like(x, float('nan')), x)
 
 
 def test_load_exported_names_the_file(fake, learners, tmp_path):

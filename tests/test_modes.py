@@ -9,7 +9,7 @@ from fastai.data.all import CrossEntropyLossFlat, DataLoader
 from fastai.learner import Learner
 from torch import nn
 
-from esc50_norm import MODES, AudioSpectrogram, SpecNormalize, SpecStatsCallback, SpectrogramConfig, StatsFileError, spec_stats
+from esc50_norm import MODES, AudioSpectrogram, SpecNormalize, SpecStatsCallback, SpectrogramConfig, StatsFileError, find_spec_normalize
 from conftest import fake_cached
 from esc50_norm.study import esc50_dataloaders
 
@@ -42,7 +42,7 @@ def expected(mode, x, mean_only=False):
     else:
         dims = (-1,) if mode == 'instance' else (1, 2, 3)
         shift, scale = a.mean(dims, keepdims=True), a.std(dims, keepdims=True)
-    return (a - shift) / (1 if mean_only else np.maximum(scale, 1e-6))
+    return (a - shift) / (1 if mean_only else np.where(scale < 1e-6, 1, scale))   # a constant bin or clip is only shifted
 
 
 @pytest.mark.parametrize('mean_only', [False, True])
@@ -117,13 +117,37 @@ def test_a_silent_clip_stays_finite(mode, mean_only):
     if norm.invertible: assert torch.allclose(norm.decode(y), clips(silent=True), atol=1e-3)
 
 
+def test_a_constant_bin_is_only_shifted_and_its_stats_save_and_load(tmp_path):
+    x = clips()
+    x[..., 2, :] = -100.0                                           # digital silence in bin 2 of every clip: its std is 0
+    norm = learned('channel', x)
+    a = x.numpy().astype(np.float64)
+    std = norm.stats['std'].flatten().numpy()
+    assert std[2] == 1.0 and norm.stats['mean'].flatten()[2].item() == -100.0      # stored as 1, not 0 (or eps)
+    np.testing.assert_allclose(np.delete(std, 2), np.delete(a.std((0, 1, 3)), 2), rtol=1e-9)
+    y = norm(AudioSpectrogram(x - 10))                              # 10 dB quieter than anything seen in training
+    assert torch.allclose(y[..., 2, :], torch.full_like(y[..., 2, :], -10.0), atol=1e-4)   # an offset in dB, not -10 / eps
+    back = SpecNormalize.from_file(norm.save(tmp_path / 'c.json'))
+    assert torch.equal(back(x), norm(x))
+    mm = learned('minmax', AudioSpectrogram(torch.full((4, 1, 3, 5), -100.0)))
+    assert (mm.stats['lo'].item(), mm.stats['hi'].item()) == (-100.0, -99.0)
+
+
+def test_stats_learned_from_non_finite_spectrograms_are_refused():
+    x = clips()
+    x[3, 0, 1, 4] = float('nan')
+    with pytest.raises(ValueError, match=r"stats learned from the training data: channel stats must be finite, got mean nan, std nan \(bin 1; 1 of 6 bins\)"):
+        learned('channel', x)
+    assert not SpecNormalize('channel').has_stats
+
+
 def test_instance_modes_learn_nothing_and_save_nothing(tmp_path):
     norm = SpecNormalize('instance')
     norm.setups(DataLoader(list(clips()), bs=3))
     assert not norm.has_stats and norm.stats is None and 'per-clip' in repr(norm)
     with pytest.raises(ValueError, match='no stats to save'): norm.save(tmp_path / 's.json')
-    with pytest.raises(ValueError, match="'instance_global' normalization learns no stats"): spec_stats(DataLoader(list(clips()), bs=3), 'instance_global')
-    with pytest.raises(ValueError, match='takes no stats'): norm.set_stats(torch.zeros(1), torch.ones(1))
+    with pytest.raises(ValueError, match="'instance_global' normalization learns no stats"): SpecNormalize('instance_global').learn(DataLoader(list(clips()), bs=3))
+    with pytest.raises(ValueError, match='takes no stats'): SpecNormalize('instance', stats=dict(mean=0., std=1.))
     assert not (tmp_path / 's.json').exists()
 
 
@@ -136,7 +160,7 @@ def test_stats_files_hold_the_mode_and_its_options_and_load_back(tmp_path):
     assert d['lo'] == [pytest.approx(float(x.min()))] and 'mean' not in d
     back = SpecNormalize.from_file(tmp_path / 'mm.json')                # mode and options come from the file
     assert back.mode == 'minmax' and back.mean_only and not back.robust and torch.equal(back(x), norm(x))
-    assert torch.equal(SpecNormalize('minmax', robust=False, mean_only=True, frac=0).load(tmp_path / 'mm.json')(x), norm(x))
+    assert torch.equal(SpecNormalize.from_file(tmp_path / 'mm.json', mode='minmax', robust=False, mean_only=True)(x), norm(x))
 
 
 def test_a_stats_file_of_one_mode_is_refused_by_another(tmp_path):
@@ -145,15 +169,15 @@ def test_a_stats_file_of_one_mode_is_refused_by_another(tmp_path):
     learned('minmax', x).save(tmp_path / 'mm.json')
     learned('channel', x, mean_only=True).save(tmp_path / 'c.json')
     with pytest.raises(StatsFileError, match=r"g\.json holds 'global' stats, but they are loaded for mode 'minmax'"):
-        SpecNormalize('minmax').load(tmp_path / 'g.json')        # same [1,1,1,1] shape: refused by mode
+        SpecNormalize.from_file(tmp_path / 'g.json', mode='minmax')        # same [1,1,1,1] shape: refused by mode
     with pytest.raises(StatsFileError, match=r"mm\.json holds 'minmax' stats, but they are loaded for mode 'global'"):
-        SpecNormalize('global').load(tmp_path / 'mm.json')
+        SpecNormalize.from_file(tmp_path / 'mm.json', mode='global')
     with pytest.raises(StatsFileError, match=r"mm\.json holds 'minmax' stats, but they are loaded for mode 'instance'"):
-        SpecNormalize('instance').load(tmp_path / 'mm.json')
+        SpecNormalize.from_file(tmp_path / 'mm.json', mode='instance')
     with pytest.raises(StatsFileError, match=r"c\.json was saved with mean_only=True, but this SpecNormalize has mean_only=False"):
-        SpecNormalize('channel').load(tmp_path / 'c.json')
+        SpecNormalize.from_file(tmp_path / 'c.json', mean_only=False)
     with pytest.raises(StatsFileError, match=r"mm\.json was saved with robust=True, but this SpecNormalize has robust=False"):
-        SpecNormalize('minmax', robust=False).load(tmp_path / 'mm.json')
+        SpecNormalize.from_file(tmp_path / 'mm.json', robust=False)
 
 
 def test_first_version_stats_files_still_load(tmp_path):
@@ -164,18 +188,19 @@ def test_first_version_stats_files_still_load(tmp_path):
     assert g.mode == 'global' and c.mode == 'channel' and g.count == 7 and not c.mean_only
     x = clips(f=3)
     assert torch.allclose(c(x), (x - torch.tensor([1., 2., 3.]).view(1, 1, 3, 1)) / 2)
-    with pytest.raises(StatsFileError, match="holds 'global' stats, but they are loaded for mode 'minmax'"): SpecNormalize('minmax').load(tmp_path / 'g.json')
+    with pytest.raises(StatsFileError, match="holds 'global' stats, but they are loaded for mode 'minmax'"): SpecNormalize.from_file(tmp_path / 'g.json', mode='minmax')
     (tmp_path / 'run.json').write_text('{"format": "esc50_norm.stats/1", "shape": [1, 1, 1, 1], "mean": [-13.378051973537135], '
                                        '"std": [34.01601603491473], "mode": "global", "count": 128961600, "fold": 1, "normalization": "global"}')
-    committed = SpecNormalize('global', frac=0).load(tmp_path / 'run.json')   # verbatim, a results file of that version
+    committed = SpecNormalize.from_file(tmp_path / 'run.json', mode='global')   # verbatim, a results file of that version
     assert committed.count == 128961600 and committed.stats['std'].item() == 34.01601603491473 and not committed.mean_only
 
 
-def test_set_stats_names_the_arrays_of_the_mode():
-    n = SpecNormalize('minmax', lo=torch.tensor(-80.), hi=torch.tensor(0.))
+def test_given_stats_are_named_by_the_arrays_of_the_mode():
+    n = SpecNormalize('minmax', stats=dict(lo=torch.tensor(-80.), hi=torch.tensor(0.)))
     assert torch.allclose(n(AudioSpectrogram(torch.full((1, 2, 2), -40.))), torch.full((1, 2, 2), 0.5))
-    with pytest.raises(ValueError, match=r"minmax stats are \['lo', 'hi'\]"): SpecNormalize('minmax', mean=torch.zeros(()), std=torch.ones(()))
-    with pytest.raises(ValueError, match=r"minmax stats need shape \(1, 1, 1, 1\), got lo \(1, 1, 4, 1\)"): SpecNormalize('minmax', torch.zeros(4), torch.ones(4))
+    with pytest.raises(ValueError, match=r"minmax stats are \['lo', 'hi'\]"): SpecNormalize('minmax', stats=dict(mean=torch.zeros(()), std=torch.ones(())))
+    with pytest.raises(ValueError, match=r"minmax stats need shape \(1, 1, 1, 1\), got lo \(1, 1, 4, 1\)"):
+        SpecNormalize('minmax', stats=dict(lo=torch.zeros(4), hi=torch.ones(4)))
 
 
 # On fastai DataLoaders of a generated ESC-50-shaped folder
@@ -199,13 +224,13 @@ def every_x(dl):
 def test_setups_learns_minmax_from_the_training_split_only(fake):
     plain = dls_for(fake, 'wave')                                   # the same spectrograms, not normalized
     train, valid = every_x(plain.train), every_x(plain.valid)
-    norm = dls_for(fake, 'minmax').train.after_batch.fs[-1]
+    norm = find_spec_normalize(dls_for(fake, 'minmax').train)
     assert norm.mode == 'minmax' and norm.count == len(train)
     assert norm.stats['lo'].item() == pytest.approx(train.min((1, 2, 3)).mean(), rel=1e-5)
     assert norm.stats['hi'].item() == pytest.approx(train.max((1, 2, 3)).mean(), rel=1e-5)
     both = np.concatenate([train, valid])
     assert norm.stats['lo'].item() != pytest.approx(both.min((1, 2, 3)).mean(), rel=1e-5)
-    mean_only = dls_for(fake, 'channel_meanonly').train.after_batch.fs[-1]
+    mean_only = find_spec_normalize(dls_for(fake, 'channel_meanonly').train)
     assert mean_only.mean_only and torch.allclose(mean_only.stats['mean'].flatten(), torch.tensor(train.mean((0, 1, 3))), rtol=1e-5)
 
 
@@ -214,16 +239,21 @@ def tiny_learner(dls, cbs):
 
 
 def test_callback_learns_and_saves_minmax_stats(fake, tmp_path):
-    dls = dls_for(fake, 'minmax', stats_frac=0)
-    norm = dls.train.after_batch.fs[-1]
-    ref = dls_for(fake, 'minmax').train.after_batch.fs[-1]
+    "Stats in minmax mode, exposed by the callback as by SpecNormalize (`cb.stats`), against numpy over the training clips"
+    train = every_x(dls_for(fake, 'wave').train)                    # the same spectrograms, not normalized
+    with pytest.warns(UserWarning, match='no stats yet'): dls = dls_for(fake, 'minmax', stats_frac=0)
+    norm = find_spec_normalize(dls.train)
     cb = SpecStatsCallback(fname=tmp_path / 'mm.json')
     tiny_learner(dls, cb).fit(1)
-    assert norm.has_stats and torch.allclose(norm.stats['lo'], ref.stats['lo']) and torch.allclose(norm.stats['hi'], ref.stats['hi'])
-    assert cb.stats.n == ref.count
+    assert cb.source == 'learned' and norm.count == len(train) and cb.stats['lo'] is norm.lo
+    assert cb.stats['lo'].item() == pytest.approx(train.min((1, 2, 3)).mean(), rel=1e-5)
+    assert cb.stats['hi'].item() == pytest.approx(train.max((1, 2, 3)).mean(), rel=1e-5)
     assert torch.equal(SpecNormalize.from_file(tmp_path / 'mm.json').stats['hi'], norm.stats['hi'])
     with pytest.raises(ValueError, match=r"SpecStatsCallback\(mode='global'\) does not fit .* SpecNormalize\(mode='minmax'\)"):
-        tiny_learner(dls_for(fake, 'minmax', stats_frac=0), SpecStatsCallback(mode='global')).fit(1)
+        tiny_learner(dls_for(fake, 'minmax'), SpecStatsCallback(mode='global')).fit(1)
+    with pytest.warns(UserWarning, match='no stats yet'): other = dls_for(fake, 'channel', stats_frac=0)
+    with pytest.raises(StatsFileError, match=r"mm\.json holds 'minmax' stats, but they are loaded for mode 'channel'"):
+        tiny_learner(other, SpecStatsCallback(fname=tmp_path / 'mm.json')).fit(1)
 
 
 @pytest.mark.parametrize('normalization', ['instance', 'instance_global'])

@@ -1,4 +1,8 @@
 "AudioNormalize, AudioToSpec and SpecNormalize on tensors, against direct computations"
+import json
+import re
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -48,8 +52,8 @@ def test_spec_normalize_standardizes_and_decodes_exactly(mode, shape):
     x = specs()
     axes = (0, 1, 2, 3) if mode == 'global' else (0, 1, 3)
     std, mean = torch.std_mean(x.as_subclass(torch.Tensor).double(), dim=axes, keepdim=True, correction=0)
-    n = SpecNormalize(mode, mean, std)
-    assert tuple(n.mean.shape) == shape
+    n = SpecNormalize(mode, stats=dict(mean=mean, std=std))
+    assert tuple(n.mean.shape) == shape and n.stats['std'].dtype == torch.float64
     y = n(x)
     assert isinstance(y, AudioSpectrogram)
     assert torch.allclose(y.mean(dim=axes), torch.zeros(()), atol=1e-5) and torch.allclose(y.std(dim=axes, correction=0), torch.ones(()), atol=1e-5)
@@ -57,7 +61,7 @@ def test_spec_normalize_standardizes_and_decodes_exactly(mode, shape):
 
 
 def test_spec_normalize_passes_labels_and_waveforms_through():
-    n = SpecNormalize.from_stats(torch.tensor(5.), torch.tensor(2.))
+    n = SpecNormalize('global', stats=dict(mean=5., std=2.))
     wave, label = AudioTensor(torch.ones(1, 1, 10), sr=16000), TensorCategory([3])
     xs, w, l = n((specs(), wave, label))
     assert torch.equal(w, wave) and torch.equal(l, label)
@@ -65,28 +69,88 @@ def test_spec_normalize_passes_labels_and_waveforms_through():
 
 
 def test_channel_stats_of_the_wrong_size_name_both_shapes():
-    n = SpecNormalize('channel', torch.zeros(5), torch.ones(5))
+    n = SpecNormalize('channel', stats=dict(mean=torch.zeros(5), std=torch.ones(5)))
     with pytest.raises(ValueError, match=r"channel stats of shape \(1, 1, 5, 1\) do not fit spectrograms of shape \(3, 1, 7, 11\)"):
         n(specs())
     with pytest.raises(ValueError, match=r"global stats need shape \(1, 1, 1, 1\), got mean \(1, 1, 5, 1\)"):
-        SpecNormalize('global', torch.zeros(5), torch.ones(5))
+        SpecNormalize('global', stats=dict(mean=torch.zeros(5), std=torch.ones(5)))
     with pytest.raises(ValueError, match="'frequency'"): SpecNormalize('frequency')
 
 
-def test_save_and_load_round_trip(tmp_path):
+def test_save_and_from_file_round_trip(tmp_path):
     x = specs()
-    n = SpecNormalize.from_stats(x.mean((0, 1, 3)).flatten(), x.std((0, 1, 3)).flatten())
-    n.save(tmp_path / 'stats.json')
+    n = SpecNormalize('channel', stats=dict(mean=x.mean((0, 1, 3)).flatten(), std=x.std((0, 1, 3)).flatten()), count=33)
+    n.save(tmp_path / 'stats.json', fold=2)
     m = SpecNormalize.from_file(tmp_path / 'stats.json')
-    assert m.mode == 'channel' and torch.equal(m(x), n(x))
-    assert torch.equal(SpecNormalize('channel').load(tmp_path / 'stats.json', n_freq=7).std, n.std)
-    with pytest.raises(StatsFileError, match=r"\(1, 1, 7, 1\), but this data needs \(1, 1, 201, 1\)"):
-        SpecNormalize('channel').load(tmp_path / 'stats.json', n_freq=201)
+    assert m.mode == 'channel' and m.count == 33 and torch.equal(m(x), n(x)) and torch.equal(m.stats['std'], n.stats['std'])
+    with pytest.raises(ValueError, match=r"channel stats of shape \(1, 1, 7, 1\) do not fit spectrograms of shape \(3, 1, 201, 11\)"):
+        m(specs(f=201))
     with pytest.raises(ValueError, match='no stats to save'): SpecNormalize('global').save(tmp_path / 'x.json')
 
 
-def test_without_stats_it_is_the_identity_until_stats_arrive():
+def test_given_constants_normalize_as_the_hand_formula():
+    "Fixed dataset constants on log-mel, as AST, PaSST and BEATs use them"
+    x = specs()
+    n = SpecNormalize('global', stats=dict(mean=-4.27, std=4.57))
+    assert n.learns_stats and n.has_stats and n.count is None
+    assert torch.allclose(n(x).as_subclass(torch.Tensor), (x.as_subclass(torch.Tensor) + 4.27) / 4.57, atol=1e-5)
+    c = SpecNormalize('channel', stats=dict(mean=list(range(7)), std=[2.0] * 7))
+    assert torch.allclose(c(x).as_subclass(torch.Tensor), (x.as_subclass(torch.Tensor) - torch.arange(7.).view(1, 1, 7, 1)) / 2, atol=1e-5)
+    with pytest.raises(ValueError, match=r"global stats are \['mean', 'std'\], got \['mean'\]"): SpecNormalize('global', stats=dict(mean=1.0))
+
+
+def test_stats_move_with_the_dataloader():
+    "fastai's DataLoader moves a transform's `parameters` to its device: the stats follow, no copy in encodes"
+    from fastai.data.all import TfmdDL
+    n = SpecNormalize('channel', stats=dict(mean=torch.zeros(7), std=torch.ones(7)))
+    assert set(n.parameters) == {'mean', 'std'} and n.mean.device.type == 'cpu'
+    TfmdDL(list(specs()), bs=2, after_batch=[n], device='meta')
+    assert n.mean.device.type == n.std.device.type == 'meta' and n.stats['mean'].dtype == torch.float64
+
+
+def test_without_stats_it_is_the_identity_and_warns_once():
     x, n = specs(), SpecNormalize('global', frac=0)
-    assert torch.equal(n(x), x) and not n.has_stats
-    n.set_stats(x.mean(), x.std())
-    assert n(x).abs().mean() < 1
+    with pytest.warns(UserWarning, match=r"SpecNormalize\(mode='global'.*no stats yet\): spectrograms pass through unnormalized"):
+        assert torch.equal(n(x), x) and not n.has_stats
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert torch.equal(n(x), x)                              # once per transform
+        assert torch.equal(SpecNormalize('instance')(x), SpecNormalize('instance')(x))   # per-clip modes need no stats
+    with pytest.warns(UserWarning, match='no stats yet'): SpecNormalize('minmax', frac=0)(x)   # another transform warns again
+
+
+BAD = [('global', dict(mean=0.0, std=0.0), r"global stats need std > 0, got mean 0, std 0"),
+       ('global', dict(mean=-4.0, std=-2.0), r"global stats need std > 0, got mean -4, std -2"),
+       ('global', dict(mean=float('nan'), std=1.0), r"global stats must be finite, got mean nan, std 1"),
+       ('channel', dict(mean=[0., 1., 2.], std=[1., float('inf'), 1.]), r"channel stats must be finite, got mean 1, std inf \(bin 1; 1 of 3 bins\)"),
+       ('channel', dict(mean=[0., 1., 2.], std=[1., 0., -1.]), r"channel stats need std > 0, got mean 1, std 0 \(bin 1; 2 of 3 bins\)"),
+       ('minmax', dict(lo=-3.0, hi=-5.0), r"minmax stats need hi > lo, got lo -3, hi -5"),
+       ('minmax', dict(lo=2.0, hi=2.0), r"minmax stats need hi > lo, got lo 2, hi 2")]
+
+
+@pytest.mark.parametrize('mode,stats,message', BAD)
+def test_stats_that_cannot_normalize_are_refused_naming_the_value_and_the_file(tmp_path, mode, stats, message):
+    with pytest.raises(ValueError, match=message): SpecNormalize(mode, stats=stats)
+    arrays = {k: torch.tensor(v, dtype=torch.float64).view(1, 1, -1, 1) for k, v in stats.items()}
+    p = tmp_path / 'bad.json'                                  # as a file of another writer would hold them (json writes NaN, Infinity)
+    p.write_text(json.dumps(dict(format='esc50_norm.stats/1', shape=list(next(iter(arrays.values())).shape),
+                                 arrays=list(stats), mode=mode, **{k: v.flatten().tolist() for k, v in arrays.items()})))
+    with pytest.raises(StatsFileError, match=re.escape(f"stats file {p}: ") + message): SpecNormalize.from_file(p)
+
+
+def test_a_damaged_stats_file_is_an_error_naming_it(tmp_path):
+    good = SpecNormalize('channel', stats=dict(mean=[1., 2., 3.], std=[1., 2., 3.])).save(tmp_path / 'good.json')
+    text = good.read_text()
+    cases = {'truncated.json': (text[:len(text) // 2], 'is not readable JSON'),
+             'shape.json': (text.replace('"shape": [\n  1,\n  1,\n  3,', '"shape": [\n  1,\n  1,\n  4,'), 'is malformed'),
+             'global.json': (text.replace('"mode": "channel"', '"mode": "global"'), r"global stats need shape \(1, 1, 1, 1\), got mean \(1, 1, 3, 1\)"),
+             'mode.json': (text.replace('"mode": "channel"', '"mode": "frequency"'), r"normalization mode must be one of .*got 'frequency'"),
+             'arrays.json': (text.replace('"arrays": [\n  "mean",', '"arrays": [\n  "lo",').replace('"mean": [', '"lo": ['), r"channel stats are \['mean', 'std'\], got \['lo', 'std'\]"),
+             'list.json': ('[1, 2, 3]', 'is not a JSON object of stats'),
+             'binary.json': (None, 'is not readable JSON')}
+    for name, (content, message) in cases.items():
+        p = tmp_path / name
+        if content is None: p.write_bytes(bytes(range(256)))
+        else: assert content != text; p.write_text(content)
+        with pytest.raises(StatsFileError, match=re.escape(str(p)) + '.*' + message): SpecNormalize.from_file(p)
+    assert torch.equal(SpecNormalize.from_file(good).stats['std'].flatten(), torch.tensor([1., 2., 3.], dtype=torch.float64))

@@ -1,5 +1,6 @@
 "RunningStats and RunningExtrema against direct computations over the concatenated data, and the stats file"
 import json
+import multiprocessing as mp
 
 import pytest
 import torch
@@ -67,11 +68,12 @@ def test_bad_axes_and_shapes_are_named():
     with pytest.raises(ValueError, match='empty'): RunningStats((0,)).mean
 
 
-def test_accumulate_takes_the_first_fraction_of_batches():
+def test_accumulate_streams_every_batch_into_an_accumulator_or_new_axes():
     batches = [torch.full((2, 1), float(i)) for i in range(10)]
-    s = accumulate(iter(batches), (0, 1), frac=0.3, n_batches=10)
-    assert s.n == 6 and s.mean.item() == pytest.approx(1.0)
-    with pytest.raises(ValueError, match='frac'): accumulate(batches, (0,), frac=0)
+    s = accumulate(iter(batches), (0, 1))
+    assert s.n == 20 and s.mean.item() == pytest.approx(4.5) and s.var().item() == pytest.approx(8.25)
+    e = RunningExtrema()
+    assert accumulate(batches, e) is e and e.n == 20 and e.max.item() == 9
 
 
 @settings(max_examples=40, deadline=None)
@@ -136,3 +138,38 @@ def test_stats_file_of_any_arrays_and_the_mode_check(tmp_path):
     assert old['mode'] == 'channel' and old['arrays'] == ['mean', 'std'] and old['std'].flatten().tolist() == [3, 4]
     (tmp_path / 'short.json').write_text(json.dumps(dict(format='esc50_norm.stats/1', shape=[1, 1, 1, 1], arrays=['lo', 'hi'], lo=[1.0])))
     with pytest.raises(StatsFileError, match='short.json is malformed'): load_stats(tmp_path / 'short.json')
+
+
+def _save_many(path, seed, n, start, errors):
+    "Save `n` stats files to `path` (a writer process); count the saves that failed"
+    g = torch.Generator().manual_seed(seed)
+    start.wait()
+    for _ in range(n):
+        try: save_stats(path, torch.randn(1, 1, 64, 1, generator=g), torch.rand(1, 1, 64, 1, generator=g) + 1, mode='channel', count=seed)
+        except Exception: errors.value += 1
+
+
+def test_two_writers_and_a_reader_of_one_stats_file_never_fail(tmp_path):
+    "Saves are atomic: concurrent writers of one file do not collide, and a reader only ever sees whole files"
+    ctx = mp.get_context('fork')
+    path, start = tmp_path / 'stats.json', ctx.Event()
+    errors = [ctx.Value('i', 0) for _ in range(2)]
+    writers = [ctx.Process(target=_save_many, args=(path, seed, 300, start, errors[seed])) for seed in range(2)]
+    for w in writers: w.start()
+    start.set()
+    reads, bad = 0, []
+    while any(w.is_alive() for w in writers):
+        if not path.exists(): continue
+        try: d = load_stats(path, shape=(1, 1, 64, 1), mode='channel')
+        except StatsFileError as e: bad.append(str(e)); continue
+        reads += 1
+        assert d['count'] in (0, 1) and bool((d['std'] >= 1).all())
+    for w in writers: w.join()
+    assert [e.value for e in errors] == [0, 0] and bad == [] and reads > 10
+    assert load_stats(path)['count'] in (0, 1) and not [p.name for p in tmp_path.iterdir() if p != path]   # no temporary file left
+
+
+def test_stats_that_are_not_finite_are_not_saved(tmp_path):
+    with pytest.raises(ValueError, match=r"stats \['std'\] hold NaN or inf: not saved to .*s\.json"):
+        save_stats(tmp_path / 's.json', torch.zeros(1, 1, 2, 1), torch.tensor([1., float('nan')]).view(1, 1, 2, 1))
+    assert not (tmp_path / 's.json').exists()

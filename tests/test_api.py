@@ -1,0 +1,37 @@
+"The package's public API: lazy (no torch or fastai until a name is used), and safe to star-import after fastai's"
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+import esc50_norm
+
+
+def test_star_import_after_fastai_adds_exactly_all_and_replaces_nothing():
+    ns = {}
+    exec('from fastai.vision.all import *', ns)
+    before = dict(ns)
+    exec('from esc50_norm import *', ns)
+    assert set(ns) - set(before) == set(esc50_norm.__all__)
+    assert not [k for k in before if ns[k] is not before[k]], 'a fastai name was replaced'
+    assert ns['AudioCropPad'].__module__ == 'esc50_norm.audio' and ns['CropPad'].__module__.startswith('fastai')
+
+
+def test_every_public_name_resolves_from_its_submodule():
+    assert len(esc50_norm.__all__) == len(set(esc50_norm.__all__))
+    for name in esc50_norm.__all__:
+        obj = getattr(esc50_norm, name)
+        mod = importlib.import_module(f"esc50_norm.{esc50_norm._WHERE[name]}")
+        assert getattr(mod, name) is obj and name in mod.__all__, name
+    assert {'RandomTimeShift', 'SpecMask', 'Augment', 'find_spec_normalize', 'SpecNormalize', 'AudioCropPad'} <= set(esc50_norm.__all__)
+    assert set(esc50_norm.__all__) <= set(dir(esc50_norm))
+    assert not any(n.startswith('_') or n in ('study', 'audio', 'normalize', 'stats') for n in esc50_norm.__all__)
+    with pytest.raises(AttributeError, match="module 'esc50_norm' has no attribute 'CropPad'"): esc50_norm.CropPad
+
+
+def test_importing_the_package_imports_neither_torch_nor_fastai():
+    code = ("import sys, esc50_norm; heavy = sorted(m for m in ('torch', 'fastai', 'torchaudio') if m in sys.modules); "
+            "print(esc50_norm.__version__, heavy)")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"{esc50_norm.__version__} []"
