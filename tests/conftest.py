@@ -36,7 +36,7 @@ def fake_root(tmp_path_factory) -> Path:
 
 def fake_cached(d: Path, sr: int, seconds: tuple, duration: float) -> tuple:
     "A generated ESC-50-shaped folder of 2 clips per class and fold under `d`, its metadata, and its clips cached at 16 kHz"
-    from esc50_norm.study import load_or_build_cache, read_meta
+    from esc50_norm.study import get_dataset, load_or_build_cache
     root = make_fake_esc50(d / 'esc50', clips_per_fold=2, sr=sr, seconds=seconds)
-    df = read_meta(root, full=False).rename(columns=dict(filename='file', category='label'))
+    df = get_dataset(data=root, full=False).meta()
     return root, df, load_or_build_cache(root / 'audio', df.file, d / 'cache', sr=16000, duration=duration, progress=False)

@@ -8,9 +8,9 @@ from torch import nn
 
 from esc50_norm import (AudioTensor, AudioToSpec, Augment, SpecStatsCallback, SpectrogramConfig, audio_item_tfms, find_spec_normalize,
                         training_inputs)
-from esc50_norm.study import esc50_dataloaders, fold_split
+from esc50_norm.study import fold_dataloaders, fold_split
 from conftest import fake_cached
-from esc50_norm.study.esc50 import ESC50Error
+from esc50_norm.study.datasets import DatasetError
 from fastai.data.all import Pipeline
 
 SPEC = SpectrogramConfig(n_fft=256, hop_length=160, mel=True, n_mels=24)
@@ -22,14 +22,14 @@ def fake(tmp_path_factory): return fake_cached(tmp_path_factory.mktemp('fake'), 
 
 def dls_for(fake, mode='channel', pipeline='cached', **kw):
     root, df, cache = fake
-    return esc50_dataloaders(df, 1, mode, SPEC, bs=4, pipeline=pipeline, cache=cache, root=root, device='cpu', duration=1.0, **kw)
+    return fold_dataloaders(df, 1, mode, SPEC, bs=4, pipeline=pipeline, cache=cache, audio_root=root / 'audio', device='cpu', duration=1.0, **kw)
 
 
 def independent_specs(fake, rows):
     "Spectrograms of these metadata rows computed directly: file -> item transforms -> AudioNormalize -> AudioToSpec"
     root, df, _ = fake
     load = Pipeline([AudioTensor.create, *audio_item_tfms(16000, True, 1.0)])
-    x = torch.stack([load(root / 'audio' / df.filename[i]).as_subclass(torch.Tensor) for i in rows])
+    x = torch.stack([load(root / 'audio' / df.file[i]).as_subclass(torch.Tensor) for i in rows])
     x = (x - x.mean((-2, -1), keepdim=True)) / x.std((-2, -1), keepdim=True, correction=0)
     return AudioToSpec(SPEC)(AudioTensor(x, sr=16000)).as_subclass(torch.Tensor).double()
 
@@ -70,7 +70,7 @@ def test_show_batch_writes_a_png(fake, tmp_path):
 def test_validation_dataloader_is_refused_and_unknown_fold_named(fake):
     dls = dls_for(fake)
     with pytest.raises(ValueError, match='validation split'): next(training_inputs(dls.valid))
-    with pytest.raises(ESC50Error, match='fold 6 does not exist'): fold_split(fake[1], 6)
+    with pytest.raises(DatasetError, match='fold 6 does not exist'): fold_split(fake[1], 6)
 
 
 def test_fraction_uses_about_that_share_of_the_batches(fake):

@@ -16,7 +16,7 @@ from torch import nn
 from esc50_norm import (AudioBlock, AudioLoadError, AudioNormalize, AudioTensor, AudioToSpec, ModelLoadError,
                         NonFiniteAudioError, PredictionError, SpecNormalize, SpectrogramConfig, find_spec_normalize, load_exported,
                         predict_files)
-from esc50_norm.study import FoldSplitter, esc50_dataloaders, load_or_build_cache, read_meta
+from esc50_norm.study import FoldSplitter, fold_dataloaders, get_dataset, load_or_build_cache
 from esc50_norm.study.demo import make_fake_esc50
 
 pytestmark = pytest.mark.filterwarnings("ignore:load_learner` uses Python")      # files we wrote ourselves
@@ -30,8 +30,8 @@ def fake(tmp_path_factory):
     "20 clips of 1-2 s at 16 kHz (some stereo), their cache at 3 s, and odd files: 48 kHz stereo 7 s, 22.05 kHz mono 2 s"
     d = tmp_path_factory.mktemp('inf')
     root = make_fake_esc50(d / 'esc50', clips_per_fold=1, sr=SR, seconds=(1.0, 2.0))
-    df = read_meta(root, full=False)
-    cache = load_or_build_cache([root / 'audio' / f for f in df.filename], d / 'cache', sr=SR, duration=SECONDS, progress=False)
+    df = get_dataset(data=root, full=False).meta()
+    cache = load_or_build_cache(root / 'audio', df.file, d / 'cache', sr=SR, duration=SECONDS, progress=False)
     rng = np.random.default_rng(1)
     t = np.arange(7 * 48000) / 48000
     sf.write(d / 'stereo48k.wav', np.stack([np.sin(2 * np.pi * 2500 * t), rng.standard_normal(len(t))], 1).astype('float32') * 0.3, 48000)
@@ -47,11 +47,11 @@ def make_dls(fake, kind):
     d, root, df, cache = fake
     if kind == 'readme':                                      # the README's DataBlock
         dblock = DataBlock(blocks=(AudioBlock(sr=SR, duration=SECONDS), CategoryBlock),
-                           get_x=ColReader('filename', pref=f'{root}/audio/'), get_y=ColReader('category'),
+                           get_x=ColReader('file', pref=f'{root}/audio/'), get_y=ColReader('label'),
                            splitter=FoldSplitter(valid_fold=1),
                            batch_tfms=[AudioNormalize(), AudioToSpec(SPEC), SpecNormalize('channel')])
         return dblock.dataloaders(df, bs=4, num_workers=0)
-    return esc50_dataloaders(df, 1, 'channel', SPEC, bs=4, pipeline=kind, cache=cache, root=root, device='cpu', duration=SECONDS)
+    return fold_dataloaders(df, 1, 'channel', SPEC, bs=4, pipeline=kind, cache=cache, audio_root=root / 'audio', device='cpu', duration=SECONDS)
 
 
 @pytest.fixture(scope='module')
@@ -86,7 +86,7 @@ def test_predict_path_after_export_equals_predict_before(fake, learners, exporte
     learn, rows = learners[kind], df.index[df.fold == 1][:2]
     before = [probs(learn, df.loc[i]) for i in rows]                   # metadata rows, as in training
     assert not torch.allclose(before[0], before[1], atol=1e-4)          # the model tells these clips apart
-    paths = [root / 'audio' / df.filename[i] for i in rows]
+    paths = [root / 'audio' / df.file[i] for i in rows]
     assert torch.allclose(probs(learn, paths[0]), before[0], atol=1e-5)
     loaded = exported[kind]
     assert type(loaded.dls.valid) is TfmdDL
@@ -108,7 +108,7 @@ def test_export_leaves_the_clip_cache_behind(fake, learners, kind):
     with zipfile.ZipFile(fn) as z:                                      # torch.save: one archive entry per tensor storage
         assert max(i.file_size for i in z.infolist() if '/data/' in i.filename) < clip_bytes
     loaded = load_learner(fn)
-    with pytest.raises(ValueError, match=f"clip {df.filename[0]}: .*predict from an audio file or AudioTensor"):
+    with pytest.raises(ValueError, match=f"clip {df.file[0]}: .*predict from an audio file or AudioTensor"):
         loaded.predict(df.iloc[0])
     assert learners[kind].predict(df.iloc[0])[2].sum() == pytest.approx(1)    # the learner itself keeps its cache
 
@@ -137,7 +137,7 @@ def test_any_rate_channels_and_length_are_brought_to_the_training_format(fake, e
 def test_predict_files_ranks_the_classes_and_names_bad_files(fake, exported, tmp_path):
     d, root, df, _ = fake
     learn = exported['cached']
-    files = [root / 'audio' / df.filename[0], d / 'stereo48k.wav', d / 'mono2s.flac']
+    files = [root / 'audio' / df.file[0], d / 'stereo48k.wav', d / 'mono2s.flac']
     res = predict_files(learn, files, top_k=3)
     assert list(res.columns) == ['file', 'rank', 'class', 'probability'] and len(res) == 9
     for f, g in res.groupby('file', sort=False):
@@ -152,7 +152,7 @@ def test_predict_files_ranks_the_classes_and_names_bad_files(fake, exported, tmp
 
 def test_predict_files_warns_about_silent_and_short_files_and_never_answers_nan(fake, exported, tmp_path):
     d, root, df, _ = fake
-    learn, ok = exported['readme'], root / 'audio' / df.filename[0]
+    learn, ok = exported['readme'], root / 'audio' / df.file[0]
     sf.write(tmp_path / 'silent.wav', np.zeros(3 * SR, 'float32'), SR)
     sf.write(tmp_path / 'short.wav', 0.3 * np.random.default_rng(0).standard_normal(int(1.4 * SR)).astype('float32'), SR)
     sf.write(tmp_path / 'long-enough.wav', 0.3 * np.random.default_rng(1).standard_normal(int(1.6 * SR)).astype('float32'), SR)

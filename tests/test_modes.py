@@ -11,7 +11,7 @@ from torch import nn
 
 from esc50_norm import MODES, AudioSpectrogram, SpecNormalize, SpecStatsCallback, SpectrogramConfig, StatsFileError, find_spec_normalize
 from conftest import fake_cached
-from esc50_norm.study import esc50_dataloaders
+from esc50_norm.study import fold_dataloaders
 
 PER_CLIP = 'standard deviations (per clip; cannot be decoded)'
 
@@ -214,7 +214,7 @@ def fake(tmp_path_factory): return fake_cached(tmp_path_factory.mktemp('fake'), 
 
 def dls_for(fake, normalization, **kw):
     df, cache = fake
-    return esc50_dataloaders(df, 1, normalization, SPEC, bs=4, pipeline='cached', cache=cache, device='cpu', duration=0.5, **kw)
+    return fold_dataloaders(df, 1, normalization, SPEC, bs=4, pipeline='cached', cache=cache, device='cpu', **kw)
 
 
 def every_x(dl):

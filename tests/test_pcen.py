@@ -10,7 +10,7 @@ import scipy.signal
 import torch
 import torchaudio
 
-from esc50_norm.audio import AudioTensor, CropPad, DownmixMono, Resample
+from esc50_norm.audio import AudioCropPad, AudioTensor, DownmixMono, Resample
 from esc50_norm.pcen import PCEN, LearnedPCEN, pcen, pcen_compress, pcen_smooth, smoothing_coef
 from esc50_norm.spectrogram import AudioConfig, AudioSpectrogram, AudioToSpec, SpectrogramConfig
 
@@ -265,7 +265,7 @@ def test_pcen_mel_spectrogram_gives_scaled_mel_magnitudes():
 def real_clips(root, n=4, sr=16000, seconds=5.0) -> torch.Tensor:
     "The first `n` ESC-50 clips at `sr` Hz, mono, `seconds` long: `[n, 1, samples]`"
     files = sorted((root / 'audio').glob('*.ogg'))[:n]
-    tfms = [DownmixMono(), Resample(sr), CropPad(seconds)]
+    tfms = [DownmixMono(), Resample(sr), AudioCropPad(seconds)]
     out = []
     for f in files:
         x = AudioTensor.create(f)
