@@ -12,7 +12,7 @@ _WHERE = {
     'AudioTensor': 'audio', 'AudioLoadError': 'audio', 'NonFiniteAudioError': 'audio', 'DownmixMono': 'audio',
     'Resample': 'audio', 'AudioCropPad': 'audio', 'AudioBlock': 'audio', 'audio_item_tfms': 'audio',
     # spectrograms
-    'AudioSpectrogram': 'spectrogram', 'SpectrogramConfig': 'spectrogram', 'AudioConfig': 'spectrogram', 'AudioToSpec': 'spectrogram',
+    'SpectrogramConfig': 'configs', 'AudioConfig': 'configs', 'AudioSpectrogram': 'spectrogram', 'AudioToSpec': 'spectrogram',
     # normalization, its stats and the callback that learns them
     'AudioNormalize': 'normalize', 'SpecNormalize': 'normalize', 'Mode': 'normalize', 'MODES': 'normalize',
     'training_inputs': 'normalize', 'find_spec_normalize': 'normalize',
@@ -22,7 +22,7 @@ _WHERE = {
     # PCEN (fixed: a batch transform; learned: a front end) and PANNs' input BatchNorm (a front end before the model)
     'PCEN': 'pcen', 'LearnedPCEN': 'pcen', 'FreqBatchNorm': 'frontend',        # the function: esc50_norm.pcen.pcen
     # training-only augmentations, the device-resident DataLoader, prediction
-    'RandomTimeShift': 'augment', 'SpecMask': 'augment', 'Augment': 'augment',
+    'RandomTimeShift': 'augment', 'SpecMask': 'augment', 'augment_tfms': 'augment', 'Augment': 'configs',
     'DeviceDL': 'device_dl',
     'ModelLoadError': 'inference', 'PredictionError': 'inference', 'load_exported': 'inference', 'predict_files': 'inference',
     'top_k_table': 'inference',

@@ -1,15 +1,15 @@
 "Training-only batch augmentations on the device: random time shift of the waveform, SpecAugment-style masks"
 from __future__ import annotations
-from dataclasses import asdict, dataclass
 
 import torch
 import torchaudio.functional as AF
 from fastai.data.all import Transform
 
 from .audio import AudioTensor
+from .configs import Augment
 from .spectrogram import AudioSpectrogram
 
-__all__ = ['RandomTimeShift', 'SpecMask', 'Augment']
+__all__ = ['RandomTimeShift', 'SpecMask', 'augment_tfms']
 
 
 class RandomTimeShift(Transform):
@@ -47,15 +47,8 @@ class SpecMask(Transform):
         return AudioSpectrogram(masked if t.ndim == 4 else masked[0], **x.__dict__)
 
 
-@dataclass(frozen=True)
-class Augment:
-    "The augmentations of a recipe: time shift of the waveform, masks on the normalized spectrogram (0 switches one off)"
-    shift: float = 0.0
-    freq_mask: float = 0.0
-    time_mask: float = 0.0
-    masks: int = 1
-
-    def wave_tfms(self) -> list: return [RandomTimeShift(self.shift)] if self.shift else []
-    def spec_tfms(self) -> list:
-        return [SpecMask(self.freq_mask, self.time_mask, self.masks)] if self.freq_mask or self.time_mask else []
-    def as_dict(self) -> dict: return asdict(self)
+def augment_tfms(aug: Augment | None) -> tuple[list, list]:
+    "The transforms of a recipe's augmentations: (those on the waveform, those on the normalized spectrogram); 0 switches one off"
+    if aug is None: return [], []
+    return ([RandomTimeShift(aug.shift)] if aug.shift else [],
+            [SpecMask(aug.freq_mask, aug.time_mask, aug.masks)] if aug.freq_mask or aug.time_mask else [])

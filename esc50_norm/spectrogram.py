@@ -1,6 +1,5 @@
 "Spectrogram settings, the batch transform that computes them, and the tensor type that shows them"
 from __future__ import annotations
-from dataclasses import dataclass, replace
 
 import matplotlib.pyplot as plt
 import torch
@@ -10,9 +9,9 @@ from fastai.vision.data import get_grid
 from plum import dispatch
 
 from .audio import AudioTensor
-from .compat import later, recorded_dict
+from .configs import AudioConfig, SpectrogramConfig
 
-__all__ = ['AudioSpectrogram', 'SpectrogramConfig', 'AudioConfig', 'AudioToSpec', 'show_batch']
+__all__ = ['AudioSpectrogram', 'AudioToSpec', 'show_batch']
 
 
 class AudioSpectrogram(TensorImageBase):
@@ -39,57 +38,6 @@ def show_batch(x: AudioSpectrogram, y, samples, ctxs=None, max_n=9, nrows=None, 
     ctxs = [s[0].show(ctx=c, title=s[1] if len(s) > 1 else None, **kwargs) for s, c, _ in zip(samples, ctxs, range(max_n))]
     ctxs[0].figure.tight_layout()
     return ctxs
-
-
-@dataclass(frozen=True)
-class SpectrogramConfig:
-    "Every setting that decides a spectrogram: STFT, optional mel filterbank, a scale factor, optional dB scale"
-    sample_rate: int = 16000
-    n_fft: int = 400
-    win_length: int | None = None
-    hop_length: int | None = 200
-    power: float = 2.0
-    center: bool = True
-    normalized: bool = False
-    mel: bool = False
-    n_mels: int = 128
-    f_min: float = 0.0
-    f_max: float | None = None
-    to_db: bool = True
-    top_db: float | None = None
-    scale: float = later(1.0)                  # the spectrogram (magnitude or power) is multiplied by it before any dB step
-
-    def __post_init__(self):
-        if not self.scale > 0: raise ValueError(f"SpectrogramConfig.scale must be positive, got {self.scale!r}")
-    def update(self, **kwargs) -> SpectrogramConfig: return replace(self, **kwargs)
-    def as_dict(self) -> dict:
-        "The settings as a dict; `scale` (a later field) only when it is not 1, so that older recipe hashes still match"
-        return recorded_dict(self)
-    @property
-    def hop(self) -> int:
-        "The hop length in samples (torchaudio's default when `hop_length` is None)"
-        return self.hop_length or (self.win_length or self.n_fft) // 2
-    @property
-    def n_freq(self) -> int: return self.n_mels if self.mel else self.n_fft // 2 + 1
-    def n_frames(self, n_samples: int) -> int:
-        "Number of STFT frames for a clip of `n_samples`"
-        return n_samples // self.hop + 1 if self.center else (n_samples - self.n_fft) // self.hop + 1
-
-
-class AudioConfig:
-    "Named spectrogram presets, as fastaudio users know them; keyword arguments override any field"
-    @staticmethod
-    def BasicSpectrogram(**kwargs) -> SpectrogramConfig:
-        "16 kHz, n_fft=400, hop=200, power 2, dB: `[1, 201, 401]` for a 5 s clip"
-        return SpectrogramConfig(**kwargs)
-    @staticmethod
-    def BasicMelSpectrogram(**kwargs) -> SpectrogramConfig:
-        "16 kHz, n_fft=1024, hop=256, 128 mel bins, power 2, dB"
-        return SpectrogramConfig(**{**dict(n_fft=1024, hop_length=256, mel=True, n_mels=128), **kwargs})
-    @staticmethod
-    def PCENMelSpectrogram(**kwargs) -> SpectrogramConfig:
-        "The input `PCEN` expects: 16 kHz, n_fft=1024, hop=256, 128 mel bins, magnitudes (power 1) times 2**31, no dB"
-        return AudioConfig.BasicMelSpectrogram(**{**dict(power=1.0, to_db=False, scale=float(2 ** 31)), **kwargs})
 
 
 class _Scale(torch.nn.Module):

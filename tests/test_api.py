@@ -35,3 +35,13 @@ def test_importing_the_package_imports_neither_torch_nor_fastai():
             "print(esc50_norm.__version__, heavy)")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == f"{esc50_norm.__version__} []"
+
+
+def test_report_and_help_load_no_training_code():
+    "`esc50-norm --help` and `report` read presets and run files: neither torch, fastai nor the study's training modules load"
+    code = ("import sys, contextlib, io, esc50_norm.study.report, esc50_norm.study.cli as cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit): cli.main(['--help'])\n"
+            "from esc50_norm.study.presets import PRESETS\n"
+            "print(sorted(m for m in ('torch', 'fastai', 'esc50_norm.study.train', 'esc50_norm.study.engines') if m in sys.modules))")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == '[]'

@@ -12,7 +12,8 @@ import torchaudio
 
 from esc50_norm.audio import AudioCropPad, AudioTensor, DownmixMono, Resample
 from esc50_norm.pcen import PCEN, LearnedPCEN, pcen, pcen_compress, pcen_smooth, smoothing_coef
-from esc50_norm.spectrogram import AudioConfig, AudioSpectrogram, AudioToSpec, SpectrogramConfig
+from esc50_norm.configs import AudioConfig, SpectrogramConfig
+from esc50_norm.spectrogram import AudioSpectrogram, AudioToSpec
 
 SCALE = 2 ** 31
 

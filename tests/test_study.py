@@ -240,6 +240,7 @@ def test_memory_stays_flat_over_runs_in_one_process(fake_root, tmp_path):
                   cache_dir=tmp_path / 'cache', device='cpu')
     study.prepare()
     data, rss = study.load_data(log=lambda *_: None), []
+    gc.collect()                                          # what earlier tests left
     gc.disable()                                          # no collection by chance: only what the study releases is gone
     try:
         for job in study.todo():

@@ -44,7 +44,7 @@ def demo(out='demo'):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from ..callback import find_spec_normalize
-    from ..spectrogram import AudioConfig
+    from ..configs import AudioConfig
     from .esc50 import read_meta
     from .pipelines import fold_dataloaders
     out = Path(out)

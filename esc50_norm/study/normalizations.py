@@ -7,10 +7,6 @@ from dataclasses import dataclass
 
 __all__ = ['Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_normalization', 'norm_tfms']
 
-PCEN_SCALE = 2 ** 31
-"librosa's scaling of magnitudes of audio in [-1, 1] for PCEN (`librosa.pcen(S * 2**31)`): PCEN's parameters assume it"
-
-
 def _learned_pcen(n_freq: int, cfg):
     from ..pcen import LearnedPCEN
     return LearnedPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop)
@@ -41,9 +37,7 @@ class Normalization:
 
     def spec_cfg(self, cfg):
         "The spectrogram this normalization needs from the recipe's `cfg`: PCEN's are mel magnitudes scaled as librosa's"
-        if not self.magnitudes: return cfg
-        if not cfg.mel: raise ValueError("PCEN normalizes mel spectrograms: the recipe's spectrogram has no mel filterbank")
-        return cfg.update(power=1.0, to_db=False, top_db=None, scale=PCEN_SCALE)
+        return cfg.for_pcen() if self.magnitudes else cfg
 
     def tfms(self, cfg, frac: float = 1.0) -> list:
         "The batch transforms: [AudioNormalize] -> AudioToSpec -> [SpecNormalize | PCEN]"
@@ -91,6 +85,7 @@ def get_normalization(name: str) -> Normalization:
 
 def norm_tfms(normalization: str, spec_cfg=None, frac: float = 1.0, augment=None) -> list:
     "The batch transforms of `normalization`, with the training-only augmentations of `augment` around them"
-    from ..spectrogram import AudioConfig
-    tfms = get_normalization(normalization).tfms(spec_cfg or AudioConfig.BasicSpectrogram(), frac)
-    return tfms if augment is None else [*augment.wave_tfms(), *tfms, *augment.spec_tfms()]
+    from ..augment import augment_tfms
+    from ..configs import AudioConfig
+    wave, spec = augment_tfms(augment)
+    return [*wave, *get_normalization(normalization).tfms(spec_cfg or AudioConfig.BasicSpectrogram(), frac), *spec]

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import NamedTuple
 
 from ..compat import later, recorded_dict
-from ..spectrogram import AudioConfig
+from ..configs import AudioConfig, Augment, SpectrogramConfig
 from .datasets import check_folds, clip_duration
 from .normalizations import NORMALIZATIONS
 
@@ -77,14 +77,9 @@ class Preset:
         if self.augment is not None: self.augmentation                 # an unknown augmentation field fails here
 
     @property
-    def spec_cfg(self):
-        from ..spectrogram import SpectrogramConfig
-        return SpectrogramConfig(**self.spec)
+    def spec_cfg(self) -> SpectrogramConfig: return SpectrogramConfig(**self.spec)
     @property
-    def augmentation(self):
-        "The `Augment` of this recipe, or None"
-        from ..augment import Augment
-        return Augment(**self.augment) if self.augment else None
+    def augmentation(self) -> Augment | None: "The `Augment` of this recipe, or None"; return Augment(**self.augment) if self.augment else None
     def as_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
     def update(self, **kwargs) -> Preset: return replace(self, **kwargs)
     def jobs(self) -> list:

@@ -1,0 +1,76 @@
+"Plain settings records, readable without torch: spectrogram settings and the named presets fastaudio users know, and a recipe's augmentations"
+from __future__ import annotations
+from dataclasses import asdict, dataclass, replace
+
+from .compat import later, recorded_dict
+
+__all__ = ['SpectrogramConfig', 'AudioConfig', 'PCEN_SCALE', 'Augment']
+
+PCEN_SCALE = float(2 ** 31)
+"librosa's scaling of the magnitudes of audio in [-1, 1] for PCEN (`librosa.pcen(S * 2**31)`): PCEN's defaults assume it"
+
+
+@dataclass(frozen=True)
+class SpectrogramConfig:
+    "Every setting that decides a spectrogram: STFT, optional mel filterbank, a scale factor, optional dB scale"
+    sample_rate: int = 16000
+    n_fft: int = 400
+    win_length: int | None = None
+    hop_length: int | None = 200
+    power: float = 2.0
+    center: bool = True
+    normalized: bool = False
+    mel: bool = False
+    n_mels: int = 128
+    f_min: float = 0.0
+    f_max: float | None = None
+    to_db: bool = True
+    top_db: float | None = None
+    scale: float = later(1.0)                  # the spectrogram (magnitude or power) is multiplied by it before any dB step
+
+    def __post_init__(self):
+        if not self.scale > 0: raise ValueError(f"SpectrogramConfig.scale must be positive, got {self.scale!r}")
+    def update(self, **kwargs) -> SpectrogramConfig: return replace(self, **kwargs)
+    def as_dict(self) -> dict:
+        "The settings as a dict; `scale` (a later field) only when it is not 1, so that older recipe hashes still match"
+        return recorded_dict(self)
+    def for_pcen(self) -> SpectrogramConfig:
+        "The same STFT and filterbank stopping where PCEN takes over: magnitudes (power 1) times `PCEN_SCALE`, no dB"
+        if not self.mel: raise ValueError("PCEN normalizes mel spectrograms: this spectrogram has no mel filterbank (mel=False)")
+        return self.update(power=1.0, to_db=False, top_db=None, scale=PCEN_SCALE)
+    @property
+    def hop(self) -> int:
+        "The hop length in samples (torchaudio's default when `hop_length` is None)"
+        return self.hop_length or (self.win_length or self.n_fft) // 2
+    @property
+    def n_freq(self) -> int: return self.n_mels if self.mel else self.n_fft // 2 + 1
+    def n_frames(self, n_samples: int) -> int:
+        "Number of STFT frames for a clip of `n_samples`"
+        return n_samples // self.hop + 1 if self.center else (n_samples - self.n_fft) // self.hop + 1
+
+
+class AudioConfig:
+    "Named spectrogram presets, as fastaudio users know them; keyword arguments override any field"
+    @staticmethod
+    def BasicSpectrogram(**kwargs) -> SpectrogramConfig:
+        "16 kHz, n_fft=400, hop=200, power 2, dB: `[1, 201, 401]` for a 5 s clip"
+        return SpectrogramConfig(**kwargs)
+    @staticmethod
+    def BasicMelSpectrogram(**kwargs) -> SpectrogramConfig:
+        "16 kHz, n_fft=1024, hop=256, 128 mel bins, power 2, dB"
+        return SpectrogramConfig(**{**dict(n_fft=1024, hop_length=256, mel=True, n_mels=128), **kwargs})
+    @staticmethod
+    def PCENMelSpectrogram(**kwargs) -> SpectrogramConfig:
+        "The input `PCEN` expects: 16 kHz, n_fft=1024, hop=256, 128 mel bins, magnitudes (power 1) times 2**31, no dB"
+        return AudioConfig.BasicMelSpectrogram().for_pcen().update(**kwargs)
+
+
+@dataclass(frozen=True)
+class Augment:
+    "The augmentations of a recipe: time shift of the waveform, masks on the normalized spectrogram (0 switches one off); `augment_tfms` builds them"
+    shift: float = 0.0
+    freq_mask: float = 0.0
+    time_mask: float = 0.0
+    masks: int = 1
+
+    def as_dict(self) -> dict: return asdict(self)
