@@ -114,3 +114,10 @@ def audio_item_tfms(sr: int = 16000, mono: bool = True, duration: float | None =
 def AudioBlock(sr: int = 16000, mono: bool = True, duration: float | None = 5.0, downmix: str = 'mean') -> TransformBlock:
     "A `TransformBlock` reading audio files into `AudioTensor`s of `sr` Hz, mono, `duration` seconds"
     return TransformBlock(type_tfms=AudioTensor.create, item_tfms=audio_item_tfms(sr, mono, duration, downmix))
+
+
+def __getattr__(name: str):
+    "What models exported by earlier versions ask for under an old name (`esc50_norm.compat.RENAMED`)"
+    from .compat import RENAMED
+    if name in RENAMED[__name__]: return globals()[RENAMED[__name__][name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,12 +7,14 @@ those files (they are data), the code reads them as they are, through the functi
 - stats files of the first format hold `mean`/`std` only, without `arrays` or `mode` (`upgrade_stats`);
 - run files from before start times were recorded get a start estimated from finish time minus run time
   (`run_starts`);
-- results folders from before datasets were described hold ESC-50 runs (`recorded_dataset`).
+- results folders from before datasets were described hold ESC-50 runs (`recorded_dataset`);
+- models exported by 0.2.0 (`Learner.export`, `study --save-models`) name `esc50_norm.audio.CropPad`, now `AudioCropPad`
+  (`RENAMED`), and pickled `SpecNormalize` with a `stats` dict beside float32 copies (`upgrade_spec_normalize`).
 """
 from __future__ import annotations
 from dataclasses import asdict, field, fields
 
-__all__ = ['later', 'recorded_dict', 'upgrade_stats', 'run_starts', 'recorded_dataset']
+__all__ = ['later', 'recorded_dict', 'upgrade_stats', 'run_starts', 'recorded_dataset', 'RENAMED', 'upgrade_spec_normalize']
 
 _LATER = {'recorded': 'unless default'}
 
@@ -55,3 +57,17 @@ def run_starts(df):
 def recorded_dataset(d: dict | None) -> dict:
     "The dataset a results folder records; folders from before datasets were described hold ESC-50 runs (fingerprint unknown)"
     return d if d is not None else dict(kind='esc50', name='esc50', fingerprint=None)
+
+
+RENAMED = {'esc50_norm.audio': {'CropPad': 'AudioCropPad'}}
+"Names of earlier versions that exported models still ask for, by module: old name -> today's"
+
+
+def upgrade_spec_normalize(state: dict) -> dict:
+    "The pickled state of a `SpecNormalize` in today's form: 0.2.0 kept a `stats` dict and float32 `_shift`/`_scale` copies"
+    if 'stats' in state:
+        state.update(state.pop('stats') or {})
+        state.pop('_shift', None); state.pop('_scale', None)
+    for k in state['_mode'].keys: state.setdefault(k, None)
+    state.setdefault('_warned', False)
+    return state

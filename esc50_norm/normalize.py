@@ -8,6 +8,7 @@ import torch
 from fastai.data.all import DataLoaders, Transform
 
 from .audio import AudioTensor
+from .compat import upgrade_spec_normalize
 from .spectrogram import AudioSpectrogram
 from .stats import RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
 
@@ -140,6 +141,10 @@ class SpecNormalize(Transform):
         self.count, self._warned = None, False
         for k in self._mode.keys: setattr(self, k, None)
         if stats is not None: self._set(stats, count)
+
+    def __setstate__(self, state: dict):
+        "Unpickle (`load_learner`), also models exported by 0.2.0 (`esc50_norm.compat.upgrade_spec_normalize`)"
+        self.__dict__.update(upgrade_spec_normalize(state))
 
     @classmethod
     def from_file(cls, path, mode: str | None = None, **kwargs) -> SpecNormalize:

@@ -2,6 +2,7 @@
 import json
 import struct
 import zipfile
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -13,7 +14,7 @@ from fastai.data.all import CategoryBlock, ColReader, CrossEntropyLossFlat, Data
 from fastai.learner import Learner, load_learner
 from torch import nn
 
-from esc50_norm import (AudioBlock, AudioLoadError, AudioNormalize, AudioTensor, AudioToSpec, ModelLoadError,
+from esc50_norm import (AudioBlock, AudioCropPad, AudioLoadError, AudioNormalize, AudioTensor, AudioToSpec, ModelLoadError,
                         NonFiniteAudioError, PredictionError, SpecNormalize, SpectrogramConfig, find_spec_normalize, load_exported,
                         predict_files)
 from esc50_norm.study import FoldSplitter, fold_dataloaders, get_dataset, load_or_build_cache
@@ -210,3 +211,18 @@ def test_show_plays_the_clip_only_in_a_notebook(monkeypatch, capsys):
     assert [type(o).__name__ for o in shown] == ['Audio', 'Audio']
     assert shown[0].data[:4] == b'RIFF' and struct.unpack('<HI', shown[0].data[22:28]) == (2, 8000)   # WAV: 2 channels, 8 kHz
     plt.close('all')
+
+
+OLD = Path(__file__).parent / 'data' / 'export-0.2.0'
+
+
+@pytest.mark.parametrize('mode', ['channel', 'minmax'])
+def test_a_model_exported_by_0_2_0_still_loads_and_predicts_as_it_did(mode, tmp_path):
+    "tests/data/export-0.2.0: learners exported by 0.2.0 (CropPad, SpecNormalize's old state) and what they predicted then"
+    expected = json.loads((OLD / 'predictions.json').read_text())
+    root = make_fake_esc50(tmp_path / 'esc50', clips_per_fold=expected['clips_per_fold'], sr=expected['sr'], seconds=tuple(expected['seconds']))
+    learn = load_exported(OLD / f'{mode}.pkl')
+    norm = find_spec_normalize(learn.dls.valid)
+    assert norm.mode == mode and norm.has_stats and isinstance(learn.dls.after_item.fs[2], AudioCropPad)
+    probs = learn.predict(root / 'audio' / expected['clip'])[2]
+    assert torch.allclose(probs, torch.tensor(expected[mode]), atol=1e-5)
