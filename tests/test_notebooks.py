@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from esc50_norm.study.demo import make_fake_esc50
@@ -93,7 +94,11 @@ def test_results_notebook_shows_the_committed_results_as_stored(nb_env):
     "02 rebuilds its tables from the committed run files; what it shows today is what is stored in it"
     nb = execute(NOTEBOOKS[1])
     printed, shown, images = outputs(nb)
-    assert 'cv-bf16: 75 of 75 runs finished; NVIDIA H100 80GB HBM3, bf16; wall time 12.4 min' in printed
+    runs = [json.loads(p.read_text()) for p in (NBS.parent / 'results' / 'cv-bf16' / 'runs').glob('fold*-seed*.json') if p.name.count('.') == 1]
+    end = [pd.Timestamp(r['finished_at']) for r in runs]                      # these files predate start times: estimated
+    start = [e - pd.Timedelta(seconds=r['setup_s'] + r['wall_s']) for e, r in zip(end, runs)]
+    wall = (max(end) - min(start)).total_seconds() / 60
+    assert f"cv-bf16: 75 of 75 runs finished; NVIDIA H100 80GB HBM3, bf16; wall time {wall:.1f} min" in printed
     assert 'ablation-bf16: 30 of 30 runs finished' in printed
     summary, folds, paired = shown[:3]
     assert re.search(r"^global\s+25\s+0\.7365", summary, re.M) and re.search(r"^4\s+0\.7415\s+0\.7955\s+0\.7645", folds, re.M)
@@ -110,7 +115,7 @@ def test_inference_notebook_trains_exports_and_predicts_files(nb_env, fake_root)
     assert f"data: $ESC50_PATH\n  {fake_root}: 20 clips, 4 classes" in printed
     assert 'model: trained here on 16 clips (1 per class and fold, folds 2-5), accuracy on the 4 clips of fold 1: ' in printed
     assert re.search(r"loaded model\.pkl \(4\d MB\): XResNet, 4 classes", printed)       # xResNet18's weights, no clips
-    assert 'item transforms:  Pipeline: DownmixMono -> Resample -> CropPad -> ToTensor' in printed
+    assert 'item transforms:  Pipeline: DownmixMono -> Resample -> AudioCropPad -> ToTensor' in printed
     assert 'batch transforms: Pipeline: AudioNormalize -> AudioToSpec -> SpecNormalize' in printed
     assert re.search(r"predict\(path\): \w+, p = [01]\.\d{3}; 4 probabilities, sum 1\.000", printed)
     assert 'predict(AudioTensor) gives the same probabilities: True' in printed
@@ -127,10 +132,10 @@ def test_inference_notebook_loads_the_model_in_MODEL(nb_env, fake_root, tmp_path
     from fastai.learner import Learner
     from torch import nn
     from esc50_norm import SpectrogramConfig
-    from esc50_norm.study import esc50_dataloaders, read_meta
+    from esc50_norm.study import fold_dataloaders, get_dataset
     spec = SpectrogramConfig(n_fft=256, hop_length=800, mel=True, n_mels=8)
-    dls = esc50_dataloaders(read_meta(fake_root, full=False), 1, 'global', spec, bs=4, pipeline='files', root=fake_root,
-                            device='cpu', duration=2.0)
+    dls = fold_dataloaders(get_dataset(data=fake_root, full=False).meta(), 1, 'global', spec, bs=4, pipeline='files',
+                           audio_root=fake_root / 'audio', device='cpu', duration=2.0)
     learn = Learner(dls, nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 4)), loss_func=CrossEntropyLossFlat())
     learn.fit(1)
     learn.export(tmp_path / 'tiny.pkl')
