@@ -326,3 +326,19 @@ def test_frontends_preset_contrasts_each_against_global():
     assert contrasts(p.normalizations) == [('channel', 'global'), ('instance', 'global'), ('pcen', 'global'),
                                            ('pcen_learned', 'global'), ('pcen_learned', 'pcen'), ('bn_freq', 'global')]
     assert len(p.for_dataset(get_dataset()).jobs()) == 90
+
+
+@pytest.mark.slow
+def test_a_folder_says_which_data_it_came_from_and_refuses_other_data(shared_esc50, tmp_path):
+    "results/quick-esc10-cpu was made on ESC-10 of the shared copy: it resumes with nothing to do on ESC-10, and refuses ESC-50"
+    out = _copy('quick-esc10-cpu', tmp_path)
+    recorded = json.loads((out / 'preset.json').read_text())['dataset']
+    esc10 = get_dataset('esc10', data=shared_esc50)
+    assert (recorded['kind'], recorded['clips'], recorded['classes'], recorded['fingerprint']) == ('esc10', 400, 10, esc10.fingerprint())
+    row = json.loads((out / 'runs' / 'fold3-global-seed1.json').read_text())
+    assert (row['dataset'], row['dataset_kind'], row['dataset_fingerprint']) == ('esc10', 'esc10', esc10.fingerprint())
+    s = Study(get_preset('quick', folds=(1, 2, 3, 4, 5)), out, dataset=esc10, device='cpu')
+    s.prepare()
+    assert s.todo() == []
+    with pytest.raises(ValueError, match=r"holds runs of dataset esc10 \(esc10, fingerprint [0-9a-f]{12}\), not of esc50"):
+        Study(get_preset('quick', folds=(1, 2, 3, 4, 5)), out, dataset=get_dataset(data=shared_esc50), device='cpu').prepare()
