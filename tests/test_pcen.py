@@ -114,7 +114,7 @@ def test_pcen_transform_equals_librosa_and_is_marked_not_db():
     assert_rel(z, librosa.pcen(x.numpy(), sr=16000, hop_length=256, gain=0.6, power=0.3, time_constant=0.1), 1e-4)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.gpu
 def test_pcen_runs_on_the_batchs_device_and_in_float32_under_autocast():
     x = pcen_batch()
     with torch.autocast('cuda', dtype=torch.bfloat16):
