@@ -347,3 +347,30 @@ def test_esc10_on_the_real_copy(shared_esc50):
     assert df.groupby('fold').size().tolist() == [80] * 5 and df.groupby('label').size().eq(40).all()
     assert set(ds.classes) == set(native.category[native.esc10]) and set(df.file) == set(native.filename[native.esc10])
     assert get_dataset(shared_esc50).describe()['clips'] == 2000
+
+
+@pytest.mark.parametrize('kind', ['folders', 'csv', 'urbansound8k'])
+def test_a_study_runs_on_each_kind_through_the_command_line(kind, tmp_path, capsys):
+    "The whole path on a collection that is not ESC-50: folds and classes from the data, clips cropped/padded to their median"
+    from esc50_norm.study.cli import main as cli
+    from fake_collections import make_csv, make_folders, make_urbansound8k
+    counts = dict(dog=6, rain=6, siren=6)
+    spec, extra = {'folders': (f"folders:{make_folders(tmp_path / 'tree', counts)}", ['--k-folds', '3']),
+                   'csv': (str(make_csv(tmp_path / 'c' / 'labels.csv', counts)), ['--columns', 'file=path,label=category,fold=split']),
+                   'urbansound8k': (str(make_urbansound8k(tmp_path / 'us8k', folds=range(1, 11))), [])}[kind]
+    ds_args = ['--dataset', spec, *extra, '--cache-dir', str(tmp_path / 'cache')]
+    out = tmp_path / 'res'
+    with warnings.catch_warnings(): warnings.simplefilter('ignore'); rc = cli(['study', '--preset', 'smoke', '--folds', '1', '--normalizations',
+                                                                                'none,global', '--bs', '2', '--out', str(out), '--device', 'cpu',
+                                                                                '--no-report', *ds_args])
+    assert rc == 0, capsys.readouterr()
+    ds = get_dataset(spec, **({'k_folds': 3} if kind == 'folders' else {'columns': 'file=path,label=category,fold=split'} if kind == 'csv' else {}))
+    info = clip_info(ds)
+    assert f"clips are cropped/padded to the median of its {len(info)} clips, {info.duration.median():.3f} s" in capsys.readouterr().out
+    recorded = json.loads((out / 'preset.json').read_text())
+    assert (recorded['dataset']['kind'], recorded['dataset']['fingerprint']) == (kind, ds.fingerprint())
+    assert recorded['duration'] == pytest.approx(info.duration.median())
+    rows = [json.loads((out / 'runs' / f"fold1-{n}-seed0.json").read_text()) for n in ('none', 'global')]
+    assert all(r['dataset_kind'] == kind and r['n_valid'] == len(ds.classes) for r in rows)      # smoke: 1 clip per class and fold
+    assert cli(['report', str(out), *ds_args]) == 0                       # the folder's data, checked by fingerprint
+    assert cli(['report', str(out), '--dataset', 'esc50', '--data', str(tmp_path / 'nowhere')]) == 2

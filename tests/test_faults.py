@@ -210,3 +210,10 @@ def test_a_damaged_clip_cache_is_rebuilt_with_a_warning_and_stale_temporaries_re
         again = load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False)
     assert torch.equal(again.x, first.x) and not stale.exists()
     assert load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False).filenames == files
+
+
+def test_a_batch_larger_than_the_training_folds_is_a_clear_failure_not_a_nan_result(args, tmp_path, capsys):
+    "16 training clips and --bs 64: no batch would be left once the last incomplete one is dropped"
+    assert cli(args('--bs', '64')) == 1
+    assert 'the training folds hold 16 clips, fewer than one batch of 64' in capsys.readouterr().out
+    assert not list((tmp_path / 'res' / 'runs').glob('fold*.json'))

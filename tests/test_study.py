@@ -218,16 +218,19 @@ def test_cli_train_exports_a_model_that_predict_uses_and_errors_name_the_file(fa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('preset,runs', [('smoke', 6), ('mel', 12), ('strong', 8), ('frontends', 12)])
-def test_smoke_form_of_each_preset_on_real_clips(shared_esc50, tmp_path, preset, runs):
-    "CI's end-to-end studies: each preset in its smoke form (1 clip per class and fold, 1 epoch) on the real ESC-50 copy"
+@pytest.mark.parametrize('preset,runs,dataset,classes', [('smoke', 6, 'esc50', 50), ('mel', 12, 'esc50', 50), ('strong', 8, 'esc50', 50),
+                                                         ('frontends', 12, 'esc50', 50), ('quick', 6, 'esc10', 10)])
+def test_smoke_form_of_each_preset_on_real_clips(shared_esc50, tmp_path, preset, runs, dataset, classes):
+    "CI's end-to-end studies: each preset in its smoke form (1 clip per class and fold, 1 epoch) on the real ESC-50 copy, and on ESC-10"
     out = tmp_path / preset
-    args = ['study', '--preset', preset, '--data', str(shared_esc50), '--cache-dir', str(tmp_path / 'cache'),
+    args = ['study', '--preset', preset, '--dataset', dataset, '--data', str(shared_esc50), '--cache-dir', str(tmp_path / 'cache'),
             '--out', str(out), '--device', 'cpu'] + ([] if preset == 'smoke' else ['--smoke'])
     assert cli(args) == 0
     csv = pd.read_csv(out / 'results.csv')
-    assert len(csv) == runs and set(csv.fold) == {1, 2} and (csv.n_valid == 50).all() and (csv.n_train == 200).all()
-    assert f'Complete grid: {runs} of {runs} runs' in (out / 'report.md').read_text()
+    assert len(csv) == runs and set(csv.fold) == {1, 2} and (csv.n_valid == classes).all() and (csv.n_train == 4 * classes).all()
+    assert (csv.dataset == dataset).all()
+    text = (out / 'report.md').read_text()
+    assert f'Complete grid: {runs} of {runs} runs' in text and f"Data: {dataset} ({dataset}): {40 * classes} clips, {classes} classes" in text
     for f in ('accuracy.png', 'paired.png', 'curves.png', 'summary.csv', 'paired.csv'): assert (out / f).stat().st_size > 100, f
 
 

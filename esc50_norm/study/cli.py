@@ -70,10 +70,11 @@ def cmd_report(a):
 
 
 def cmd_compare(a):
+    from ..atomic import write_atomic
     from .report import compare_report
     text = compare_report([a.reference, *a.results])
     print(text)
-    if a.out: Path(a.out).write_text(f"# Comparison of {', '.join(map(str, [a.reference, *a.results]))}\n\n{text}")
+    if a.out: write_atomic(Path(a.out), f"# Comparison of {', '.join(map(str, [a.reference, *a.results]))}\n\n{text}")
 
 
 def cmd_cache(a):
@@ -185,7 +186,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')       # raised by an import in torchaudio
     a = _parser().parse_args(argv)
     try: return a.func(a) or 0
-    except (ValueError, OSError, KeyError, RuntimeError) as e:
+    except (ValueError, OSError, KeyError, RuntimeError, ArithmeticError) as e:
         print(f"esc50-norm {a.cmd}: error: {e}", file=sys.stderr)
         return 2
 

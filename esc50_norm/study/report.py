@@ -204,7 +204,7 @@ def plot_curves(hist: pd.DataFrame, path=None, title: str = ''):
 
 def _save(fig, path):
     fig.tight_layout()
-    if path: fig.savefig(path, dpi=120); plt.close(fig)
+    if path: write_atomic(Path(path), _png(fig))
     return fig
 
 

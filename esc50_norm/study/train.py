@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -93,6 +94,9 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
                            cache=data.cache, audio_root=data.dataset.audio_root, device=data.device, stats_frac=preset.stats_frac,
                            augment=preset.augmentation, duration=preset.duration, downmix=preset.downmix)
     setup_s = time.perf_counter() - t_setup                      # DataLoaders, including the stats pass
+    if len(dls.train) == 0:
+        raise ValueError(f"{job.id}: the training folds hold {len(dls.train.dataset)} clips, fewer than one batch of {preset.bs} "
+                         "(the last, incomplete batch is dropped): lower --bs")
     timer = EpochTimer()
     cbs = [timer, FiniteLoss()] + ([ChannelsLast()] if preset.channels_last else []) + ([MixUp(preset.mixup)] if preset.mixup else [])
     learn = Learner(dls, model_for(normalization, preset.spec_cfg, len(dls.vocab)), metrics=accuracy, cbs=cbs)
@@ -105,7 +109,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     hist.insert(0, 'epoch', range(1, len(hist) + 1))
     hist['seconds'] = timer.times
     losses = hist[['train_loss', 'valid_loss']].astype(float) if fold else hist[['train_loss']].astype(float)
-    if not losses.map(lambda v: v == v and abs(v) != float('inf')).all().all():
+    if not np.isfinite(losses.to_numpy()).all():
         raise FloatingPointError(f"{job.id}: a loss is NaN or infinite ({losses.iloc[-1].to_dict()}): the run is failed, not recorded")
     norm = find_spec_normalize(dls.train)
     if norm is not None and norm.learns_stats and stats_file is not None: norm.save(stats_file, fold=fold, normalization=normalization)
