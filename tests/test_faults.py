@@ -72,6 +72,9 @@ def test_train_with_zero_epochs_leaves_no_model_and_predict_top_k_zero_is_refuse
     assert cli(['train', '--preset', 'smoke', '--epochs', '0', '--data', str(fake_root), '--partial-data', '--device', 'cpu',
                 '--out', str(model)]) == 2
     assert 'epochs must be at least 1' in err(capsys) and not model.exists()
+    for bad, named in ((['--normalization', 'spectral'], "unknown normalization 'spectral'"), (['--fold', '7'], 'fold(s) [7] do not exist')):
+        assert cli(['train', '--preset', 'smoke', *bad, '--data', str(fake_root), '--partial-data', '--device', 'cpu', '--out', str(model)]) == 2
+        assert named in err(capsys) and not model.exists()
     with pytest.raises(SystemExit): cli(['predict', str(model), 'x.wav', '--top-k', '0'])
     assert 'must be a whole number of at least 1' in err(capsys)
 

@@ -87,10 +87,14 @@ def cmd_cache(a):
 
 
 def cmd_train(a):
+    from .datasets import check_folds
+    from .normalizations import get_normalization
     from .presets import Job
     from .train import load_study_data, train_one
+    get_normalization(a.normalization)                          # an unknown one, or a fold the data lacks, fails before any work
     ds = _dataset(a)
     preset = _preset(a).for_dataset(ds)
+    if a.fold: check_folds(ds, (a.fold,))
     out = Path(a.out or f"models/{preset.name}-fold{'all' if not a.fold else a.fold}-{a.normalization}-seed{a.seed}.pkl")
     out.parent.mkdir(parents=True, exist_ok=True)
     data = load_study_data(preset, ds, a.cache_dir, a.device)
@@ -161,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
 
     t = sub.add_parser('train', parents=[data, recipe], help="train one model of a preset and export it for `predict`")
-    t.add_argument('--fold', type=_fold, default=1, help="validation fold 1-5, or 'all' to train on every fold (default 1)")
+    t.add_argument('--fold', type=_fold, default=1, help="the validation fold (ESC-50: 1-5), or 'all' to train on every fold (default 1)")
     t.add_argument('--normalization', default='global'); t.add_argument('--seed', type=int, default=0)
     t.add_argument('--out', help="the model file (default models/PRESET-foldF-NORMALIZATION-seedS.pkl)")
     t.set_defaults(func=cmd_train)
