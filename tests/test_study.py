@@ -250,7 +250,7 @@ def test_memory_stays_flat_over_runs_in_one_process(fake_root, tmp_path):
             row = study.run(job, data)
             rss.append(resident_gib())
             assert 0.1 < row['rss_gib'] < 64                 # recorded in the run file beside gpu_mem_peak_gib
-            assert not [o for o in gc.get_objects() if isinstance(o, Learner)], f"a Learner outlived {job.id}"
+            assert not [o for o in gc.get_objects() if type(o) is Learner], f"a Learner outlived {job.id}"   # type(): not through weak proxies
     finally: gc.enable()
     assert len(rss) == 5 and rss[-1] - rss[0] < 0.15, f"resident memory grew from {rss[0]:.3f} to {rss[-1]:.3f} GiB over 5 runs"
 
