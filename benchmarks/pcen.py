@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from esc50_norm.pcen import LearnedPCEN, pcen_compress, pcen_smooth, smoothing_coef
+from esc50_norm.study.device import pick_device
 
 
 def loop_smooth(S: torch.Tensor, coef) -> torch.Tensor:
@@ -78,7 +79,7 @@ def main(argv=None):
     p.add_argument('--tolerance', type=float, default=1e-4, help="largest relative difference allowed between the two paths")
     p.add_argument('--out', default=None, help="write the table here (markdown); default benchmarks/pcen-<device>.md")
     a = p.parse_args(argv)
-    device = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    device = pick_device(a.device)
     g = torch.Generator().manual_seed(0)
     S = (torch.rand(a.bs, 1, a.n_mels, a.frames, generator=g) ** 4 * 2 ** 31).to(device)   # mel-magnitude-like, 0 .. 2**31
     lp = LearnedPCEN(a.n_mels).to(device)
