@@ -76,7 +76,11 @@ def pcen(S: torch.Tensor, sr: int = 16000, hop_length: int = 256, gain: float = 
          power: float = 0.5, time_constant: float = 0.4, eps: float = 1e-6) -> torch.Tensor:
     "`librosa.pcen` of `S` `[..., n_mels, frames]` with the same parameters, on `S`'s device, in float32 (float64 stays)"
     _check_params(gain, bias, power, eps, sr, hop_length, time_constant)
-    S = _as_magnitudes(S, 'pcen')
+    return _pcen(_as_magnitudes(S, 'pcen'), sr, hop_length, gain, bias, power, time_constant, eps)
+
+
+def _pcen(S: torch.Tensor, sr, hop_length, gain, bias, power, time_constant, eps) -> torch.Tensor:
+    "`pcen` of checked magnitudes `S` (a plain float tensor)"
     with torch.autocast(S.device.type, enabled=False):
         M = pcen_smooth(S, smoothing_coef(sr, hop_length, time_constant))
         if power == 0 or bias == 0:                             # librosa's limit cases, in its order
@@ -111,7 +115,10 @@ class PCEN(Transform):
 
     def encodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
         self._check(x)
-        res = AudioSpectrogram(pcen(x, sr=self.sr, hop_length=self.hop_length, **self.params))
+        S = x.as_subclass(torch.Tensor)
+        # AudioToSpec's spectrograms say they are magnitudes (to_db=False): no look at their values, a GPU sync per batch
+        S = S.to(_compute_dtype(S)) if hasattr(x, 'to_db') else _as_magnitudes(S, 'PCEN')
+        res = AudioSpectrogram(_pcen(S, self.sr, self.hop_length, **self.params))
         res.set_meta(x, as_copy=True)
         res.normalized, res.to_db = 'PCEN', False
         return res

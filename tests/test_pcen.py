@@ -130,6 +130,8 @@ def test_pcen_transform_refuses_db_and_other_rates_or_hops():
         PCEN()(pcen_batch(sr=22050))
     with pytest.raises(ValueError, match=r'with hop_length=512: .* off by 2x'):
         PCEN()(pcen_batch(hop_length=512))
+    hand_made = AudioSpectrogram(torch.full((1, 1, 8, 10), -80.0))          # no metadata to go by: its values are checked
+    with pytest.raises(ValueError, match=r'PCEN takes non-negative magnitudes .* got values down to -80'): PCEN()(hand_made)
     assert PCEN(sr=22050, hop_length=512)(pcen_batch(sr=22050, hop_length=512)).normalized == 'PCEN'
 
 
