@@ -24,6 +24,8 @@ _WHERE = {
     # training-only augmentations, the device-resident DataLoader, prediction
     'RandomTimeShift': 'augment', 'SpecMask': 'augment', 'augment_tfms': 'augment', 'Augment': 'configs',
     'DeviceDL': 'device_dl',
+    # mixed precision on CUDA or the CPU
+    'BF16Autocast': 'precision', 'ChannelsLastInput': 'precision', 'native_bf16': 'precision',
     'ModelLoadError': 'inference', 'PredictionError': 'inference', 'load_exported': 'inference', 'predict_files': 'inference',
     'top_k_table': 'inference',
 }

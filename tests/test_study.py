@@ -132,11 +132,14 @@ def test_presets_match_the_reference_recipe_and_their_estimates(tmp_path):
     assert smoke.normalizations == mel.normalizations and (smoke.epochs, smoke.clips_per_class, smoke.folds) == (1, 1, (1, 2))
 
 
-def test_bf16_and_channels_last_are_the_default_on_cuda_only():
+@pytest.mark.parametrize('native', [True, False])
+def test_bf16_and_channels_last_are_the_default_on_cuda_and_on_a_cpu_with_native_bf16(native, monkeypatch):
+    monkeypatch.setattr('esc50_norm.precision._cpu_flags', lambda: frozenset({'avx512f', 'avx512_bf16'} if native else {'avx2'}))
     p = get_preset('cv')
     assert (p.bf16, p.channels_last) == (None, None)
     assert (p.resolved('cuda').bf16, p.resolved('cuda').channels_last) == (True, True)
-    assert (p.resolved('cpu').bf16, p.resolved('cpu').channels_last) == (False, False)
+    assert (p.resolved('cpu').bf16, p.resolved('cpu').channels_last) == (native, native)
+    assert get_preset('cv', bf16=True).resolved('cpu').channels_last is native        # --bf16 alone: channels-last where native
     fp32 = get_preset('cv', bf16=False, channels_last=False).resolved('cuda')
     assert (fp32.bf16, fp32.channels_last) == (False, False)
     with pytest.raises(ValueError, match='resolve'): p.training_hash()
@@ -155,14 +158,14 @@ def test_committed_folders_resume_with_the_defaults_they_were_made_with(folder, 
     "The recipe hash of the committed H100 and CPU folders is that of today's preset, resolved as they ran"
     out = _copy(folder, tmp_path)
     device = 'cpu' if folder.endswith('cpu') else 'cuda'
-    p = get_preset(preset, **(dict(bf16=False, channels_last=False) if fp32 else {}))
+    p = get_preset(preset, **(dict(bf16=False, channels_last=False) if fp32 or folder == 'quick-cpu' else {}))
     before = (out / 'preset.json').read_text()
     s = Study(p, out, device=device)
     s.prepare()
     assert s.todo() == [] and (out / 'preset.json').read_text() == before        # nothing to run, nothing rewritten
-    other = dict(cuda='cpu', cpu='cuda')[device] if not fp32 else 'cuda'
+    other = get_preset(preset) if fp32 or folder == 'quick-cpu' else get_preset(preset, bf16=False, channels_last=False)
     with pytest.raises(ValueError, match=r"another recipe \(changed: \['bf16', 'channels_last'\]\)"):
-        Study(get_preset(preset), out, device=other).prepare()
+        Study(other, out, device='cuda').prepare()
 
 
 def test_cli_study_then_report(fake_root, tmp_path, capsys):

@@ -135,9 +135,10 @@ def _parser() -> argparse.ArgumentParser:
     recipe.add_argument('--epochs', type=int); recipe.add_argument('--bs', type=int); recipe.add_argument('--lr', type=float)
     recipe.add_argument('--clips-per-class', type=int); recipe.add_argument('--pipeline', choices=['device', 'cached', 'files'])
     recipe.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's; ESC-50: 5)")
-    recipe.add_argument('--fp32', action='store_true', help="fp32 without channels-last (default on CUDA: bf16 autocast + channels-last)")
-    recipe.add_argument('--bf16', action='store_true', help="bf16 autocast, also off CUDA")
-    recipe.add_argument('--channels-last', action='store_true', help="channels-last memory, also off CUDA")
+    recipe.add_argument('--fp32', action='store_true',
+                        help="fp32 without channels-last (default on CUDA and on a CPU with native bf16: bf16 autocast + channels-last)")
+    recipe.add_argument('--bf16', action='store_true', help="bf16 autocast, also on a CPU without native bf16")
+    recipe.add_argument('--channels-last', action='store_true', help="channels-last memory, also without bf16")
 
     s = sub.add_parser('study', parents=[data, recipe], help="run (or resume) a preset's grid, then write its report")
     s.add_argument('--out', help="results folder (default results/PRESET); finished runs in it are skipped")

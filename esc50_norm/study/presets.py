@@ -52,8 +52,8 @@ class Preset:
     downmix: str = 'sum'
     clips_per_class: int | None = None
     pipeline: str = 'device'
-    bf16: bool | None = None                   # None: bf16 autocast on CUDA, fp32 elsewhere
-    channels_last: bool | None = None          # None: channels-last on CUDA
+    bf16: bool | None = None                   # None: bf16 autocast on CUDA and on a CPU with native bf16, else fp32
+    channels_last: bool | None = None          # None: with bf16
     stats_frac: float = 1.0
     augment: dict | None = later(None)         # Augment fields; None: no augmentation
     mixup: float = later(0.0)                  # fastai MixUp's alpha; 0: off
@@ -92,10 +92,12 @@ class Preset:
         return self.update(folds=check_folds(ds, self.folds), duration=clip_duration(ds, self.duration, log=log))
 
     def resolved(self, device) -> Preset:
-        "The preset with its device-dependent defaults decided: bf16 and channels-last on CUDA, fp32 elsewhere"
-        cuda = str(device).split(':')[0] == 'cuda'
-        return self.update(bf16=cuda if self.bf16 is None else self.bf16,
-                           channels_last=cuda if self.channels_last is None else self.channels_last)
+        "The preset with its device-dependent defaults decided: bf16 and channels-last on CUDA and on a CPU with native bf16"
+        if self.bf16 is not None and self.channels_last is not None: return self
+        from ..precision import native_bf16                   # imports torch: only when a default is to be decided
+        fast = str(device).split(':')[0] == 'cuda' or native_bf16(device)
+        return self.update(bf16=fast if self.bf16 is None else self.bf16,
+                           channels_last=fast if self.channels_last is None else self.channels_last)
 
     def recipe(self) -> dict:
         "What decides one run's result: every field but the grid's, later fields only where they differ from their default"
@@ -133,6 +135,9 @@ PRESETS = {
     # BatchNorm over mel bins, against global, channel and per-clip statistics
     'frontends': Preset('frontends', folds=None, normalizations=('global', 'channel', 'instance', 'pcen', 'pcen_learned', 'bn_freq'),
                         seeds=(0, 1, 2), epochs=80, lr=2e-3, spec=_mel(), augment=_STRONG_AUG, mixup=0.4),
+    # the mel grid sized for 2 CPU cores (about 4 hours in bf16): 64 mel bins x 157 frames (hop 512), 20 epochs, 2 seeds
+    'mel-cpu': Preset('mel-cpu', folds=None, normalizations=('none', 'wave', 'global', 'channel', 'minmax', 'instance'), seeds=(0, 1),
+                      spec=_mel(n_mels=64, hop_length=512)),
     # a real but small comparison for 2 CPU cores (about 7 minutes): 32 mel bins x 79 frames, 4 epochs, 3 seeds
     'quick': Preset('quick', seeds=(0, 1, 2), epochs=4, spec=_spec(n_fft=1024, hop_length=1024, mel=True, n_mels=32)),
 }

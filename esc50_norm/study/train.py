@@ -20,7 +20,8 @@ from fastai.torch_core import set_seed
 from fastai.vision.models.xresnet import xresnet18
 
 from ..atomic import write_atomic
-from ..callback import find_spec_normalize
+from ..normalize import find_spec_normalize
+from ..precision import BF16Autocast, ChannelsLastInput
 from .cache import ClipCache, load_or_build_cache
 from .device import pick_device
 from .datasets import Dataset, fold_split, subset_per_class
@@ -28,6 +29,8 @@ from .normalizations import get_normalization
 from .pipelines import fold_dataloaders
 from .presets import Job, Preset
 from .runs import now, provenance
+
+ChannelsLast = ChannelsLastInput           # the name older exports pickled
 
 __all__ = ['model_for', 'StudyData', 'load_study_data', 'train_one', 'resident_gib', 'release_memory']
 
@@ -40,13 +43,6 @@ class EpochTimer(Callback):
     def after_epoch(self):
         if torch.cuda.is_available(): torch.cuda.synchronize()
         self.times.append(time.perf_counter() - self._t)
-
-
-class ChannelsLast(Callback):
-    "Feed the model `channels_last` inputs (the model is converted in `before_fit`)"
-    order = 1
-    def before_fit(self): self.learn.model.to(memory_format=torch.channels_last)
-    def before_batch(self): self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) for x in self.xb)
 
 
 class FiniteLoss(Callback):
@@ -98,9 +94,9 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
         raise ValueError(f"{job.id}: the training folds hold {len(dls.train.dataset)} clips, fewer than one batch of {preset.bs} "
                          "(the last, incomplete batch is dropped): lower --bs")
     timer = EpochTimer()
-    cbs = [timer, FiniteLoss()] + ([ChannelsLast()] if preset.channels_last else []) + ([MixUp(preset.mixup)] if preset.mixup else [])
+    cbs = [timer, FiniteLoss()] + ([ChannelsLastInput()] if preset.channels_last else []) + ([MixUp(preset.mixup)] if preset.mixup else [])
     learn = Learner(dls, model_for(normalization, preset.spec_cfg, len(dls.vocab)), metrics=accuracy, cbs=cbs)
-    if preset.bf16: learn.to_bf16()
+    if preset.bf16: learn.add_cb(BF16Autocast())             # CUDA: fastai's MixedPrecision; CPU: CPU autocast
     if data.device.type == 'cuda': torch.cuda.reset_peak_memory_stats(data.device)
     t0 = time.perf_counter()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(preset.epochs, preset.lr)

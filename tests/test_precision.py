@@ -1,0 +1,94 @@
+"bf16 autocast on the CPU: the forward pass and the loss only, so that training follows fp32; the CPU flags that enable it"
+import pytest
+import torch
+from torch import nn
+from fastai.callback.core import Callback
+from fastai.data.core import DataLoaders
+from fastai.learner import Learner
+from fastai.torch_core import set_seed
+
+from esc50_norm.precision import BF16Autocast, ChannelsLastInput, _cpu_flags, native_bf16
+
+
+def _dls(n=256, bs=32, c=1):
+    "A linearly separable 4-class problem on cx8x8 'spectrograms'"
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, c, 8, 8, generator=g)
+    w = torch.randn(64 * c, 4, generator=g)
+    y = (x.flatten(1) @ w).argmax(1)
+    ds = list(zip(x, y))
+    return DataLoaders.from_dsets(ds, ds[:64], bs=bs, shuffle=False, drop_last=True, device='cpu')
+
+
+def _model():
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(512, 4))
+
+
+class LossLog(Callback):
+    order = 95
+    def before_fit(self): self.losses = []
+    def after_loss(self):
+        if self.training: self.losses.append(float(self.loss.detach()))
+
+
+class AutocastAroundEverything(Callback):
+    "The wrong scope: one CPU autocast region held from `before_fit` to `after_fit`, the backward pass and the steps included"
+    def before_fit(self): self.ac = torch.autocast('cpu', dtype=torch.bfloat16); self.ac.__enter__()
+    def after_fit(self): self.ac.__exit__(None, None, None)
+
+
+def _train(*cbs, epochs=8) -> list:
+    set_seed(0, reproducible=True)
+    log = LossLog()
+    learn = Learner(_dls(), _model(), loss_func=nn.CrossEntropyLoss(), lr=1e-2, cbs=[log, *cbs])
+    with learn.no_bar(), learn.no_logging(): learn.fit(epochs)
+    return log.losses
+
+
+def test_bf16_autocast_follows_fp32_and_the_wrong_scope_does_not():
+    fp32, bf16, wrong = _train(), _train(BF16Autocast()), _train(AutocastAroundEverything())
+    assert fp32[-1] < 0.5 * fp32[0]                                 # the problem is learnable in these 64 steps
+    assert max(abs(a - b) for a, b in zip(fp32, bf16)) < 0.05       # bf16 for the forward pass and the loss: the same curve
+    assert bf16[-1] < 0.5 * bf16[0]
+    # around the backward pass too, autocast keeps its bf16 copies of the first batch's weights: it learns nothing, silently
+    assert wrong[-1] > 0.9 * wrong[0] and abs(wrong[-1] - fp32[-1]) > 0.3
+
+
+def test_bf16_autocast_really_computes_in_bf16_on_the_cpu():
+    seen = []
+    class Peek(Callback):
+        def before_fit(self): self.model[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    _train(BF16Autocast(), Peek(), epochs=1)
+    assert seen and set(seen) == {torch.bfloat16}                   # the convolution ran in bf16, training and validation
+    assert not torch.is_autocast_enabled('cpu')                     # left after the loss of each batch, and after the fit
+
+
+def test_channels_last_input_converts_model_and_batches():
+    formats = []
+    class Peek(Callback):
+        order = 2
+        def before_batch(self): formats.append(self.xb[0].is_contiguous(memory_format=torch.channels_last))
+    model = nn.Sequential(nn.Conv2d(2, 8, 3, padding=1), nn.Flatten(), nn.Linear(512, 4))
+    learn = Learner(_dls(c=2), model, loss_func=nn.CrossEntropyLoss(),    # 2 channels: with 1, both layouts are the same
+                    cbs=[ChannelsLastInput(), Peek()])
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    assert all(formats) and learn.model[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize('text,native', [
+    ("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n", True),      # AMD Zen 4, Intel Cooper Lake
+    ("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_vnni amx_bf16 amx_tile\n", True),  # Intel Sapphire Rapids
+    ("processor\t: 0\nflags\t\t: fpu sse avx2 fma avx512f avx512bw\n", False),            # AVX-512 without BF16
+    ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", True),                      # Arm with FEAT_BF16
+    ("processor\t: 0\nFeatures\t: fp asimd evtstrm aes\n", False),
+])
+def test_native_bf16_reads_the_cpu_flags(tmp_path, monkeypatch, text, native):
+    f = tmp_path / 'cpuinfo'
+    f.write_text(text)
+    monkeypatch.setattr('esc50_norm.precision._cpu_flags', lambda: _cpu_flags.__wrapped__(str(f)))
+    assert native_bf16('cpu') is native and native_bf16() is native
+
+
+def test_native_bf16_without_cpuinfo_is_false(tmp_path):
+    assert _cpu_flags.__wrapped__(str(tmp_path / 'absent')) == frozenset()
+    assert native_bf16('meta') is False
