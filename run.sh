@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: set up (scripts/setup), train the `quick` study on ESC-50 into runs/quick (not committed; CPU, about
-# 6 minutes), report it, compare it with the committed results/quick-cpu, and run the demo.
+# 4 minutes in bf16), report it, compare it with the committed folder it repeats (results/quick-bf16-cpu on a CPU with
+# native bf16, results/quick-cpu in fp32 elsewhere), and run the demo.
 # ESC-50 comes from --data / $ESC50_PATH; beside this repository, ../shared/esc50 is used; otherwise it is downloaded.
 # PRESET=cv ./run.sh --device cuda runs another preset (compared with its committed folder when there is one);
 # arguments go to `esc50-norm study`.
@@ -12,9 +13,16 @@ export MPLBACKEND=Agg
 preset=${PRESET:-quick}
 out=${OUT:-runs/$preset}
 .venv/bin/esc50-norm study --preset "$preset" --out "$out" "$@"
-case "$preset" in quick) ref=results/quick-cpu ;; *) ref=$(ls -d results/"$preset"-* 2>/dev/null | head -n 1) ;; esac
-if [ -n "$ref" ] && [ -d "$ref" ]; then
+# the committed folder this run repeats: the same recipe (bf16 on a CPU with native bf16, else fp32) on the same dataset
+ref=""
+for d in results/"$preset"-*/; do
+  if [ -f "$d/preset.json" ] && .venv/bin/python -c 'import sys; from esc50_norm.study.runs import reproduces
+sys.exit(not reproduces(*sys.argv[1:]))' "$out" "$d"; then ref=${d%/}; break; fi
+done
+if [ -n "$ref" ]; then
   echo; echo "== $out against the committed $ref: per normalization, committed mean, new mean, difference =="
   .venv/bin/esc50-norm compare "$ref" "$out" --out "$out/comparison.md"
+else
+  echo; echo "== no committed folder under results/ holds this recipe on this dataset: nothing to compare $out with =="
 fi
 .venv/bin/esc50-norm demo --out demo

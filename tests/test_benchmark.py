@@ -20,3 +20,16 @@ def test_benchmark_writes_a_table_with_ratios_to_the_files_pipeline(tmp_path):
     assert np.allclose(res.speedup_vs_files, res.clips_per_s / res.stage.map(files))   # the ratio to files of the same stage and run
     table = (tmp_path / 'bench.md').read_text()
     assert all(f"{v:.3f}" in table for v in res.clips_per_s)
+
+
+def test_precision_benchmark_interleaves_fp32_and_bf16_and_writes_ratios(tmp_path):
+    spec = importlib.util.spec_from_file_location('precision', Path(__file__).parents[1] / 'benchmarks' / 'precision.py')
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    root = make_fake_esc50(tmp_path / 'esc50', clips_per_fold=1, sr=16000, seconds=(0.5, 1.0))
+    out = tmp_path / 'precision.md'
+    res = bench.main(['--data', str(root), '--presets', 'mel-cpu', '--clips-per-class', '1', '--bs', '4', '--reps', '1',
+                      '--steps', '1', '--cache-dir', str(tmp_path / 'cache'), '--out', str(out)])
+    assert list(res.what) == ['bare xResNet18 step', "study's epoch"] and (res['size'] == '1x64x157').all()
+    assert np.allclose(res.speedup, res.fp32_s / res.bf16_cl_s) and (res.fp32_s > 0).all() and (res.bf16_cl_s > 0).all()
+    table = out.read_text()
+    assert all(f"{v:.3f}" in table for v in res.speedup)

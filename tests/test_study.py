@@ -128,6 +128,9 @@ def test_presets_match_the_reference_recipe_and_their_estimates(tmp_path):
     assert mel.spec_cfg.n_freq == 128 and mel.spec_cfg.n_frames(80000) == 313 and len(mel.jobs()) == 150
     assert set(mel.normalizations) == {'none', 'wave', 'global', 'channel', 'minmax', 'instance'}
     assert len(strong.jobs()) == 60 and strong.mixup > 0 and strong.augmentation.freq_mask > 0
+    mel_cpu = get_preset('mel-cpu').for_dataset(esc50)
+    assert (mel_cpu.spec_cfg.n_freq, mel_cpu.spec_cfg.n_frames(80000), len(mel_cpu.jobs()), mel_cpu.epochs) == (64, 157, 60, 20)
+    assert mel_cpu.normalizations == mel.normalizations and mel_cpu.seeds == (0, 1)
     smoke = get_preset('mel', smoke=True)
     assert smoke.normalizations == mel.normalizations and (smoke.epochs, smoke.clips_per_class, smoke.folds) == (1, 1, (1, 2))
 
@@ -222,7 +225,8 @@ def test_cli_train_exports_a_model_that_predict_uses_and_errors_name_the_file(fa
 
 @pytest.mark.slow
 @pytest.mark.parametrize('preset,runs,dataset,classes', [('smoke', 6, 'esc50', 50), ('mel', 12, 'esc50', 50), ('strong', 8, 'esc50', 50),
-                                                         ('frontends', 12, 'esc50', 50), ('quick', 6, 'esc10', 10)])
+                                                         ('frontends', 12, 'esc50', 50), ('quick', 6, 'esc10', 10),
+                                                         ('mel-cpu', 12, 'esc50', 50)])
 def test_smoke_form_of_each_preset_on_real_clips(shared_esc50, tmp_path, preset, runs, dataset, classes):
     "CI's end-to-end studies: each preset in its smoke form (1 clip per class and fold, 1 epoch) on the real ESC-50 copy, and on ESC-10"
     out = tmp_path / preset

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import ttost_paired
 
 from ..atomic import write_atomic
 from ..compat import run_starts
@@ -18,9 +19,11 @@ from .runs import RunFileError, damaged_runs, read_preset, read_results, read_ru
 
 __all__ = ['contrasts', 'summary_table', 'fold_table', 'paired_differences', 'missing_runs', 'read_histories',
            'study_time', 'plot_accuracy', 'plot_paired', 'plot_curves', 'write_report', 'read_folder', 'compare_folders',
-           'compare_report']
+           'compare_report', 'equivalence', 'EQUIVALENCE_MARGIN']
 
 METRIC = 'final_accuracy'
+EQUIVALENCE_MARGIN = 0.02
+"Two folders of one grid agree when their paired mean difference lies within this, at 90% confidence (two one-sided tests)"
 
 
 def contrasts(normalizations) -> list:
@@ -321,6 +324,27 @@ def compare_folders(folders) -> tuple[pd.DataFrame, pd.DataFrame]:
     return means, paired
 
 
+def equivalence(new: np.ndarray, ref: np.ndarray, margin: float = EQUIVALENCE_MARGIN) -> dict:
+    "Two one-sided paired t-tests of `new - ref` against +-`margin`: equivalent when p < 0.05, i.e. the 90% CI lies within"
+    d = np.asarray(new, float) - np.asarray(ref, float)
+    if len(d) < 2 or d.std() == 0: return dict(pairs=len(d), mean=d.mean() if len(d) else np.nan, ci90_low=np.nan,
+                                               ci90_high=np.nan, tost_p=np.nan, equivalent=len(d) > 1 and abs(d[0]) < margin)
+    half = st.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    p = ttost_paired(np.asarray(new, float), np.asarray(ref, float), -margin, margin)[0]
+    return dict(pairs=len(d), mean=d.mean(), ci90_low=d.mean() - half, ci90_high=d.mean() + half, tost_p=p,
+                equivalent=bool(p < 0.05))
+
+
+def compare_equivalence(folders, margin: float = EQUIVALENCE_MARGIN) -> pd.DataFrame:
+    "Each later folder against the first over all their matched runs: the pooled paired difference, tested for equivalence"
+    frames = dict(zip(_labels(folders), (read_folder(f)[1] for f in folders)))
+    ref, rows = next(iter(frames.values())), []
+    for name, df in list(frames.items())[1:]:
+        m = ref.merge(df, on=['normalization', 'fold', 'seed'], suffixes=('_ref', '_new'))
+        rows.append(dict(folder=name, **equivalence(m[f"{METRIC}_new"], m[f"{METRIC}_ref"], margin)))
+    return pd.DataFrame(rows).set_index('folder') if rows else pd.DataFrame()
+
+
 def compare_report(folders) -> str:
     "A markdown comparison of results folders: means per normalization, and each folder's differences to the first, run by run"
     means, paired = compare_folders(folders)
@@ -330,4 +354,15 @@ def compare_report(folders) -> str:
     if len(paired):
         lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; `_holm`: adjusted over "
                   "all rows):", "", _md(paired.reset_index().set_index('folder')), ""]
+        eq = compare_equivalence(folders)
+        lines += [f"Equivalence to `{ref}` over all matched runs (two one-sided paired t-tests, margin "
+                  f"+-{EQUIVALENCE_MARGIN}: equivalent when the 90% CI of the mean difference lies within it):", "", _md(eq), ""]
+        for name, r in eq.iterrows():
+            sig = paired.loc[name] if name in paired.index.get_level_values(0) else pd.DataFrame()
+            hits = [n for n, q in sig['t_test_p_holm'].items() if q < 0.05] if len(sig) else []
+            lines.append(f"- `{name}`: {'equivalent' if r.equivalent else 'NOT shown equivalent'} to `{ref}` within "
+                         f"+-{EQUIVALENCE_MARGIN} (mean {r['mean']:+.4f}, 90% CI {r.ci90_low:+.4f} ... {r.ci90_high:+.4f}, "
+                         f"{int(r.pairs)} pairs); normalizations whose difference is significant (Holm, t-test): "
+                         f"{', '.join(hits) or 'none'}.")
+        lines.append("")
     return '\n'.join(lines)

@@ -16,7 +16,7 @@ from ..atomic import write_atomic
 from ..compat import recorded_dataset
 from .presets import Job, Preset
 
-__all__ = ['PresetFileError', 'read_preset', 'check_dataset', 'RunFileError', 'run_files', 'read_run', 'damaged_runs', 'read_results', 'write_results_csv', 'record_run',
+__all__ = ['PresetFileError', 'read_preset', 'check_dataset', 'reproduces', 'RunFileError', 'run_files', 'read_run', 'damaged_runs', 'read_results', 'write_results_csv', 'record_run',
            'mark_running', 'running_runs', 'provenance', 'now']
 
 KEYS = ['preset', 'fold', 'normalization', 'seed']
@@ -40,6 +40,14 @@ def check_dataset(out, recorded: dict | None, ds):
     same = rec['kind'] == ds.kind and (rec['fingerprint'] is None or rec['fingerprint'] == ds.fingerprint())
     if not same: raise ValueError(f"{out} holds runs of dataset {rec['name']} ({rec['kind']}, fingerprint {rec['fingerprint']}), "
                                   f"not of {ds.name} ({ds.kind}, fingerprint {ds.fingerprint()}); use another --out folder")
+
+
+def reproduces(out, committed) -> bool:
+    "Whether results folder `out` repeats `committed`'s study: the same recipe (hash) on the same dataset (kind, fingerprint)"
+    a, b = read_preset(out), read_preset(committed)
+    da, db = recorded_dataset(a.dataset), recorded_dataset(b.dataset)
+    fa, fb = da['fingerprint'], db['fingerprint']
+    return a.training_hash() == b.training_hash() and da['kind'] == db['kind'] and (None in (fa, fb) or fa == fb)
 
 
 class RunFileError(ValueError):

@@ -156,5 +156,5 @@ def _environment(device: torch.device) -> dict:
     cuda, rss = device.type == 'cuda', resident_gib()
     return dict(device=torch.cuda.get_device_name(device) if cuda else f"cpu ({os.cpu_count()} cores)",
                 gpu_mem_peak_gib=round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if cuda else None,
-                rss_gib=None if rss is None else round(rss, 3),
+                rss_gib=None if rss is None else round(rss, 3), threads=torch.get_num_threads(),
                 torch=torch.__version__, torchaudio=torchaudio.__version__, fastai=fastai.__version__)
