@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as st
 
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.presets import get_preset
-from esc50_norm.study.report import (compare_folders, contrasts, missing_runs, paired_differences, plot_paired, study_time,
-                                     summary_table, write_report)
+from esc50_norm.study.report import (compare_equivalence, compare_folders, contrasts, equivalence, missing_runs,
+                                     paired_differences, plot_paired, study_time, summary_table, write_report)
 from esc50_norm.study.runs import read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -102,7 +103,8 @@ def test_report_of_an_incomplete_grid_says_so(tmp_path):
 
 
 @pytest.mark.parametrize('folder,n', [('cv-bf16', 75), ('ablation-bf16', 30), ('blog-fp32', 15), ('blog-bf16', 15), ('quick-cpu', 9),
-                                      ('quick-esc10-cpu', 45), ('quick16-esc10-cpu', 30)])
+                                      ('quick-esc10-cpu', 45), ('quick16-esc10-cpu', 30),
+                                      ('quick-bf16-cpu', 9)])
 def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_path):
     "The committed report.md of each results folder is regenerated from its run files, unchanged"
     out = tmp_path / folder
@@ -166,3 +168,25 @@ def test_compare_folders_pairs_runs_across_folders(tmp_path, capsys):
     assert 'blog-bf16 - blog-fp32' in out and (tmp_path / 'c.md').read_text().startswith('# Comparison')
     assert cli(['compare', str(tmp_path), str(RESULTS / 'blog-bf16')]) == 2
     assert 'holds no preset.json' in capsys.readouterr().err
+
+
+def test_quick_grid_in_bf16_is_equivalent_to_fp32_run_by_run():
+    "The CPU's bf16 default was checked so: within +-0.02 over all 9 pairs at 90% (TOST), no normalization significant"
+    eq = compare_equivalence([RESULTS / 'quick-cpu', RESULTS / 'quick-bf16-cpu']).loc['quick-bf16-cpu']
+    fp32, bf16 = _raw_runs('quick-cpu'), _raw_runs('quick-bf16-cpu')
+    d = (bf16.set_index(['normalization', 'seed']).final_accuracy - fp32.set_index(['normalization', 'seed']).final_accuracy)
+    half = st.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))          # the 90% CI, computed here from the raw files
+    assert eq.pairs == 9 == len(d) and eq['mean'] == pytest.approx(d.mean()) and eq.ci90_high == pytest.approx(d.mean() + half)
+    assert eq.equivalent and -0.02 < d.mean() - half and d.mean() + half < 0.02
+    _, paired = compare_folders([RESULTS / 'quick-cpu', RESULTS / 'quick-bf16-cpu'])
+    assert (paired.t_test_p_holm > 0.05).all()
+    assert {json.loads(r)['bf16'] for r in bf16.config} == {True} and {json.loads(r)['bf16'] for r in fp32.config} == {False}
+
+
+def test_equivalence_is_refused_for_a_large_or_noisy_difference():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0.3, 0.5, 20)
+    assert equivalence(ref + 0.001 + rng.normal(0, 0.005, 20), ref)['equivalent']
+    assert not equivalence(ref + 0.03 + rng.normal(0, 0.005, 20), ref)['equivalent']        # a real shift
+    assert not equivalence(ref + rng.normal(0, 0.08, 20), ref)['equivalent']                # too noisy to tell
+    assert equivalence(ref, ref)['equivalent'] and not equivalence(ref + 0.05, ref)['equivalent']   # all differences equal

@@ -154,21 +154,25 @@ def _copy(folder: str, dest: Path) -> Path:
     return dest / folder
 
 
-@pytest.mark.parametrize('folder,preset,fp32', [('cv-bf16', 'cv', False), ('blog-bf16', 'blog', False),
-                                                ('blog-fp32', 'blog', True), ('ablation-bf16', 'ablation', False),
-                                                ('quick-cpu', 'quick', False)])
-def test_committed_folders_resume_with_the_defaults_they_were_made_with(folder, preset, fp32, tmp_path):
+_FLAGS = dict(fp32=dict(bf16=False, channels_last=False), bf16=dict(bf16=True, channels_last=True), default={})
+
+
+@pytest.mark.parametrize('folder,preset,precision', [('cv-bf16', 'cv', 'default'), ('blog-bf16', 'blog', 'default'),
+                                                     ('blog-fp32', 'blog', 'fp32'), ('ablation-bf16', 'ablation', 'default'),
+                                                     ('quick-cpu', 'quick', 'fp32'), ('quick-bf16-cpu', 'quick', 'bf16')])
+def test_committed_folders_resume_with_the_defaults_they_were_made_with(folder, preset, precision, tmp_path, request):
     "The recipe hash of the committed H100 and CPU folders is that of today's preset, resolved as they ran"
     out = _copy(folder, tmp_path)
+    recorded = json.loads((out / 'preset.json').read_text()).get('dataset')       # a recorded fingerprint is checked on the data
+    ds = get_dataset(data=request.getfixturevalue('shared_esc50')) if recorded else None
     device = 'cpu' if folder.endswith('cpu') else 'cuda'
-    p = get_preset(preset, **(dict(bf16=False, channels_last=False) if fp32 or folder == 'quick-cpu' else {}))
     before = (out / 'preset.json').read_text()
-    s = Study(p, out, device=device)
+    s = Study(get_preset(preset, **_FLAGS[precision]), out, dataset=ds, device=device)
     s.prepare()
     assert s.todo() == [] and (out / 'preset.json').read_text() == before        # nothing to run, nothing rewritten
-    other = get_preset(preset) if fp32 or folder == 'quick-cpu' else get_preset(preset, bf16=False, channels_last=False)
+    other = get_preset(preset, **_FLAGS['bf16' if precision == 'fp32' else 'fp32'])
     with pytest.raises(ValueError, match=r"another recipe \(changed: \['bf16', 'channels_last'\]\)"):
-        Study(other, out, device='cuda').prepare()
+        Study(other, out, dataset=ds, device='cuda').prepare()
 
 
 def test_cli_study_then_report(fake_root, tmp_path, capsys):
