@@ -44,28 +44,32 @@ def _dataset(a):
 
 
 def cmd_study(a):
+    from .baseline import ensure_baseline
     from .engines import get_engine, run_study
-    from .report import write_report
+    from .report import terminal_summary, write_report
     from .study import Study
     preset = _preset(a, folds=a.folds, seeds=a.seeds, normalizations=a.normalizations)
     study = Study(preset, Path(a.out or f"results/{preset.name}"), dataset=_dataset(a), cache_dir=a.cache_dir, device=a.device,
                   save_models=a.save_models)
     engine = get_engine(a.engine, workers=a.workers, device=study.device, gpus=a.gpus, address=a.address,
                         retries=a.retries, stop_after=a.stop_after)
+    if not a.no_baseline:
+        engine.check(study); study.prepare()             # the folder is this study's before its baseline is written there
+        ensure_baseline(study)
     run_study(study, shard=a.shard, engine=engine)
-    if not a.no_report: print(f"report: {write_report(study.out)}")
+    if not a.no_report: print(f"report: {write_report(study.out)}\n{terminal_summary(study.out)}")
     missing = len(study.todo(a.shard))
     if missing: print(f"{missing} runs of this shard have not finished (see above)", file=sys.stderr)
     return 1 if missing else 0
 
 
 def cmd_report(a):
-    from .report import compare_report, write_report
+    from .report import compare_report, terminal_summary, write_report
     from .runs import check_dataset, read_preset
     if a.dataset or a.data:
         ds = _dataset(a)
         for out in a.results: check_dataset(out, read_preset(out).dataset, ds)
-    for out in a.results: print(f"report: {write_report(out)}")
+    for out in a.results: print(f"report: {write_report(out)}\n{terminal_summary(out)}\n")
     if len(a.results) > 1: print(compare_report(a.results))
 
 
@@ -152,6 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--stop-after', type=float, help="start no run after this many seconds (runs in progress finish; local engine only)")
     s.add_argument('--save-models', action='store_true', help="export each run's model as runs/<run>.pkl")
     s.add_argument('--no-report', action='store_true', help="skip the report (e.g. in all but the last shard)")
+    s.add_argument('--no-baseline', action='store_true', help="skip the classical baseline (computed once per folder into "
+                                                              "baseline.json: MFCC statistics + logistic regression on the same folds)")
     s.set_defaults(func=cmd_study)
 
     r = sub.add_parser('report', parents=[data], help="tables and plots from results folders (and a comparison when given several)")
