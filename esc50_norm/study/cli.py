@@ -1,4 +1,4 @@
-"Command line: `esc50-norm study|report|compare|cache|train|predict|demo`"
+"Command line: `esc50-norm study|report|compare|cache|train|baseline|predict|demo`"
 from __future__ import annotations
 import argparse
 import json
@@ -85,9 +85,20 @@ def cmd_cache(a):
     from .datasets import summary
     from .presets import get_preset
     from .train import load_study_data
-    ds = _dataset(a)
-    sd = load_study_data(get_preset(a.preset, duration=a.duration).for_dataset(ds), ds, a.cache_dir, device='cpu')
-    print(f"{summary(ds)}\n{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz\n{sd.cache.report()}")
+    ds, built = _dataset(a), []
+    print(summary(ds))
+    def log(line): built.append(line.startswith('decoded ')); print(line)
+    sd = load_study_data(get_preset(a.preset, duration=a.duration).for_dataset(ds, log=log), ds, a.cache_dir, device='cpu', log=log)
+    print(f"{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz")
+    if not any(built): print(sd.cache.report())          # a new cache has printed its data report as it was built
+
+
+def cmd_baseline(a):
+    from .baseline import baseline_text, ensure_baseline
+    from .study import Study
+    study = Study(_preset(a), Path(a.out), dataset=_dataset(a), cache_dir=a.cache_dir, device='cpu')
+    b = ensure_baseline(study, log=None)
+    print(f"{baseline_text(b)} ({b['clips']} clips, {b['seconds']} s)\nbaseline: {Path(a.out) / 'baseline.json'}")
 
 
 def cmd_train(a):
@@ -136,9 +147,13 @@ def _parser() -> argparse.ArgumentParser:
     recipe.add_argument('--preset', default='quick', help=f"{', '.join(PRESETS)} (default quick)")
     recipe.add_argument('--smoke', action='store_true', help="the preset's CI-sized form: folds 1-2, 1 seed, 1 epoch, 1 clip per class and fold")
     recipe.add_argument('--device', help="cuda, cpu, ... (default: the GPU when there is one)")
-    recipe.add_argument('--epochs', type=int); recipe.add_argument('--bs', type=int); recipe.add_argument('--lr', type=float)
+    recipe.add_argument('--epochs', type=int, help="epochs of one-cycle training (default: the preset's; on a collection other than "
+                                                   "ESC-50, enough for 200 optimizer steps)")
+    recipe.add_argument('--bs', type=int, help="batch size (default: the preset's; halved until an epoch has 4 batches)")
+    recipe.add_argument('--lr', type=float)
     recipe.add_argument('--clips-per-class', type=int); recipe.add_argument('--pipeline', choices=['device', 'cached', 'files'])
-    recipe.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's; ESC-50: 5)")
+    recipe.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's, ESC-50: 5; "
+                                                       "else the 99th percentile of its clips, the cropped ones reported)")
     recipe.add_argument('--fp32', action='store_true', help="fp32 without channels-last (default on CUDA: bf16 autocast + channels-last)")
     recipe.add_argument('--bf16', action='store_true', help="bf16 autocast, also off CUDA")
     recipe.add_argument('--channels-last', action='store_true', help="channels-last memory, also off CUDA")
@@ -176,6 +191,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--out', help="the model file (default models/PRESET-foldF-NORMALIZATION-seedS.pkl)")
     t.set_defaults(func=cmd_train)
 
+    b = sub.add_parser('baseline', parents=[data, recipe], help="the classical baseline alone (MFCC statistics + logistic regression "
+                                                               "on every fold), into a folder's baseline.json")
+    b.add_argument('--out', required=True, help="the folder for baseline.json (a results folder, or one of its own)")
+    b.set_defaults(func=cmd_baseline)
+
     pr = sub.add_parser('predict', help="the top classes of audio files under an exported model")
     pr.add_argument('model', help="a model file from `esc50-norm train` or `study --save-models`")
     pr.add_argument('files', nargs='+', help="WAV/FLAC/OGG files, any sample rate, channels and length")
@@ -183,7 +203,10 @@ def _parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     d = sub.add_parser('cache', parents=[data], help="decode and cache the clips of a preset, and report on them")
-    d.add_argument('--preset', default='blog'); d.add_argument('--duration', type=float)
+    d.add_argument('--preset', default='blog', help="the preset whose clips to cache: its sample rate, downmix and subset "
+                                                    f"decide the cache ({', '.join(PRESETS)}; default blog)")
+    d.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's, ESC-50: 5; "
+                                                  "else the 99th percentile of its clips)")
     d.set_defaults(func=cmd_cache)
 
     dm = sub.add_parser('demo', help="a DataBlock on generated clips: stats, and a show_batch PNG")
