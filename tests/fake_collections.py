@@ -86,8 +86,8 @@ PATTERNS = ('tone', 'up', 'down', 'pulses', 'chord')
 
 
 def tone_clip(pattern: str, f0: float, seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """One clip of `pattern` around `f0` Hz (jittered by 10%) lasting `seconds` at `sr` Hz: the sound fills the middle 60-90%
-    of the clip, over a distractor tone of random pitch and noise, both at random levels"""
+    """One clip of `pattern` around `f0` Hz (jittered by 10%) lasting `seconds` at `sr` Hz: the sound fills the middle
+    60-90% of the clip, over a distractor tone of random pitch and noise, both at random levels"""
     t = np.arange(round(seconds * sr)) / sr
     f = f0 * rng.uniform(0.9, 1.1)
     sweep = {'up': f * 2 ** (t / seconds), 'down': f * 2 ** (1 - t / seconds)}.get(pattern, np.full_like(t, f))

@@ -1,4 +1,5 @@
-"""A classical baseline beside every study: logistic regression on per-clip MFCC statistics, on the same folds and clips.
+"""A classical baseline beside every study: logistic regression on per-clip MFCC statistics, on the same folds and
+clips.
 
 It says what accuracy the data allows without deep learning, so that a deep model far below it points at its recipe
 (too few steps or frames, cropped clips) rather than at the data. Computed once per results folder (`baseline.json`).
@@ -10,18 +11,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ['FEATURES', 'CLASSIFIER', 'clip_features', 'fold_accuracies', 'compute_baseline', 'baseline_key', 'read_baseline',
-           'ensure_baseline', 'baseline_text']
+__all__ = ['FEATURES', 'CLASSIFIER', 'clip_features', 'fold_accuracies', 'compute_baseline', 'baseline_key',
+           'read_baseline', 'ensure_baseline', 'baseline_text']
 
 FEATURES = dict(n_mfcc=20, n_mels=64, n_fft=1024, hop_length=256, stats=['mean', 'std', 'delta mean', 'delta std'])
-"Per clip: 20 MFCCs (of 64 mel bins, n_fft 1024, hop 256) over the frames of its own length: mean and std, and of their deltas"
+"Per clip: 20 MFCCs (64 mel bins, n_fft 1024, hop 256) over the frames of its own length: mean, std, of their deltas"
 CLASSIFIER = 'StandardScaler + LogisticRegression(C=1, max_iter=2000) (scikit-learn)'
 VERSION = 1
 FILE = 'baseline.json'
 
 
 def clip_features(x, sr: int, lengths=None, chunk: int = 64) -> np.ndarray:
-    "`FEATURES` of clips `x` `[n, 1, samples]` at `sr` Hz; `lengths`: each clip's samples before padding (None: all of it)"
+    "`FEATURES` of clips `x` `[n, 1, samples]` at `sr` Hz; `lengths`: each clip's samples before padding (None: all)"
     import torch, torchaudio
     f = FEATURES
     mfcc = torchaudio.transforms.MFCC(sr, n_mfcc=f['n_mfcc'], log_mels=True,
@@ -33,7 +34,7 @@ def clip_features(x, sr: int, lengths=None, chunk: int = 64) -> np.ndarray:
         for i in range(0, len(x), chunk):
             m = mfcc(x[i:i + chunk, 0].float().cpu()).numpy().astype(np.float64)       # [b, n_mfcc, frames]
             for k, c in enumerate(m):
-                c = c[:, :max(2, 1 + int(lengths[i + k]) // f['hop_length'])]            # the frames of the clip, not its padding
+                c = c[:, :max(2, 1 + int(lengths[i + k]) // f['hop_length'])]     # the clip's frames, not padding
                 d = np.diff(c, axis=1)
                 rows.append(np.concatenate([c.mean(1), c.std(1), d.mean(1), d.std(1)]))
     return np.stack(rows)
@@ -54,8 +55,8 @@ def fold_accuracies(X: np.ndarray, labels, folds, valid_folds) -> dict:
 
 def baseline_key(preset, ds) -> dict:
     "What decides the baseline: the data (fingerprint), the clips (rate, crop length, downmix, subset), the features"
-    return dict(version=VERSION, dataset=ds.fingerprint(), sr=preset.sr, duration=preset.duration, downmix=preset.downmix,
-                clips_per_class=preset.clips_per_class, features=FEATURES)
+    return dict(version=VERSION, dataset=ds.fingerprint(), sr=preset.sr, duration=preset.duration,
+                downmix=preset.downmix, clips_per_class=preset.clips_per_class, features=FEATURES)
 
 
 def compute_baseline(cache, df: pd.DataFrame, folds) -> dict:
@@ -79,7 +80,7 @@ def read_baseline(out) -> dict | None:
 
 
 def ensure_baseline(study, log=print) -> dict:
-    "The baseline of a study on every fold of its dataset: read from its folder when its key matches, else computed and saved"
+    "The baseline of a study on every fold of its dataset: read from its folder when its key matches, else computed"
     import time
     from ..atomic import write_atomic
     from .train import load_study_data
@@ -87,7 +88,8 @@ def ensure_baseline(study, log=print) -> dict:
     if old is not None and old.get('key') == key: return old
     t0 = time.perf_counter()
     data = load_study_data(study.preset, study.dataset, study.cache_dir, 'cpu', progress=True, log=log)
-    b = dict(compute_baseline(data.cache, data.df, study.dataset.folds), key=key, seconds=round(time.perf_counter() - t0, 1))
+    b = compute_baseline(data.cache, data.df, study.dataset.folds)
+    b.update(key=key, seconds=round(time.perf_counter() - t0, 1))
     Path(study.out).mkdir(parents=True, exist_ok=True)
     write_atomic(Path(study.out) / FILE, json.dumps(b, indent=1))
     if log: log(baseline_text(b, study.preset.folds))

@@ -21,7 +21,7 @@ __all__ = ['ClipCache', 'cache_key', 'build_cache', 'load_or_build_cache', 'defa
 
 CACHE_VERSION = 2
 SHORT = 0.5
-"A clip is 'far shorter than the rest' under this fraction of the duration clips are cropped/padded to (a truncated file, say)"
+"A clip is 'far shorter than the rest' under this fraction of the length clips are cropped/padded to (a truncated file)"
 
 
 @dataclass
@@ -59,15 +59,16 @@ def cache_key(paths, **settings) -> str:
 
 
 def odd_clips(info: pd.DataFrame, duration: float | None = None) -> dict:
-    "Source clips that are silent (all zeros) or far shorter than the crop length `duration` (None: the median): name -> duration in s"
+    "Source clips that are silent (all zeros) or far shorter than crop length `duration` (None: the median): name -> s"
     limit = SHORT * (info.duration.median() if duration is None else duration)
     short = info.duration < limit
     return {'silent (all zeros)': dict(zip(info.filename[info.peak == 0], info.duration[info.peak == 0])),
-            f"far shorter than the rest (under {limit:.2f} s, zero-padded)": dict(zip(info.filename[short], info.duration[short]))}
+            f"far shorter than the rest (under {limit:.2f} s, zero-padded)":
+                dict(zip(info.filename[short], info.duration[short]))}
 
 
 def data_report(info: pd.DataFrame | None, duration: float | None = None) -> str:
-    "A few lines on the source clips: durations, rates, channels, the clips that are silent, far shorter or cropped (to `duration`)"
+    "A few lines on the source clips: durations, rates, channels; clips silent, far shorter or cropped (to `duration`)"
     if info is None or not len(info): return "no source information (a cache built by an older version)"
     d = info.duration
     rates = ', '.join(f"{int(r)} Hz x{n}" for r, n in info.sr.value_counts().sort_index().items())
@@ -97,8 +98,8 @@ def _lines(files: list, log, parts: int = 4):
 
 def build_cache(audio_root, files, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean', progress: bool = True,
                 log=None) -> ClipCache:
-    """Decode, downmix, resample and crop/pad every file under `audio_root`, noting each source's duration, rate, channels and
-    peak; odd clips are warned about unless `log` is given (the caller prints the data report)"""
+    """Decode, downmix, resample and crop/pad every file under `audio_root`, noting each source's duration, rate,
+    channels and peak; odd clips are warned about unless `log` is given (the caller prints the data report)"""
     tfms = Pipeline(audio_item_tfms(sr, True, duration, downmix))
     files = [str(f) for f in files]
     x = torch.zeros(len(files), 1, round(sr * duration))

@@ -54,7 +54,7 @@ def cmd_study(a):
     engine = get_engine(a.engine, workers=a.workers, device=study.device, gpus=a.gpus, address=a.address,
                         retries=a.retries, stop_after=a.stop_after)
     if not a.no_baseline:
-        engine.check(study); study.prepare()             # the folder is this study's before its baseline is written there
+        engine.check(study); study.prepare()             # the folder is this study's before its baseline goes there
         ensure_baseline(study)
     run_study(study, shard=a.shard, engine=engine)
     if not a.no_report: print(f"report: {write_report(study.out)}\n{terminal_summary(study.out)}")
@@ -88,7 +88,8 @@ def cmd_cache(a):
     ds, built = _dataset(a), []
     print(summary(ds))
     def log(line): built.append(line.startswith('decoded ')); print(line)
-    sd = load_study_data(get_preset(a.preset, duration=a.duration).for_dataset(ds, log=log), ds, a.cache_dir, device='cpu', log=log)
+    preset = get_preset(a.preset, duration=a.duration).for_dataset(ds, log=log)
+    sd = load_study_data(preset, ds, a.cache_dir, device='cpu', log=log)
     print(f"{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz")
     if not any(built): print(sd.cache.report())          # a new cache has printed its data report as it was built
 
@@ -147,13 +148,15 @@ def _parser() -> argparse.ArgumentParser:
     recipe.add_argument('--preset', default='quick', help=f"{', '.join(PRESETS)} (default quick)")
     recipe.add_argument('--smoke', action='store_true', help="the preset's CI-sized form: folds 1-2, 1 seed, 1 epoch, 1 clip per class and fold")
     recipe.add_argument('--device', help="cuda, cpu, ... (default: the GPU when there is one)")
-    recipe.add_argument('--epochs', type=int, help="epochs of one-cycle training (default: the preset's; on a collection other than "
-                                                   "ESC-50, enough for 200 optimizer steps)")
-    recipe.add_argument('--bs', type=int, help="batch size (default: the preset's; halved until an epoch has 4 batches)")
+    recipe.add_argument('--epochs', type=int, help="epochs of one-cycle training (default: the preset's; on a "
+                                                   "collection other than ESC-50, enough for 200 optimizer steps)")
+    recipe.add_argument('--bs', type=int, help="batch size (default: the preset's, halved until an epoch has 4 "
+                                               "batches)")
     recipe.add_argument('--lr', type=float)
     recipe.add_argument('--clips-per-class', type=int); recipe.add_argument('--pipeline', choices=['device', 'cached', 'files'])
-    recipe.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's, ESC-50: 5; "
-                                                       "else the 99th percentile of its clips, the cropped ones reported)")
+    recipe.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's, "
+                                                       "ESC-50: 5; else the 99th percentile of its clips, the cropped "
+                                                       "ones reported)")
     recipe.add_argument('--fp32', action='store_true', help="fp32 without channels-last (default on CUDA: bf16 autocast + channels-last)")
     recipe.add_argument('--bf16', action='store_true', help="bf16 autocast, also off CUDA")
     recipe.add_argument('--channels-last', action='store_true', help="channels-last memory, also off CUDA")
@@ -171,8 +174,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--stop-after', type=float, help="start no run after this many seconds (runs in progress finish; local engine only)")
     s.add_argument('--save-models', action='store_true', help="export each run's model as runs/<run>.pkl")
     s.add_argument('--no-report', action='store_true', help="skip the report (e.g. in all but the last shard)")
-    s.add_argument('--no-baseline', action='store_true', help="skip the classical baseline (computed once per folder into "
-                                                              "baseline.json: MFCC statistics + logistic regression on the same folds)")
+    s.add_argument('--no-baseline', action='store_true', help="skip the classical baseline (once per folder, into "
+                                                              "baseline.json: MFCC statistics + logistic regression "
+                                                              "on the same folds)")
     s.set_defaults(func=cmd_study)
 
     r = sub.add_parser('report', parents=[data], help="tables and plots from results folders (and a comparison when given several)")
@@ -191,8 +195,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--out', help="the model file (default models/PRESET-foldF-NORMALIZATION-seedS.pkl)")
     t.set_defaults(func=cmd_train)
 
-    b = sub.add_parser('baseline', parents=[data, recipe], help="the classical baseline alone (MFCC statistics + logistic regression "
-                                                               "on every fold), into a folder's baseline.json")
+    b = sub.add_parser('baseline', parents=[data, recipe], help="the classical baseline alone (MFCC statistics + "
+                                                               "logistic regression on every fold) into baseline.json")
     b.add_argument('--out', required=True, help="the folder for baseline.json (a results folder, or one of its own)")
     b.set_defaults(func=cmd_baseline)
 
@@ -203,10 +207,10 @@ def _parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     d = sub.add_parser('cache', parents=[data], help="decode and cache the clips of a preset, and report on them")
-    d.add_argument('--preset', default='blog', help="the preset whose clips to cache: its sample rate, downmix and subset "
-                                                    f"decide the cache ({', '.join(PRESETS)}; default blog)")
-    d.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's, ESC-50: 5; "
-                                                  "else the 99th percentile of its clips)")
+    d.add_argument('--preset', default='blog', help="the preset whose clips to cache: its sample rate, downmix and "
+                                                    f"subset decide the cache ({', '.join(PRESETS)}; default blog)")
+    d.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's, "
+                                                  "ESC-50: 5; else the 99th percentile of its clips)")
     d.set_defaults(func=cmd_cache)
 
     dm = sub.add_parser('demo', help="a DataBlock on generated clips: stats, and a show_batch PNG")

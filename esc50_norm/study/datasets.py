@@ -21,8 +21,8 @@ from .esc50 import FOLDS, esc50_path, read_csv_checked, read_esc10, read_meta
 
 __all__ = ['Dataset', 'DatasetError', 'Collection', 'ESC50', 'ESC10', 'UrbanSound8K', 'CSVDataset', 'ClassFolders', 'KINDS',
            'AUDIO_EXTENSIONS', 'IMBALANCE', 'get_dataset', 'parse_spec', 'standard_frame', 'check_meta', 'stratified_folds',
-           'class_balance', 'check_folds', 'fold_split', 'subset_per_class', 'clip_info', 'clip_duration', 'DURATION_QUANTILE', 'cropping',
-           'summary']
+           'class_balance', 'check_folds', 'fold_split', 'subset_per_class', 'clip_info', 'clip_duration', 'summary',
+           'DURATION_QUANTILE', 'cropping']
 
 STANDARD = ('file', 'label', 'fold')
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
@@ -386,18 +386,19 @@ def clip_info(ds: Dataset, files=None) -> pd.DataFrame:
 
 
 DURATION_QUANTILE = 0.99
-"Without a fixed duration, clips are cropped/padded to this quantile of their durations: nearly every clip is kept whole"
+"Without a fixed duration, clips are cropped/padded to this quantile of their durations: nearly every clip stays whole"
 
 
 def clip_duration(ds: Dataset, given: float | None = None, info: pd.DataFrame | None = None, log=print) -> float:
-    "The duration clips are cropped/padded to: `given`, else the dataset's own, else the 99th percentile of its clips (reported)"
+    "The duration clips are cropped/padded to: `given`, else the dataset's own, else the 99th percentile of its clips"
     if given is not None: return float(given)
     if ds.duration is not None: return float(ds.duration)
     d = (clip_info(ds) if info is None else info).duration
     length = float(np.quantile(d, DURATION_QUANTILE, method='higher'))
     if log:
-        log(f"{ds.name}: no fixed clip duration; clips are cropped/padded to {length:.3f} s, the {DURATION_QUANTILE * 100:.0f}th "
-            f"percentile of its {len(d)} clips (they last {d.min():.2f}-{d.max():.2f} s, median {d.median():.2f} s; --duration sets it)")
+        log(f"{ds.name}: no fixed clip duration; clips are cropped/padded to {length:.3f} s, the "
+            f"{DURATION_QUANTILE * 100:.0f}th percentile of its {len(d)} clips (they last "
+            f"{d.min():.2f}-{d.max():.2f} s, median {d.median():.2f} s; --duration sets it)")
         cut = cropping(d, length)
         if cut: log(f"warning: {cut}")
     return length
@@ -409,8 +410,9 @@ def cropping(durations, length: float) -> str:
     lost = (1 - length / d[d > length]).sort_values()
     if not len(lost): return ''
     half = int((lost > 0.5).sum())
-    return (f"{len(lost)} of {len(d)} clips are longer than {length:.2f} s and are cropped, losing {lost.median():.0%} of the clip "
-            f"(median) and at most {lost.max():.0%}" + (f"; {half} lose more than half" if half else '')
+    return (f"{len(lost)} of {len(d)} clips are longer than {length:.2f} s and are cropped, losing "
+            f"{lost.median():.0%} of the clip (median) and at most {lost.max():.0%}"
+            + (f"; {half} lose more than half" if half else '')
             + f"; --duration {d.max():.2f} keeps every clip whole")
 
 

@@ -34,7 +34,8 @@ def _mel(**kw) -> dict: return AudioConfig.BasicMelSpectrogram(**kw).as_dict()
 
 GRID_FIELDS = ('name', 'folds', 'normalizations', 'seeds', 'pipeline', 'dataset', 'given', 'sized')
 """Fields that choose which runs to make, how to feed them, or which data (checked on its own, by fingerprint), and the
-notes of sizing (what it kept, what it derived: their effect is in the recipe's own fields): left out of the recipe hash"""
+notes of sizing (what it kept, what it derived: their effect is in the recipe's own fields): left out of the recipe
+hash"""
 
 
 @dataclass
@@ -59,8 +60,8 @@ class Preset:
     augment: dict | None = later(None)         # Augment fields; None: no augmentation
     mixup: float = later(0.0)                  # fastai MixUp's alpha; 0: off
     dataset: dict | None = later(None)         # what the data was (`Dataset.describe()`); None: ESC-50, before datasets were described
-    given: tuple = later(())                   # recipe fields set by hand (epochs, bs, spec): sizing keeps them (`sizing.py`)
-    sized: dict | None = later(None)           # what sizing derived for the dataset: field -> [preset's, derived], frames, steps
+    given: tuple = later(())                   # recipe fields set by hand (epochs, bs, spec): sizing keeps them
+    sized: dict | None = later(None)           # what sizing derived: field -> [preset's, derived], frames, steps
 
     def __post_init__(self):
         self.folds = None if self.folds is None else tuple(int(f) for f in self.folds)
@@ -92,11 +93,12 @@ class Preset:
         return [Job(f, n, s) for f in self.folds for n in self.normalizations for s in self.seeds]
 
     def for_dataset(self, ds, log=print) -> Preset:
-        "The preset with the dataset's part decided: its folds (None: all; others are checked), its clip duration, its sizing"
-        return self.update(folds=check_folds(ds, self.folds), duration=clip_duration(ds, self.duration, log=log)).sized_for(ds, log)
+        "The preset with the dataset's part decided: its folds (None: all; others checked), clip duration and sizing"
+        p = self.update(folds=check_folds(ds, self.folds), duration=clip_duration(ds, self.duration, log=log))
+        return p.sized_for(ds, log)
 
     def sized_for(self, ds, log=print) -> Preset:
-        "The recipe sized for dataset `ds` (folds and duration decided): enough frames, batches and steps (`sizing.py`), reported"
+        "The recipe sized for dataset `ds` (folds and duration decided): enough frames, batches and steps, reported"
         changes = size_recipe(self, ds)
         if not changes: return self
         if log: log(sizing_text(ds.name, changes['sized']))

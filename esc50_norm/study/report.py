@@ -81,10 +81,11 @@ def fold_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
 
 
 def _paired_row(d: np.ndarray) -> dict:
-    """Mean, CI, wins and losses of paired differences `d`, with a paired t-test and a Wilcoxon signed-rank test; a `note`
-    says why a p-value cannot be computed"""
+    """Mean, CI, wins and losses of paired differences `d`, with a paired t-test and a Wilcoxon signed-rank test; a
+    `note` says why a p-value cannot be computed"""
     lo, hi = np.clip(_ci(d), -1, 1)                      # a difference of accuracies stays in [-1, 1]
-    row = dict(pairs=len(d), mean=d.mean(), ci95_low=lo, ci95_high=hi, wins=int((d > 0).sum()), losses=int((d < 0).sum()),
+    row = dict(pairs=len(d), mean=d.mean(), ci95_low=lo, ci95_high=hi, wins=int((d > 0).sum()),
+               losses=int((d < 0).sum()),
                t_test_p=st.ttest_1samp(d, 0).pvalue if len(d) > 1 and d.std() > 0 else np.nan,
                wilcoxon_p=st.wilcoxon(d).pvalue if len(d) > 1 and np.any(d != 0) else np.nan)
     why = _no_p(d)
@@ -268,7 +269,7 @@ FAR_BELOW = 0.05
 
 
 def baseline_table(df: pd.DataFrame, b: dict) -> pd.DataFrame:
-    "Per fold of the runs, the baseline's accuracy beside each normalization's mean over seeds; last, the mean over those folds"
+    "Per fold of the runs, the baseline beside each normalization's mean over seeds; last, the mean over those folds"
     t = fold_table(df)
     t.insert(0, 'baseline', [b['per_fold'].get(str(int(f)), np.nan) for f in t.index])
     t.index = t.index.astype(str)
@@ -277,50 +278,55 @@ def baseline_table(df: pd.DataFrame, b: dict) -> pd.DataFrame:
 
 
 def _cause(df: pd.DataFrame, preset: Preset) -> str:
-    "The likely cause of a deep model far below the baseline: too few optimizer steps, too few frames, else none of these"
+    "The likely cause of a deep model far below the baseline: too few optimizer steps, too few frames, or neither"
     from .sizing import MIN_FRAMES, MIN_STEPS, frames
     n_train = int(df.n_train.min()) if 'n_train' in df else None
     steps = None if n_train is None else n_train // preset.bs * preset.epochs
     nf, hop = frames(preset.spec, preset.duration), preset.spec['hop_length']
     causes = []
     if steps is not None and steps < MIN_STEPS:
-        causes.append(f"too few optimizer steps ({steps}: {n_train // preset.bs} batches of {preset.bs} per epoch x {preset.epochs} "
-                      f"epochs; a sized recipe trains at least {MIN_STEPS}: leave out --epochs and --bs, or raise --epochs)")
-    if nf < MIN_FRAMES: causes.append(f"too few spectrogram frames per clip ({nf} at hop {hop}; a sized recipe gives at least {MIN_FRAMES})")
-    return '; '.join(causes) or (f"not the recipe's size ({steps} optimizer steps, {nf} frames per clip): try more epochs, "
-                                 "another learning rate or a longer --duration")
+        causes.append(f"too few optimizer steps ({steps}: {n_train // preset.bs} batches of {preset.bs} per epoch x "
+                      f"{preset.epochs} epochs; a sized recipe trains at least {MIN_STEPS}: leave out --epochs and "
+                      "--bs, or raise --epochs)")
+    if nf < MIN_FRAMES:
+        causes.append(f"too few spectrogram frames per clip ({nf} at hop {hop}; a sized recipe gives at least "
+                      f"{MIN_FRAMES})")
+    return '; '.join(causes) or (f"not the recipe's size ({steps} optimizer steps, {nf} frames per clip): try more "
+                                 "epochs, another learning rate or a longer --duration")
 
 
 def baseline_verdict(df: pd.DataFrame, b: dict, preset: Preset) -> str:
-    "One sentence: the best normalization's mean against the baseline's on the same folds, and when far below, the likely cause"
+    "One sentence: the best normalization's mean against the baseline's on the same folds; when far below, the cause"
     t = baseline_table(df, b).loc['mean']
     base, means = t['baseline'], t.drop('baseline')
     best = means.idxmax()
-    gap = means[best] - base
+    gap, what = means[best] - base, f"its best normalization, {best}, reaches {means[best]:.4f} against {base:.4f}"
     if gap >= -FAR_BELOW:
-        return (f"The deep model is {'above' if gap > 0 else f'within {FAR_BELOW} of'} the classical baseline: its best "
-                f"normalization, {best}, reaches {means[best]:.4f} against {base:.4f} ({gap:+.4f}).")
-    return (f"**The deep model is far below the classical baseline**: its best normalization, {best}, reaches {means[best]:.4f} "
-            f"against {base:.4f} ({gap:+.4f}). Likely cause: {_cause(df, preset)}.")
+        where = 'above' if gap > 0 else f'within {FAR_BELOW} of'
+        return f"The deep model is {where} the classical baseline: {what} ({gap:+.4f})."
+    return (f"**The deep model is far below the classical baseline**: {what} ({gap:+.4f}). "
+            f"Likely cause: {_cause(df, preset)}.")
 
 
 def _baseline_section(out, preset: Preset, df: pd.DataFrame) -> list:
     "The report's lines on the classical baseline of `out` (its baseline.json), or none when it has none"
     b = read_baseline(out)
     if b is None: return []
+    f = b['features']
     return ["## Classical baseline", "",
-            f"{b['classifier']} on per-clip MFCC statistics ({', '.join(b['features']['stats'])} of {b['features']['n_mfcc']} "
-            "MFCCs; `baseline.json`), trained and validated on the same folds and clips as the runs; per fold, beside each "
+            f"{b['classifier']} on per-clip MFCC statistics ({', '.join(f['stats'])} of {f['n_mfcc']} MFCCs; "
+            "`baseline.json`), trained and validated on the same folds and clips as the runs; per fold, beside each "
             "normalization's mean over seeds:", "", _md(baseline_table(df, b)), "", baseline_verdict(df, b, preset), ""]
 
 
 def terminal_summary(out) -> str:
-    "What `report` and `study` print: the accuracy per normalization and, when there is one, the classical baseline's verdict"
+    "What `report` and `study` print: the accuracy per normalization and, when there is one, the baseline's verdict"
     preset, df = read_folder(out)
     if not len(df): return f"{out}: no finished runs yet"
-    lines = [f"{out}: accuracy per normalization", "", _md(summary_table(df)[['n', 'mean', 'std', 'ci95_low', 'ci95_high']])]
-    b = read_baseline(out)
-    if b is not None: lines += ["", baseline_text(b, sorted(map(int, df.fold.unique()))), baseline_verdict(df, b, preset)]
+    table = summary_table(df)[['n', 'mean', 'std', 'ci95_low', 'ci95_high']]
+    lines, b = [f"{out}: accuracy per normalization", "", _md(table)], read_baseline(out)
+    if b is not None:
+        lines += ["", baseline_text(b, sorted(map(int, df.fold.unique()))), baseline_verdict(df, b, preset)]
     return '\n'.join(lines)
 
 
@@ -346,7 +352,8 @@ def write_report(out) -> Path:
         summary, paired, t, hist = summary_table(df), paired_differences(df), study_time(df), read_histories(out)
         dev = ', '.join(sorted(df.device.astype(str).unique()))
         lines += ["## Accuracy per normalization", "", _md(summary), "",
-                  "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "", *_baseline_section(out, preset, df),
+                  "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
+                  *_baseline_section(out, preset, df),
                   "## Paired differences (matched on fold and seed)", "",
                   "Each contrast is `a - b` over the (fold, seed) pairs where both ran. `_holm`: p-values adjusted "
                   "with Holm's method over the contrasts of this table.", "", _md(paired), "",

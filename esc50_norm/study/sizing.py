@@ -1,4 +1,5 @@
-"""Recipes sized by the data: enough spectrogram frames per clip, enough optimizer steps, a batch that fits the training set.
+"""Recipes sized by the data: enough spectrogram frames per clip, enough optimizer steps, a batch that fits the training
+set.
 
 The presets are fixed in absolute units tuned to ESC-50 (5-s clips, 1600 training clips). On another collection a
 preset's hop, batch and epochs are adjusted so that a clip has at least `MIN_FRAMES` frames, an epoch at least
@@ -11,8 +12,8 @@ import pandas as pd
 
 from .datasets import subset_per_class
 
-__all__ = ['TUNED_ON', 'MIN_FRAMES', 'MIN_STEPS', 'MIN_BATCHES', 'frames', 'hop_for', 'bs_for', 'epochs_for', 'train_clips',
-           'steps', 'size_recipe', 'sizing_text']
+__all__ = ['TUNED_ON', 'MIN_FRAMES', 'MIN_STEPS', 'MIN_BATCHES', 'frames', 'hop_for', 'bs_for', 'epochs_for',
+           'train_clips', 'steps', 'size_recipe', 'sizing_text']
 
 TUNED_ON = ('esc50', 'esc10')
 "Dataset kinds whose clips the presets were tuned on (ESC-50's): their recipes are used as they are, never sized"
@@ -73,8 +74,9 @@ def size_recipe(preset, ds) -> dict:
     old = dict(hop_length=spec['hop_length'], bs=preset.bs, epochs=preset.epochs)
     if new == old: return {}
     sized = {k: [old[k], v] for k, v in new.items() if v != old[k]}
-    sized.update(frames=frames({**spec, 'hop_length': hop}, preset.duration), steps=steps(n_train, bs, epochs), train_clips=n_train,
-                 duration=preset.duration, rules=dict(min_frames=MIN_FRAMES, min_batches=MIN_BATCHES, min_steps=MIN_STEPS))
+    sized.update(frames=frames({**spec, 'hop_length': hop}, preset.duration), steps=steps(n_train, bs, epochs),
+                 train_clips=n_train, duration=preset.duration,
+                 rules=dict(min_frames=MIN_FRAMES, min_batches=MIN_BATCHES, min_steps=MIN_STEPS))
     return dict(spec={**spec, 'hop_length': hop}, bs=bs, epochs=epochs, sized=sized)
 
 
@@ -82,7 +84,8 @@ def sizing_text(name: str, sized: dict) -> str:
     "One line on what `size_recipe` derived"
     parts = []
     if 'hop_length' in sized: parts.append(f"hop {sized['hop_length'][0]} -> {sized['hop_length'][1]} "
-                                           f"({sized['frames']} frames per {sized['duration']:.2f}-s clip; at least {MIN_FRAMES})")
+                                           f"({sized['frames']} frames per {sized['duration']:.2f}-s clip; "
+                                           f"at least {MIN_FRAMES})")
     if 'bs' in sized: parts.append(f"bs {sized['bs'][0]} -> {sized['bs'][1]} ({sized['train_clips']} training clips; "
                                    f"at least {MIN_BATCHES} batches an epoch)")
     if 'epochs' in sized: parts.append(f"epochs {sized['epochs'][0]} -> {sized['epochs'][1]} "
