@@ -56,7 +56,8 @@ def cmd_study(a):
     if not a.no_baseline:
         engine.check(study); study.prepare()             # the folder is this study's before its baseline goes there
         try: ensure_baseline(study)
-        except (ValueError, ArithmeticError) as e: print(f"no classical baseline ({type(e).__name__}: {e})", file=sys.stderr)
+        except (ValueError, ArithmeticError) as e:
+            print(f"no classical baseline ({type(e).__name__}: {e})", file=sys.stderr)
     run_study(study, shard=a.shard, engine=engine)
     if not a.no_report: print(f"report: {write_report(study.out)}\n{terminal_summary(study.out)}")
     missing = len(study.todo(a.shard))
