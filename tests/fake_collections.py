@@ -79,3 +79,40 @@ def make_csv(path, counts: dict, folds: int | None = 3, seed: int = 0, columns=(
             i += 1
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
+
+
+PATTERNS = ('tone', 'up', 'down', 'pulses', 'chord')
+"The shapes of `make_tone_classes`' classes: a steady tone, a rising or falling chirp, a pulsed tone, two tones at once"
+
+
+def tone_clip(pattern: str, f0: float, seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """One clip of `pattern` around `f0` Hz (jittered by 10%) lasting `seconds` at `sr` Hz: the sound fills the middle
+    60-90% of the clip, over a distractor tone of random pitch and noise, both at random levels"""
+    t = np.arange(round(seconds * sr)) / sr
+    f = f0 * rng.uniform(0.9, 1.1)
+    sweep = {'up': f * 2 ** (t / seconds), 'down': f * 2 ** (1 - t / seconds)}.get(pattern, np.full_like(t, f))
+    x = np.sin(2 * np.pi * np.cumsum(sweep) / sr + rng.uniform(0, 2 * np.pi))
+    if pattern == 'pulses': x *= (np.sin(2 * np.pi * rng.uniform(3, 5) * t) > 0)
+    if pattern == 'chord': x = 0.5 * (x + np.sin(2 * np.pi * 1.5 * f * t))
+    on = rng.uniform(0.6, 0.9)
+    x *= np.abs(t / seconds - 0.5) < on / 2
+    distractor = rng.uniform(0, 0.3) * np.sin(2 * np.pi * rng.uniform(200, 3000) * t)
+    return rng.uniform(0.1, 0.4) * x + distractor + rng.uniform(0.05, 0.3) * rng.standard_normal(len(t))
+
+
+def make_tone_classes(path, n_classes: int = 10, per_class: int = 30, seconds=(0.6, 2.0), seed: int = 0,
+                      rates=(16000, 22050, 44100, 8000), exts=('wav', 'flac')) -> Path:
+    """A folder-per-class collection like a small set of spoken words: class k is pattern k % 5 (`PATTERNS`) in one of
+    two pitch bands, each clip `seconds` long (uniform), at rates and in formats taken in turn, every 5th one stereo"""
+    path, rng, i = Path(path), np.random.default_rng(seed), 0
+    for k in range(n_classes):
+        pattern, f0 = PATTERNS[k % len(PATTERNS)], (300, 1200, 2400)[k // len(PATTERNS) % 3]
+        for j in range(per_class):
+            sr, secs = rates[i % len(rates)], float(rng.uniform(*seconds))
+            x = tone_clip(pattern, f0, secs, sr, rng)
+            x = np.stack([x, 0.8 * x], 1) if i % 5 == 4 else x
+            out = path / f"{pattern}{f0}" / f"{j:03d}.{exts[i % len(exts)]}"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(out, x.astype('float32'), sr)
+            i += 1
+    return path

@@ -1,7 +1,9 @@
 """The normalization study, built on the library. Its modules, each importing only those above it:
-`esc50` (the ESC-50 files), `datasets` (ESC-50, ESC-10, UrbanSound8K, CSV, folder-per-class), `cache` (decode once), `normalizations` (what the study compares), `presets` (recipes and
-their grids), `pipelines` (DataLoaders of one fold), `device`, `train` (one run), `runs` (the files of a results
-folder), `study` (a preset bound to its folder), `engines` (where runs run; `run_study`), `report`, `cli`, `demo`.
+`esc50` (the ESC-50 files), `datasets` (ESC-50, ESC-10, UrbanSound8K, CSV, folder-per-class), `cache` (decode once),
+`normalizations` (what the study compares), `sizing` (recipes sized by the data), `presets` (recipes and their grids),
+`pipelines` (DataLoaders of one fold), `device`, `train` (one run),
+`runs` (the files of a results folder), `study` (a preset bound to its folder), `baseline` (the classical baseline),
+`engines` (where runs run; `run_study`), `report`, `cli`, `demo`.
 Names are imported on first use, so that `esc50-norm report` and `--help` load no training code."""
 import importlib
 
@@ -15,6 +17,7 @@ _WHERE = {
     'FoldSplitter': 'pipelines', 'files_datablock': 'pipelines', 'cached_datablock': 'pipelines',
     'device_dataloaders': 'pipelines', 'fold_dataloaders': 'pipelines',
     'train_one': 'train', 'load_study_data': 'train',
+    'size_recipe': 'sizing', 'compute_baseline': 'baseline', 'ensure_baseline': 'baseline', 'read_baseline': 'baseline',
     'read_results': 'runs', 'Study': 'study', 'run_study': 'engines', 'write_report': 'report', 'compare_report': 'report',
 }
 __all__ = list(_WHERE)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +15,13 @@ from fastprogress.fastprogress import progress_bar
 
 from ..atomic import remove_stale_temporaries, write_atomic
 from ..audio import AudioLoadError, AudioTensor, audio_item_tfms
+from .datasets import cropping
 
 __all__ = ['ClipCache', 'cache_key', 'build_cache', 'load_or_build_cache', 'default_cache_dir', 'odd_clips', 'data_report']
 
 CACHE_VERSION = 2
 SHORT = 0.5
-"A clip is 'far shorter than the rest' under this fraction of the median duration (a truncated file, say)"
+"A clip is 'far shorter than the rest' under this fraction of the length clips are cropped/padded to (a truncated file)"
 
 
 @dataclass
@@ -39,7 +41,7 @@ class ClipCache:
         missing = [f for f in filenames if f not in pos]
         if missing: raise KeyError(f"{len(missing)} clips are not in the cache: {missing[:5]}")
         return torch.tensor([pos[f] for f in filenames], dtype=torch.long)
-    def report(self) -> str: return data_report(self.info)
+    def report(self) -> str: return data_report(self.info, self.settings.get('duration'))
 
 
 def default_cache_dir() -> Path:
@@ -56,40 +58,60 @@ def cache_key(paths, **settings) -> str:
     return h.hexdigest()[:16]
 
 
-def odd_clips(info: pd.DataFrame) -> dict:
-    "Source clips that are silent (all zeros) or far shorter than the rest: name -> duration in s"
-    short = info.duration < SHORT * info.duration.median()
+def odd_clips(info: pd.DataFrame, duration: float | None = None) -> dict:
+    "Source clips that are silent (all zeros) or far shorter than crop length `duration` (None: the median): name -> s"
+    limit = SHORT * (info.duration.median() if duration is None else duration)
+    short = info.duration < limit
     return {'silent (all zeros)': dict(zip(info.filename[info.peak == 0], info.duration[info.peak == 0])),
-            f"far shorter than the rest (under {SHORT * info.duration.median():.2f} s, zero-padded)": dict(zip(info.filename[short], info.duration[short]))}
+            f"far shorter than the rest (under {limit:.2f} s, zero-padded)":
+                dict(zip(info.filename[short], info.duration[short]))}
 
 
-def data_report(info: pd.DataFrame | None) -> str:
-    "A few lines on the source clips: durations, rates, channels, and the clips that are silent or far shorter than the rest"
+def data_report(info: pd.DataFrame | None, duration: float | None = None) -> str:
+    "A few lines on the source clips: durations, rates, channels; clips silent, far shorter or cropped (to `duration`)"
     if info is None or not len(info): return "no source information (a cache built by an older version)"
     d = info.duration
     rates = ', '.join(f"{int(r)} Hz x{n}" for r, n in info.sr.value_counts().sort_index().items())
     lines = [f"{len(info)} clips: {d.min():.2f}-{d.max():.2f} s (median {d.median():.2f} s); {rates}; "
              f"{int((info.channels > 1).sum())} with more than one channel"]
-    for what, clips in odd_clips(info).items():
+    for what, clips in odd_clips(info, duration).items():
         names = [f"{f} ({s:.2f} s)" for f, s in clips.items()]
         lines.append(f"{what}: " + (', '.join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else '') if names else 'none'))
-    return '\n'.join(lines)
+    cut = cropping(d, duration) if duration is not None else ''
+    return '\n'.join(lines + ([f"cropped: {cut}"] if cut else []))
 
 
-def build_cache(audio_root, files, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean', progress: bool = True) -> ClipCache:
-    "Decode, downmix, resample and crop/pad every file under `audio_root`, noting each source's duration, rate, channels and peak"
+def _progress(files: list, progress: bool, log=None):
+    "`files` under a progress bar on a terminal; elsewhere (a file, a pipe) a few lines through `log`, or nothing"
+    if not progress: return files
+    if sys.stdout.isatty(): return progress_bar(files, leave=False)
+    return _lines(files, log or print)
+
+
+def _lines(files: list, log, parts: int = 4):
+    "Yield `files`, logging how far it got at every quarter"
+    marks = {round(len(files) * k / parts) for k in range(1, parts)}
+    for i, f in enumerate(files):
+        if i in marks: log(f"decoding: {i} of {len(files)} clips")
+        yield f
+
+
+def build_cache(audio_root, files, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean', progress: bool = True,
+                log=None) -> ClipCache:
+    """Decode, downmix, resample and crop/pad every file under `audio_root`, noting each source's duration, rate,
+    channels and peak; odd clips are warned about unless `log` is given (the caller prints the data report)"""
     tfms = Pipeline(audio_item_tfms(sr, True, duration, downmix))
     files = [str(f) for f in files]
     x = torch.zeros(len(files), 1, round(sr * duration))
     bad, info = [], []
-    for i, f in enumerate(progress_bar(files, leave=False) if progress else files):
+    for i, f in enumerate(_progress(files, progress, log)):
         try: a = AudioTensor.create(Path(audio_root) / f)
         except AudioLoadError as e: bad.append(str(e)); continue
         info.append(dict(filename=f, duration=a.duration, sr=a.sr, channels=a.nchannels, peak=float(a.abs().max())))
         x[i] = tfms(a).as_subclass(torch.Tensor)
     if bad: raise AudioLoadError(f"{len(bad)} clips under {audio_root} could not be used:\n" + "\n".join(bad))
     cache = ClipCache(x, files, sr, dict(sr=sr, duration=duration, downmix=downmix), pd.DataFrame(info))
-    if any(odd_clips(cache.info).values()):
+    if log is None and any(odd_clips(cache.info, duration).values()):
         warnings.warn(f"some clips under {audio_root} may not be what they seem:\n{cache.report()}")
     return cache
 
@@ -112,7 +134,7 @@ def load_or_build_cache(audio_root, files, cache_dir=None, sr: int = 16000, dura
     folder = Path(cache_dir or default_cache_dir())
     path = folder / f"{name}-{cache_key([Path(audio_root) / f for f in files], name=name, **settings)}.pt"
     if path.exists() and (cache := _read(path)) is not None: return cache
-    cache = build_cache(audio_root, files, sr, duration, downmix, progress)
+    cache = build_cache(audio_root, files, sr, duration, downmix, progress, log)
     if log: log(f"decoded {len(cache)} clips into {path}\n{cache.report()}")
     remove_stale_temporaries(folder)                       # what killed builds left behind
     write_atomic(path, lambda tmp: torch.save(dict(x=cache.x, filenames=cache.filenames, sr=cache.sr, settings=cache.settings,

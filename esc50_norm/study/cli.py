@@ -1,4 +1,4 @@
-"Command line: `esc50-norm study|report|compare|cache|train|predict|demo`"
+"Command line: `esc50-norm study|report|compare|cache|train|baseline|predict|demo`"
 from __future__ import annotations
 import argparse
 import json
@@ -44,28 +44,34 @@ def _dataset(a):
 
 
 def cmd_study(a):
+    from .baseline import ensure_baseline
     from .engines import get_engine, run_study
-    from .report import write_report
+    from .report import terminal_summary, write_report
     from .study import Study
     preset = _preset(a, folds=a.folds, seeds=a.seeds, normalizations=a.normalizations)
     study = Study(preset, Path(a.out or f"results/{preset.name}"), dataset=_dataset(a), cache_dir=a.cache_dir, device=a.device,
                   save_models=a.save_models)
     engine = get_engine(a.engine, workers=a.workers, device=study.device, gpus=a.gpus, address=a.address,
                         retries=a.retries, stop_after=a.stop_after)
+    if not a.no_baseline:
+        engine.check(study); study.prepare()             # the folder is this study's before its baseline goes there
+        try: ensure_baseline(study)
+        except (ValueError, ArithmeticError) as e:
+            print(f"no classical baseline ({type(e).__name__}: {e})", file=sys.stderr)
     run_study(study, shard=a.shard, engine=engine)
-    if not a.no_report: print(f"report: {write_report(study.out)}")
+    if not a.no_report: print(f"report: {write_report(study.out)}\n{terminal_summary(study.out)}")
     missing = len(study.todo(a.shard))
     if missing: print(f"{missing} runs of this shard have not finished (see above)", file=sys.stderr)
     return 1 if missing else 0
 
 
 def cmd_report(a):
-    from .report import compare_report, write_report
+    from .report import compare_report, terminal_summary, write_report
     from .runs import check_dataset, read_preset
     if a.dataset or a.data:
         ds = _dataset(a)
         for out in a.results: check_dataset(out, read_preset(out).dataset, ds)
-    for out in a.results: print(f"report: {write_report(out)}")
+    for out in a.results: print(f"report: {write_report(out)}\n{terminal_summary(out)}\n")
     if len(a.results) > 1: print(compare_report(a.results))
 
 
@@ -81,9 +87,21 @@ def cmd_cache(a):
     from .datasets import summary
     from .presets import get_preset
     from .train import load_study_data
-    ds = _dataset(a)
-    sd = load_study_data(get_preset(a.preset, duration=a.duration).for_dataset(ds), ds, a.cache_dir, device='cpu')
-    print(f"{summary(ds)}\n{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz\n{sd.cache.report()}")
+    ds, built = _dataset(a), []
+    print(summary(ds))
+    def log(line): built.append(line.startswith('decoded ')); print(line)
+    preset = get_preset(a.preset, duration=a.duration).for_dataset(ds, log=log)
+    sd = load_study_data(preset, ds, a.cache_dir, device='cpu', log=log)
+    print(f"{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz")
+    if not any(built): print(sd.cache.report())          # a new cache has printed its data report as it was built
+
+
+def cmd_baseline(a):
+    from .baseline import baseline_text, ensure_baseline
+    from .study import Study
+    study = Study(_preset(a), Path(a.out), dataset=_dataset(a), cache_dir=a.cache_dir, device='cpu')
+    b = ensure_baseline(study, log=None)
+    print(f"{baseline_text(b)} ({b['clips']} clips, {b['seconds']} s)\nbaseline: {Path(a.out) / 'baseline.json'}")
 
 
 def cmd_train(a):
@@ -132,9 +150,15 @@ def _parser() -> argparse.ArgumentParser:
     recipe.add_argument('--preset', default='quick', help=f"{', '.join(PRESETS)} (default quick)")
     recipe.add_argument('--smoke', action='store_true', help="the preset's CI-sized form: folds 1-2, 1 seed, 1 epoch, 1 clip per class and fold")
     recipe.add_argument('--device', help="cuda, cpu, ... (default: the GPU when there is one)")
-    recipe.add_argument('--epochs', type=int); recipe.add_argument('--bs', type=int); recipe.add_argument('--lr', type=float)
+    recipe.add_argument('--epochs', type=int, help="epochs of one-cycle training (default: the preset's; on a "
+                                                   "collection other than ESC-50, enough for 200 optimizer steps)")
+    recipe.add_argument('--bs', type=int, help="batch size (default: the preset's, halved until an epoch has 4 "
+                                               "batches)")
+    recipe.add_argument('--lr', type=float)
     recipe.add_argument('--clips-per-class', type=int); recipe.add_argument('--pipeline', choices=['device', 'cached', 'files'])
-    recipe.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's; ESC-50: 5)")
+    recipe.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's, "
+                                                       "ESC-50: 5; else the 99th percentile of its clips, the cropped "
+                                                       "ones reported)")
     recipe.add_argument('--fp32', action='store_true',
                         help="fp32 without channels-last (default on CUDA and on a CPU with native bf16: bf16 autocast + channels-last)")
     recipe.add_argument('--bf16', action='store_true', help="bf16 autocast, also on a CPU without native bf16")
@@ -153,6 +177,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--stop-after', type=float, help="start no run after this many seconds (runs in progress finish; local engine only)")
     s.add_argument('--save-models', action='store_true', help="export each run's model as runs/<run>.pkl")
     s.add_argument('--no-report', action='store_true', help="skip the report (e.g. in all but the last shard)")
+    s.add_argument('--no-baseline', action='store_true', help="skip the classical baseline (once per folder, into "
+                                                              "baseline.json: MFCC statistics + logistic regression "
+                                                              "on the same folds)")
     s.set_defaults(func=cmd_study)
 
     r = sub.add_parser('report', parents=[data], help="tables and plots from results folders (and a comparison when given several)")
@@ -171,6 +198,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--out', help="the model file (default models/PRESET-foldF-NORMALIZATION-seedS.pkl)")
     t.set_defaults(func=cmd_train)
 
+    b = sub.add_parser('baseline', parents=[data, recipe], help="the classical baseline alone (MFCC statistics + "
+                                                               "logistic regression on every fold) into baseline.json")
+    b.add_argument('--out', required=True, help="the folder for baseline.json (a results folder, or one of its own)")
+    b.set_defaults(func=cmd_baseline)
+
     pr = sub.add_parser('predict', help="the top classes of audio files under an exported model")
     pr.add_argument('model', help="a model file from `esc50-norm train` or `study --save-models`")
     pr.add_argument('files', nargs='+', help="WAV/FLAC/OGG files, any sample rate, channels and length")
@@ -178,7 +210,10 @@ def _parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     d = sub.add_parser('cache', parents=[data], help="decode and cache the clips of a preset, and report on them")
-    d.add_argument('--preset', default='blog'); d.add_argument('--duration', type=float)
+    d.add_argument('--preset', default='blog', help="the preset whose clips to cache: its sample rate, downmix and "
+                                                    f"subset decide the cache ({', '.join(PRESETS)}; default blog)")
+    d.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's, "
+                                                  "ESC-50: 5; else the 99th percentile of its clips)")
     d.set_defaults(func=cmd_cache)
 
     dm = sub.add_parser('demo', help="a DataBlock on generated clips: stats, and a show_batch PNG")

@@ -21,7 +21,8 @@ from .esc50 import FOLDS, esc50_path, read_csv_checked, read_esc10, read_meta
 
 __all__ = ['Dataset', 'DatasetError', 'Collection', 'ESC50', 'ESC10', 'UrbanSound8K', 'CSVDataset', 'ClassFolders', 'KINDS',
            'AUDIO_EXTENSIONS', 'IMBALANCE', 'get_dataset', 'parse_spec', 'standard_frame', 'check_meta', 'stratified_folds',
-           'class_balance', 'check_folds', 'fold_split', 'subset_per_class', 'clip_info', 'clip_duration', 'summary']
+           'class_balance', 'check_folds', 'fold_split', 'subset_per_class', 'clip_info', 'clip_duration', 'summary',
+           'DURATION_QUANTILE', 'cropping']
 
 STANDARD = ('file', 'label', 'fold')
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
@@ -384,15 +385,35 @@ def clip_info(ds: Dataset, files=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=['file', 'duration', 'sr', 'channels', 'frames'])
 
 
+DURATION_QUANTILE = 0.99
+"Without a fixed duration, clips are cropped/padded to this quantile of their durations: nearly every clip stays whole"
+
+
 def clip_duration(ds: Dataset, given: float | None = None, info: pd.DataFrame | None = None, log=print) -> float:
-    "The duration clips are cropped/padded to: `given`, else the dataset's own, else the median of its clips (reported)"
+    "The duration clips are cropped/padded to: `given`, else the dataset's own, else the 99th percentile of its clips"
     if given is not None: return float(given)
     if ds.duration is not None: return float(ds.duration)
     d = (clip_info(ds) if info is None else info).duration
-    median = float(d.median())
-    if log: log(f"{ds.name}: no fixed clip duration; clips are cropped/padded to the median of its {len(d)} clips, {median:.3f} s "
-                f"(they last {d.min():.2f}-{d.max():.2f} s)")
-    return median
+    length = float(np.quantile(d, DURATION_QUANTILE, method='higher'))
+    if log:
+        log(f"{ds.name}: no fixed clip duration; clips are cropped/padded to {length:.3f} s, the "
+            f"{DURATION_QUANTILE * 100:.0f}th percentile of its {len(d)} clips (they last "
+            f"{d.min():.2f}-{d.max():.2f} s, median {d.median():.2f} s; --duration sets it)")
+        cut = cropping(d, length)
+        if cut: log(f"warning: {cut}")
+    return length
+
+
+def cropping(durations, length: float) -> str:
+    "What cropping clips of `durations` (s) to `length` s costs: how many are cut and how much they lose ('' when none)"
+    d = pd.Series(np.asarray(durations, dtype=float))
+    lost = (1 - length / d[d > length]).sort_values()
+    if not len(lost): return ''
+    half = int((lost > 0.5).sum())
+    return (f"{len(lost)} of {len(d)} clips are longer than {length:.2f} s and are cropped, losing "
+            f"{lost.median():.0%} of the clip (median) and at most {lost.max():.0%}"
+            + (f"; {half} lose more than half" if half else '')
+            + f"; --duration {d.max():.2f} keeps every clip whole")
 
 
 def summary(ds: Dataset, info: pd.DataFrame | None = None) -> str:

@@ -10,6 +10,7 @@ from ..compat import later, recorded_dict
 from ..configs import AudioConfig, Augment, SpectrogramConfig
 from .datasets import check_folds, clip_duration
 from .normalizations import NORMALIZATIONS
+from .sizing import size_recipe, sizing_text
 
 __all__ = ['Job', 'run_id', 'Preset', 'PRESETS', 'get_preset', 'GRID_FIELDS', 'PIPELINES']
 
@@ -31,9 +32,10 @@ class Job(NamedTuple):
 def _spec(**kw) -> dict: return AudioConfig.BasicSpectrogram(**kw).as_dict()
 def _mel(**kw) -> dict: return AudioConfig.BasicMelSpectrogram(**kw).as_dict()
 
-GRID_FIELDS = ('name', 'folds', 'normalizations', 'seeds', 'pipeline', 'dataset')
-"""Fields that choose which runs to make, how to feed them, or which data (checked on its own, by fingerprint): left out of
-the recipe hash"""
+GRID_FIELDS = ('name', 'folds', 'normalizations', 'seeds', 'pipeline', 'dataset', 'given', 'sized')
+"""Fields that choose which runs to make, how to feed them, or which data (checked on its own, by fingerprint), and the
+notes of sizing (what it kept, what it derived: their effect is in the recipe's own fields): left out of the recipe
+hash"""
 
 
 @dataclass
@@ -58,10 +60,13 @@ class Preset:
     augment: dict | None = later(None)         # Augment fields; None: no augmentation
     mixup: float = later(0.0)                  # fastai MixUp's alpha; 0: off
     dataset: dict | None = later(None)         # what the data was (`Dataset.describe()`); None: ESC-50, before datasets were described
+    given: tuple = later(())                   # recipe fields set by hand (epochs, bs, spec): sizing keeps them
+    sized: dict | None = later(None)           # what sizing derived: field -> [preset's, derived], frames, steps
 
     def __post_init__(self):
         self.folds = None if self.folds is None else tuple(int(f) for f in self.folds)
         self.seeds, self.normalizations = tuple(int(s) for s in self.seeds), tuple(self.normalizations)
+        self.given = tuple(self.given)
         unknown = [n for n in self.normalizations if n not in NORMALIZATIONS]
         if unknown: raise ValueError(f"unknown normalizations {unknown}; known: {list(NORMALIZATIONS)}")
         if self.folds is not None and [f for f in self.folds if f < 1]:
@@ -88,8 +93,16 @@ class Preset:
         return [Job(f, n, s) for f in self.folds for n in self.normalizations for s in self.seeds]
 
     def for_dataset(self, ds, log=print) -> Preset:
-        "The preset with the dataset's part decided: its folds (None: all; others are checked) and its clip duration"
-        return self.update(folds=check_folds(ds, self.folds), duration=clip_duration(ds, self.duration, log=log))
+        "The preset with the dataset's part decided: its folds (None: all; others checked), clip duration and sizing"
+        p = self.update(folds=check_folds(ds, self.folds), duration=clip_duration(ds, self.duration, log=log))
+        return p.sized_for(ds, log)
+
+    def sized_for(self, ds, log=print) -> Preset:
+        "The recipe sized for dataset `ds` (folds and duration decided): enough frames, batches and steps, reported"
+        changes = size_recipe(self, ds)
+        if not changes: return self
+        if log: log(sizing_text(ds.name, changes['sized']))
+        return self.update(**changes)
 
     def resolved(self, device) -> Preset:
         "The preset with its device-dependent defaults decided: bf16 and channels-last on CUDA and on a CPU with native bf16"
@@ -111,7 +124,7 @@ class Preset:
     def smoke(self) -> Preset:
         "The same recipe and normalizations shrunk for CI: folds 1-2, one seed, one epoch, 1 clip per class and fold, 16 mel bins"
         return self.update(name=f"{self.name}-smoke", folds=(1, 2), seeds=(0,), epochs=1, bs=16, clips_per_class=1,
-                           spec=_spec(n_fft=256, hop_length=2000, mel=True, n_mels=16))
+                           spec=_spec(n_fft=256, hop_length=2000, mel=True, n_mels=16), given=('epochs', 'bs', 'spec'))
 
 
 _RULES = dict(epochs='at least 1', bs='at least 1', sr='at least 1', lr='a positive number', duration='a positive number of seconds',
@@ -145,7 +158,9 @@ PRESETS['smoke'] = PRESETS['blog'].smoke().update(name='smoke')     # CI's end-t
 
 
 def get_preset(name: str, smoke: bool = False, **overrides) -> Preset:
-    "A preset by name (`smoke`: its CI-sized form), with any field overridden"
+    "A preset by name (`smoke`: its CI-sized form), with any field overridden (and so kept by sizing)"
     try: p = PRESETS[name]
     except KeyError: raise ValueError(f"unknown preset {name!r}; known: {list(PRESETS)}") from None
-    return (p.smoke() if smoke else p).update(**{k: v for k, v in overrides.items() if v is not None})
+    p, overrides = (p.smoke() if smoke else p), {k: v for k, v in overrides.items() if v is not None}
+    given = tuple(dict.fromkeys([*p.given, *(k for k in ('epochs', 'bs', 'spec') if k in overrides)]))
+    return p.update(**overrides, given=given)

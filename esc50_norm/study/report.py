@@ -14,12 +14,14 @@ from statsmodels.stats.weightstats import ttost_paired
 from ..atomic import write_atomic
 from ..compat import run_starts
 from .normalizations import NORMALIZATIONS
+from .baseline import baseline_text, read_baseline
 from .presets import Preset
 from .runs import RunFileError, damaged_runs, read_preset, read_results, read_run, running_runs
 
 __all__ = ['contrasts', 'summary_table', 'fold_table', 'paired_differences', 'missing_runs', 'read_histories',
            'study_time', 'plot_accuracy', 'plot_paired', 'plot_curves', 'write_report', 'read_folder', 'compare_folders',
-           'compare_report', 'equivalence', 'EQUIVALENCE_MARGIN']
+           'compare_report', 'equivalence', 'EQUIVALENCE_MARGIN', 'baseline_table', 'baseline_verdict', 'terminal_summary',
+           'FAR_BELOW']
 
 METRIC = 'final_accuracy'
 EQUIVALENCE_MARGIN = 0.02
@@ -54,8 +56,8 @@ def contrasts(normalizations) -> list:
 
 
 def _ci(x: np.ndarray, level: float = 0.95) -> tuple:
-    "Student-t confidence interval of the mean (NaN for fewer than two values)"
-    if len(x) < 2: return (np.nan, np.nan)
+    "Student-t confidence interval of the mean (NaN, shown as n/a, for fewer than three values)"
+    if len(x) < 3: return (np.nan, np.nan)
     h = st.t.ppf((1 + level) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
     return (x.mean() - h, x.mean() + h)
 
@@ -71,7 +73,7 @@ def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     rows = []
     for norm, g in _ordered(df).groupby('normalization', sort=False):
         x = g[metric].to_numpy(float)
-        lo, hi = _ci(x)
+        lo, hi = np.clip(_ci(x), 0, 1)                   # an accuracy's interval stays in [0, 1]
         rows.append(dict(normalization=norm, n=len(x), mean=x.mean(), std=x.std(ddof=1) if len(x) > 1 else np.nan,
                          ci95_low=lo, ci95_high=hi, min=x.min(), max=x.max()))
     return pd.DataFrame(rows).set_index('normalization')
@@ -83,11 +85,28 @@ def fold_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
 
 
 def _paired_row(d: np.ndarray) -> dict:
-    "Mean, CI, wins and losses of paired differences `d`, with a paired t-test and a Wilcoxon signed-rank test"
-    lo, hi = _ci(d)
-    return dict(pairs=len(d), mean=d.mean(), ci95_low=lo, ci95_high=hi, wins=int((d > 0).sum()), losses=int((d < 0).sum()),
-                t_test_p=st.ttest_1samp(d, 0).pvalue if len(d) > 1 and d.std() > 0 else np.nan,
-                wilcoxon_p=st.wilcoxon(d).pvalue if len(d) > 1 and np.any(d != 0) else np.nan)
+    """Mean, CI, wins and losses of paired differences `d`, with a paired t-test and a Wilcoxon signed-rank test; a
+    `note` says why a p-value cannot be computed"""
+    lo, hi = np.clip(_ci(d), -1, 1)                      # a difference of accuracies stays in [-1, 1]
+    row = dict(pairs=len(d), mean=d.mean(), ci95_low=lo, ci95_high=hi, wins=int((d > 0).sum()),
+               losses=int((d < 0).sum()),
+               t_test_p=st.ttest_1samp(d, 0).pvalue if len(d) > 1 and d.std() > 0 else np.nan,
+               wilcoxon_p=st.wilcoxon(d).pvalue if len(d) > 1 and np.any(d != 0) else np.nan)
+    why = _no_p(d)
+    return {**row, 'note': why} if why else row
+
+
+def _no_p(d: np.ndarray) -> str:
+    "Why the tests of paired differences `d` give no p-value ('' when they do)"
+    if len(d) < 2: return f"{len(d)} pair: no test"
+    if np.all(d == 0): return f"all {len(d)} differences are 0: no test"
+    if d.std() == 0: return f"all {len(d)} differences equal {d[0]:+.4f}: no spread, no t-test"
+    return ''
+
+
+def _notes(table: pd.DataFrame) -> pd.DataFrame:
+    "The `note` column last, empty where there is nothing to say (and absent when nothing is)"
+    return table if 'note' not in table else table.assign(note=table.pop('note').fillna(''))
 
 
 def _holm(table: pd.DataFrame) -> pd.DataFrame:
@@ -111,7 +130,7 @@ def paired_differences(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd
     pairs = contrasts(_ordered(df).normalization.unique()) if pairs is None else pairs
     rows = {k: _paired_row(d.to_numpy(float)) for k, d in _differences(df, pairs, metric).items() if len(d)}
     if not rows: return pd.DataFrame()
-    return _holm(pd.DataFrame.from_dict(rows, orient='index').rename_axis('difference'))
+    return _notes(_holm(pd.DataFrame.from_dict(rows, orient='index').rename_axis('difference')))
 
 
 def missing_runs(df: pd.DataFrame, preset: Preset) -> list:
@@ -213,6 +232,7 @@ def _save(fig, path):
 
 def _fmt(v, digits: int, p_value: bool):
     if not isinstance(v, float): return v
+    if np.isnan(v): return 'n/a'
     return f"{v:.1e}" if p_value and 0 < v < 10 ** -(digits - 1) else f"{v:.{digits}f}"
 
 
@@ -248,6 +268,72 @@ def _provenance_line(df: pd.DataFrame) -> str:
     return f"Provenance: esc50_norm {', '.join(sorted(df.esc50_norm.astype(str).unique()))}; git {', '.join(sorted(commits.unique()))}."
 
 
+FAR_BELOW = 0.05
+"The report says the deep model is far below the classical baseline when its best mean is more than this under it"
+
+
+def baseline_table(df: pd.DataFrame, b: dict) -> pd.DataFrame:
+    "Per fold of the runs, the baseline beside each normalization's mean over seeds; last, the mean over those folds"
+    t = fold_table(df)
+    t.insert(0, 'baseline', [b['per_fold'].get(str(int(f)), np.nan) for f in t.index])
+    t.index = t.index.astype(str)
+    t.loc['mean'] = t.mean()
+    return t
+
+
+def _cause(df: pd.DataFrame, preset: Preset) -> str:
+    "The likely cause of a deep model far below the baseline: too few optimizer steps, too few frames, or neither"
+    from .sizing import MIN_FRAMES, MIN_STEPS, frames
+    n_train = int(df.n_train.min()) if 'n_train' in df else None
+    steps = None if n_train is None else n_train // preset.bs * preset.epochs
+    nf, hop = frames(preset.spec, preset.duration), preset.spec['hop_length']
+    causes = []
+    if steps is not None and steps < MIN_STEPS:
+        causes.append(f"too few optimizer steps ({steps}: {n_train // preset.bs} batches of {preset.bs} per epoch x "
+                      f"{preset.epochs} epochs; a sized recipe trains at least {MIN_STEPS}: leave out --epochs and "
+                      "--bs, or raise --epochs)")
+    if nf < MIN_FRAMES:
+        causes.append(f"too few spectrogram frames per clip ({nf} at hop {hop}; a sized recipe gives at least "
+                      f"{MIN_FRAMES})")
+    return '; '.join(causes) or (f"not the recipe's size ({steps} optimizer steps, {nf} frames per clip): try more "
+                                 "epochs, another learning rate or a longer --duration")
+
+
+def baseline_verdict(df: pd.DataFrame, b: dict, preset: Preset) -> str:
+    "One sentence: the best normalization's mean against the baseline's on the same folds; when far below, the cause"
+    t = baseline_table(df, b).loc['mean']
+    base, means = t['baseline'], t.drop('baseline')
+    best = means.idxmax()
+    gap, what = means[best] - base, f"its best normalization, {best}, reaches {means[best]:.4f} against {base:.4f}"
+    if gap >= -FAR_BELOW:
+        where = 'above' if gap > 0 else f'within {FAR_BELOW} of'
+        return f"The deep model is {where} the classical baseline: {what} ({gap:+.4f})."
+    return (f"**The deep model is far below the classical baseline**: {what} ({gap:+.4f}). "
+            f"Likely cause: {_cause(df, preset)}.")
+
+
+def _baseline_section(out, preset: Preset, df: pd.DataFrame) -> list:
+    "The report's lines on the classical baseline of `out` (its baseline.json), or none when it has none"
+    b = read_baseline(out)
+    if b is None: return []
+    f = b['features']
+    return ["## Classical baseline", "",
+            f"{b['classifier']} on per-clip MFCC statistics ({', '.join(f['stats'])} of {f['n_mfcc']} MFCCs; "
+            "`baseline.json`), trained and validated on the same folds and clips as the runs; per fold, beside each "
+            "normalization's mean over seeds:", "", _md(baseline_table(df, b)), "", baseline_verdict(df, b, preset), ""]
+
+
+def terminal_summary(out) -> str:
+    "What `report` and `study` print: the accuracy per normalization and, when there is one, the baseline's verdict"
+    preset, df = read_folder(out)
+    if not len(df): return f"{out}: no finished runs yet"
+    table = summary_table(df)[['n', 'mean', 'std', 'ci95_low', 'ci95_high']]
+    lines, b = [f"{out}: accuracy per normalization", "", _md(table)], read_baseline(out)
+    if b is not None:
+        lines += ["", baseline_text(b, sorted(map(int, df.fold.unique()))), baseline_verdict(df, b, preset)]
+    return '\n'.join(lines)
+
+
 def write_report(out) -> Path:
     "Write report.md, results.csv, summary.csv, paired.csv, accuracy.png, paired.png and curves.png into results folder `out`: all or none"
     out = Path(out)
@@ -271,6 +357,7 @@ def write_report(out) -> Path:
         dev = ', '.join(sorted(df.device.astype(str).unique()))
         lines += ["## Accuracy per normalization", "", _md(summary), "",
                   "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
+                  *_baseline_section(out, preset, df),
                   "## Paired differences (matched on fold and seed)", "",
                   "Each contrast is `a - b` over the (fold, seed) pairs where both ran. `_holm`: p-values adjusted "
                   "with Holm's method over the contrasts of this table.", "", _md(paired), "",
@@ -320,7 +407,7 @@ def compare_folders(folders) -> tuple[pd.DataFrame, pd.DataFrame]:
         for norm in [n for n in NORMALIZATIONS if n in set(wide.index.get_level_values(0))]:
             g = wide.loc[norm]
             rows.append(dict(folder=name, normalization=norm, **_paired_row((g['new'] - g['ref']).to_numpy(float))))
-    paired = _holm(pd.DataFrame(rows).set_index(['folder', 'normalization'])) if rows else pd.DataFrame()
+    paired = _notes(_holm(pd.DataFrame(rows).set_index(['folder', 'normalization']))) if rows else pd.DataFrame()
     return means, paired
 
 
