@@ -20,3 +20,15 @@ def test_benchmark_writes_a_table_with_ratios_to_the_files_pipeline(tmp_path):
     assert np.allclose(res.speedup_vs_files, res.clips_per_s / res.stage.map(files))   # the ratio to files of the same stage and run
     table = (tmp_path / 'bench.md').read_text()
     assert all(f"{v:.3f}" in table for v in res.clips_per_s)
+
+
+def test_memory_benchmark_names_a_partial_copy_in_one_line(tmp_path, capsys):
+    import pytest
+    spec = importlib.util.spec_from_file_location('memory', Path(__file__).parents[1] / 'benchmarks' / 'memory.py')
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    root = make_fake_esc50(tmp_path / 'esc50', clips_per_fold=1, sr=16000, seconds=(0.5, 1.0))
+    with pytest.raises(SystemExit) as e: bench.main(['--data', str(root)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and 'Traceback' not in err
+    assert f"{root / 'meta' / 'esc50.csv'} has 20 rows, ESC-50 has 2000" in err
+    assert '--partial-data' in bench.__doc__
