@@ -251,6 +251,8 @@ def test_a_csv_with_one_fold_is_refused_once_before_any_work_and_train_names_onl
     assert cli(['train', '--fold', '1', *common, '--out', str(tmp_path / 'm.pkl')]) == 2
     e = err(capsys)
     assert 'has only fold 1' in e and 'fold(s) [2]' not in e and not (tmp_path / 'm.pkl').exists()
+    assert cli(['train', '--fold', 'all', *common, '--out', str(tmp_path / 'm.pkl')]) == 0      # every clip trains: no fold asked
+    assert (tmp_path / 'm.pkl').exists()
 
 
 def test_a_cache_file_of_other_clips_is_damaged_named_and_rebuilt(fake_root, tmp_path):

@@ -114,7 +114,7 @@ def cmd_train(a):
     from .train import load_study_data, train_one
     get_normalization(a.normalization)                          # an unknown one, or a fold the data lacks, fails before any work
     ds = _dataset(a)
-    preset = _preset(a, folds=(a.fold,) if a.fold else None).for_dataset(ds)      # only the fold asked for is checked
+    preset = _preset(a, folds=(a.fold,) if a.fold else ds.folds).for_dataset(ds)  # only the fold asked for is checked
     check_training(subset_per_class(ds.meta(), preset.clips_per_class), (a.fold,), preset.bs, ds.name)
     name = f"{preset.name}-fold{'all' if not a.fold else a.fold}-{a.normalization}-seed{a.seed}.pkl"
     out = _model_file(Path(a.out or f"models/{name}"))
