@@ -4,7 +4,8 @@ A study's worker process runs many runs one after another; what one run leaves b
 (`mel`: 30 runs per worker). This runs N one-epoch runs of a preset in this process, through the study's own
 code path, and prints the process's resident memory and the GPU's allocated memory after each run, with the
 growth from the first run to the last. Usage:
-  python benchmarks/memory.py --data ../shared/esc50 [--preset quick] [--runs 6] [--device cuda] [--out FILE]
+  python benchmarks/memory.py --data ../shared/esc50 [--partial-data] [--preset quick] [--runs 6] [--device cuda]
+                              [--out FILE]
 """
 from __future__ import annotations
 import argparse
@@ -25,11 +26,16 @@ def main(argv=None):
     p.add_argument('--data', required=True); p.add_argument('--preset', default='quick')
     p.add_argument('--runs', type=int, default=6); p.add_argument('--epochs', type=int, default=1)
     p.add_argument('--device', default='cpu'); p.add_argument('--out')
+    p.add_argument('--partial-data', action='store_true', help="accept an ESC-50-shaped folder, not all of ESC-50")
     a = p.parse_args(argv)
     seeds = tuple(range(a.runs))
-    preset = get_preset(a.preset, folds=(1,), normalizations=('global',), seeds=seeds, epochs=a.epochs)
+    try:
+        preset = get_preset(a.preset, folds=(1,), normalizations=('global',), seeds=seeds, epochs=a.epochs)
+        dataset = get_dataset(data=a.data, full=not a.partial_data)
+        dataset.meta()                                   # a partial or missing copy is named here, before any work
+    except ValueError as e: p.error(str(e))
     with tempfile.TemporaryDirectory() as tmp:
-        study = Study(preset, Path(tmp) / 'res', dataset=get_dataset(data=a.data), device=a.device)
+        study = Study(preset, Path(tmp) / 'res', dataset=dataset, device=a.device)
         study.prepare()
         data, rows = study.load_data(log=lambda *_: None), []
         for job in study.todo():

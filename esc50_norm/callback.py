@@ -31,13 +31,14 @@ class SpecStatsCallback(Callback):
             raise ValueError(f"SpecStatsCallback(mode={self.mode!r}) does not fit the DataLoaders' SpecNormalize(mode={norm.mode!r})")
         self.source = None
         if not norm.learns_stats: return
-        if norm.has_stats: self.source = 'given'
+        if norm.has_stats and norm.learned is None: self.source = 'given'      # stats= or loaded: used as they are
         elif self.fname is not None and self.fname.exists():
             loaded = SpecNormalize.from_file(self.fname, mode=norm.mode, **norm.options)
             dev = self.dls.train.device
             norm._set({k: v if dev is None else v.to(dev) for k, v in loaded.stats.items()}, loaded.count)
             self.source = 'file'
         else:
-            with torch.no_grad(): norm.learn(self.dls.train, self.frac)
+            if norm.learned != self.frac:            # not learned by `setups` from this share of the batches: learn
+                with torch.no_grad(): norm.learn(self.dls.train, self.frac)
             self.source = 'learned'
             if self.fname is not None: norm.save(self.fname, source='SpecStatsCallback', frac=self.frac)

@@ -70,4 +70,5 @@ def upgrade_spec_normalize(state: dict) -> dict:
         state.pop('_shift', None); state.pop('_scale', None)
     for k in state['_mode'].keys: state.setdefault(k, None)
     state.setdefault('_warned', False)
+    state.setdefault('learned', None)                  # models before it was recorded: their stats count as given
     return state

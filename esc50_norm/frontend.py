@@ -15,6 +15,8 @@ __all__ = ['FreqBatchNorm']
 class FreqBatchNorm(nn.BatchNorm2d):
     "PANNs' `bn0`: batch norm over the frequency bins of `[bs, 1, n_freq, frames]` (stats per bin over batch and time), in float32"
     def __init__(self, n_freq: int, eps: float = 1e-5, momentum: float = 0.1):
+        if isinstance(n_freq, bool) or not isinstance(n_freq, int) or n_freq < 1:
+            raise ValueError(f"FreqBatchNorm: n_freq must be a positive int (the frequency bins), got {n_freq!r}")
         super().__init__(n_freq, eps=eps, momentum=momentum)
         nn.init.ones_(self.weight); nn.init.zeros_(self.bias)     # PANNs' init_bn
 

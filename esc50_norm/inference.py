@@ -24,6 +24,7 @@ class PredictionError(ValueError):
 def load_exported(path, cpu: bool = True) -> Learner:
     "`load_learner` (not fastai's `load_model`, which loads weights), with an error naming a missing, unreadable or foreign file"
     path = Path(path)
+    if path.is_dir(): raise ModelLoadError(f"model file {path} is a folder, not a file written by Learner.export")
     if not path.is_file(): raise ModelLoadError(f"model file {path} does not exist")
     try: learn = load_learner(path, cpu=cpu)
     except Exception as e: raise ModelLoadError(f"cannot load model file {path} (is it a file written by Learner.export?): {e}") from e

@@ -139,6 +139,7 @@ class SpecNormalize(Transform):
         if not 0 <= frac <= 1: raise ValueError(f"frac must be in [0, 1] (0: learn the stats later), got {frac}")
         self.frac, self.eps, self.mean_only, self.robust = frac, eps, mean_only, robust
         self.count, self._warned = None, False
+        self.learned = None                         # the share of training batches `learn` used; None: given or loaded
         for k in self._mode.keys: setattr(self, k, None)
         if stats is not None: self._set(stats, count)
 
@@ -188,17 +189,20 @@ class SpecNormalize(Transform):
         _, scale = self._mode.shift_scale(None, a, self.eps)
         if not (scale > 0).all(): raise ValueError(f"{self.mode} stats need {self._mode.need}, got {_where(a, scale <= 0)}")
         for k, v in a.items(): setattr(self, k, v)
-        self.count = count
+        self.count, self.learned = count, None
         return self
 
     def learn(self, dl, frac: float | None = None) -> SpecNormalize:
         "Learn the stats from what this transform receives in every training batch of `dl` (or `frac` of them): the one stats pass, of `setups` and `SpecStatsCallback`"
         if not self.learns_stats: raise ValueError(f"{self.mode!r} normalization learns no stats: it normalizes each clip by its own")
         if isinstance(dl, DataLoaders): dl = dl.train
-        acc = accumulate(training_inputs(dl, self.frac if frac is None else frac, before=self), self._mode.accumulator())
+        frac = self.frac if frac is None else frac
+        acc = accumulate(training_inputs(dl, frac, before=self), self._mode.accumulator())
         opts = {k: getattr(self, k) for k in self._mode.options}
-        try: return self._set(self._mode.arrays(acc, self.eps, **opts), acc.n)
+        try: self._set(self._mode.arrays(acc, self.eps, **opts), acc.n)
         except ValueError as e: raise ValueError(f"stats learned from the training data: {e} (do the training spectrograms hold NaN or inf?)") from e
+        self.learned = frac
+        return self
 
     def setups(self, dl):
         "Learn the stats from the training `dl` (or `frac` of it) unless the mode learns none, they are given, or `frac=0` defers them"

@@ -142,10 +142,11 @@ class LearnedPCEN(nn.Module):
     def __init__(self, n_mels: int, sr: int = 16000, hop_length: int = 256, gain: float = 0.98, bias: float = 2.0,
                  power: float = 0.5, time_constant: float = 0.4, eps: float = 1e-6):
         super().__init__()
+        if isinstance(n_mels, bool) or not isinstance(n_mels, int) or n_mels < 1:
+            raise ValueError(f"LearnedPCEN: n_mels must be a positive int (the mel bins), got {n_mels!r}")
         _check_params(gain, bias, power, eps, sr, hop_length, time_constant)
         bad = [f"{k}={v!r}" for k, v, ok in (('gain', gain, gain <= 1), ('bias', bias, bias >= _MIN), ('power', power, 0 < power <= 1)) if not ok]
         if bad: raise ValueError("LearnedPCEN starts inside its valid ranges (gain <= 1, bias >= 1e-6, 0 < power <= 1), got " + ', '.join(bad))
-        if not (isinstance(n_mels, int) and n_mels > 0): raise ValueError(f"n_mels must be a positive int, got {n_mels!r}")
         self.n_mels, self.sr, self.hop_length, self.time_constant, self.eps = n_mels, sr, hop_length, time_constant, eps
         full = lambda v: nn.Parameter(torch.full((n_mels,), float(v)))
         self.alpha, self.delta, self.root = full(gain), full(bias), full(1 / power)
@@ -157,9 +158,13 @@ class LearnedPCEN(nn.Module):
                     smooth_coef=self.smooth_coef.clamp(_MIN, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim < 2 or x.shape[-2] != self.n_mels:
+        if x.ndim != 4 or x.shape[-2] != self.n_mels:
             raise ValueError(f"LearnedPCEN({self.n_mels}) takes [bs, 1, {self.n_mels}, frames] mel magnitudes, got shape {tuple(x.shape)}")
-        x = x.as_subclass(torch.Tensor)
+        if getattr(x, 'to_db', False):
+            raise ValueError("LearnedPCEN takes mel magnitudes, but these spectrograms are in dB: use "
+                             "AudioConfig.PCENMelSpectrogram() (to_db=False) in AudioToSpec")
+        # AudioToSpec's spectrograms say they are magnitudes: no look at their values (a GPU sync per batch)
+        x = x.as_subclass(torch.Tensor) if hasattr(x, 'to_db') else _as_magnitudes(x, 'LearnedPCEN')
         with torch.autocast(x.device.type, enabled=False):
             x, p = x.float(), self.constrained()
             M = pcen_smooth(x, p['smooth_coef'])

@@ -33,3 +33,15 @@ def test_precision_benchmark_interleaves_fp32_and_bf16_and_writes_ratios(tmp_pat
     assert np.allclose(res.speedup, res.fp32_s / res.bf16_cl_s) and (res.fp32_s > 0).all() and (res.bf16_cl_s > 0).all()
     table = out.read_text()
     assert all(f"{v:.3f}" in table for v in res.speedup)
+
+
+def test_memory_benchmark_names_a_partial_copy_in_one_line(tmp_path, capsys):
+    import pytest
+    spec = importlib.util.spec_from_file_location('memory', Path(__file__).parents[1] / 'benchmarks' / 'memory.py')
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    root = make_fake_esc50(tmp_path / 'esc50', clips_per_fold=1, sr=16000, seconds=(0.5, 1.0))
+    with pytest.raises(SystemExit) as e: bench.main(['--data', str(root)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and 'Traceback' not in err
+    assert f"{root / 'meta' / 'esc50.csv'} has 20 rows, ESC-50 has 2000" in err
+    assert '--partial-data' in bench.__doc__

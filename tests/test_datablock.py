@@ -126,7 +126,26 @@ def test_callback_learns_what_setups_learns_not_the_augmentations_after_the_norm
 def test_callback_refuses_a_learner_without_spec_normalize_and_needs_no_stats_when_given(fake):
     with pytest.raises(ValueError, match='has no SpecNormalize'): tiny_learner(dls_for(fake, 'wave'), SpecStatsCallback()).fit(1)
     dls = dls_for(fake, 'global')
-    before = dict(find_spec_normalize(dls.train).stats)
+    norm = find_spec_normalize(dls.train)
+    norm._set({k: v.clone() for k, v in norm.stats.items()})         # given, as stats= gives them
+    before = dict(norm.stats)
     cb = SpecStatsCallback()
     tiny_learner(dls, cb).fit(1)
     assert cb.source == 'given' and all(cb.stats[k] is v for k, v in before.items())
+
+
+def test_callback_writes_and_reads_its_file_when_setups_learned_the_stats(fake, tmp_path):
+    "The default set-up (frac=1.0): setups has learned the stats; the callback saves them, a later one reads them"
+    f = tmp_path / 'stats.json'
+    dls = dls_for(fake, 'channel')
+    learned = dict(find_spec_normalize(dls.train).stats)
+    cb = SpecStatsCallback(fname=f)
+    tiny_learner(dls, cb).fit(1)
+    assert cb.source == 'learned' and f.exists()
+    assert all(cb.stats[k] is v for k, v in learned.items())                   # not learned twice
+    from esc50_norm import SpecNormalize
+    SpecNormalize('channel', stats={k: v + 1 for k, v in learned.items()}).save(f)
+    fresh = dls_for(fake, 'channel')
+    cb2 = SpecStatsCallback(fname=f)
+    tiny_learner(fresh, cb2).fit(1)
+    assert cb2.source == 'file' and torch.allclose(cb2.stats['mean'], learned['mean'] + 1)

@@ -160,7 +160,7 @@ def test_specs_are_recognised(made, tmp_path, monkeypatch):
              str(made['us8k']): ('urbansound8k', made['us8k']), str(made['folders']): ('folders', made['folders']),
              f"folders:{made['esc50']}": ('folders', made['esc50']), str(made['csv']): ('csv', made['csv'].parent)}
     for spec, (kind, root) in cases.items():
-        ds = get_dataset(spec, full=False)
+        ds = get_dataset(spec, **(dict(full=False) if kind in ('esc50', 'esc10') else {}))
         assert (ds.kind, ds.root) == (kind, root), spec
     assert get_dataset('urbansound8k', data=made['us8k']).kind == 'urbansound8k'
     assert repr(get_dataset('esc50', data=made['us8k'] / 'nowhere')).endswith("nowhere')")     # nothing read yet
@@ -376,3 +376,25 @@ def test_a_study_runs_on_each_kind_through_the_command_line(kind, tmp_path, caps
     assert all(r['dataset_kind'] == kind and r['n_valid'] == len(ds.classes) for r in rows)      # smoke: 1 clip per class and fold
     assert cli(['report', str(out), *ds_args]) == 0                       # the folder's data, checked by fingerprint
     assert cli(['report', str(out), '--dataset', 'esc50', '--data', str(tmp_path / 'nowhere')]) == 2
+
+
+def test_a_class_folder_symlinked_back_into_the_tree_is_refused_by_name(tmp_path):
+    tree = make_folders(tmp_path / 'tree', {'dog': 3, 'rain': 3})
+    outside = make_folders(tmp_path / 'elsewhere', {'siren': 3})
+    (tree / 'siren').symlink_to(outside / 'siren')                   # a link out of the tree: followed, as before
+    assert get_dataset(str(tree), k_folds=3).classes == ('dog', 'rain', 'siren')
+    (tree / 'loop').symlink_to(tree)
+    with pytest.raises(DatasetError, match=f"{tree / 'loop'} is a symlink to {tree.resolve()}, inside the tree"):
+        get_dataset(str(tree), k_folds=3).meta()
+    (tree / 'loop').unlink(); (tree / 'dogs').symlink_to(tree / 'dog')
+    with pytest.raises(DatasetError, match=f"{tree / 'dogs'} is a symlink"): get_dataset(str(tree), k_folds=3).meta()
+
+
+def test_partial_data_is_refused_for_kinds_it_does_not_apply_to(made, tmp_path, capsys):
+    from esc50_norm.study.cli import main as cli
+    for spec in (made['folders'], made['csv'], made['us8k']):
+        with pytest.raises(DatasetError, match='partial data .* applies to esc50 and esc10 only'):
+            get_dataset(str(spec), full=False)
+    assert get_dataset(str(made['esc50']), full=False).full is False
+    assert cli(['cache', '--dataset', str(made['folders']), '--partial-data', '--cache-dir', str(tmp_path)]) == 2
+    assert 'applies to esc50 and esc10 only; a folders dataset is used as it is' in capsys.readouterr().err

@@ -70,3 +70,19 @@ def test_new_on_another_dataset_is_a_per_item_dl_with_the_same_transforms(device
     assert torch.allclose(x, dls.valid.one_batch()[0][:2], atol=1e-5)  # the same spectrograms as the device batches
     empty = dls.new_empty()                                            # what `Learner.export` pickles: no clips
     assert all(type(dl) is TfmdDL and len(dl.dataset) == 0 and not hasattr(dl, 'clips') for dl in empty.loaders)
+
+
+def test_both_dataloaders_index_the_one_clips_tensor_without_copies(tmp_path):
+    "The device pipeline holds the clips once per worker (not the cache and copies of the train and valid clips)"
+    root = make_fake_esc50(tmp_path / 'esc50', clips_per_fold=1, sr=16000, seconds=(0.5, 0.5))
+    df = read_meta(root, full=False).rename(columns=dict(filename='file', category='label'))
+    cache = load_or_build_cache(root / 'audio', df.file, tmp_path / 'cache', duration=0.5, progress=False)
+    dls = device_dataloaders(cache, df, 1, bs=4, device='cpu')
+    assert dls.train.clips.data_ptr() == dls.valid.clips.data_ptr() == cache.x.data_ptr()
+    assert dls.valid.new().clips.data_ptr() == cache.x.data_ptr()
+    x, y = dls.valid.one_batch()
+    valid = df.index[df.fold == 1][:4]
+    assert torch.equal(x.as_subclass(torch.Tensor), cache.x[cache.index(list(df.file[valid]))])
+    assert [dls.vocab[int(c)] for c in y] == list(df.label[valid])
+    with pytest.raises(ValueError, match='3 clips but 2 labels'):
+        DeviceDL(clips=cache.x, index=torch.arange(3), labels=torch.arange(2))

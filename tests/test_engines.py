@@ -141,3 +141,58 @@ def test_each_worker_is_started_pinned_to_its_gpu(monkeypatch):
 
 
 def _report_env(q): q.put(os.environ.get('CUDA_VISIBLE_DEVICES'))
+
+
+def test_workers_are_mapped_onto_the_gpus_their_parent_sees(monkeypatch):
+    "A parent limited to GPUs 3 and 5 (Slurm without device cgroups, a user's CUDA_VISIBLE_DEVICES): torch says 0, 1"
+    import torch
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    envs = lambda engine, device='cuda': [s.env['CUDA_VISIBLE_DEVICES'] for s in engine._slots(torch.device(device))[0]]
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3,5')
+    assert envs(Local(workers=2)) == ['3', '3', '5', '5']
+    assert envs(Local(workers=1, gpus=[1])) == ['5']
+    assert envs(Local(workers=1), 'cuda:1') == ['5']                  # --device cuda:1 keeps its index
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', 'GPU-aaaa, GPU-bbbb')
+    assert envs(Local(workers=1)) == ['GPU-aaaa', 'GPU-bbbb']
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES')
+    assert envs(Local(workers=1)) == ['0', '1']
+
+
+@pytest.fixture
+def endpoint():
+    "A local TCP endpoint that answers as `reply` does (bytes, or None: it accepts and says nothing); its address"
+    import socket
+    servers = []
+    def make(reply):
+        srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(); servers.append(srv)
+        def serve():
+            try: conn, _ = srv.accept()
+            except OSError: return
+            conn.recv(64)
+            if reply: conn.sendall(reply)
+            time.sleep(15); conn.close()
+        threading.Thread(target=serve, daemon=True).start()
+        return f"127.0.0.1:{srv.getsockname()[1]}"
+    yield make
+    for s in servers: s.close()
+
+
+def test_an_endpoint_that_answers_but_is_not_ray_is_named_quickly_and_quietly(endpoint, capfd):
+    from esc50_norm.study.engines import _check_reachable
+    pytest.importorskip('ray')
+    address, t0 = endpoint(b'HTTP/1.1 400 Bad Request\r\n\r\n'), time.monotonic()
+    with pytest.raises(RuntimeError, match=f"{address} answers, but not as a Ray head does"):
+        Ray(address=address).check(None)
+    assert time.monotonic() - t0 < 2
+    address, t0 = endpoint(None), time.monotonic()         # never answers: bounded by the timeout (10 s in check)
+    with pytest.raises(RuntimeError, match=f"{address} answers, but not as a Ray head does"):
+        _check_reachable(address, timeout=1)
+    assert time.monotonic() - t0 < 2
+    assert capfd.readouterr().err == ''
+
+
+def test_engine_defaults_agree_with_the_cli():
+    from esc50_norm.study.cli import _parser
+    study = _parser().parse_args(['study'])
+    assert Ray().retries == Local().retries == study.retries == 1
+    assert _parser().parse_args(['cache']).preset == study.preset == 'quick'

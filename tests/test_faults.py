@@ -215,8 +215,124 @@ def test_a_damaged_clip_cache_is_rebuilt_with_a_warning_and_stale_temporaries_re
     assert load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False).filenames == files
 
 
-def test_a_batch_larger_than_the_training_folds_is_a_clear_failure_not_a_nan_result(args, tmp_path, capsys):
-    "16 training clips and --bs 64: no batch would be left once the last incomplete one is dropped"
-    assert cli(args('--bs', '64')) == 1
-    assert 'the training folds hold 16 clips, fewer than one batch of 64' in capsys.readouterr().out
-    assert not list((tmp_path / 'res' / 'runs').glob('fold*.json'))
+def test_a_batch_larger_than_the_training_folds_is_refused_once_before_any_work(args, tmp_path, capsys):
+    "16 training clips and --bs 64: no batch would be left once the last incomplete one is dropped: said once"
+    assert cli(args('--bs', '64', norms='none,global')) == 2
+    out = capsys.readouterr()
+    assert out.err.count('leaves 16 clips to train on, fewer than a batch of 64') == 1
+    assert 'Traceback' not in out.err + out.out
+    assert not (tmp_path / 'res').exists()
+
+
+@pytest.mark.parametrize('value', ['NaN', '"high"', '1.5', 'true'])
+def test_a_run_file_with_an_impossible_accuracy_is_damaged_named_and_run_again(finished, args, capsys, value):
+    from esc50_norm.study.runs import damaged_runs, read_results
+    f = finished / 'runs' / 'fold1-global-seed0.json'
+    row = json.loads(f.read_text())
+    good = f'"final_accuracy": {json.dumps(row["final_accuracy"])}'
+    f.write_text(json.dumps(row).replace(good, f'"final_accuracy": {value}'))
+    assert f in damaged_runs(finished) and 'impossible values' in damaged_runs(finished)[f]
+    with pytest.warns(UserWarning, match=f"run file {f} is damaged: impossible values"):
+        assert list(read_results(finished).normalization) == ['none']
+    with warnings.catch_warnings(): warnings.simplefilter('ignore'); assert cli(args(norms='none,global')) == 0
+    assert '1 runs to do' in capsys.readouterr().out and 0 <= json.loads(f.read_text())['final_accuracy'] <= 1
+
+
+def test_a_csv_with_one_fold_is_refused_once_before_any_work_and_train_names_only_its_fold(tmp_path, capsys):
+    from fake_collections import make_csv
+    csv = make_csv(tmp_path / 'one' / 'clips.csv', {'dog': 3, 'rain': 3}, folds=1)
+    common = ['--preset', 'smoke', '--bs', '2',
+              '--dataset', str(csv), '--columns', 'file=path,label=category,fold=split',
+              '--cache-dir', str(tmp_path / 'cache'), '--device', 'cpu']
+    assert cli(['study', '--folds', '1', *common, '--out', str(tmp_path / 'res')]) == 2
+    e = err(capsys)
+    assert e.count('has only fold 1: validating on it leaves no clip to train on') == 1 and 'Traceback' not in e
+    assert not (tmp_path / 'res').exists()
+    assert cli(['train', '--fold', '1', *common, '--out', str(tmp_path / 'm.pkl')]) == 2
+    e = err(capsys)
+    assert 'has only fold 1' in e and 'fold(s) [2]' not in e and not (tmp_path / 'm.pkl').exists()
+    assert cli(['train', '--fold', 'all', *common, '--out', str(tmp_path / 'm.pkl')]) == 0      # every clip trains: no fold asked
+    assert (tmp_path / 'm.pkl').exists()
+
+
+def test_a_cache_file_of_other_clips_is_damaged_named_and_rebuilt(fake_root, tmp_path):
+    from esc50_norm.study.cache import load_or_build_cache
+    files = sorted(p.name for p in (fake_root / 'audio').iterdir())[:4]
+    first = load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False)
+    cache_file, = tmp_path.glob('clips-*.pt')
+    torch.save(dict(x=first.x[:3], filenames=files[:3], sr=16000, settings=first.settings,
+                    info=first.info[:3].to_dict(orient='list')), cache_file)
+    with pytest.warns(UserWarning, match=rf"clip cache {cache_file} is damaged \(it lists 3 clips, not the 4 expected"):
+        again = load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False)
+    assert torch.equal(again.x, first.x) and len(torch.load(cache_file, weights_only=True)['filenames']) == 4
+
+
+def test_ctrl_c_prints_one_line_of_what_finished_and_how_to_resume(args, tmp_path, capsys, monkeypatch):
+    from esc50_norm.study import engines
+    def interrupted(self, study, todo, log=print): raise KeyboardInterrupt
+    monkeypatch.setattr(engines.InProcess, 'run', interrupted)
+    try: rc = cli(args(norms='none,global'))
+    except KeyboardInterrupt: pytest.fail("Ctrl-C escaped from the CLI as a traceback")
+    e = err(capsys)
+    assert rc == 130 and e.strip().splitlines() == [
+        f"esc50-norm study: interrupted; 0 of 2 runs of this shard are finished in {tmp_path / 'res'}; "
+        "the same command resumes the others"]
+
+
+def test_a_worker_started_by_the_local_engine_ignores_ctrl_c():
+    "The study process handles Ctrl-C and stops its workers: they print no KeyboardInterrupt traceback of their own"
+    from esc50_norm.study.engines import _no_sigint
+    with _no_sigint():
+        code = 'import os, signal; os.kill(os.getpid(), signal.SIGINT); print("still here")'
+        res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == 'still here' and 'KeyboardInterrupt' not in res.stderr
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_study_with_workers_prints_one_line_and_no_tracebacks(args, tmp_path):
+    out = tmp_path / 'res'
+    argv = args('--workers', '2', '--seeds', '0,1,2,3', '--no-report', out=out)
+    proc = subprocess.Popen([CLI, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, 'MPLBACKEND': 'Agg'}, start_new_session=True)
+    end = time.monotonic() + 120
+    while time.monotonic() < end and not list(out.glob('runs/*.running.json')): time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)                                  # as Ctrl-C does: the whole process group
+    stdout, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 130 and 'Traceback' not in stderr + stdout, stderr
+    lines = [l for l in stderr.splitlines() if l.strip() and 'Warning' not in l and 'warnings.warn(' not in l]
+    assert len(lines) == 1 and 'interrupted; 0 of 4 runs' in lines[0] and 'the same command resumes' in lines[0], stderr
+
+
+def test_train_out_paths_are_named_before_any_work(fake_root, tmp_path, capsys):
+    (tmp_path / 'afile').write_text('x')
+    base = ['train', '--preset', 'smoke', '--data', str(fake_root), '--partial-data', '--device', 'cpu', '--cache-dir',
+            str(tmp_path / 'cache'), '--out']
+    for out, named in ((tmp_path, f"--out {tmp_path} is a folder"),
+                       (tmp_path / 'afile' / 'm.pkl', f"{tmp_path / 'afile'} is a file")):
+        t0 = time.monotonic()
+        assert cli([*base, str(out)]) == 2
+        e = err(capsys)
+        assert named in e and 'File exists' not in e and time.monotonic() - t0 < 10, e
+    assert not (tmp_path / 'cache').exists()                            # nothing decoded, nothing trained
+
+
+def test_a_folder_that_cannot_be_written_is_named_not_the_temporary_file(tmp_path, monkeypatch):
+    from esc50_norm.atomic import write_atomic
+    def denied(self, *a, **k): raise PermissionError(13, 'Permission denied', str(self))
+    monkeypatch.setattr(Path, 'write_text', denied)
+    with pytest.raises(PermissionError) as e: write_atomic(tmp_path / 'preset.json', '{}')
+    assert f"cannot write preset.json into {tmp_path}: Permission denied" in str(e.value)
+    assert 'tmp-atomic' not in str(e.value)
+
+
+def test_fold_seed_and_a_model_folder_are_named(tmp_path, capsys):
+    from fake_collections import make_folders
+    from esc50_norm.study.datasets import DatasetError, get_dataset
+    tree = make_folders(tmp_path / 'tree', {'dog': 3, 'rain': 3})
+    with pytest.raises(SystemExit): cli(['study', '--dataset', str(tree), '--fold-seed', '-1'])
+    assert "argument --fold-seed: must be a whole number of at least 0, got '-1'" in err(capsys)
+    with pytest.raises(DatasetError, match='fold_seed must be a whole number of at least 0, got -1'):
+        get_dataset(str(tree), k_folds=2, fold_seed=-1).meta()
+    assert cli(['predict', str(tmp_path), 'x.wav']) == 2
+    assert f"model file {tmp_path} is a folder, not a file written by Learner.export" in err(capsys)

@@ -71,3 +71,8 @@ def test_float32_under_bf16_autocast_and_pickles():
 def test_refuses_other_shapes():
     with pytest.raises(ValueError, match=r'FreqBatchNorm\(16\) takes \[bs, channels, 16, frames\], got shape \(2, 1, 8, 40\)'):
         FreqBatchNorm(16)(torch.ones(2, 1, 8, 40))
+
+
+@pytest.mark.parametrize('bad', [0, -3, True, 16.0])
+def test_freq_batch_norm_needs_a_positive_number_of_bins(bad):
+    with pytest.raises(ValueError, match=f"n_freq must be a positive int .*got {bad!r}"): FreqBatchNorm(bad)

@@ -306,3 +306,16 @@ def test_benchmark_writes_a_table_of_both_paths(tmp_path):
     with pytest.raises(SystemExit, match='smoother: lfilter and loop differ by'):
         bench.main(['--device', 'cpu', '--bs', '2', '--n-mels', '8', '--frames', '20', '--repeats', '1', '--tolerance', '-1',
                     '--out', str(tmp_path / 'c.md')])
+
+
+def test_learned_pcen_refuses_db_input_a_bool_and_3d_input():
+    lp = LearnedPCEN(16)
+    with pytest.raises(ValueError, match='non-negative magnitudes .* got values down to -80'):
+        lp(torch.full((2, 1, 16, 10), -80.0))
+    db = AudioToSpec(AudioConfig.BasicMelSpectrogram(n_mels=16))(AudioTensor(torch.randn(2, 1, 16000), sr=16000))
+    with pytest.raises(ValueError, match='in dB: use AudioConfig.PCENMelSpectrogram'): lp(db)
+    with pytest.raises(ValueError, match=r'takes \[bs, 1, 16, frames\]'): lp(torch.ones(1, 16, 10))
+    for bad in (True, 0, 16.0):
+        with pytest.raises(ValueError, match=f"n_mels must be a positive int .*got {bad!r}"): LearnedPCEN(bad)
+    mags = AudioToSpec(AudioConfig.PCENMelSpectrogram(n_mels=16))(AudioTensor(torch.randn(2, 1, 16000), sr=16000))
+    assert torch.isfinite(lp(mags)).all()                        # magnitudes that say so: no look at their values

@@ -11,8 +11,8 @@ from scipy import stats as st
 
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.presets import get_preset
-from esc50_norm.study.report import (compare_equivalence, compare_folders, contrasts, equivalence, missing_runs,
-                                     paired_differences, plot_paired, study_time, summary_table, write_report)
+from esc50_norm.study.report import (compare_equivalence, compare_folders, compare_report, contrasts, equivalence,
+                                     missing_runs, paired_differences, plot_paired, study_time, summary_table, write_report)
 from esc50_norm.study.runs import read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -190,3 +190,43 @@ def test_equivalence_is_refused_for_a_large_or_noisy_difference():
     assert not equivalence(ref + 0.03 + rng.normal(0, 0.005, 20), ref)['equivalent']        # a real shift
     assert not equivalence(ref + rng.normal(0, 0.08, 20), ref)['equivalent']                # too noisy to tell
     assert equivalence(ref, ref)['equivalent'] and not equivalence(ref + 0.05, ref)['equivalent']   # all differences equal
+
+
+def _quick_copy(tmp_path) -> Path:
+    return Path(shutil.copytree(RESULTS / 'quick-cpu', tmp_path / 'quick-cpu'))
+
+
+def test_a_report_on_runs_with_and_without_git_commit_does_not_fail(tmp_path):
+    "Run files from before provenance was recorded beside newer ones: the line says 'unknown' for the older"
+    out = _quick_copy(tmp_path)
+    row = json.loads((out / 'runs' / 'fold1-global-seed0.json').read_text())
+    newer = {**row, 'seed': 7, 'git_commit': 'abcdef1234567', 'git_dirty': False, 'esc50_norm': '0.3.0'}
+    (out / 'runs' / 'fold1-global-seed7.json').write_text(json.dumps(newer))
+    shutil.copy(out / 'runs' / 'fold1-global-seed0.history.csv', out / 'runs' / 'fold1-global-seed7.history.csv')
+    write_report(out)
+    assert 'Provenance: esc50_norm 0.3.0, unknown; git abcdef1234, unknown.' in (out / 'report.md').read_text()
+
+
+def test_write_report_leaves_the_matplotlib_backend_alone(tmp_path):
+    "A notebook's backend stays its own: the report draws on whatever backend there is and writes PNGs"
+    import matplotlib
+    out = _quick_copy(tmp_path)
+    before = matplotlib.get_backend()
+    matplotlib.use('pdf')
+    try:
+        write_report(out)
+        assert matplotlib.get_backend() == 'pdf'
+    finally: matplotlib.use(before)
+    assert (out / 'accuracy.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_compare_warns_across_recipes_and_datasets(capsys):
+    with pytest.warns(UserWarning, match="comparing unlike results: .*quick-esc10-cpu holds runs of dataset esc10"):
+        text = compare_report([RESULTS / 'quick-cpu', RESULTS / 'quick-esc10-cpu'])
+    assert text.startswith('**Warning:') and 'of dataset esc10' in text
+    with pytest.warns(UserWarning, match=r"another recipe than .*blog-fp32 \(changed: \['bf16', 'channels_last'\]\)"):
+        compare_report([RESULTS / 'blog-fp32', RESULTS / 'blog-bf16'])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert not compare_report([RESULTS / 'quick-cpu', RESULTS / 'quick-cpu']).startswith('**Warning')

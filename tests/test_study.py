@@ -356,3 +356,25 @@ def test_a_folder_says_which_data_it_came_from_and_refuses_other_data(shared_esc
     assert s.todo() == []
     with pytest.raises(ValueError, match=r"holds runs of dataset esc10 \(esc10, fingerprint [0-9a-f]{12}\), not of esc50"):
         Study(get_preset('quick', folds=(1, 2, 3, 4, 5)), out, dataset=get_dataset(data=shared_esc50), device='cpu').prepare()
+
+
+def test_a_folder_from_before_datasets_were_recorded_refuses_a_partial_copy(fake_root, tmp_path):
+    "results/quick-cpu holds full ESC-50 runs; a --partial-data copy of ESC-50 shape must not be mixed into it"
+    out = Path(shutil.copytree(RESULTS / 'quick-cpu', tmp_path / 'quick-cpu'))
+    assert json.loads((out / 'preset.json').read_text()).get('dataset') is None
+    before = (out / 'preset.json').read_text()
+    with pytest.raises(ValueError, match='recorded before datasets were, so it holds runs of the full ESC-50'):
+        Study(get_preset('quick'), out, dataset=esc50(fake_root), device='cpu').prepare()
+    assert (out / 'preset.json').read_text() == before
+
+
+def test_clips_per_second_count_the_training_phase_only():
+    "train_clips_per_s divides by the time of the training phases, not of whole epochs (validation included)"
+    import time
+    from esc50_norm.study.train import EpochTimer
+    timer = EpochTimer()
+    timer.before_fit()
+    for _ in range(2):
+        timer.before_epoch(); timer.before_train(); time.sleep(0.02); timer.after_train()
+        time.sleep(0.1); timer.after_epoch()                               # validation
+    assert all(0.02 <= t < 0.08 for t in timer.train_times) and all(t >= 0.12 for t in timer.times)

@@ -126,6 +126,17 @@ def _read(path: Path) -> ClipCache | None:
         return None
 
 
+def _mismatch(cache: ClipCache, files: list, settings: dict) -> str | None:
+    "Why a cache file that loads is not the cache of `files` decoded with `settings` (None: it is)"
+    n = round(settings['sr'] * settings['duration'])
+    if cache.filenames != files: return f"it lists {len(cache.filenames)} clips, not the {len(files)} expected"
+    shape = (len(files), 1, n)
+    if tuple(cache.x.shape) != shape: return f"its clips tensor is {tuple(cache.x.shape)}, not {shape}"
+    if cache.sr != settings['sr'] or cache.settings != settings:
+        return f"it was decoded with {cache.settings}, not {settings}"
+    return None
+
+
 def load_or_build_cache(audio_root, files, cache_dir=None, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean',
                         progress: bool = True, log=None, name: str = 'clips') -> ClipCache:
     "The clips `files` (paths under `audio_root`) of dataset `name` decoded with these settings: read from the cache, else decoded once and saved atomically"
@@ -133,7 +144,9 @@ def load_or_build_cache(audio_root, files, cache_dir=None, sr: int = 16000, dura
     settings = dict(sr=sr, duration=duration, downmix=downmix)
     folder = Path(cache_dir or default_cache_dir())
     path = folder / f"{name}-{cache_key([Path(audio_root) / f for f in files], name=name, **settings)}.pt"
-    if path.exists() and (cache := _read(path)) is not None: return cache
+    if path.exists() and (cache := _read(path)) is not None:
+        if (why := _mismatch(cache, files, settings)) is None: return cache
+        warnings.warn(f"clip cache {path} is damaged ({why}); decoding the clips again")
     cache = build_cache(audio_root, files, sr, duration, downmix, progress, log)
     if log: log(f"decoded {len(cache)} clips into {path}\n{cache.report()}")
     remove_stale_temporaries(folder)                       # what killed builds left behind

@@ -2,6 +2,7 @@
 from __future__ import annotations
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -20,6 +21,10 @@ def _shard(s: str) -> tuple:
 def _ints(s: str) -> tuple: return tuple(int(x) for x in s.split(','))
 def _positive(s: str) -> int:
     if not s.lstrip('-').isdigit() or int(s) < 1: raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {s!r}")
+    return int(s)
+def _natural(s: str) -> int:
+    if not s.lstrip('-').isdigit() or int(s) < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {s!r}")
     return int(s)
 def _strs(s: str) -> tuple: return tuple(x for x in s.split(',') if x)
 def _fold(s: str) -> int: return 0 if s == 'all' else int(s)
@@ -54,11 +59,17 @@ def cmd_study(a):
     engine = get_engine(a.engine, workers=a.workers, device=study.device, gpus=a.gpus, address=a.address,
                         retries=a.retries, stop_after=a.stop_after)
     if not a.no_baseline:
-        engine.check(study); study.prepare()             # the folder is this study's before its baseline goes there
+        engine.check(study); study.check(); study.prepare()     # the folder is this study's before its baseline goes in
         try: ensure_baseline(study)
         except (ValueError, ArithmeticError) as e:
             print(f"no classical baseline ({type(e).__name__}: {e})", file=sys.stderr)
-    run_study(study, shard=a.shard, engine=engine)
+    try: run_study(study, shard=a.shard, engine=engine)
+    except KeyboardInterrupt:
+        grid = [j for k, j in enumerate(study.preset.jobs()) if k % a.shard[1] == a.shard[0]]
+        done = sum(map(study.finished, grid))
+        print(f"esc50-norm study: interrupted; {done} of {len(grid)} runs of this shard are finished in {study.out}; "
+              "the same command resumes the others", file=sys.stderr)
+        return 130
     if not a.no_report: print(f"report: {write_report(study.out)}\n{terminal_summary(study.out)}")
     missing = len(study.todo(a.shard))
     if missing: print(f"{missing} runs of this shard have not finished (see above)", file=sys.stderr)
@@ -104,17 +115,27 @@ def cmd_baseline(a):
     print(f"{baseline_text(b)} ({b['clips']} clips, {b['seconds']} s)\nbaseline: {Path(a.out) / 'baseline.json'}")
 
 
+def _model_file(out: Path) -> Path:
+    "`train --out`, checked before any work: not a folder, not under a file, in a folder that can be written"
+    from ..atomic import make_folder
+    if out.is_dir(): raise IsADirectoryError(f"--out {out} is a folder: give the model file, e.g. {out / 'model.pkl'}")
+    make_folder(out.parent)
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out}: folder {out.parent} is not writable")
+    return out
+
+
 def cmd_train(a):
-    from .datasets import check_folds
+    from .datasets import check_training, subset_per_class
     from .normalizations import get_normalization
     from .presets import Job
     from .train import load_study_data, train_one
     get_normalization(a.normalization)                          # an unknown one, or a fold the data lacks, fails before any work
     ds = _dataset(a)
-    preset = _preset(a).for_dataset(ds)
-    if a.fold: check_folds(ds, (a.fold,))
-    out = Path(a.out or f"models/{preset.name}-fold{'all' if not a.fold else a.fold}-{a.normalization}-seed{a.seed}.pkl")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    preset = _preset(a, folds=(a.fold,) if a.fold else ds.folds).for_dataset(ds)  # only the fold asked for is checked
+    check_training(subset_per_class(ds.meta(), preset.clips_per_class), (a.fold,), preset.bs, ds.name)
+    name = f"{preset.name}-fold{'all' if not a.fold else a.fold}-{a.normalization}-seed{a.seed}.pkl"
+    out = _model_file(Path(a.out or f"models/{name}"))
     data = load_study_data(preset, ds, a.cache_dir, a.device)
     row, _ = train_one(preset, data, Job(a.fold, a.normalization, a.seed), model_file=out)
     where = 'no validation fold: trained on every fold' if not a.fold else f"validation accuracy on fold {a.fold}: {row['final_accuracy']:.4f}"
@@ -144,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument('--partial-data', action='store_true', help="accept an ESC-50-shaped folder that is not all of ESC-50 (or ESC-10)")
     data.add_argument('--columns', help="csv datasets: file=COLUMN,label=COLUMN[,fold=COLUMN] (default file, label, fold)")
     data.add_argument('--k-folds', type=int, help="csv without folds, folders: stratified folds made for them (default 5)")
-    data.add_argument('--fold-seed', type=int, help="the seed of those folds (default 0)")
+    data.add_argument('--fold-seed', type=_natural, help="the seed of those folds (default 0)")
     data.add_argument('--cache-dir', help="where decoded clips are cached; default $ESC50_NORM_CACHE or ~/.cache/esc50_norm")
     recipe = argparse.ArgumentParser(add_help=False)
     recipe.add_argument('--preset', default='quick', help=f"{', '.join(PRESETS)} (default quick)")
@@ -210,8 +231,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     d = sub.add_parser('cache', parents=[data], help="decode and cache the clips of a preset, and report on them")
-    d.add_argument('--preset', default='blog', help="the preset whose clips to cache: its sample rate, downmix and "
-                                                    f"subset decide the cache ({', '.join(PRESETS)}; default blog)")
+    d.add_argument('--preset', default='quick', help="the preset whose clips to cache: its sample rate, downmix and "
+                                                    f"subset decide the cache ({', '.join(PRESETS)}; default quick)")
     d.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's, "
                                                   "ESC-50: 5; else the 99th percentile of its clips)")
     d.set_defaults(func=cmd_cache)
@@ -226,6 +247,9 @@ def main(argv=None) -> int:
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')       # raised by an import in torchaudio
     a = _parser().parse_args(argv)
     try: return a.func(a) or 0
+    except KeyboardInterrupt:
+        print(f"esc50-norm {a.cmd}: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, OSError, KeyError, RuntimeError, ArithmeticError) as e:
         print(f"esc50-norm {a.cmd}: error: {e}", file=sys.stderr)
         return 2

@@ -21,8 +21,8 @@ from .esc50 import FOLDS, esc50_path, read_csv_checked, read_esc10, read_meta
 
 __all__ = ['Dataset', 'DatasetError', 'Collection', 'ESC50', 'ESC10', 'UrbanSound8K', 'CSVDataset', 'ClassFolders', 'KINDS',
            'AUDIO_EXTENSIONS', 'IMBALANCE', 'get_dataset', 'parse_spec', 'standard_frame', 'check_meta', 'stratified_folds',
-           'class_balance', 'check_folds', 'fold_split', 'subset_per_class', 'clip_info', 'clip_duration', 'summary',
-           'DURATION_QUANTILE', 'cropping']
+           'class_balance', 'check_training', 'check_folds', 'fold_split', 'subset_per_class', 'clip_info', 'clip_duration',
+           'summary', 'DURATION_QUANTILE', 'cropping']
 
 STANDARD = ('file', 'label', 'fold')
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
@@ -197,6 +197,7 @@ class ClassFolders(Collection):
     def _read(self) -> pd.DataFrame:
         if not self.root.is_dir(): raise DatasetError(f"{self.root} is not a folder")
         classes = [d for d in sorted(self.root.iterdir()) if d.is_dir() and not d.name.startswith('.')]
+        _refuse_loops(self.root, classes)
         rows = [(f.relative_to(self.root).as_posix(), d.name) for d in classes for f in sorted(d.rglob('*')) if _is_audio(f, d)]
         if not rows:
             raise DatasetError(f"{self.root} holds no class folders with audio ({', '.join(e[1:] for e in AUDIO_EXTENSIONS)}): "
@@ -210,6 +211,16 @@ class ClassFolders(Collection):
 KINDS = {'esc50': ESC50, 'esc10': ESC10, 'urbansound8k': UrbanSound8K, 'csv': CSVDataset, 'folders': ClassFolders}
 "Every kind of dataset by name; a bare path is recognised by the first kind (in this order) whose `recognises` accepts it"
 _DEFAULTS = dict(columns=None, k_folds=5, fold_seed=0, full=True)
+
+
+def _refuse_loops(root: Path, classes):
+    "Refuse, by name, a class folder that is a symlink back into the tree (its clips would count twice, as a class)"
+    top = root.resolve()
+    for d in classes:
+        target = d.resolve()
+        if d.is_symlink() and (target == top or top in target.parents):
+            raise DatasetError(f"{d} is a symlink to {target}, inside the tree {root}: its clips would count twice; "
+                               "remove it, or link to a folder outside the tree")
 
 
 def _is_audio(f: Path, top: Path) -> bool:
@@ -270,6 +281,8 @@ def stratified_folds(labels, k: int, seed: int = 0, files=None) -> np.ndarray:
 def _generate_folds(df: pd.DataFrame, k: int, seed: int, source) -> pd.DataFrame:
     "`df` with `fold` made by `stratified_folds`; a class with fewer clips than folds is an error that names it"
     if not isinstance(k, (int, np.integer)) or k < 2: raise DatasetError(f"k_folds must be an integer of at least 2, got {k!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise DatasetError(f"fold_seed must be a whole number of at least 0, got {seed!r}")
     counts = df.label.astype(str).value_counts()
     few = counts[counts < k]
     if len(few): raise DatasetError(f"{source}: classes with fewer clips than the {k} folds: {few.to_dict()}; "
@@ -349,6 +362,19 @@ def class_balance(df: pd.DataFrame) -> tuple[str, bool]:
     if lo != hi: text += f" (fewest: {n.idxmin()[0]} in fold {n.idxmin()[1]}; most: {n.idxmax()[0]} in fold {n.idxmax()[1]})"
     if lo == 0: text += f"; {int((n == 0).sum())} class-fold pairs have no clip"
     return text, lo == 0 or hi > IMBALANCE * lo
+
+
+def check_training(df: pd.DataFrame, folds, bs: int, name: str = 'the dataset'):
+    "Each validation fold of `folds` (0: none) leaves at least a batch of `bs` clips to train on, or an error"
+    present = sorted(map(int, df.fold.unique()))
+    for fold in folds:
+        n = int((df.fold != fold).sum())
+        if n == 0:
+            raise DatasetError(f"{name} has only fold {present[0]}: validating on it leaves no clip to train on; "
+                               "give it more folds (--k-folds for a CSV without folds), or use train --fold all")
+        if n < bs:
+            raise DatasetError(f"validating on fold {fold} of {name} leaves {n} clips to train on, fewer than a batch "
+                               f"of {bs} (the last, incomplete batch is dropped): lower --bs")
 
 
 def check_folds(ds: Dataset, folds=None) -> tuple:
@@ -457,6 +483,9 @@ def get_dataset(spec=None, data=None, columns=None, k_folds: int = 5, fold_seed:
     kind, path = parse_spec(spec, data)
     cls = KINDS[kind]
     options = dict(columns=columns, k_folds=k_folds, fold_seed=fold_seed, full=full)
+    if not full and 'full' not in cls.options:
+        raise DatasetError(f"partial data (--partial-data, full=False) applies to esc50 and esc10 only; a {kind} "
+                           "dataset is used as it is")
     unused = [k for k, v in options.items() if k not in cls.options and k != 'full' and v != _DEFAULTS[k]]
     if unused: raise DatasetError(f"{', '.join(unused)} do not apply to {kind} datasets"
                                   + (f" (their folds are fixed: {_span(cls.fixed_folds)})" if cls.fixed_folds else ''))

@@ -5,6 +5,7 @@ import inspect
 import multiprocessing as mp
 import os
 import queue
+import signal
 import socket
 import time
 import traceback
@@ -16,7 +17,7 @@ import torch
 
 from .device import pick_device
 from .presets import Job
-from .runs import read_run, write_results_csv
+from .runs import RunTaken, read_run, write_results_csv
 from .study import Study
 
 __all__ = ['InProcess', 'Local', 'Ray', 'ENGINES', 'get_engine', 'default_workers', 'run_study']
@@ -60,8 +61,17 @@ class InProcess:
         for k, job in enumerate(todo, 1):
             if deadline.passed(len(todo) - k + 1, log): break
             try: log(_progress(k, len(todo), job, study.run(job, data, engine='in-process'), ''))
+            except RunTaken as e: log(f"[{k}/{len(todo)}] {e}")
             except Exception: failed.append(job); log(f"[{k}/{len(todo)}] {job.id} FAILED:\n{traceback.format_exc()}")
         return failed
+
+
+@contextlib.contextmanager
+def _no_sigint():
+    "SIGINT ignored for a while: a process started inside keeps ignoring it (Ctrl-C is the study process's to handle)"
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try: yield
+    finally: signal.signal(signal.SIGINT, old)
 
 
 @contextlib.contextmanager
@@ -86,13 +96,24 @@ def _next(inbox, parent):
 
 def _worker(wid: int, threads: int, study: Study, inbox, outbox):
     "A worker process (pinned to its GPU by the CUDA_VISIBLE_DEVICES it was started with): runs the jobs it is sent until None"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)              # Ctrl-C is the study process's: it stops the workers
     if threads: torch.set_num_threads(threads)
     parent = mp.parent_process()
     while (msg := _next(inbox, parent)) is not None:
         job, attempt = msg
         try: outbox.put(('done', wid, job, study.run(job, engine='local', worker=wid, attempt=attempt)))
+        except RunTaken as e: outbox.put(('skip', wid, job, str(e)))
         except Exception: outbox.put(('fail', wid, job, traceback.format_exc()))
     if not parent.is_alive(): outbox.cancel_join_thread()     # nobody reads the outbox any more: exit without waiting on it
+
+
+def visible_gpu(g: int) -> str:
+    "The CUDA_VISIBLE_DEVICES of a worker on the GPU torch numbers `g` the parent's own entry for it, if it has one"
+    given = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if given is None: return str(g)
+    entries = [d.strip() for d in given.split(',') if d.strip()]
+    if not 0 <= g < len(entries): raise ValueError(f"GPU {g} is not one of those CUDA_VISIBLE_DEVICES={given!r} shows")
+    return entries[g]
 
 
 @dataclass
@@ -113,8 +134,10 @@ class Local:
     def _slots(self, device: torch.device) -> tuple[list, int]:
         n = self.workers or default_workers(device)
         if device.type != 'cuda': return [_Slot(f"cpu worker {k + 1}", {}) for k in range(n)], max(1, (os.cpu_count() or 1) // n)
-        gpus = self.gpus if self.gpus is not None else range(torch.cuda.device_count())
-        return [_Slot(f"gpu {g} worker {k + 1}", {'CUDA_VISIBLE_DEVICES': str(g)}) for g in gpus for k in range(n)], 0
+        gpus = self.gpus if self.gpus is not None else [device.index] if device.index is not None else \
+            range(torch.cuda.device_count())
+        return [_Slot(f"gpu {g} worker {k + 1}", {'CUDA_VISIBLE_DEVICES': visible_gpu(g)}) for g in gpus
+                for k in range(n)], 0
 
     def check(self, study: Study):
         "The device is there, and so is every GPU of `gpus`"
@@ -133,13 +156,13 @@ class Local:
         slots = slots[:len(todo)]
         ctx = mp.get_context('spawn')                      # a fresh interpreter per worker: no CUDA state inherited
         outbox = ctx.Queue()
-        pending, attempts, failed, done = deque(todo), Counter(), [], set()
+        pending, attempts, failed, done, skipped = deque(todo), Counter(), [], set(), []
         log(f"{len(slots)} worker processes: {', '.join(s.name for s in slots)}")
 
         def start(k: int, s: _Slot):
             s.inbox, s.job = ctx.Queue(), None
             s.proc = ctx.Process(target=_worker, args=(k, threads, worker_study, s.inbox, outbox), daemon=True)
-            with _environ(s.env): s.proc.start()            # before CUDA starts in the child: importing torch may start it
+            with _environ(s.env), _no_sigint(): s.proc.start()     # env before CUDA starts there; Ctrl-C is ours
 
         def finish(s: _Slot, job: Job, row: dict | None, err: str | None):
             s.job = None
@@ -162,7 +185,9 @@ class Local:
                         s.inbox.put((s.job, attempts[s.job]))
                 try: kind, k, job, res = outbox.get(timeout=POLL_S)
                 except queue.Empty: kind = None
-                if kind and slots[k].job == job: finish(slots[k], job, res if kind == 'done' else None, res if kind == 'fail' else None)
+                if kind == 'skip' and slots[k].job == job: slots[k].job = None; skipped.append(job); log(res)
+                elif kind and slots[k].job == job:
+                    finish(slots[k], job, res if kind == 'done' else None, res if kind == 'fail' else None)
                 for k, s in enumerate(slots):
                     if s.job is None or s.proc.is_alive(): continue
                     job, code = s.job, s.proc.exitcode
@@ -172,6 +197,9 @@ class Local:
                         pending.appendleft(job); s.job = None
                     else: finish(s, job, None, f"its worker died (exit code {code}) on each of {attempts[job]} tries")
                     start(k, s)
+        except KeyboardInterrupt:
+            for s in slots: s.proc.terminate()             # Ctrl-C: stop now; their claims are taken over on resuming
+            raise
         finally:
             for s in slots:
                 if s.proc.is_alive(): s.inbox.put(None)
@@ -185,13 +213,14 @@ def _row(study: Study, job: Job) -> dict: return read_run(study.file(job, '.json
 
 
 def _ray_run(study: Study, job: Job) -> dict:
-    "A Ray task: one run, its files written by the worker like any other"
-    return study.run(job, engine='ray')
+    "A Ray task: one run, its files written by the worker like any other; {'skipped': why} when another process has it"
+    try: return study.run(job, engine='ray')
+    except RunTaken as e: return dict(skipped=str(e))
 
 
 class Ray:
     "A task per run on a Ray cluster (`address`; default: start a local one), `1/workers` of a GPU each; dead workers' runs are retried"
-    def __init__(self, address: str | None = None, workers: int | None = None, retries: int = 2):
+    def __init__(self, address: str | None = None, workers: int | None = None, retries: int = 1):
         self.address, self.workers, self.retries = address, workers, retries
 
     def check(self, study: Study):
@@ -213,18 +242,45 @@ class Ray:
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1)
             job, k = refs.pop(ready[0]), k + 1
-            try: log(_progress(k, len(todo), job, ray.get(ready[0]), ' (ray)'))
+            try:
+                row = ray.get(ready[0])
+                log(row['skipped'] if 'skipped' in row else _progress(k, len(todo), job, row, ' (ray)'))
             except Exception as e: failed.append(job); log(f"[{k}/{len(todo)}] {job.id} FAILED on ray: {e}")
         return failed
 
 
+_H2_PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+"What an HTTP/2 client sends first, the preface and an empty SETTINGS frame; gRPC servers (Ray's head) answer SETTINGS"
+
+
 def _check_reachable(address: str, timeout: float = 10.0):
-    "Fail within `timeout` seconds, naming `address`, when nothing listens there (ray.init would wait much longer)"
+    "Fail within `timeout` seconds, naming `address`, when nothing listens there or what answers is not a Ray head"
     if address == 'auto': return
     host, _, port = address.split('://')[-1].rpartition(':')
-    try: socket.create_connection((host or 'localhost', int(port)), timeout=timeout).close()
+    end = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host or 'localhost', int(port)), timeout=timeout) as conn:
+            conn.settimeout(max(0.1, end - time.monotonic()))
+            conn.sendall(_H2_PREFACE)
+            answer = _read(conn, 9, end)
     except (OSError, ValueError) as e:
-        raise RuntimeError(f"cannot reach the Ray head at {address} within {timeout:.0f} s ({e}): is `ray start --head` running there?") from None
+        raise RuntimeError(f"cannot reach the Ray head at {address} within {timeout:.0f} s ({e}): "
+                           "is `ray start --head` running there?") from None
+    if len(answer) < 9 or answer[3] != 4:
+        raise RuntimeError(f"{address} answers, but not as a Ray head does (no gRPC/HTTP2 settings; it sent "
+                           f"{answer[:16]!r}): is that the address `ray start --head` printed?")
+
+
+def _read(conn, n: int, end: float) -> bytes:
+    "Up to `n` bytes from `conn` until the peer stops sending or time `end` passes"
+    got = b''
+    while len(got) < n and time.monotonic() < end:
+        conn.settimeout(max(0.05, end - time.monotonic()))
+        try: chunk = conn.recv(n - len(got))
+        except socket.timeout: break
+        if not chunk: break
+        got += chunk
+    return got
 
 
 ENGINES = {'local': Local, 'ray': Ray}
@@ -249,6 +305,7 @@ def run_study(study: Study, shard: tuple = (0, 1), engine=None, log=print) -> pd
     "Run every unfinished run of `study` (shard `i` of `n`) on `engine` (default: here, one run after another)"
     engine = engine or InProcess()
     engine.check(study)                                   # before anything is written
+    study.check()
     study.prepare()
     todo = study.todo(shard)
     i, n = shard

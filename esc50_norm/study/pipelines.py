@@ -49,14 +49,14 @@ def cached_datablock(cache: ClipCache, valid_fold: int, batch_tfms=None) -> Data
 
 def device_dataloaders(cache: ClipCache, df: pd.DataFrame, valid_fold: int, batch_tfms=None, bs: int = 64,
                        device=None) -> DataLoaders:
-    "Device-resident pipeline: the clips of `df` move to `device` once; batches are index slices there"
+    "Device-resident pipeline: the clips move to `device` once (no copy when there) and both DataLoaders index them"
     dblock = cached_datablock(cache, valid_fold)
     dsets = dblock.datasets(df)
     o2i = dsets.vocab.o2i
     clips = cache.x if device is None else cache.x.to(device)
     def part(ds):
         pos = cache.index(list(ds.items.file)).to(clips.device)
-        return dict(clips=clips[pos], labels=torch.tensor([o2i[c] for c in ds.items.label]), sr=cache.sr)
+        return dict(clips=clips, index=pos, labels=torch.tensor([o2i[c] for c in ds.items.label]), sr=cache.sr)
     train = DeviceDL(dsets.train, bs=bs, shuffle=True, drop_last=True, device=device or clips.device,
                      after_item=dblock.item_tfms, after_batch=batch_tfms, **part(dsets.train))
     valid = train.new(dsets.valid, shuffle=False, drop_last=False, **part(dsets.valid))

@@ -1,9 +1,9 @@
 "Turn results folders into tables (mean, CI, paired contrasts with Holm-corrected p-values) and plots a reader can check"
 from __future__ import annotations
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -12,7 +12,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
 from ..atomic import write_atomic
-from ..compat import run_starts
+from ..compat import recorded_dataset, run_starts
 from .normalizations import NORMALIZATIONS
 from .baseline import baseline_text, read_baseline
 from .presets import Preset
@@ -264,8 +264,10 @@ def _data_line(d: dict) -> str:
 
 def _provenance_line(df: pd.DataFrame) -> str:
     if 'git_commit' not in df: return "Provenance: these run files predate the recording of package version and git commit."
-    commits = df.git_commit.fillna('unknown').astype(str).str[:10] + np.where(df.git_dirty.eq(True), ' (with changes)', '')
-    return f"Provenance: esc50_norm {', '.join(sorted(df.esc50_norm.astype(str).unique()))}; git {', '.join(sorted(commits.unique()))}."
+    dirty = df.git_dirty.eq(True) if 'git_dirty' in df else False
+    commits = df.git_commit.fillna('unknown').astype(str).str[:10] + np.where(dirty, ' (with changes)', '')
+    versions = df.esc50_norm.fillna('unknown').astype(str) if 'esc50_norm' in df else pd.Series(['unknown'])
+    return f"Provenance: esc50_norm {', '.join(sorted(versions.unique()))}; git {', '.join(sorted(commits.unique()))}."
 
 
 FAR_BELOW = 0.05
@@ -368,7 +370,6 @@ def write_report(out) -> Path:
                   f"so about {t['parallel']:.1f} ran at a time. Mean {df.s_per_epoch.mean():.2f} s per epoch per process, on {dev}.", "",
                   _provenance_line(df), "",
                   "![accuracy](accuracy.png)", "", "![paired differences](paired.png)", "", "![curves](curves.png)", ""]
-        matplotlib.use('Agg')
         files.update({'summary.csv': summary.to_csv(), 'paired.csv': paired.to_csv(),
                       'accuracy.png': plot_accuracy(df, title=f"{preset.name}: accuracy per normalization (mean, 95% CI)"),
                       'paired.png': plot_paired(df, title=f"{preset.name}: paired differences per (fold, seed); black: mean, 95% CI")})
@@ -432,12 +433,34 @@ def compare_equivalence(folders, margin: float = EQUIVALENCE_MARGIN) -> pd.DataF
     return pd.DataFrame(rows).set_index('folder') if rows else pd.DataFrame()
 
 
+def _named(d: dict) -> str: return f"{d['name']} ({d['kind']}, fingerprint {d['fingerprint']})"
+
+
+def _differences_of_setup(folders) -> list:
+    "Sentences naming the folders whose recipe or dataset differ from the first one's (they measure another thing)"
+    presets, notes = [read_preset(f) for f in folders], []
+    ref, ref_data = presets[0], recorded_dataset(presets[0].dataset)
+    for f, p in zip(folders[1:], presets[1:]):
+        if p.training_hash() != ref.training_hash():
+            changed = sorted(k for k in set(ref.recipe()) | set(p.recipe()) if ref.recipe().get(k) != p.recipe().get(k))
+            notes.append(f"{f} has another recipe than {folders[0]} (changed: {changed})")
+        d = recorded_dataset(p.dataset)
+        fps = {d['fingerprint'], ref_data['fingerprint']}
+        if d['kind'] != ref_data['kind'] or (None not in fps and len(fps) > 1):
+            notes.append(f"{f} holds runs of dataset {_named(d)}, {folders[0]} of {_named(ref_data)}")
+    return notes
+
+
 def compare_report(folders) -> str:
     "A markdown comparison of results folders: means per normalization, and each folder's differences to the first, run by run"
+    notes = _differences_of_setup(folders)
+    for n in notes: warnings.warn(f"comparing unlike results: {n}")
     means, paired = compare_folders(folders)
     ref, table = means.columns[0], means.copy()
     for col in means.columns[1:]: table[f"{col} - {ref}"] = means[col] - means[ref]
-    lines = ["Mean accuracy per normalization:", "", _md(table), ""]
+    lines = [f"**Warning: {n}: the differences below measure that change, not a repeat of one study.**" for n in notes]
+    lines += [""] if notes else []
+    lines += ["Mean accuracy per normalization:", "", _md(table), ""]
     if len(paired):
         lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; `_holm`: adjusted over "
                   "all rows):", "", _md(paired.reset_index().set_index('folder')), ""]

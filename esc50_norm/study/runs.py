@@ -2,6 +2,7 @@
 from __future__ import annotations
 import functools
 import json
+import math
 import os
 import platform
 import socket
@@ -12,12 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import write_atomic
+from ..atomic import claim, claim_holder, write_atomic
 from ..compat import recorded_dataset
 from .presets import Job, Preset
 
-__all__ = ['PresetFileError', 'read_preset', 'check_dataset', 'reproduces', 'RunFileError', 'run_files', 'read_run', 'damaged_runs', 'read_results', 'write_results_csv', 'record_run',
-           'mark_running', 'running_runs', 'provenance', 'now']
+__all__ = ['PresetFileError', 'read_preset', 'check_dataset', 'reproduces', 'RunFileError', 'run_files', 'read_run',
+           'damaged_runs', 'read_results', 'write_results_csv', 'record_run', 'RunTaken', 'mark_running', 'in_progress',
+           'running_runs', 'provenance', 'now']
 
 KEYS = ['preset', 'fold', 'normalization', 'seed']
 
@@ -37,6 +39,9 @@ def read_preset(out) -> Preset:
 def check_dataset(out, recorded: dict | None, ds):
     "Refuse dataset `ds` for results folder `out` whose runs came from the `recorded` one (compared by kind and fingerprint)"
     rec = recorded_dataset(recorded)
+    if recorded is None and not getattr(ds, 'full', True):
+        raise ValueError(f"{out} was recorded before datasets were, so it holds runs of the full ESC-50; a partial "
+                         f"copy ({ds.name} at {ds.root}, --partial-data) goes in another --out folder")
     same = rec['kind'] == ds.kind and (rec['fingerprint'] is None or rec['fingerprint'] == ds.fingerprint())
     if not same: raise ValueError(f"{out} holds runs of dataset {rec['name']} ({rec['kind']}, fingerprint {rec['fingerprint']}), "
                                   f"not of {ds.name} ({ds.kind}, fingerprint {ds.fingerprint()}); use another --out folder")
@@ -68,7 +73,20 @@ def read_run(path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise RunFileError(f"run file {path} is damaged: {e}") from None
     missing = [k for k in (*KEYS[1:], 'final_accuracy') if not isinstance(row, dict) or k not in row]
     if missing: raise RunFileError(f"run file {path} is damaged: it lacks {missing}")
+    bad = {k: row[k] for k, ok in _VALUES.items() if k in row and not ok(row[k])}
+    if bad: raise RunFileError(f"run file {path} is damaged: impossible values {bad}")
     return row
+
+
+def _int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+def _real(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _fraction(v) -> bool: return _real(v) and 0 <= v <= 1
+
+
+_VALUES = dict(fold=lambda v: _int(v) and v >= 0, seed=_int, normalization=lambda v: isinstance(v, str) and v != '',
+               final_accuracy=_fraction, best_accuracy=_fraction, setup_s=lambda v: _real(v) and v >= 0,
+               wall_s=lambda v: _real(v) and v >= 0)
+"What a run file's fields must hold (a run writes only finite accuracies in [0, 1]): anything else is a damaged file"
 
 
 def damaged_runs(out) -> dict:
@@ -105,11 +123,24 @@ def record_run(out, row: dict, hist: pd.DataFrame):
     write_results_csv(out)
 
 
+class RunTaken(RuntimeError):
+    "A run that another process has claimed (and may still be running) or finished: this one skips it"
+
+
 def mark_running(out, job: Job, **info) -> Path:
-    "Note that `job` has started here (host, pid, start time); the finished run's files replace the note"
+    "Claim `job` for this process (a note of host, pid, start time, made exclusively); the finished run replaces it"
     p = Path(out) / 'runs' / f"{job.id}.running.json"
-    write_atomic(p, json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), started_at=now(), **info)))
+    holder = claim(p, started_at=now(), **info)
+    if holder is not None:
+        who = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else 'another process'
+        raise RunTaken(f"{job.id} is in progress in {who} (since {holder.get('started_at', '?')}): skipped; "
+                            f"remove {p} if that process is gone")
     return p
+
+
+def in_progress(out, job: Job) -> bool:
+    "Whether `job` is claimed by a process that may still run it"
+    return claim_holder(Path(out) / 'runs' / f"{job.id}.running.json") is not None
 
 
 def running_runs(out) -> dict:

@@ -4,11 +4,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import write_atomic
+from ..atomic import exclusive, make_folder, write_atomic, write_exclusive
 from .device import pick_device
-from .datasets import Dataset, get_dataset
+from .datasets import Dataset, check_training, get_dataset, subset_per_class
 from .presets import Job, Preset
-from .runs import RunFileError, check_dataset, mark_running, read_preset, read_run, record_run
+from .runs import RunFileError, RunTaken, check_dataset, mark_running, read_preset, read_run, record_run
 from .train import load_study_data, release_memory, train_one
 
 __all__ = ['Study']
@@ -47,23 +47,34 @@ class Study:
         i, n = shard
         return [j for k, j in enumerate(self.preset.jobs()) if k % n == i and not self.finished(j)]
 
+    def check(self):
+        "Every validation fold of the grid leaves at least a batch of clips to train on: checked once, before any work"
+        df = subset_per_class(self.dataset.meta(), self.preset.clips_per_class)
+        check_training(df, self.preset.folds, self.preset.bs, self.dataset.name)
+
+    def _same_recipe(self, old: Preset) -> Preset:
+        "`old`, the folder's preset, when it has this study's dataset and recipe; else an error naming what differs"
+        check_dataset(self.out, old.dataset, self.dataset)
+        if old.training_hash() != self.preset.training_hash():
+            new = self.preset.recipe()
+            changed = sorted(k for k, v in old.recipe().items() if new.get(k) != v)
+            changed += sorted(set(new) - set(old.recipe()))
+            raise ValueError(f"{self.out} holds runs of another recipe (changed: {changed}); use another --out folder"
+                             + (" (or --fp32 to resume fp32 runs)" if {'bf16', 'channels_last'} & set(changed) else ""))
+        return old
+
     def prepare(self):
-        "Create the folder and record the preset and dataset (a wider grid grows it); refuse a folder of another recipe or dataset"
-        f, recorded = self.out / 'preset.json', self.preset
-        if f.exists():
-            old = read_preset(self.out)
-            check_dataset(self.out, old.dataset, self.dataset)
-            if old.training_hash() != self.preset.training_hash():
-                new = self.preset.recipe()
-                changed = sorted(k for k, v in old.recipe().items() if new.get(k) != v) + sorted(set(new) - set(old.recipe()))
-                raise ValueError(f"{self.out} holds runs of another recipe (changed: {changed}); use another --out folder"
-                                 + (" (or --fp32 to resume fp32 runs)" if {'bf16', 'channels_last'} & set(changed) else ""))
-            recorded = old.update(**{k: tuple(dict.fromkeys(getattr(old, k) + getattr(self.preset, k)))
-                                     for k in ('folds', 'normalizations', 'seeds')})
-            if recorded == old: return (self.out / 'runs').mkdir(exist_ok=True)
-        else: recorded = recorded.update(dataset=self.dataset.describe())
-        (self.out / 'runs').mkdir(parents=True, exist_ok=True)
-        write_atomic(f, json.dumps(recorded.as_dict(), indent=1))
+        "Claim the folder for this recipe and dataset, atomically (of two at once, one is refused); wider grids grow it"
+        f = self.out / 'preset.json'
+        make_folder(self.out / 'runs')
+        if not f.is_file():                                    # a new folder: claim it, unless another study just did
+            recorded = self.preset.update(dataset=self.dataset.describe())
+            if write_exclusive(f, json.dumps(recorded.as_dict(), indent=1)): return
+        with exclusive(self.out / '.preset.json.lock'):      # read, merge, write back: nobody grows it between
+            old = self._same_recipe(read_preset(self.out))
+            grown = old.update(**{k: tuple(dict.fromkeys(getattr(old, k) + getattr(self.preset, k)))
+                                  for k in ('folds', 'normalizations', 'seeds')})
+            if grown != old: write_atomic(f, json.dumps(grown.as_dict(), indent=1))
 
     def load_data(self, log=print):
         "The decoded clips, loaded once per process"
@@ -77,7 +88,10 @@ class Study:
     def run(self, job: Job, data=None, **note) -> dict:
         "Train one run and write its files (a note while it runs; the history, stats, model and row when it finishes)"
         job, data = Job(*job), data or self.load_data()
-        running = mark_running(self.out, job, **note)
+        running = mark_running(self.out, job, **note)      # another process's run in progress: RunTaken, nothing done
+        if self.finished(job):
+            running.unlink(missing_ok=True)
+            raise RunTaken(f"{job.id} was finished by another process meanwhile: skipped")
         try:
             row, hist = train_one(self.preset, data, job, stats_file=self.file(job, '.stats.json'),
                                   model_file=self.file(job, '.pkl') if self.save_models else None)

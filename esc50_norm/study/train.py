@@ -36,13 +36,16 @@ __all__ = ['model_for', 'StudyData', 'load_study_data', 'train_one', 'resident_g
 
 
 class EpochTimer(Callback):
-    "Record the wall time of every epoch"
+    "Record the wall time of every epoch (`times`) and of its training phase alone (`train_times`, validation left out)"
     order = 100
-    def before_fit(self): self.times = []
+    def before_fit(self): self.times, self.train_times = [], []
     def before_epoch(self): self._t = time.perf_counter()
-    def after_epoch(self):
+    def before_train(self): self._t_train = time.perf_counter()
+    def after_train(self): self.train_times.append(self._since(self._t_train))
+    def after_epoch(self): self.times.append(self._since(self._t))
+    def _since(self, t0: float) -> float:
         if torch.cuda.is_available(): torch.cuda.synchronize()
-        self.times.append(time.perf_counter() - self._t)
+        return time.perf_counter() - t0
 
 
 class FiniteLoss(Callback):
@@ -117,7 +120,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
                final_accuracy=float(acc.iloc[-1]), best_accuracy=float(acc.max()),
                best_epoch=int(acc.idxmax()) + 1 if acc.notna().any() else None, final_valid_loss=float(hist.valid_loss.astype(float).iloc[-1]),
                epochs=preset.epochs, setup_s=round(setup_s, 3), wall_s=round(wall, 3), s_per_epoch=round(wall / preset.epochs, 3),
-               train_clips_per_s=round(n_train * preset.epochs / sum(timer.times), 1),
+               train_clips_per_s=round(n_train * preset.epochs / sum(timer.train_times), 1),
                n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset), dataset=data.dataset.name,
                dataset_kind=data.dataset.kind, dataset_fingerprint=data.dataset.fingerprint(), **_environment(data.device), **provenance(),
                training_hash=preset.training_hash(), started_at=started, finished_at=now(),
