@@ -51,13 +51,14 @@ class AudioTensor(TensorBase):
         for i, ch in enumerate(x): ctx.plot(t, ch, lw=0.5, alpha=0.8, label=f"ch {i}")
         ctx.set_xlabel('time (s)'); ctx.set_xlim(0, float(t[-1]) if len(t) else 1)
         if title: ctx.set_title(title)
-        if hear and in_notebook(): _play(x, getattr(self, 'sr', 16000))
+        if hear and in_notebook(): play(x, getattr(self, 'sr', 16000))
         return ctx
 
 
-def _play(x: torch.Tensor, sr: int):
-    "Display an audio player for the channels `x` (a silent clip is not scaled)"
-    from IPython.display import Audio, display
+def play(x: torch.Tensor, sr: int, caption: str | None = None):
+    "Display an audio player for the channels `x` (a silent clip is not scaled), after `caption` when given"
+    from IPython.display import Audio, Markdown, display
+    if caption: display(Markdown(caption))
     display(Audio(x.numpy(), rate=sr, normalize=bool(x.abs().max() > 0)))
 
 
