@@ -11,6 +11,8 @@ import torchaudio
 from fastai.data.all import TensorBase, Transform, TransformBlock
 from fastcore.imports import in_notebook
 
+from .compat import old_names
+
 __all__ = ['AudioLoadError', 'NonFiniteAudioError', 'AudioTensor', 'DownmixMono', 'Resample', 'AudioCropPad', 'AudioBlock', 'audio_item_tfms']
 
 
@@ -117,8 +119,5 @@ def AudioBlock(sr: int = 16000, mono: bool = True, duration: float | None = 5.0,
     return TransformBlock(type_tfms=AudioTensor.create, item_tfms=audio_item_tfms(sr, mono, duration, downmix))
 
 
-def __getattr__(name: str):
-    "What models exported by earlier versions ask for under an old name (`esc50_norm.compat.RENAMED`)"
-    from .compat import RENAMED
-    if name in RENAMED[__name__]: return globals()[RENAMED[__name__][name]]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = old_names(__name__)
+"What models exported by earlier versions ask for under an old name (`esc50_norm.compat.RENAMED`)"

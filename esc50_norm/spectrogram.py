@@ -4,6 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 import torchaudio
+import fastai.interpret  # noqa: F401 (its untyped plot_top_losses first: plum ranks Any as any type and takes the later)
 from fastai.data.all import TensorCategory, TensorImageBase, Transform
 from fastai.vision.data import get_grid
 from fastcore.imports import in_notebook
