@@ -126,7 +126,9 @@ class ESC50(Collection):
     def audio_root(self) -> Path: return self.root / 'audio'
     @property
     def source(self) -> Path: return self.root / 'meta' / 'esc50.csv'
-    def _read(self) -> pd.DataFrame: return standard_frame(read_meta(self.root, full=self.full), 'filename', 'category', 'fold')
+    def _read(self) -> pd.DataFrame:
+        df = read_meta(self.root, full=self.full, check_files=False)          # `meta()` checks the files
+        return standard_frame(df, 'filename', 'category', 'fold')
     def __repr__(self): return f"{type(self).__name__}({str(self.__dict__.get('root', self._given))!r})"
 
 
@@ -136,7 +138,8 @@ class ESC10(ESC50):
 
     @classmethod
     def recognises(cls, path: Path) -> bool: return False      # a bare ESC-50 folder is esc50; esc10 is asked for by name
-    def _read(self) -> pd.DataFrame: return standard_frame(read_esc10(self.root, full=self.full), 'filename', 'category', 'fold')
+    def _read(self) -> pd.DataFrame:
+        return standard_frame(read_esc10(self.root, full=self.full, check_files=False), 'filename', 'category', 'fold')
 
 
 class UrbanSound8K(Collection):
@@ -414,18 +417,14 @@ def clip_duration(ds: Dataset, given: float | None = None, info: pd.DataFrame | 
     return median
 
 
-def summary(ds: Dataset, info: pd.DataFrame | None = None) -> str:
-    "A few lines on a dataset: clips, classes, folds and their sizes, class balance; with `clip_info`, durations, rates and channels"
+def summary(ds: Dataset) -> str:
+    "Two lines on a dataset: clips, classes, folds and their sizes; class balance (its clips: `ClipCache.report`)"
     df = ds.meta()
     sizes = df.fold.value_counts()
     gen = ds.describe()
     lines = [f"{ds.name} ({ds.kind}, {ds.root}): {len(df)} clips, {len(ds.classes)} classes, {len(ds.folds)} folds "
              f"of {_range(sizes.min(), sizes.max())} clips" + (f" (made with k={gen['k']}, seed {gen['seed']})" if 'k' in gen else '')
              + f"; fingerprint {gen['fingerprint']}", class_balance(df)[0]]
-    if info is not None:
-        rates = ', '.join(f"{int(r)} Hz x{n}" for r, n in info.sr.value_counts().sort_index().items())
-        lines.append(f"durations {info.duration.min():.2f}-{info.duration.max():.2f} s (median {info.duration.median():.2f} s); "
-                     f"{rates}; {int((info.channels > 1).sum())} with more than one channel")
     return '\n'.join(lines)
 
 
