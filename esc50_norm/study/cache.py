@@ -63,9 +63,8 @@ def odd_clips(info: pd.DataFrame) -> dict:
             f"far shorter than the rest (under {SHORT * info.duration.median():.2f} s, zero-padded)": dict(zip(info.filename[short], info.duration[short]))}
 
 
-def data_report(info: pd.DataFrame | None) -> str:
+def data_report(info: pd.DataFrame) -> str:
     "A few lines on the source clips: durations, rates, channels, and the clips that are silent or far shorter than the rest"
-    if info is None or not len(info): return "no source information (a cache built by an older version)"
     d = info.duration
     rates = ', '.join(f"{int(r)} Hz x{n}" for r, n in info.sr.value_counts().sort_index().items())
     lines = [f"{len(info)} clips: {d.min():.2f}-{d.max():.2f} s (median {d.median():.2f} s); {rates}; "

@@ -11,7 +11,7 @@ from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 
 from ..atomic import write_atomic
-from ..compat import run_starts
+from ..compat import predates_provenance, run_starts
 from .normalizations import NORMALIZATIONS
 from .presets import Preset
 from .runs import RunFileError, damaged_runs, read_preset, read_results, read_run, running_runs
@@ -240,7 +240,7 @@ def _data_line(d: dict) -> str:
 
 
 def _provenance_line(df: pd.DataFrame) -> str:
-    if 'git_commit' not in df: return "Provenance: these run files predate the recording of package version and git commit."
+    if predates_provenance(df): return "Provenance: these run files predate the recording of package version and git commit."
     commits = df.git_commit.fillna('unknown').astype(str).str[:10] + np.where(df.git_dirty.eq(True), ' (with changes)', '')
     return f"Provenance: esc50_norm {', '.join(sorted(df.esc50_norm.astype(str).unique()))}; git {', '.join(sorted(commits.unique()))}."
 

@@ -20,7 +20,7 @@ from fastai.torch_core import set_seed
 from fastai.vision.models.xresnet import xresnet18
 
 from ..atomic import write_atomic
-from ..callback import find_spec_normalize
+from ..normalize import find_spec_normalize
 from .cache import ClipCache, load_or_build_cache
 from .device import pick_device
 from .datasets import Dataset, fold_split, subset_per_class
