@@ -19,8 +19,8 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, field, fields
 
-__all__ = ['later', 'recorded_dict', 'upgrade_stats', 'run_starts', 'recorded_dataset', 'predates_provenance', 'RENAMED',
-           'old_names', 'RENAMED_FIELDS', 'upgrade_spec_normalize']
+__all__ = ['later', 'recorded_dict', 'upgrade_stats', 'run_starts', 'recorded_dataset', 'predates_provenance',
+           'RENAMED', 'old_names', 'RENAMED_FIELDS', 'upgrade_spec_normalize']
 
 _LATER = {'recorded': 'unless default'}
 
@@ -54,7 +54,7 @@ def _renamed_fields(d: dict, mode: str | None) -> dict:
 
 
 def upgrade_stats(d: dict) -> dict:
-    "A stats file's dict in today's form: the first format holds `mean`/`std` only (mode by their shape); old field names"
+    "A stats file's dict in today's form: the first format's `mean`/`std` only (mode by shape); fields renamed since"
     d.setdefault('arrays', ['mean', 'std'])
     if 'mode' not in d and d['arrays'] == ['mean', 'std']:
         d['mode'] = 'global' if len(d.get('mean') or []) == 1 else 'channel'

@@ -58,16 +58,16 @@ def training_inputs(dl, frac: float = 1.0, before=None):
 
 
 class Mode(Protocol):
-    "A spectrogram normalization `(x - shift) / scale` of `SpecNormalize`: a new one is a class like this and one `MODES` entry"
-    keys: tuple[str, ...]      # the learned stats arrays (attributes of `SpecNormalize`, saved); () = per clip, none
-    options: dict              # the mode's own keyword options and their defaults: given to `arrays` and `shift_scale`, saved
-    counted: str               # the name of the accumulator's count `n`, kept and saved: 'n_per_bin', 'n_clips'; '' = none
-    units: tuple[str, str]     # what normalized values measure (the colorbar label): divided by the scale, and `mean_only`
-    need: str                  # the condition on positive scale, for errors: 'std > 0', 'hi > lo'
-    def shape(self, n_freq) -> tuple | None: ...                       # each stats array's shape for `n_freq` bins (None: none)
-    def accumulator(self) -> Accumulator | None: ...                   # a new, empty accumulator of the stats (None: no stats)
-    def arrays(self, acc, eps: float, **options) -> dict: ...          # the stats of a filled `acc`; a scale under `eps` is 1
-    def shift_scale(self, x, stats: dict | None, eps: float, **options) -> tuple: ...   # from `stats`, or (per clip) from `x`
+    "A spectrogram normalization `(x - shift) / scale` of `SpecNormalize`: a new one is a class and one `MODES` entry"
+    keys: tuple[str, ...]   # the learned stats arrays (attributes of `SpecNormalize`, saved); (): per clip, none
+    options: dict           # its own keyword options and their defaults: given to `arrays`, `shift_scale`; saved
+    counted: str            # the name of the accumulator's count `n`, kept, saved: 'n_per_bin', 'n_clips'; '': none
+    units: tuple[str, str]  # what normalized values measure (colorbar label): divided by the scale; `mean_only`
+    need: str               # the condition on a positive scale, for errors: 'std > 0', 'hi > lo'
+    def shape(self, n_freq) -> tuple | None: ...               # each stats array's shape for `n_freq` bins (None: none)
+    def accumulator(self) -> Accumulator | None: ...           # a new, empty accumulator of the stats (None: no stats)
+    def arrays(self, acc, eps: float, **options) -> dict: ...  # the stats of a filled `acc`; a scale under `eps` is 1
+    def shift_scale(self, x, stats: dict | None, eps: float, **options) -> tuple: ...  # from `stats`, or from `x`
 
 
 def _unit_below(scale: torch.Tensor, eps: float) -> torch.Tensor:
@@ -89,7 +89,7 @@ class MeanStd:
 class MinMax:
     "`(x - lo) / (hi - lo)`: lo/hi the mean of the training clips' minima/maxima, or their extremes"
     keys, counted, need = ('lo', 'hi'), 'n_clips', 'hi > lo'
-    options = dict(mean_clip_extremes=True)    # lo/hi: the mean of the clips' minima/maxima; False: the smallest/largest value
+    options = dict(mean_clip_extremes=True)    # lo/hi: the mean of the clips' minima/maxima; False: the least/largest
     units = ('fraction of the training range', 'offset from the training minimum')
     def shape(self, n_freq='F') -> tuple: return (1, 1, 1, 1)
     def accumulator(self) -> RunningExtrema: return RunningExtrema()
@@ -167,7 +167,8 @@ class SpecNormalize(Transform):
             opts = {k: d[k] for k in _option_names(m) if k in d}
             for k, v in opts.items():
                 if k in kwargs and kwargs[k] != v:
-                    raise StatsFileError(f"stats file {path} was saved with {k}={v!r}, but this SpecNormalize has {k}={kwargs[k]!r}")
+                    raise StatsFileError(f"stats file {path} was saved with {k}={v!r}, "
+                                         f"but this SpecNormalize has {k}={kwargs[k]!r}")
             n = {m.counted: d.get(m.counted)} if m.counted else {}
             return cls(d['mode'], stats={k: d[k] for k in d['arrays']}, **n, **{**kwargs, **opts})
         except StatsFileError: raise
@@ -241,7 +242,8 @@ class SpecNormalize(Transform):
         acc = accumulate(training_inputs(dl, self.frac if frac is None else frac, before=self), self._mode.accumulator())
         try: return self._set(self._mode.arrays(acc, self.eps, **self._mode_options), acc.n)
         except ValueError as e:
-            raise ValueError(f"stats learned from the training data: {e} (do the training spectrograms hold NaN or inf?)") from e
+            raise ValueError(f"stats learned from the training data: {e} "
+                             "(do the training spectrograms hold NaN or inf?)") from e
 
     def setups(self, dl):
         "Learn the stats from the training `dl` (or `frac` of it) unless the mode learns none, they are given, or `frac=0` defers them"
@@ -286,10 +288,11 @@ class SpecNormalize(Transform):
         return x
 
     def save(self, path, **info):
-        "Write the stats with mode, options and count `n` to a JSON stats file (atomically); `info`: more JSON-able fields"
+        "Write the stats, mode, options and count `n` to a JSON stats file (atomically); `info`: more JSON-able fields"
         if not self.learns_stats: raise ValueError(f"{self!r} has no stats to save: it normalizes each clip by its own (learns_stats is False)")
         if not self.has_stats: raise ValueError("SpecNormalize has no stats to save yet")
-        return save_stats(path, **self.stats, mode=self.mode, **({self._mode.counted: self.n} if self._mode.counted else {}), **self.options, **info)
+        n = {self._mode.counted: self.n} if self._mode.counted else {}
+        return save_stats(path, **self.stats, mode=self.mode, **n, **self.options, **info)
 
     def __repr__(self):
         opts = ''.join(f", {k}={v!r}" for k, v in self.options.items())

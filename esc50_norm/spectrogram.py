@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 import torchaudio
-import fastai.interpret  # noqa: F401 (its untyped plot_top_losses first: plum ranks Any as any type and takes the later)
+import fastai.interpret  # noqa: F401 (its untyped plot_top_losses first: plum ranks Any as any type, takes the later)
 from fastai.data.all import TensorCategory, TensorImageBase, Transform
 from fastai.vision.data import get_grid
 from fastcore.imports import in_notebook
@@ -45,8 +45,9 @@ def show_batch(x: AudioSpectrogram, y, samples, ctxs=None, max_n=9, nrows=None, 
 @dispatch
 def plot_top_losses(x: AudioSpectrogram, y: TensorCategory, samples, outs, raws, losses, nrows=None, ncols=None,
                     figsize=None, hear: bool = True, **kwargs):
-    "Show each spectrogram titled by its label, prediction, loss and probability; in a notebook, play each clip (`hear`)"
-    axs = get_grid(len(samples), nrows=nrows, ncols=ncols, figsize=figsize, title='label / prediction / loss / probability')
+    "Show each spectrogram titled by label, prediction, loss and probability; in a notebook, play the clips (`hear`)"
+    title = 'label / prediction / loss / probability'
+    axs = get_grid(len(samples), nrows=nrows, ncols=ncols, figsize=figsize, title=title)
     for ax, s, o, r, l in zip(axs, samples, outs, raws, losses):
         s[0].show(ctx=ax, title=f"{s[1]} / {o[0]} / {l.item():.2f} / {r.max().item():.2f}", **kwargs)
     axs[0].figure.tight_layout()

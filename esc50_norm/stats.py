@@ -15,7 +15,7 @@ __all__ = ['Accumulator', 'RunningStats', 'RunningExtrema', 'accumulate', 'save_
 
 class Accumulator(Protocol):
     "What a mode's stats are streamed into (`Mode.accumulator`): batch by batch, and mergeable across workers"
-    n: int                                                   # what it has counted so far (values per bin, clips); 0: empty
+    n: int                                                   # what it has counted (values per bin, clips); 0: empty
     def update(self, x: torch.Tensor) -> Accumulator: ...    # add the batch `x`; returns itself
     def merge(self, other) -> Accumulator: ...               # fold in another accumulator of its kind; returns itself
 

@@ -35,7 +35,8 @@ def test_a_users_mode_with_an_option_learns_normalizes_saves_and_loads(registere
     a = x.as_subclass(torch.Tensor).double()
     assert norm.stats['mean'].item() == pytest.approx(a.mean().item()) and norm.n_per_bin == a.numel()
     assert torch.allclose(norm(x).double(), (a - a.mean()) / (3 * a.std(correction=0)), atol=1e-5)
-    assert torch.allclose(norm.decode(norm(x)), x, atol=1e-4) and norm(x).normalized == 'multiples of k standard deviations'
+    assert torch.allclose(norm.decode(norm(x)), x, atol=1e-4)
+    assert norm(x).normalized == 'multiples of k standard deviations'
     d = json.loads(norm.save(tmp_path / 's.json').read_text())
     assert d['mode'] == 'scaled' and d['k'] == 3.0 and d['n_per_bin'] == a.numel()
     back = SpecNormalize.from_file(tmp_path / 's.json')                    # mode and option come from the file
@@ -43,14 +44,15 @@ def test_a_users_mode_with_an_option_learns_normalizes_saves_and_loads(registere
     assert SpecNormalize('scaled').k == 2.0                                   # the mode's default: AST's 2 std
     given = SpecNormalize('scaled', stats=dict(mean=-4.27, std=4.57))        # AST's AudioSet constants
     assert torch.allclose(given(x), (x - -4.27) / (2 * 4.57))
-    with pytest.raises(ValueError, match=r"'scaled' normalization has no option 'q' \(its options: k\)"): SpecNormalize('scaled', q=1)
+    with pytest.raises(ValueError, match=r"'scaled' normalization has no option 'q' \(its options: k\)"):
+        SpecNormalize('scaled', q=1)
     with pytest.raises(ValueError, match="was saved with k=3.0, but this SpecNormalize has k=2.0"):
         SpecNormalize.from_file(tmp_path / 's.json', k=2.0)
 
 
 def test_a_users_kind_by_name_by_path_and_on_the_command_line(registered, tmp_path):
     root = make_labels_json(tmp_path / 'mine')
-    for spec in (f"labelsjson:{root}", str(root)):                          # a bare path: claimed by the kind, not by folders
+    for spec in (f"labelsjson:{root}", str(root)):                 # a bare path: claimed by the kind, not by folders
         ds = get_dataset(spec)
         assert isinstance(ds, LabelsJSON) and ds.folds == (1, 2) and ds.classes == tuple(sorted(CLASSES))
     assert get_dataset(f"folders:{make_folders(tmp_path / 'tree', dict(a=2, b=2))}", k_folds=2).kind == 'folders'

@@ -51,7 +51,7 @@ def test_show_batch_and_show_results(learn):
     plt.close('all')
     with learn.no_bar(): learn.show_results(max_n=4)
     titles = [a.get_title() for n in plt.get_fignums() for a in plt.figure(n).axes if a.get_label() != '<colorbar>']
-    assert len(titles) == 4 and all(len(t.split('\n')) == 2 and set(t.split('\n')) <= set(CLASSES) for t in titles)  # label, prediction
+    assert len(titles) == 4 and all(len(t.split('\n')) == 2 and set(t.split('\n')) <= set(CLASSES) for t in titles)
     plt.close('all')
 
 

@@ -1,6 +1,6 @@
 """What a user writes in their own file to extend the library: a spectrogram normalization mode and a dataset kind.
 
-Each is a class and one entry: `MODES['scaled'] = Scaled()`, `KINDS['labelsjson'] = LabelsJSON` (tests/test_extend.py)."""
+Each is a class and one entry: `MODES['scaled'] = Scaled()`, `KINDS['labelsjson'] = LabelsJSON` (test_extend.py)."""
 from __future__ import annotations
 import json
 from pathlib import Path

@@ -20,7 +20,8 @@ import soundfile as sf
 
 from .esc50 import FOLDS, esc50_path, read_csv_checked, read_esc10, read_meta
 
-__all__ = ['Dataset', 'DatasetError', 'Collection', 'MadeFolds', 'ESC50', 'ESC10', 'UrbanSound8K', 'CSVDataset', 'ClassFolders', 'KINDS',
+__all__ = ['Dataset', 'DatasetError', 'Collection', 'MadeFolds', 'ESC50', 'ESC10', 'UrbanSound8K', 'CSVDataset',
+           'ClassFolders', 'KINDS',
            'AUDIO_EXTENSIONS', 'IMBALANCE', 'get_dataset', 'parse_spec', 'standard_frame', 'check_meta', 'stratified_folds',
            'class_balance', 'check_folds', 'fold_split', 'subset_per_class', 'clip_info', 'clip_duration', 'summary']
 
@@ -55,7 +56,7 @@ class Collection:
     duration: float | None = None
     options: tuple = ()                         # the `get_dataset` options the kind takes (beyond its path)
     fixed_folds: tuple | None = None            # the folds the kind always has (ESC-50: 1-5), else None
-    needs_path: bool = True                     # False: the kind finds its data without one (ESC-50: $ESC50_PATH, download)
+    needs_path: bool = True                     # False: it finds its data without one (ESC-50: $ESC50_PATH, download)
     generic: bool = False                       # True: it takes any folder or file of its type (folders, csv), so it
                                                 # claims a bare path only when no other kind recognises it
     _meta: pd.DataFrame | None = None
@@ -104,7 +105,8 @@ class MadeFolds(Collection):
     def __init__(self, k_folds: int = 5, fold_seed: int = 0): self.k_folds, self.fold_seed = k_folds, fold_seed
     @property
     def makes_folds(self) -> bool: return True                  # a kind whose source may hold folds says when it does
-    def _made_folds(self, df: pd.DataFrame) -> pd.DataFrame: return _generate_folds(df, self.k_folds, self.fold_seed, self.source)
+    def _made_folds(self, df: pd.DataFrame) -> pd.DataFrame:
+        return _generate_folds(df, self.k_folds, self.fold_seed, self.source)
 
     @property
     def folds(self) -> tuple: return tuple(range(1, self.k_folds + 1)) if self.makes_folds else super().folds
@@ -464,5 +466,6 @@ def get_dataset(spec=None, data=None, columns=None, k_folds: int = 5, fold_seed:
     unused = [k for k, v in options.items() if k not in cls.options and k != 'full' and v != _DEFAULTS[k]]
     if unused: raise DatasetError(f"{', '.join(unused)} do not apply to {kind} datasets"
                                   + (f" (their folds are fixed: {_span(cls.fixed_folds)})" if cls.fixed_folds else ''))
-    if path is None and cls.needs_path: raise DatasetError(f"dataset kind {kind!r} needs a path: {kind}:PATH or data=PATH")
+    if path is None and cls.needs_path:
+        raise DatasetError(f"dataset kind {kind!r} needs a path: {kind}:PATH or data=PATH")
     return cls(path, **{k: options[k] for k in cls.options})

@@ -89,12 +89,14 @@ def validate_meta(df: pd.DataFrame, root=None, full: bool = True) -> pd.DataFram
 def _check_audio(df: pd.DataFrame, root) -> pd.DataFrame:
     "`df`, whose every `filename` must be a file under `root`/audio"
     absent = [f for f in df.filename if not (Path(root) / 'audio' / f).is_file()]
-    if absent: raise ESC50Error(f"{len(absent)} clips listed in {_csv(root)} are missing from {Path(root) / 'audio'}: {absent[:5]}")
+    if absent:
+        raise ESC50Error(f"{len(absent)} clips listed in {_csv(root)} are missing from {Path(root) / 'audio'}: "
+                         f"{absent[:5]}")
     return df
 
 
 def read_meta(root, full: bool = True, check_files: bool = True) -> pd.DataFrame:
-    "Read and validate `root`/meta/esc50.csv once: the native frame (filename, fold, target, category, esc10, src_file, take)"
+    "Read and validate `root`/meta/esc50.csv once: the native frame (filename, fold, target, category, esc10, ...)"
     # check_files=False: the caller checks them (a `Dataset`'s `meta()` does, for every kind)
     df = validate_meta(read_csv_checked(_csv(root)), root, full=full).reset_index(drop=True)
     return _check_audio(df, root) if check_files else df

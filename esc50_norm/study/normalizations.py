@@ -37,7 +37,7 @@ class Normalization:
 
     @property
     def spec_norm(self) -> str:
-        "What normalizes the spectrogram: a SpecNormalize mode, 'pcen', a front end, or 'none' (a run file's `spec_norm`)"
+        "What normalizes the spectrogram: a SpecNormalize mode, 'pcen', a front end or 'none' (run files' `spec_norm`)"
         return self.mode or ('pcen' if self.pcen else self.front) or 'none'
 
     def spec_cfg(self, cfg):

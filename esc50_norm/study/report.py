@@ -33,7 +33,7 @@ def contrasts(normalizations) -> list:
         norm = NORMALIZATIONS[n]
         if norm.pcen or norm.front: continue
         if norm.mode is None and n != 'none': base = 'none'                       # wave - none
-        elif norm.mode is not None:                                               # global - wave, global_nowave - none, ...
+        elif norm.mode is not None:                                     # global - wave, global_nowave - none, ...
             base = next((b for b in baselines if NORMALIZATIONS[b].wave == norm.wave), 'none')
         else: continue
         if base in present: pairs.append((n, base))
@@ -240,7 +240,8 @@ def _data_line(d: dict) -> str:
 
 
 def _provenance_line(df: pd.DataFrame) -> str:
-    if predates_provenance(df): return "Provenance: these run files predate the recording of package version and git commit."
+    if predates_provenance(df):
+        return "Provenance: these run files predate the recording of package version and git commit."
     commits = df.git_commit.fillna('unknown').astype(str).str[:10] + np.where(df.git_dirty.eq(True), ' (with changes)', '')
     return f"Provenance: esc50_norm {', '.join(sorted(df.esc50_norm.astype(str).unique()))}; git {', '.join(sorted(commits.unique()))}."
 
