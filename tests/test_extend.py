@@ -60,9 +60,9 @@ def test_a_users_kind_by_name_by_path_and_on_the_command_line(registered, tmp_pa
         get_dataset('mp3:/x')
 
 
-def test_two_kinds_that_recognise_one_path_are_named(registered, tmp_path):
+def test_two_kinds_that_recognise_one_path_are_named(registered, tmp_path, monkeypatch):
     class AlsoLabels(LabelsJSON): kind = 'also'
-    registered[1]['also'] = AlsoLabels
+    monkeypatch.setitem(KINDS, 'also', AlsoLabels)
     root = make_labels_json(tmp_path / 'mine')
     with pytest.raises(DatasetError, match=r"recognised by kinds \['labelsjson', 'also'\]: name one"): get_dataset(root)
     assert get_dataset(f"also:{root}").kind == 'also'
