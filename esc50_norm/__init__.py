@@ -16,8 +16,8 @@ _WHERE = {
     # normalization, its stats and the callback that learns them
     'AudioNormalize': 'normalize', 'SpecNormalize': 'normalize', 'Mode': 'normalize', 'MODES': 'normalize',
     'training_inputs': 'normalize', 'find_spec_normalize': 'normalize',
-    'RunningStats': 'stats', 'RunningExtrema': 'stats', 'accumulate': 'stats', 'save_stats': 'stats', 'load_stats': 'stats',
-    'StatsFileError': 'stats',
+    'Accumulator': 'stats', 'RunningStats': 'stats', 'RunningExtrema': 'stats', 'accumulate': 'stats',
+    'save_stats': 'stats', 'load_stats': 'stats', 'StatsFileError': 'stats',
     'SpecStatsCallback': 'callback',
     # PCEN (fixed: a batch transform; learned: a front end) and PANNs' input BatchNorm (a front end before the model)
     'PCEN': 'pcen', 'LearnedPCEN': 'pcen', 'FreqBatchNorm': 'frontend',        # the function: esc50_norm.pcen.pcen

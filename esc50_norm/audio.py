@@ -11,6 +11,8 @@ import torchaudio
 from fastai.data.all import TensorBase, Transform, TransformBlock
 from fastcore.imports import in_notebook
 
+from .compat import old_names
+
 __all__ = ['AudioLoadError', 'NonFiniteAudioError', 'AudioTensor', 'DownmixMono', 'Resample', 'AudioCropPad', 'AudioBlock', 'audio_item_tfms']
 
 
@@ -51,13 +53,14 @@ class AudioTensor(TensorBase):
         for i, ch in enumerate(x): ctx.plot(t, ch, lw=0.5, alpha=0.8, label=f"ch {i}")
         ctx.set_xlabel('time (s)'); ctx.set_xlim(0, float(t[-1]) if len(t) else 1)
         if title: ctx.set_title(title)
-        if hear and in_notebook(): _play(x, getattr(self, 'sr', 16000))
+        if hear and in_notebook(): play(x, getattr(self, 'sr', 16000))
         return ctx
 
 
-def _play(x: torch.Tensor, sr: int):
-    "Display an audio player for the channels `x` (a silent clip is not scaled)"
-    from IPython.display import Audio, display
+def play(x: torch.Tensor, sr: int, caption: str | None = None):
+    "Display an audio player for the channels `x` (a silent clip is not scaled), after `caption` when given"
+    from IPython.display import Audio, Markdown, display
+    if caption: display(Markdown(caption))
     display(Audio(x.numpy(), rate=sr, normalize=bool(x.abs().max() > 0)))
 
 
@@ -116,8 +119,5 @@ def AudioBlock(sr: int = 16000, mono: bool = True, duration: float | None = 5.0,
     return TransformBlock(type_tfms=AudioTensor.create, item_tfms=audio_item_tfms(sr, mono, duration, downmix))
 
 
-def __getattr__(name: str):
-    "What models exported by earlier versions ask for under an old name (`esc50_norm.compat.RENAMED`)"
-    from .compat import RENAMED
-    if name in RENAMED[__name__]: return globals()[RENAMED[__name__][name]]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = old_names(__name__)
+"What models exported by earlier versions ask for under an old name (`esc50_norm.compat.RENAMED`)"

@@ -35,7 +35,7 @@ class SpecStatsCallback(Callback):
         elif self.fname is not None and self.fname.exists():
             loaded = SpecNormalize.from_file(self.fname, mode=norm.mode, **norm.options)
             dev = self.dls.train.device
-            norm._set({k: v if dev is None else v.to(dev) for k, v in loaded.stats.items()}, loaded.count)
+            norm._set({k: v if dev is None else v.to(dev) for k, v in loaded.stats.items()}, loaded.n)
             self.source = 'file'
         else:
             if norm.learned != self.frac:            # not learned by `setups` from this share of the batches: learn

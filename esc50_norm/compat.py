@@ -4,31 +4,35 @@ The committed results (`results/`) were made before some fields and formats exis
 those files (they are data), the code reads them as they are, through the functions here:
 - fields added to a dataclass later (`later`) are left out of its recorded form while at their default, so
   the recipe hash of a folder recorded before the field existed is unchanged;
-- stats files of the first format hold `mean`/`std` only, without `arrays` or `mode` (`upgrade_stats`);
+- stats files of the first format hold `mean`/`std` only, without `arrays` or `mode`; files before 0.3.0 name a count
+  `count` (now `n_per_bin` for mean/std, `n_clips` for minmax) and minmax's option `robust` (now `mean_clip_extremes`)
+  (`upgrade_stats`, `RENAMED_FIELDS`);
 - run files from before start times were recorded get a start estimated from finish time minus run time
   (`run_starts`);
 - results folders from before datasets were described hold ESC-50 runs (`recorded_dataset`);
 - models exported by 0.2.0 (`Learner.export`, `study --save-models`) name `esc50_norm.audio.CropPad`, now `AudioCropPad`
-  (`RENAMED`), and pickled `SpecNormalize` with a `stats` dict beside float32 copies (`upgrade_spec_normalize`).
+  (`RENAMED`, answered by `old_names`), and pickled `SpecNormalize` with a `stats` dict beside float32 copies, a `count`
+  and `robust` (`upgrade_spec_normalize`);
+- run files from before package version and git commit were recorded have no provenance (`predates_provenance`).
 """
 from __future__ import annotations
+import sys
 from dataclasses import asdict, field, fields
 
-__all__ = ['later', 'recorded_dict', 'upgrade_stats', 'run_starts', 'recorded_dataset', 'RENAMED', 'upgrade_spec_normalize']
+__all__ = ['later', 'recorded_dict', 'upgrade_stats', 'run_starts', 'recorded_dataset', 'predates_provenance',
+           'RENAMED', 'old_names', 'RENAMED_FIELDS', 'upgrade_spec_normalize']
 
 _LATER = {'recorded': 'unless default'}
 
 
-def later(default=None, default_factory=None):
+def later(default=None):
     "A dataclass field added after results were recorded: recorded (and hashed) only when it differs from its default"
-    if default_factory is not None: return field(default_factory=default_factory, metadata=_LATER)
     return field(default=default, metadata=_LATER)
 
 
 def later_defaults(cls) -> dict:
     "The fields of dataclass `cls` added later, with their defaults"
-    return {f.name: f.default_factory() if f.default_factory is not None and callable(f.default_factory) else f.default
-            for f in fields(cls) if f.metadata.get('recorded') == 'unless default'}
+    return {f.name: f.default for f in fields(cls) if f.metadata.get('recorded') == 'unless default'}
 
 
 def recorded_dict(obj) -> dict:
@@ -37,12 +41,24 @@ def recorded_dict(obj) -> dict:
     return {k: v for k, v in d.items() if not (k in defaults and v == defaults[k])}
 
 
+RENAMED_FIELDS = {'global': {'count': 'n_per_bin'}, 'channel': {'count': 'n_per_bin'},
+                  'minmax': {'count': 'n_clips', 'robust': 'mean_clip_extremes'}}
+"Fields of stats files and `SpecNormalize` state before 0.3.0, by mode: old name -> today's"
+
+
+def _renamed_fields(d: dict, mode: str | None) -> dict:
+    "`d` with the fields `RENAMED_FIELDS` gives for `mode` under today's names"
+    for old, new in RENAMED_FIELDS.get(mode, {}).items():
+        if old in d: d.setdefault(new, d.pop(old))
+    return d
+
+
 def upgrade_stats(d: dict) -> dict:
-    "A stats file's dict in today's form: files of the first format hold `mean`/`std` only (mode by their shape)"
+    "A stats file's dict in today's form: the first format's `mean`/`std` only (mode by shape); fields renamed since"
     d.setdefault('arrays', ['mean', 'std'])
     if 'mode' not in d and d['arrays'] == ['mean', 'std']:
         d['mode'] = 'global' if len(d.get('mean') or []) == 1 else 'channel'
-    return d
+    return _renamed_fields(d, d.get('mode'))
 
 
 def run_starts(df):
@@ -54,6 +70,11 @@ def run_starts(df):
     return recorded.fillna(end - pd.to_timedelta(per_run, unit='s')), bool(recorded.isna().any())
 
 
+def predates_provenance(df) -> bool:
+    "Whether run files (a frame of them) are from before package version and git commit were recorded"
+    return 'git_commit' not in df
+
+
 def recorded_dataset(d: dict | None) -> dict:
     "The dataset a results folder records; folders from before datasets were described hold ESC-50 runs (fingerprint unknown)"
     return d if d is not None else dict(kind='esc50', name='esc50', fingerprint=None)
@@ -63,11 +84,21 @@ RENAMED = {'esc50_norm.audio': {'CropPad': 'AudioCropPad'}}
 "Names of earlier versions that exported models still ask for, by module: old name -> today's"
 
 
+def old_names(module: str):
+    "A module `__getattr__` that answers the old names `RENAMED` lists for `module` with today's objects"
+    def __getattr__(name: str):
+        if name in RENAMED.get(module, {}): return getattr(sys.modules[module], RENAMED[module][name])
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    return __getattr__
+
+
 def upgrade_spec_normalize(state: dict) -> dict:
     "The pickled state of a `SpecNormalize` in today's form: 0.2.0 kept a `stats` dict and float32 `_shift`/`_scale` copies"
     if 'stats' in state:
         state.update(state.pop('stats') or {})
-        state.pop('_shift', None); state.pop('_scale', None)
+        state.pop('_shift', None)
+        state.pop('_scale', None)
+    _renamed_fields(state, state.get('mode'))
     for k in state['_mode'].keys: state.setdefault(k, None)
     state.setdefault('_warned', False)
     state.setdefault('learned', None)                  # models before it was recorded: their stats count as given

@@ -10,7 +10,7 @@ from fastai.data.all import DataLoaders, Transform
 from .audio import AudioTensor
 from .compat import upgrade_spec_normalize
 from .spectrogram import AudioSpectrogram
-from .stats import RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
+from .stats import Accumulator, RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
 
 __all__ = ['AudioNormalize', 'SpecNormalize', 'Mode', 'MODES', 'get_mode', 'MeanStd', 'MinMax', 'PerClip', 'training_inputs',
            'find_spec_normalize']
@@ -58,15 +58,16 @@ def training_inputs(dl, frac: float = 1.0, before=None):
 
 
 class Mode(Protocol):
-    "A spectrogram normalization `(x - shift) / scale` of `SpecNormalize`: a new one is a class like this and one entry in `MODES`"
-    keys: tuple[str, ...]      # names of the learned stats arrays (attributes of `SpecNormalize`, saved in stats files); () = per clip, nothing to learn
-    options: tuple[str, ...]   # the mode's own keyword options: arguments of `arrays`, saved with the stats
-    units: tuple[str, str]     # what normalized values measure (the colorbar label): divided by the scale, and with `mean_only`
-    need: str                  # the condition on positive scale, for errors: 'std > 0', 'hi > lo'
-    def shape(self, n_freq) -> tuple | None: ...                           # shape of each stats array for `n_freq` bins (None: no stats)
-    def accumulator(self) -> RunningStats | RunningExtrema | None: ...     # a new, empty accumulator of the stats (None: no stats)
-    def arrays(self, acc, eps: float, **options) -> dict: ...              # the stats of a filled `acc`; a scale under `eps` (constant data) becomes 1
-    def shift_scale(self, x, stats: dict | None, eps: float) -> tuple: ...  # shift and scale: from `stats`, or (per clip) from `x`
+    "A spectrogram normalization `(x - shift) / scale` of `SpecNormalize`: a new one is a class and one `MODES` entry"
+    keys: tuple[str, ...]   # the learned stats arrays (attributes of `SpecNormalize`, saved); (): per clip, none
+    options: dict           # its own keyword options and their defaults: given to `arrays`, `shift_scale`; saved
+    counted: str            # the name of the accumulator's count `n`, kept, saved: 'n_per_bin', 'n_clips'; '': none
+    units: tuple[str, str]  # what normalized values measure (colorbar label): divided by the scale; `mean_only`
+    need: str               # the condition on a positive scale, for errors: 'std > 0', 'hi > lo'
+    def shape(self, n_freq) -> tuple | None: ...               # each stats array's shape for `n_freq` bins (None: none)
+    def accumulator(self) -> Accumulator | None: ...           # a new, empty accumulator of the stats (None: no stats)
+    def arrays(self, acc, eps: float, **options) -> dict: ...  # the stats of a filled `acc`; a scale under `eps` is 1
+    def shift_scale(self, x, stats: dict | None, eps: float, **options) -> tuple: ...  # from `stats`, or from `x`
 
 
 def _unit_below(scale: torch.Tensor, eps: float) -> torch.Tensor:
@@ -76,7 +77,7 @@ def _unit_below(scale: torch.Tensor, eps: float) -> torch.Tensor:
 
 class MeanStd:
     "`(x - mean) / std` with the training mean/std over `axes` of `[bs, ch, freq, time]` (the axes left out are kept)"
-    keys, options, need = ('mean', 'std'), (), 'std > 0'
+    keys, options, counted, need = ('mean', 'std'), {}, 'n_per_bin', 'std > 0'
     units = ('standard deviations', 'offset from the training mean')
     def __init__(self, axes: tuple): self.axes = axes
     def shape(self, n_freq='F') -> tuple: return tuple(1 if a in self.axes else n_freq for a in range(4))
@@ -86,25 +87,30 @@ class MeanStd:
 
 
 class MinMax:
-    "`(x - lo) / (hi - lo)`: lo/hi the mean of the training clips' minima/maxima, or (`robust=False`) their extremes"
-    keys, options, need = ('lo', 'hi'), ('robust',), 'hi > lo'
+    "`(x - lo) / (hi - lo)`: lo/hi the mean of the training clips' minima/maxima, or their extremes"
+    keys, counted, need = ('lo', 'hi'), 'n_clips', 'hi > lo'
+    options = dict(mean_clip_extremes=True)    # lo/hi: the mean of the clips' minima/maxima; False: the least/largest
     units = ('fraction of the training range', 'offset from the training minimum')
     def shape(self, n_freq='F') -> tuple: return (1, 1, 1, 1)
     def accumulator(self) -> RunningExtrema: return RunningExtrema()
-    def arrays(self, acc: RunningExtrema, eps: float, robust: bool = True) -> dict:
-        lo, hi = (acc.mean_min, acc.mean_max) if robust else (acc.min, acc.max)
+
+    def arrays(self, acc: RunningExtrema, eps: float, mean_clip_extremes: bool = True) -> dict:
+        lo, hi = (acc.mean_min, acc.mean_max) if mean_clip_extremes else (acc.min, acc.max)
         return dict(lo=lo.reshape(1, 1, 1, 1), hi=(lo + _unit_below(hi - lo, eps)).reshape(1, 1, 1, 1))
-    def shift_scale(self, x, stats: dict, eps: float) -> tuple: return stats['lo'], stats['hi'] - stats['lo']
+
+    def shift_scale(self, x, stats: dict, eps: float, **options) -> tuple:
+        return stats['lo'], stats['hi'] - stats['lo']
 
 
 class PerClip:
     "`(x - mean) / std` with each clip's own mean/std over `dims` (utterance MVN): nothing to learn, nothing to invert"
-    keys, options, need = (), (), ''
+    keys, options, counted, need = (), {}, '', ''
     units = ('standard deviations (per clip; cannot be decoded)', 'offset from the clip mean (per clip; cannot be decoded)')
     def __init__(self, dims: tuple): self.dims = dims
     def shape(self, n_freq='F'): return None
     def accumulator(self): return None
     def arrays(self, acc, eps: float) -> dict: return {}
+
     def shift_scale(self, x, stats, eps: float) -> tuple:
         std, mean = torch.std_mean(x, dim=self.dims, keepdim=True, correction=0)
         return mean, _unit_below(std, eps)
@@ -127,21 +133,27 @@ def get_mode(name: str) -> Mode:
 
 
 class SpecNormalize(Transform):
-    "Normalize `AudioSpectrogram`s `(x - shift) / scale` by one of the `MODES`, from stats (given, loaded or learned) or each clip's own; `mean_only`: `x - shift`"
+    "Normalize `AudioSpectrogram`s `(x - shift) / scale` by one of the `MODES`, from stats or each clip's own"
     order = 99
     def __init__(self, mode: str = 'global', stats: dict | None = None, frac: float = 1.0, eps: float = 1e-6,
-                 mean_only: bool = False, robust: bool = True, count: int | None = None):
-        "`stats`: the mode's arrays (numbers, per-bin 1-d, or of the mode's shape), else `setups` learns them from `frac` of the training batches (0: later)"
-        # eps: a learned scale (std, hi - lo) under it, a constant bin, is stored as 1 (that bin is only shifted, and the
-        # saved file loads again); given or loaded stats must have a scale > 0 and are used as they are; per-clip modes: as learned
+                 mean_only: bool = False, **options):
+        "`stats`: the mode's arrays, else `setups` learns them from `frac` of the training batches (0: later)"
+        # stats: numbers, per-bin 1-d, or of the mode's shape; options: the mode's own (`Mode.options`), and its count
+        # (`Mode.counted`, e.g. n_per_bin) of given stats. eps: a learned scale (std, hi - lo) under it, a constant
+        # bin, is stored as 1 (that bin is only shifted, and the saved file loads again); given or loaded stats must
+        # have a scale > 0 and are used as they are; per-clip modes: as learned
         self.mode, self._mode = mode, get_mode(mode)           # an unknown mode fails here, naming itself
-        if not robust and 'robust' not in self._mode.options: raise ValueError(f"{mode!r} normalization has no option 'robust'")
+        n = options.pop(self._mode.counted, None) if self._mode.counted else None
+        if unknown := [k for k in options if k not in self._mode.options]:
+            raise ValueError(f"{mode!r} normalization has no option {unknown[0]!r}"
+                             + (f" (its options: {', '.join(self._mode.options)})" if self._mode.options else ''))
         if not 0 <= frac <= 1: raise ValueError(f"frac must be in [0, 1] (0: learn the stats later), got {frac}")
-        self.frac, self.eps, self.mean_only, self.robust = frac, eps, mean_only, robust
-        self.count, self._warned = None, False
+        self.frac, self.eps, self.mean_only, self._warned = frac, eps, mean_only, False
+        for k, default in self._mode.options.items(): setattr(self, k, options.get(k, default))
         self.learned = None                         # the share of training batches `learn` used; None: given or loaded
         for k in self._mode.keys: setattr(self, k, None)
-        if stats is not None: self._set(stats, count)
+        if self._mode.counted: setattr(self, self._mode.counted, None)
+        if stats is not None: self._set(stats, n)
 
     def __setstate__(self, state: dict):
         "Unpickle (`load_learner`), also models exported by 0.2.0 (`esc50_norm.compat.upgrade_spec_normalize`)"
@@ -149,58 +161,92 @@ class SpecNormalize(Transform):
 
     @classmethod
     def from_file(cls, path, mode: str | None = None, **kwargs) -> SpecNormalize:
-        "Build from a stats file written by `save`, with its mode and options (which `mode` and `kwargs`, when given, must match); errors name the file"
+        "Build from a stats file written by `save`, with its mode and options (`mode` and `kwargs` must match them)"
         d = load_stats(path, mode=mode)
         try:
-            opts = {k: d[k] for k in _option_names(get_mode(d.get('mode'))) if k in d}
+            m = get_mode(d.get('mode'))
+            opts = {k: d[k] for k in _option_names(m) if k in d}
             for k, v in opts.items():
-                if k in kwargs and kwargs[k] != v: raise StatsFileError(f"stats file {path} was saved with {k}={v!r}, but this SpecNormalize has {k}={kwargs[k]!r}")
-            return cls(d['mode'], stats={k: d[k] for k in d['arrays']}, count=d.get('count'), **{**kwargs, **opts})
+                if k in kwargs and kwargs[k] != v:
+                    raise StatsFileError(f"stats file {path} was saved with {k}={v!r}, "
+                                         f"but this SpecNormalize has {k}={kwargs[k]!r}")
+            n = {m.counted: d.get(m.counted)} if m.counted else {}
+            return cls(d['mode'], stats={k: d[k] for k in d['arrays']}, **n, **{**kwargs, **opts})
         except StatsFileError: raise
         except ValueError as e: raise StatsFileError(f"stats file {path}: {e}") from e
 
     @property
     def parameters(self) -> tuple:
-        "The stats attributes: fastai's DataLoader moves them to its device (`DataLoader.to`), as it does `Normalize`'s mean/std (float64: not MPS)"
+        "The stats attributes: fastai's `DataLoader.to` moves them to its device, as `Normalize`'s (float64: not MPS)"
         return self._mode.keys
-    @property
-    def learns_stats(self) -> bool: "Whether stats come from the training data (and can be saved)"; return bool(self._mode.keys)
-    @property
-    def invertible(self) -> bool: "Whether `decodes` gives the spectrogram back: the shift and scale do not depend on the clip"; return self.learns_stats
-    @property
-    def has_stats(self) -> bool: "Whether the stats are there (learned, given or loaded)"; return self.learns_stats and getattr(self, self._mode.keys[0]) is not None
-    @property
-    def stats(self) -> dict | None: "The mode's stats arrays (float64, on the DataLoader's device), or None"; return {k: getattr(self, k) for k in self._mode.keys} if self.has_stats else None
-    @property
-    def label(self) -> str: "What normalized values measure (the colorbar label)"; return self._mode.units[self.mean_only]
-    @property
-    def options(self) -> dict: "`mean_only` and the mode's own options"; return {k: getattr(self, k) for k in _option_names(self._mode)}
 
-    def _set(self, stats: dict, count: int | None = None) -> SpecNormalize:
+    @property
+    def learns_stats(self) -> bool:
+        "Whether stats come from the training data (and can be saved)"
+        return bool(self._mode.keys)
+
+    @property
+    def invertible(self) -> bool:
+        "Whether `decodes` gives the spectrogram back: the shift and scale do not depend on the clip"
+        return self.learns_stats
+
+    @property
+    def has_stats(self) -> bool:
+        "Whether the stats are there (learned, given or loaded)"
+        return self.learns_stats and getattr(self, self._mode.keys[0]) is not None
+
+    @property
+    def stats(self) -> dict | None:
+        "The mode's stats arrays (float64, on the DataLoader's device), or None"
+        return {k: getattr(self, k) for k in self._mode.keys} if self.has_stats else None
+
+    @property
+    def unit(self) -> str:
+        "What normalized values measure (the colorbar label)"
+        return self._mode.units[self.mean_only]
+
+    @property
+    def options(self) -> dict:
+        "`mean_only` and the mode's own options"
+        return {k: getattr(self, k) for k in _option_names(self._mode)}
+
+    @property
+    def n(self) -> int | None:
+        "The count behind the stats, of what the mode's accumulator counts (`Mode.counted`: values per bin, clips)"
+        return getattr(self, self._mode.counted) if self._mode.counted else None
+
+    def _set(self, stats: dict, n: int | None = None) -> SpecNormalize:
         "Check the mode's stats arrays (names, shape, finite, positive scale) and use them from now on"
         keys = self._mode.keys
         if not keys: raise ValueError(f"{self.mode!r} normalization takes no stats: it normalizes each clip by its own")
         if set(stats) != set(keys): raise ValueError(f"{self.mode} stats are {list(keys)}, got {list(stats)}")
         a = {k: _stats_view(torch.as_tensor(stats[k], dtype=torch.float64)) for k in keys}
         if len({v.shape for v in a.values()}) > 1 or any(v.numel() == 0 or v.shape != self._mode.shape(v.shape[-2]) for v in a.values()):
-            raise ValueError(f"{self.mode} stats need shape {self._mode.shape()}, got " + ' and '.join(f"{k} {tuple(v.shape)}" for k, v in a.items()))
+            raise ValueError(f"{self.mode} stats need shape {self._mode.shape()}, got "
+                             + ' and '.join(f"{k} {tuple(v.shape)}" for k, v in a.items()))
         for k, v in a.items():
             if not torch.isfinite(v).all(): raise ValueError(f"{self.mode} stats must be finite, got {_where(a, ~torch.isfinite(v))}")
-        _, scale = self._mode.shift_scale(None, a, self.eps)
+        _, scale = self._mode.shift_scale(None, a, self.eps, **self._mode_options)
         if not (scale > 0).all(): raise ValueError(f"{self.mode} stats need {self._mode.need}, got {_where(a, scale <= 0)}")
         for k, v in a.items(): setattr(self, k, v)
-        self.count, self.learned = count, None
+        if self._mode.counted: setattr(self, self._mode.counted, n)
+        self.learned = None
         return self
 
+    @property
+    def _mode_options(self) -> dict: return {k: getattr(self, k) for k in self._mode.options}
+
     def learn(self, dl, frac: float | None = None) -> SpecNormalize:
-        "Learn the stats from what this transform receives in every training batch of `dl` (or `frac` of them): the one stats pass, of `setups` and `SpecStatsCallback`"
+        "Learn the stats from what this transform receives in every training batch of `dl` (or `frac` of them)"
+        # the one stats pass, of `setups` and `SpecStatsCallback`
         if not self.learns_stats: raise ValueError(f"{self.mode!r} normalization learns no stats: it normalizes each clip by its own")
         if isinstance(dl, DataLoaders): dl = dl.train
         frac = self.frac if frac is None else frac
         acc = accumulate(training_inputs(dl, frac, before=self), self._mode.accumulator())
-        opts = {k: getattr(self, k) for k in self._mode.options}
-        try: self._set(self._mode.arrays(acc, self.eps, **opts), acc.n)
-        except ValueError as e: raise ValueError(f"stats learned from the training data: {e} (do the training spectrograms hold NaN or inf?)") from e
+        try: self._set(self._mode.arrays(acc, self.eps, **self._mode_options), acc.n)
+        except ValueError as e:
+            raise ValueError(f"stats learned from the training data: {e} "
+                             "(do the training spectrograms hold NaN or inf?)") from e
         self.learned = frac
         return self
 
@@ -213,7 +259,7 @@ class SpecNormalize(Transform):
     def _shift_scale(self, x: torch.Tensor) -> tuple:
         "Shift and scale for `x`, in its dtype: its own (per-clip modes), or the stats, checked against `x`"
         x = x.as_subclass(torch.Tensor)
-        shift, scale = self._mode.shift_scale(x, self.stats, self.eps)
+        shift, scale = self._mode.shift_scale(x, self.stats, self.eps, **self._mode_options)
         if self.learns_stats:
             n = shift.shape[-2]
             if x.ndim < 2 or n not in (1, x.shape[-2]):
@@ -227,7 +273,7 @@ class SpecNormalize(Transform):
         if self.learns_stats and not self.has_stats: return self._unnormalized(x)
         m, s = self._shift_scale(x)
         res = (x - m) / s
-        res.normalized = self.label
+        res.normalized = self.unit
         return res
 
     def decodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
@@ -247,15 +293,17 @@ class SpecNormalize(Transform):
         return x
 
     def save(self, path, **info):
-        "Write the stats with mode, options and count to a JSON stats file (atomically); `info`: more JSON-able fields"
+        "Write the stats, mode, options and count `n` to a JSON stats file (atomically); `info`: more JSON-able fields"
         if not self.learns_stats: raise ValueError(f"{self!r} has no stats to save: it normalizes each clip by its own (learns_stats is False)")
         if not self.has_stats: raise ValueError("SpecNormalize has no stats to save yet")
-        return save_stats(path, **self.stats, mode=self.mode, count=self.count, **self.options, **info)
+        n = {self._mode.counted: self.n} if self._mode.counted else {}
+        return save_stats(path, **self.stats, mode=self.mode, **n, **self.options, **info)
 
     def __repr__(self):
         opts = ''.join(f", {k}={v!r}" for k, v in self.options.items())
-        what = ('per-clip stats' if not self.learns_stats else
-                f"stats {'/'.join(self._mode.keys)} {tuple(self.stats[self._mode.keys[0]].shape)}, count {self.count}" if self.has_stats else 'no stats yet')
+        shape = tuple(self.stats[self._mode.keys[0]].shape) if self.has_stats else None
+        what = ('per-clip stats' if not self.learns_stats else 'no stats yet' if not self.has_stats else
+                f"stats {'/'.join(self._mode.keys)} {shape}, {self._mode.counted} {self.n}")
         return f"SpecNormalize(mode={self.mode!r}{opts}: {what})"
 
 
@@ -264,7 +312,9 @@ def find_spec_normalize(dl) -> SpecNormalize | None:
     return next((t for t in getattr(dl.after_batch, 'fs', []) if isinstance(t, SpecNormalize)), None)
 
 
-def _option_names(mode: Mode) -> tuple: return ('mean_only', *mode.options)
+def _option_names(mode: Mode) -> tuple:
+    "The options saved with a mode's stats: `mean_only`, then its own"
+    return ('mean_only', *mode.options)
 
 
 def _stats_view(v: torch.Tensor) -> torch.Tensor:

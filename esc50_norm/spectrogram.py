@@ -1,17 +1,19 @@
-"Spectrogram settings, the batch transform that computes them, and the tensor type that shows them"
+"Spectrograms: the batch transform that computes them, the tensor type that shows them, and how fastai shows them"
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import torch
 import torchaudio
-from fastai.data.all import TensorImageBase, Transform
+import fastai.interpret  # noqa: F401 (its untyped plot_top_losses first: plum ranks Any as any type, takes the later)
+from fastai.data.all import TensorCategory, TensorImageBase, Transform
 from fastai.vision.data import get_grid
+from fastcore.imports import in_notebook
 from plum import dispatch
 
-from .audio import AudioTensor
+from .audio import AudioTensor, play
 from .configs import AudioConfig, SpectrogramConfig
 
-__all__ = ['AudioSpectrogram', 'AudioToSpec', 'show_batch']
+__all__ = ['AudioSpectrogram', 'AudioToSpec', 'show_batch', 'plot_top_losses']
 
 
 class AudioSpectrogram(TensorImageBase):
@@ -38,6 +40,21 @@ def show_batch(x: AudioSpectrogram, y, samples, ctxs=None, max_n=9, nrows=None, 
     ctxs = [s[0].show(ctx=c, title=s[1] if len(s) > 1 else None, **kwargs) for s, c, _ in zip(samples, ctxs, range(max_n))]
     ctxs[0].figure.tight_layout()
     return ctxs
+
+
+@dispatch
+def plot_top_losses(x: AudioSpectrogram, y: TensorCategory, samples, outs, raws, losses, nrows=None, ncols=None,
+                    figsize=None, hear: bool = True, **kwargs):
+    "Show each spectrogram titled by label, prediction, loss and probability; in a notebook, play the clips (`hear`)"
+    title = 'label / prediction / loss / probability'
+    axs = get_grid(len(samples), nrows=nrows, ncols=ncols, figsize=figsize, title=title)
+    for ax, s, o, r, l in zip(axs, samples, outs, raws, losses):
+        s[0].show(ctx=ax, title=f"{s[1]} / {o[0]} / {l.item():.2f} / {r.max().item():.2f}", **kwargs)
+    axs[0].figure.tight_layout()
+    clips = getattr(x, 'clips', None)                  # the waveforms behind the batch, when one batch holds them all
+    if hear and in_notebook() and clips is not None and len(clips) == len(samples):
+        for s, o, clip in zip(samples, outs, clips): play(clip.detach().cpu().float(), x.sr, f"{s[1]} / {o[0]}")
+    return axs
 
 
 class _Scale(torch.nn.Module):
@@ -68,4 +85,5 @@ class AudioToSpec(Transform):
         self.pipe.to(x.device)
         with torch.autocast(x.device.type, enabled=False):
             s = self.pipe(x.as_subclass(torch.Tensor).float())
-        return AudioSpectrogram(s, sr=self.cfg.sample_rate, mel=self.cfg.mel, to_db=self.cfg.to_db, hop_length=self.cfg.hop)
+        meta = dict(sr=self.cfg.sample_rate, mel=self.cfg.mel, to_db=self.cfg.to_db, hop_length=self.cfg.hop)
+        return AudioSpectrogram(s, **meta, clips=x.as_subclass(torch.Tensor) if x.ndim == 3 else None)

@@ -3,13 +3,21 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
 from .atomic import write_atomic
 from .compat import upgrade_stats
 
-__all__ = ['RunningStats', 'RunningExtrema', 'accumulate', 'save_stats', 'load_stats', 'StatsFileError']
+__all__ = ['Accumulator', 'RunningStats', 'RunningExtrema', 'accumulate', 'save_stats', 'load_stats', 'StatsFileError']
+
+
+class Accumulator(Protocol):
+    "What a mode's stats are streamed into (`Mode.accumulator`): batch by batch, and mergeable across workers"
+    n: int                                                   # what it has counted (values per bin, clips); 0: empty
+    def update(self, x: torch.Tensor) -> Accumulator: ...    # add the batch `x`; returns itself
+    def merge(self, other) -> Accumulator: ...               # fold in another accumulator of its kind; returns itself
 
 
 class RunningStats:
@@ -101,8 +109,8 @@ class RunningExtrema:
     def __repr__(self): return f"RunningExtrema({'empty' if self.n == 0 else f'n={self.n} clips'})"
 
 
-def accumulate(batches, acc):
-    "Stream every batch of `batches` into `acc`: an accumulator, or the axes of a new `RunningStats`"
+def accumulate(batches, acc) -> Accumulator:
+    "Stream every batch of `batches` into `acc`: an `Accumulator`, or the axes of a new `RunningStats`"
     stats = acc if hasattr(acc, 'update') else RunningStats(acc)
     for b in batches: stats.update(b)
     return stats

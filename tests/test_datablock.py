@@ -77,7 +77,7 @@ def test_fraction_uses_about_that_share_of_the_batches(fake):
     half = dls_for(fake, 'global', stats_frac=0.5).train
     norm, n_batches = find_spec_normalize(half), len(half)
     per_clip = SPEC.n_freq * SPEC.n_frames(16000)
-    assert norm.count == round(0.5 * n_batches) * half.bs * per_clip
+    assert norm.n_per_bin == round(0.5 * n_batches) * half.bs * per_clip
 
 
 def tiny_learner(dls, cbs):
@@ -120,7 +120,7 @@ def test_callback_learns_what_setups_learns_not_the_augmentations_after_the_norm
     for k, ref in (('mean', mean), ('std', std)):
         assert torch.allclose(cb.stats[k].flatten(), ref.view(1), rtol=1e-4), k
         assert torch.allclose(cb.stats[k], set_up.stats[k], rtol=1e-9), k
-    assert cb.target.count == set_up.count == len(dls.train.dataset) * SPEC.n_freq * SPEC.n_frames(16000)
+    assert cb.target.n_per_bin == set_up.n_per_bin == len(dls.train.dataset) * SPEC.n_freq * SPEC.n_frames(16000)
 
 
 def test_callback_refuses_a_learner_without_spec_normalize_and_needs_no_stats_when_given(fake):

@@ -205,10 +205,9 @@ def test_duration_is_fixed_given_or_the_99th_percentile_of_the_headers(made):
 
 def test_summary_and_balance_report_the_counts(made):
     ds = get_dataset(made['us8k'])
-    text = summary(ds, clip_info(ds))
+    text = summary(ds)                                   # durations, rates and channels: the clip cache's `report()`
     assert text.startswith(f"UrbanSound8K (urbansound8k, {made['us8k']}): 30 clips, 3 classes, 10 folds of 3 clips; fingerprint ")
-    assert 'clips per class and fold: 1-1\n' in text and '8000 Hz x10, 16000 Hz x10, 22050 Hz x10' in text
-    assert 'with more than one channel' in text
+    assert text.splitlines()[1] == 'clips per class and fold: 1-1' and len(text.splitlines()) == 2
     assert class_balance(ds.meta()) == ('clips per class and fold: 1-1', False)
 
 

@@ -64,6 +64,19 @@ def test_non_integer_folds_are_named(fake):
     with pytest.raises(ESC50Error, match=r"esc50\.csv has folds that are not integers: \['one', '2\.5'\]"): read_meta(fake, full=False)
 
 
+@pytest.mark.parametrize('kind', ['esc50', 'esc10'])
+def test_a_read_validates_the_table_once_and_the_files_once(kind, fake, monkeypatch):
+    "A dataset's `meta()`: ESC-50's table checks once (esc50.validate_meta), the files once (datasets.check_meta)"
+    from esc50_norm.study import datasets, esc50
+    df = pd.read_csv(fake / 'meta' / 'esc50.csv')
+    df.assign(esc10=df.target < 2).to_csv(fake / 'meta' / 'esc50.csv', index=False)
+    calls = []
+    for mod, name in ((esc50, 'validate_meta'), (esc50, '_check_audio'), (datasets, '_check_files')):
+        monkeypatch.setattr(mod, name, lambda *a, _f=getattr(mod, name), _n=name, **k: calls.append(_n) or _f(*a, **k))
+    assert len(get_dataset(kind, data=fake, full=False).meta()) == (20 if kind == 'esc50' else 10)
+    assert calls == ['validate_meta', '_check_files']
+
+
 def test_esc10_rows_are_the_marked_ones(fake):
     with pytest.raises(ESC50Error, match='marks no clip as ESC-10'): read_esc10(fake, full=False)
     df = pd.read_csv(fake / 'meta' / 'esc50.csv')

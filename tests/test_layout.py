@@ -1,5 +1,6 @@
 "The package's layout: imports point down, never in a circle, not even inside a function"
 import ast
+import re
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / 'esc50_norm'
@@ -46,3 +47,23 @@ def test_no_two_modules_import_each_other_directly_or_in_a_circle():
 def test_the_library_imports_nothing_of_the_study():
     lib = {m: e for m, e in import_graph().items() if not m.startswith('esc50_norm.study')}
     assert not {m: e for m, e in lib.items() if any(x.startswith('esc50_norm.study') for x in e)}
+
+
+def _listed(text: str, modules: set) -> list:
+    "The module names of `modules`, in the order `text` names them in backticks (other backticked names left out)"
+    return [m for m in dict.fromkeys(re.findall(r"`(\w+)`", text)) if m in modules]
+
+
+def test_each_module_imports_only_those_listed_before_it():
+    "The order README's Layout and study/__init__.py give: the library first, then the study; every module is in it"
+    graph = import_graph()
+    lib = {m.split('.')[1] for m in graph if m.count('.') == 1 and not m.endswith('.study')}
+    study = {m.split('.')[2] for m in graph if m.startswith('esc50_norm.study.')}
+    layout = (PKG.parent / 'README.md').read_text().split('## Layout')[1].split('\n## ')[0]
+    lib_part, study_part = layout.split('- `esc50_norm/study/`')
+    lib_order, study_order = _listed(lib_part, lib), _listed(study_part, study)
+    doc = ast.get_docstring(ast.parse((PKG / 'study' / '__init__.py').read_text()))
+    assert _listed(doc, study) == study_order and set(lib_order) == lib and set(study_order) == study
+    order = [f"esc50_norm.{m}" for m in lib_order] + [f"esc50_norm.study.{m}" for m in study_order]
+    late = {m: sorted(e for e in graph[m] if e in order and order.index(e) > order.index(m)) for m in order}
+    assert not {m: e for m, e in late.items() if e}, 'modules importing one listed after them'

@@ -61,7 +61,7 @@ def test_every_mode_matches_numpy_and_decodes_where_it_can(mode, mean_only):
         assert torch.allclose(norm.decode(y), x, atol=1e-4) and not norm.decode(y).normalized
     else:                                                   # decodes leaves them as they are, still marked normalized
         d = norm.decode(y)
-        assert torch.equal(d, y) and d.normalized == norm.label and 'cannot be decoded' in d.normalized
+        assert torch.equal(d, y) and d.normalized == norm.unit and 'cannot be decoded' in d.normalized
 
 
 def test_mean_only_subtracts_the_mean_and_decodes_exactly():
@@ -89,21 +89,24 @@ def test_instance_modes_give_each_clip_zero_mean_unit_std():
     assert not torch.allclose(y, g)
 
 
-def test_minmax_robust_is_the_mean_of_clip_extremes_and_the_option_takes_the_true_ones():
+def test_minmax_is_the_mean_of_clip_extremes_and_the_option_takes_the_true_ones():
     x = clips()
     a = x.numpy().astype(np.float64)
-    robust, extreme = learned('minmax', x), learned('minmax', x, robust=False)
+    robust, extreme = learned('minmax', x), learned('minmax', x, mean_clip_extremes=False)
     assert robust.stats['lo'].item() == pytest.approx(np.mean([c.min() for c in a]), rel=1e-12)
     assert robust.stats['hi'].item() == pytest.approx(np.mean([c.max() for c in a]), rel=1e-12)
     assert extreme.stats['lo'].item() == pytest.approx(a.min()) and extreme.stats['hi'].item() == pytest.approx(a.max())
-    assert robust.count == extreme.count == len(x)
+    assert robust.n_clips == extreme.n_clips == robust.n == len(x)
     yr, ye = robust(x), extreme(x)
     assert ye.min().item() == pytest.approx(0, abs=1e-6) and ye.max().item() == pytest.approx(1, abs=1e-6)
     spread = lambda y: (y[:-1].max() - y[:-1].min()).item()    # of the ordinary clips
     assert spread(ye) < 0.25 * spread(yr)                       # the outlier clip squashes them only under the true extremes
     assert torch.allclose(robust.decode(yr), x, atol=1e-4) and torch.allclose(extreme.decode(ye), x, atol=1e-4)
-    assert 'robust=False' in repr(extreme) and "mode='minmax'" in repr(extreme)
-    with pytest.raises(ValueError, match="'global' normalization has no option 'robust'"): SpecNormalize('global', robust=False)
+    assert 'mean_clip_extremes=False' in repr(extreme) and "mode='minmax'" in repr(extreme)
+    with pytest.raises(ValueError, match="'global' normalization has no option 'mean_clip_extremes'"):
+        SpecNormalize('global', mean_clip_extremes=False)
+    with pytest.raises(ValueError, match=r"'minmax' normalization has no option 'robust' \(its options: mean_clip_extremes"):
+        SpecNormalize('minmax', robust=False)
 
 
 @pytest.mark.parametrize('mean_only', [False, True])
@@ -153,14 +156,16 @@ def test_instance_modes_learn_nothing_and_save_nothing(tmp_path):
 
 def test_stats_files_hold_the_mode_and_its_options_and_load_back(tmp_path):
     x = clips()
-    norm = learned('minmax', x, robust=False, mean_only=True)
+    norm = learned('minmax', x, mean_clip_extremes=False, mean_only=True)
     d = json.loads(norm.save(tmp_path / 'mm.json', fold=3).read_text())
     assert d['format'] == 'esc50_norm.stats/1' and d['mode'] == 'minmax' and d['arrays'] == ['lo', 'hi']
-    assert d['shape'] == [1, 1, 1, 1] and d['count'] == 10 and d['mean_only'] is True and d['robust'] is False and d['fold'] == 3
+    assert d['shape'] == [1, 1, 1, 1] and d['n_clips'] == 10 and d['mean_only'] is True and d['fold'] == 3
+    assert d['mean_clip_extremes'] is False and 'count' not in d and 'robust' not in d
     assert d['lo'] == [pytest.approx(float(x.min()))] and 'mean' not in d
     back = SpecNormalize.from_file(tmp_path / 'mm.json')                # mode and options come from the file
-    assert back.mode == 'minmax' and back.mean_only and not back.robust and torch.equal(back(x), norm(x))
-    assert torch.equal(SpecNormalize.from_file(tmp_path / 'mm.json', mode='minmax', robust=False, mean_only=True)(x), norm(x))
+    assert back.mode == 'minmax' and back.mean_only and not back.mean_clip_extremes and torch.equal(back(x), norm(x))
+    again = SpecNormalize.from_file(tmp_path / 'mm.json', mode='minmax', mean_clip_extremes=False, mean_only=True)
+    assert torch.equal(again(x), norm(x))
 
 
 def test_a_stats_file_of_one_mode_is_refused_by_another(tmp_path):
@@ -176,8 +181,9 @@ def test_a_stats_file_of_one_mode_is_refused_by_another(tmp_path):
         SpecNormalize.from_file(tmp_path / 'mm.json', mode='instance')
     with pytest.raises(StatsFileError, match=r"c\.json was saved with mean_only=True, but this SpecNormalize has mean_only=False"):
         SpecNormalize.from_file(tmp_path / 'c.json', mean_only=False)
-    with pytest.raises(StatsFileError, match=r"mm\.json was saved with robust=True, but this SpecNormalize has robust=False"):
-        SpecNormalize.from_file(tmp_path / 'mm.json', robust=False)
+    with pytest.raises(StatsFileError, match=r"mm\.json was saved with mean_clip_extremes=True, but this SpecNormalize "
+                                             r"has mean_clip_extremes=False"):
+        SpecNormalize.from_file(tmp_path / 'mm.json', mean_clip_extremes=False)
 
 
 def test_first_version_stats_files_still_load(tmp_path):
@@ -185,14 +191,25 @@ def test_first_version_stats_files_still_load(tmp_path):
         (tmp_path / f'{name}.json').write_text(json.dumps({'format': 'esc50_norm.stats/1', 'shape': [1, 1, len(mean), 1],
                                                            'mean': mean, 'std': [2.0] * len(mean), 'count': 7}))
     g, c = SpecNormalize.from_file(tmp_path / 'g.json'), SpecNormalize.from_file(tmp_path / 'c.json')
-    assert g.mode == 'global' and c.mode == 'channel' and g.count == 7 and not c.mean_only
+    assert g.mode == 'global' and c.mode == 'channel' and g.n_per_bin == 7 and not c.mean_only
     x = clips(f=3)
     assert torch.allclose(c(x), (x - torch.tensor([1., 2., 3.]).view(1, 1, 3, 1)) / 2)
     with pytest.raises(StatsFileError, match="holds 'global' stats, but they are loaded for mode 'minmax'"): SpecNormalize.from_file(tmp_path / 'g.json', mode='minmax')
     (tmp_path / 'run.json').write_text('{"format": "esc50_norm.stats/1", "shape": [1, 1, 1, 1], "mean": [-13.378051973537135], '
                                        '"std": [34.01601603491473], "mode": "global", "count": 128961600, "fold": 1, "normalization": "global"}')
     committed = SpecNormalize.from_file(tmp_path / 'run.json', mode='global')   # verbatim, a results file of that version
-    assert committed.count == 128961600 and committed.stats['std'].item() == 34.01601603491473 and not committed.mean_only
+    assert committed.n_per_bin == 128961600 and committed.stats['std'].item() == 34.01601603491473
+    assert not committed.mean_only
+
+
+def test_minmax_stats_files_of_0_2_0_name_count_and_robust_and_still_load(tmp_path):
+    "0.2.0 saved `count` and minmax's `robust` (esc50_norm.compat.RENAMED_FIELDS): today n_clips, mean_clip_extremes"
+    old = {'format': 'esc50_norm.stats/1', 'shape': [1, 1, 1, 1], 'arrays': ['lo', 'hi'], 'lo': [-80.0], 'hi': [0.0],
+           'mode': 'minmax', 'count': 12, 'mean_only': False, 'robust': False}
+    (tmp_path / 'mm.json').write_text(json.dumps(old))
+    old = SpecNormalize.from_file(tmp_path / 'mm.json', mean_clip_extremes=False)
+    assert old.n_clips == 12 and old.mean_clip_extremes is False and old.stats['hi'].item() == 0.0
+    assert json.loads(old.save(tmp_path / 'again.json').read_text())['n_clips'] == 12
 
 
 def test_given_stats_are_named_by_the_arrays_of_the_mode():
@@ -225,7 +242,7 @@ def test_setups_learns_minmax_from_the_training_split_only(fake):
     plain = dls_for(fake, 'wave')                                   # the same spectrograms, not normalized
     train, valid = every_x(plain.train), every_x(plain.valid)
     norm = find_spec_normalize(dls_for(fake, 'minmax').train)
-    assert norm.mode == 'minmax' and norm.count == len(train)
+    assert norm.mode == 'minmax' and norm.n_clips == len(train)
     assert norm.stats['lo'].item() == pytest.approx(train.min((1, 2, 3)).mean(), rel=1e-5)
     assert norm.stats['hi'].item() == pytest.approx(train.max((1, 2, 3)).mean(), rel=1e-5)
     both = np.concatenate([train, valid])
@@ -245,7 +262,7 @@ def test_callback_learns_and_saves_minmax_stats(fake, tmp_path):
     norm = find_spec_normalize(dls.train)
     cb = SpecStatsCallback(fname=tmp_path / 'mm.json')
     tiny_learner(dls, cb).fit(1)
-    assert cb.source == 'learned' and norm.count == len(train) and cb.stats['lo'] is norm.lo
+    assert cb.source == 'learned' and norm.n_clips == len(train) and cb.stats['lo'] is norm.lo
     assert cb.stats['lo'].item() == pytest.approx(train.min((1, 2, 3)).mean(), rel=1e-5)
     assert cb.stats['hi'].item() == pytest.approx(train.max((1, 2, 3)).mean(), rel=1e-5)
     assert torch.equal(SpecNormalize.from_file(tmp_path / 'mm.json').stats['hi'], norm.stats['hi'])

@@ -79,10 +79,12 @@ def test_channel_stats_of_the_wrong_size_name_both_shapes():
 
 def test_save_and_from_file_round_trip(tmp_path):
     x = specs()
-    n = SpecNormalize('channel', stats=dict(mean=x.mean((0, 1, 3)).flatten(), std=x.std((0, 1, 3)).flatten()), count=33)
+    stats = dict(mean=x.mean((0, 1, 3)).flatten(), std=x.std((0, 1, 3)).flatten())
+    n = SpecNormalize('channel', stats=stats, n_per_bin=33)
     n.save(tmp_path / 'stats.json', fold=2)
     m = SpecNormalize.from_file(tmp_path / 'stats.json')
-    assert m.mode == 'channel' and m.count == 33 and torch.equal(m(x), n(x)) and torch.equal(m.stats['std'], n.stats['std'])
+    assert m.mode == 'channel' and m.n_per_bin == 33
+    assert torch.equal(m(x), n(x)) and torch.equal(m.stats['std'], n.stats['std'])
     with pytest.raises(ValueError, match=r"channel stats of shape \(1, 1, 7, 1\) do not fit spectrograms of shape \(3, 1, 201, 11\)"):
         m(specs(f=201))
     with pytest.raises(ValueError, match='no stats to save'): SpecNormalize('global').save(tmp_path / 'x.json')
@@ -92,7 +94,7 @@ def test_given_constants_normalize_as_the_hand_formula():
     "Fixed dataset constants on log-mel, as AST, PaSST and BEATs use them"
     x = specs()
     n = SpecNormalize('global', stats=dict(mean=-4.27, std=4.57))
-    assert n.learns_stats and n.has_stats and n.count is None
+    assert n.learns_stats and n.has_stats and n.n_per_bin is None
     assert torch.allclose(n(x).as_subclass(torch.Tensor), (x.as_subclass(torch.Tensor) + 4.27) / 4.57, atol=1e-5)
     c = SpecNormalize('channel', stats=dict(mean=list(range(7)), std=[2.0] * 7))
     assert torch.allclose(c(x).as_subclass(torch.Tensor), (x.as_subclass(torch.Tensor) - torch.arange(7.).view(1, 1, 7, 1)) / 2, atol=1e-5)

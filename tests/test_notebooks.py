@@ -56,7 +56,7 @@ def outputs(nb) -> tuple[str, list, int]:
     return ''.join(printed), shown, images
 
 
-@pytest.mark.parametrize('name,images', zip(NOTEBOOKS, (6, 4, 1)))
+@pytest.mark.parametrize('name,images', zip(NOTEBOOKS, (6, 4, 2)))
 def test_notebooks_are_stored_with_their_outputs(name, images):
     "A reader sees the results on the page: every code cell ran, in order, in one session, without an error"
     nb = nbformat.read(NBS / name, as_version=4)
@@ -122,7 +122,9 @@ def test_inference_notebook_trains_exports_and_predicts_files(nb_env, fake_root)
     table = next(s for s in shown if 'probability' in s)
     assert len(re.findall(r"^\d+ +1-\d+-A-\d\.wav +\w+ +[123] +\w+ +0\.\d+$", table, re.M)) == 12   # 4 fold-1 clips x top 3
     assert re.search(r"[0-4] of 4 right; spectrograms \(1, 32, 81\)", printed)
-    assert images == 1                                                           # the spectrograms with their classes
+    assert 'fold 1: 4 clips; most confused: ' in printed                         # ClassificationInterpretation
+    assert sum('Audio object' in s for s in shown) == 4                          # plot_top_losses plays each clip
+    assert images == 2                                                           # the spectrograms; the top losses
 
 
 @pytest.mark.slow
@@ -143,4 +145,4 @@ def test_inference_notebook_loads_the_model_in_MODEL(nb_env, fake_root, tmp_path
     nb_env.setenv('MODEL', str(tmp_path / 'tiny.pkl'))
     printed, _, images = outputs(execute('03_inference.ipynb'))
     assert 'trained here' not in printed and 'loaded tiny.pkl (0 MB): Sequential, 4 classes' in printed
-    assert re.search(r"[0-4] of 4 right; spectrograms \(1, 8, 41\)", printed) and images == 1
+    assert re.search(r"[0-4] of 4 right; spectrograms \(1, 8, 41\)", printed) and images == 2

@@ -108,9 +108,10 @@ def test_extrema_merge_equals_one_pass_and_empty_ones_are_refused_or_neutral():
 
 def test_stats_file_round_trip(tmp_path):
     mean, std = torch.randn(1, 1, 5, 1).double(), torch.rand(1, 1, 5, 1).double() + 0.1
-    p = save_stats(tmp_path / 's.json', mean, std, mode='channel', count=12)
+    p = save_stats(tmp_path / 's.json', mean, std, mode='channel', n_per_bin=12)
     d = load_stats(p, shape=(1, 1, 5, 1))
-    assert torch.equal(d['mean'], mean) and torch.equal(d['std'], std) and d['mode'] == 'channel' and d['count'] == 12
+    assert torch.equal(d['mean'], mean) and torch.equal(d['std'], std)
+    assert d['mode'] == 'channel' and d['n_per_bin'] == 12
     assert json.loads(p.read_text())['shape'] == [1, 1, 5, 1]
 
 
@@ -126,11 +127,12 @@ def test_stats_file_errors_name_the_file_and_shapes(tmp_path):
 
 def test_stats_file_of_any_arrays_and_the_mode_check(tmp_path):
     lo, hi = torch.tensor([[[[-80.5]]]], dtype=torch.float64), torch.tensor([[[[3.25]]]], dtype=torch.float64)
-    p = save_stats(tmp_path / 'mm.json', lo=lo, hi=hi, mode='minmax', robust=True, count=4)
+    p = save_stats(tmp_path / 'mm.json', lo=lo, hi=hi, mode='minmax', mean_clip_extremes=True, n_clips=4)
     raw = json.loads(p.read_text())
-    assert raw['arrays'] == ['lo', 'hi'] and raw['lo'] == [-80.5] and 'mean' not in raw and raw['robust'] is True
+    assert raw['arrays'] == ['lo', 'hi'] and raw['lo'] == [-80.5] and 'mean' not in raw
+    assert raw['mean_clip_extremes'] is True
     d = load_stats(p, mode='minmax')
-    assert torch.equal(d['lo'], lo) and torch.equal(d['hi'], hi) and d['count'] == 4
+    assert torch.equal(d['lo'], lo) and torch.equal(d['hi'], hi) and d['n_clips'] == 4
     with pytest.raises(StatsFileError, match=r"mm.json holds 'minmax' stats, but they are loaded for mode 'global'"): load_stats(p, mode='global')
     with pytest.raises(ValueError, match='one shape'): save_stats(tmp_path / 'x.json', lo=lo, hi=torch.zeros(2))
     (tmp_path / 'old.json').write_text(json.dumps(dict(format='esc50_norm.stats/1', shape=[1, 1, 2, 1], mean=[1, 2], std=[3, 4])))
@@ -145,7 +147,8 @@ def _save_many(path, seed, n, start, errors):
     g = torch.Generator().manual_seed(seed)
     start.wait()
     for _ in range(n):
-        try: save_stats(path, torch.randn(1, 1, 64, 1, generator=g), torch.rand(1, 1, 64, 1, generator=g) + 1, mode='channel', count=seed)
+        mean, std = torch.randn(1, 1, 64, 1, generator=g), torch.rand(1, 1, 64, 1, generator=g) + 1
+        try: save_stats(path, mean, std, mode='channel', n_per_bin=seed)
         except Exception: errors.value += 1
 
 
@@ -163,10 +166,11 @@ def test_two_writers_and_a_reader_of_one_stats_file_never_fail(tmp_path):
         try: d = load_stats(path, shape=(1, 1, 64, 1), mode='channel')
         except StatsFileError as e: bad.append(str(e)); continue
         reads += 1
-        assert d['count'] in (0, 1) and bool((d['std'] >= 1).all())
+        assert d['n_per_bin'] in (0, 1) and bool((d['std'] >= 1).all())
     for w in writers: w.join()
     assert [e.value for e in errors] == [0, 0] and bad == [] and reads > 10
-    assert load_stats(path)['count'] in (0, 1) and not [p.name for p in tmp_path.iterdir() if p != path]   # no temporary file left
+    assert load_stats(path)['n_per_bin'] in (0, 1)
+    assert not [p.name for p in tmp_path.iterdir() if p != path]                                   # no temporary file left
 
 
 def test_stats_that_are_not_finite_are_not_saved(tmp_path):

@@ -2,7 +2,8 @@
 
 `get_dataset(spec)` turns a command line's `--dataset SPEC` into a `Dataset`: its validated metadata in standard columns
 (`file`, `label`, `fold`), its folds and classes, its clip duration when it fixes one, and a fingerprint of its contents.
-A new kind is a class (a `Collection` with `_read`) and one entry in `KINDS`.
+A new kind is a class (a `Collection` with `_read`; a `MadeFolds` when its clips have no folds) and one entry in
+`KINDS`, from any module: then `--dataset KIND:PATH` and `get_dataset` know it.
 """
 from __future__ import annotations
 import hashlib
@@ -19,7 +20,8 @@ import soundfile as sf
 
 from .esc50 import FOLDS, esc50_path, read_csv_checked, read_esc10, read_meta
 
-__all__ = ['Dataset', 'DatasetError', 'Collection', 'ESC50', 'ESC10', 'UrbanSound8K', 'CSVDataset', 'ClassFolders', 'KINDS',
+__all__ = ['Dataset', 'DatasetError', 'Collection', 'MadeFolds', 'ESC50', 'ESC10', 'UrbanSound8K', 'CSVDataset',
+           'ClassFolders', 'KINDS',
            'AUDIO_EXTENSIONS', 'IMBALANCE', 'get_dataset', 'parse_spec', 'standard_frame', 'check_meta', 'stratified_folds',
            'class_balance', 'check_training', 'check_folds', 'fold_split', 'subset_per_class', 'clip_info', 'clip_duration',
            'summary', 'DURATION_QUANTILE', 'cropping']
@@ -55,6 +57,9 @@ class Collection:
     duration: float | None = None
     options: tuple = ()                         # the `get_dataset` options the kind takes (beyond its path)
     fixed_folds: tuple | None = None            # the folds the kind always has (ESC-50: 1-5), else None
+    needs_path: bool = True                     # False: it finds its data without one (ESC-50: $ESC50_PATH, download)
+    generic: bool = False                       # True: it takes any folder or file of its type (folders, csv), so it
+                                                # claims a bare path only when no other kind recognises it
     _meta: pd.DataFrame | None = None
 
     @classmethod
@@ -95,10 +100,24 @@ class Collection:
     def __repr__(self): return f"{type(self).__name__}({str(self.source)!r})"
 
 
+class MadeFolds(Collection):
+    "A kind whose clips may come without folds: it makes `k_folds` seeded, stratified ones (`stratified_folds`)"
+    options = ('k_folds', 'fold_seed')
+    def __init__(self, k_folds: int = 5, fold_seed: int = 0): self.k_folds, self.fold_seed = k_folds, fold_seed
+    @property
+    def makes_folds(self) -> bool: return True                  # a kind whose source may hold folds says when it does
+    def _made_folds(self, df: pd.DataFrame) -> pd.DataFrame:
+        return _generate_folds(df, self.k_folds, self.fold_seed, self.source)
+
+    @property
+    def folds(self) -> tuple: return tuple(range(1, self.k_folds + 1)) if self.makes_folds else super().folds
+    def _details(self) -> dict: return dict(k=self.k_folds, seed=self.fold_seed) if self.makes_folds else {}
+
+
 class ESC50(Collection):
     "An ESC-50 folder: meta/esc50.csv + audio/; `full`: all of ESC-50 (2000 clips, 50 classes of 40), else any ESC-50-shaped folder"
     kind = name = 'esc50'
-    duration, fixed_folds, options = 5.0, FOLDS, ('full',)
+    duration, fixed_folds, options, needs_path = 5.0, FOLDS, ('full',), False
 
     def __init__(self, root=None, full: bool = True): self._given, self.full = root, full
 
@@ -110,7 +129,9 @@ class ESC50(Collection):
     def audio_root(self) -> Path: return self.root / 'audio'
     @property
     def source(self) -> Path: return self.root / 'meta' / 'esc50.csv'
-    def _read(self) -> pd.DataFrame: return standard_frame(read_meta(self.root, full=self.full), 'filename', 'category', 'fold')
+    def _read(self) -> pd.DataFrame:
+        df = read_meta(self.root, full=self.full, check_files=False)          # `meta()` checks the files
+        return standard_frame(df, 'filename', 'category', 'fold')
     def __repr__(self): return f"{type(self).__name__}({str(self.__dict__.get('root', self._given))!r})"
 
 
@@ -120,7 +141,8 @@ class ESC10(ESC50):
 
     @classmethod
     def recognises(cls, path: Path) -> bool: return False      # a bare ESC-50 folder is esc50; esc10 is asked for by name
-    def _read(self) -> pd.DataFrame: return standard_frame(read_esc10(self.root, full=self.full), 'filename', 'category', 'fold')
+    def _read(self) -> pd.DataFrame:
+        return standard_frame(read_esc10(self.root, full=self.full, check_files=False), 'filename', 'category', 'fold')
 
 
 class UrbanSound8K(Collection):
@@ -144,14 +166,15 @@ class UrbanSound8K(Collection):
         return standard_frame(df.assign(file='fold' + df.fold.astype(str) + '/' + df.slice_file_name.astype(str)), 'file', 'class', 'fold')
 
 
-class CSVDataset(Collection):
+class CSVDataset(MadeFolds):
     "Any CSV of clips: `columns` names its file, label and (optional) fold columns; files relative to the CSV's folder or absolute"
-    kind, options = 'csv', ('columns', 'k_folds', 'fold_seed')
+    kind, options, generic = 'csv', ('columns', 'k_folds', 'fold_seed'), True
 
     def __init__(self, csv, columns=None, k_folds: int = 5, fold_seed: int = 0):
+        super().__init__(k_folds, fold_seed)
         self.csv = Path(csv).expanduser()
         self.root, self.name = self.csv.parent, self.csv.stem
-        self.columns, self.k_folds, self.fold_seed = _parse_columns(columns), k_folds, fold_seed
+        self.columns = _parse_columns(columns)
 
     @classmethod
     def recognises(cls, path: Path) -> bool: return path.is_file() and path.suffix.lower() == '.csv'
@@ -164,35 +187,35 @@ class CSVDataset(Collection):
         file, label, fold = (self.used_columns.get(k) for k in STANDARD)
         hint = "" if self.columns else "; name them with columns=dict(file=..., label=..., fold=...)"
         df = _with_columns(df, [file, label, *([fold] if fold else [])], self.csv, hint)
-        if fold is None: return _generate_folds(standard_frame(df, file, label), self.k_folds, self.fold_seed, self.csv)
+        if fold is None: return self._made_folds(standard_frame(df, file, label))
         if (self.k_folds, self.fold_seed) != (_DEFAULTS['k_folds'], _DEFAULTS['fold_seed']):
             raise DatasetError(f"{self.csv} has its own folds (column {fold!r}); k_folds and fold_seed apply only to CSVs without one")
         return standard_frame(df, file, label, fold)
 
     @property
-    def folds(self) -> tuple:
-        if self.columns is not None and 'fold' not in self.columns: return tuple(range(1, self.k_folds + 1))
-        return super().folds
+    def makes_folds(self) -> bool:
+        "Whether the folds are made: `columns` name no fold column, or (not named) the CSV has none"
+        if self.columns is not None: return 'fold' not in self.columns
+        return 'fold' not in self._meta_columns()
 
-    def _details(self) -> dict:
+    def _meta_columns(self) -> dict:
         self.meta()
-        made = {} if 'fold' in self.used_columns else dict(k=self.k_folds, seed=self.fold_seed)
-        return dict(csv=str(self.csv), columns=self.used_columns, **made)
+        return self.used_columns
+
+    def _details(self) -> dict: return dict(csv=str(self.csv), columns=self._meta_columns(), **super()._details())
 
 
-class ClassFolders(Collection):
+class ClassFolders(MadeFolds):
     "A folder-per-class tree, `root/<class>/<clip>` (wav, flac, ogg, mp3, aiff; nested folders too), with seeded, stratified k folds"
-    kind, options = 'folders', ('k_folds', 'fold_seed')
+    kind, generic = 'folders', True
 
     def __init__(self, root, k_folds: int = 5, fold_seed: int = 0):
-        self.root, self.k_folds, self.fold_seed = Path(root).expanduser(), k_folds, fold_seed
+        super().__init__(k_folds, fold_seed)
+        self.root = Path(root).expanduser()
         self.name = self.root.absolute().name
 
     @classmethod
     def recognises(cls, path: Path) -> bool: return path.is_dir()
-    @property
-    def folds(self) -> tuple: return tuple(range(1, self.k_folds + 1))
-    def _details(self) -> dict: return dict(k=self.k_folds, seed=self.fold_seed)
 
     def _read(self) -> pd.DataFrame:
         if not self.root.is_dir(): raise DatasetError(f"{self.root} is not a folder")
@@ -205,11 +228,12 @@ class ClassFolders(Collection):
         stray = [f.name for f in self.root.iterdir() if _is_audio(f, self.root)]
         if stray: warnings.warn(f"{self.root}: {len(stray)} audio files lie outside any class folder and are left out: {stray[:5]}")
         df = pd.DataFrame(rows, columns=['file', 'label'])
-        return _generate_folds(df, self.k_folds, self.fold_seed, self.root)
+        return self._made_folds(df)
 
 
 KINDS = {'esc50': ESC50, 'esc10': ESC10, 'urbansound8k': UrbanSound8K, 'csv': CSVDataset, 'folders': ClassFolders}
-"Every kind of dataset by name; a bare path is recognised by the first kind (in this order) whose `recognises` accepts it"
+"""Every kind of dataset by name; a new kind is one entry here. A bare path is claimed by the one kind that recognises
+it (a `generic` kind only when no other does)"""
 _DEFAULTS = dict(columns=None, k_folds=5, fold_seed=0, full=True)
 
 
@@ -442,18 +466,14 @@ def cropping(durations, length: float) -> str:
             + f"; --duration {d.max():.2f} keeps every clip whole")
 
 
-def summary(ds: Dataset, info: pd.DataFrame | None = None) -> str:
-    "A few lines on a dataset: clips, classes, folds and their sizes, class balance; with `clip_info`, durations, rates and channels"
+def summary(ds: Dataset) -> str:
+    "Two lines on a dataset: clips, classes, folds and their sizes; class balance (its clips: `ClipCache.report`)"
     df = ds.meta()
     sizes = df.fold.value_counts()
     gen = ds.describe()
     lines = [f"{ds.name} ({ds.kind}, {ds.root}): {len(df)} clips, {len(ds.classes)} classes, {len(ds.folds)} folds "
              f"of {_range(sizes.min(), sizes.max())} clips" + (f" (made with k={gen['k']}, seed {gen['seed']})" if 'k' in gen else '')
              + f"; fingerprint {gen['fingerprint']}", class_balance(df)[0]]
-    if info is not None:
-        rates = ', '.join(f"{int(r)} Hz x{n}" for r, n in info.sr.value_counts().sort_index().items())
-        lines.append(f"durations {info.duration.min():.2f}-{info.duration.max():.2f} s (median {info.duration.median():.2f} s); "
-                     f"{rates}; {int((info.channels > 1).sum())} with more than one channel")
     return '\n'.join(lines)
 
 
@@ -470,11 +490,18 @@ def parse_spec(spec=None, data=None) -> tuple[str, Path | None]:
     path = Path(spec).expanduser()
     if path.exists():
         if data is not None: raise DatasetError(f"dataset {spec!r} is a path; do not give data={data!r} as well")
-        kind = next((k for k, cls in KINDS.items() if cls.recognises(path)), None)
-        if kind is None: raise DatasetError(f"{path} is not a dataset: a folder or a .csv file is (kinds: {kinds})")
-        return kind, path
+        return claimed_by(path), path
     if sep and len(head) > 1: raise DatasetError(f"unknown dataset kind {head!r} in {spec!r}; kinds: {kinds}")
     raise DatasetError(f"dataset {spec!r} is neither a kind ({kinds}) nor an existing path")
+
+
+def claimed_by(path: Path) -> str:
+    "The kind a bare path is of: the one kind that recognises it, else the one `generic` kind that does; never two"
+    for generic in (False, True):
+        kinds = [k for k, cls in KINDS.items() if cls.generic == generic and cls.recognises(path)]
+        if len(kinds) > 1: raise DatasetError(f"{path} is recognised by kinds {kinds}: name one, KIND:{path}")
+        if kinds: return kinds[0]
+    raise DatasetError(f"{path} is not a dataset: a folder or a .csv file is (kinds: {', '.join(KINDS)})")
 
 
 def get_dataset(spec=None, data=None, columns=None, k_folds: int = 5, fold_seed: int = 0, full: bool = True) -> Dataset:
@@ -489,5 +516,6 @@ def get_dataset(spec=None, data=None, columns=None, k_folds: int = 5, fold_seed:
     unused = [k for k, v in options.items() if k not in cls.options and k != 'full' and v != _DEFAULTS[k]]
     if unused: raise DatasetError(f"{', '.join(unused)} do not apply to {kind} datasets"
                                   + (f" (their folds are fixed: {_span(cls.fixed_folds)})" if cls.fixed_folds else ''))
-    if path is None and kind not in ('esc50', 'esc10'): raise DatasetError(f"dataset kind {kind!r} needs a path: {kind}:PATH or data=PATH")
+    if path is None and cls.needs_path:
+        raise DatasetError(f"dataset kind {kind!r} needs a path: {kind}:PATH or data=PATH")
     return cls(path, **{k: options[k] for k in cls.options})

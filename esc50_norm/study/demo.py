@@ -43,7 +43,7 @@ def demo(out='demo'):
     "Build a DataBlock over generated clips, learn channel stats from the training folds, save them and a show_batch PNG"
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from ..callback import find_spec_normalize
+    from ..normalize import find_spec_normalize
     from ..configs import AudioConfig
     from .esc50 import read_meta
     from .pipelines import fold_dataloaders

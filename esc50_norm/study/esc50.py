@@ -65,7 +65,7 @@ def _bad_folds(folds: pd.Series) -> list:
 
 
 def validate_meta(df: pd.DataFrame, root=None, full: bool = True) -> pd.DataFrame:
-    "Check the columns, folds and classes (`full`: 2000 rows, 50 classes of 40 clips); every file must exist under `root`/audio"
+    "Check the table of `root`/meta/esc50.csv: columns, folds and classes (`full`: 2000 rows, 50 classes of 40 clips)"
     csv = _csv(root) if root is not None else 'esc50.csv'
     missing_cols = [c for c in COLUMNS if c not in df.columns]
     if missing_cols: raise ESC50Error(f"{csv} lacks columns {missing_cols} (it has {list(df.columns)[:10]})")
@@ -81,22 +81,31 @@ def validate_meta(df: pd.DataFrame, root=None, full: bool = True) -> pd.DataFram
         if len(per_class) != 50: raise ESC50Error(f"{csv} has {len(per_class)} classes, ESC-50 has 50")
         odd = per_class[per_class != 40]
         if len(odd): raise ESC50Error(f"{csv}: classes without 40 clips: {odd.to_dict()}")
-        if sorted(df.fold.unique()) != list(FOLDS): raise ESC50Error(f"{csv} has folds {sorted(map(int, df.fold.unique()))}, expected 1-5")
-    if root is not None:
-        absent = [f for f in df.filename if not (Path(root) / 'audio' / f).is_file()]
-        if absent: raise ESC50Error(f"{len(absent)} clips listed in {csv} are missing from {Path(root) / 'audio'}: {absent[:5]}")
+        if sorted(df.fold.unique()) != list(FOLDS):
+            raise ESC50Error(f"{csv} has folds {sorted(map(int, df.fold.unique()))}, expected 1-5")
     return df
 
 
-def read_meta(root, full: bool = True) -> pd.DataFrame:
-    "Read and validate `root`/meta/esc50.csv: the native frame (filename, fold, target, category, esc10, src_file, take)"
-    return validate_meta(read_csv_checked(_csv(root)), root, full=full).reset_index(drop=True)
+def _check_audio(df: pd.DataFrame, root) -> pd.DataFrame:
+    "`df`, whose every `filename` must be a file under `root`/audio"
+    absent = [f for f in df.filename if not (Path(root) / 'audio' / f).is_file()]
+    if absent:
+        raise ESC50Error(f"{len(absent)} clips listed in {_csv(root)} are missing from {Path(root) / 'audio'}: "
+                         f"{absent[:5]}")
+    return df
 
 
-def read_esc10(root, full: bool = True) -> pd.DataFrame:
-    "The ESC-10 rows of `root`/meta/esc50.csv (its `esc10` column); `full`: 400 clips, 10 classes of 40; their files must exist"
+def read_meta(root, full: bool = True, check_files: bool = True) -> pd.DataFrame:
+    "Read and validate `root`/meta/esc50.csv once: the native frame (filename, fold, target, category, esc10, ...)"
+    # check_files=False: the caller checks them (a `Dataset`'s `meta()` does, for every kind)
+    df = validate_meta(read_csv_checked(_csv(root)), root, full=full).reset_index(drop=True)
+    return _check_audio(df, root) if check_files else df
+
+
+def read_esc10(root, full: bool = True, check_files: bool = True) -> pd.DataFrame:
+    "The ESC-10 rows of `root`/meta/esc50.csv (its `esc10` column), validated once; `full`: 400 clips, 10 classes of 40"
     csv = _csv(root)
-    df = validate_meta(read_csv_checked(csv), full=False)
+    df = validate_meta(read_csv_checked(csv), root, full=False)
     if 'esc10' not in df.columns: raise ESC50Error(f"{csv} has no esc10 column, which marks the ESC-10 clips")
     marked = df.esc10.astype(str).str.lower()
     odd = sorted(set(marked) - {'true', 'false'})
@@ -108,4 +117,4 @@ def read_esc10(root, full: bool = True) -> pd.DataFrame:
         if len(df) != 400 or len(per_class) != 10 or (per_class != 40).any():
             raise ESC50Error(f"{csv}: ESC-10 has 400 clips, 10 classes of 40; these esc10 rows have {len(df)} clips, "
                              f"{len(per_class)} classes ({per_class.to_dict()})")
-    return validate_meta(df, root, full=False)
+    return _check_audio(df, root) if check_files else df

@@ -25,15 +25,20 @@ FRONTENDS = {'pcen_learned': _learned_pcen, 'bn_freq': _bn_freq}
 class Normalization:
     "One normalization: per-clip waveform normalization or not; then a `SpecNormalize` mode, fixed PCEN, or a front end"
     wave: bool
-    spec: str | None = None          # a `SpecNormalize` mode on the log spectrogram
+    mode: str | None = None          # a `SpecNormalize` mode on the log spectrogram
     mean_only: bool = False          # subtract the mode's mean without dividing
     pcen: bool = False               # fixed PCEN (`librosa.pcen`) on mel magnitudes, in place of the dB step
     front: str | None = None         # a front end of `FRONTENDS` before the model
 
     @property
-    def magnitudes(self) -> bool: "Whether it works on mel magnitudes (PCEN, fixed or learned) instead of dB"; return self.pcen or self.front == 'pcen_learned'
+    def magnitudes(self) -> bool:
+        "Whether it works on mel magnitudes (PCEN, fixed or learned) instead of dB"
+        return self.pcen or self.front == 'pcen_learned'
+
     @property
-    def label(self) -> str: "What normalizes the spectrogram: a SpecNormalize mode, 'pcen', a front end, or 'none'"; return self.spec or ('pcen' if self.pcen else self.front) or 'none'
+    def spec_norm(self) -> str:
+        "What normalizes the spectrogram: a SpecNormalize mode, 'pcen', a front end or 'none' (run files' `spec_norm`)"
+        return self.mode or ('pcen' if self.pcen else self.front) or 'none'
 
     def spec_cfg(self, cfg):
         "The spectrogram this normalization needs from the recipe's `cfg`: PCEN's are mel magnitudes scaled as librosa's"
@@ -46,7 +51,7 @@ class Normalization:
         from ..spectrogram import AudioToSpec
         cfg = self.spec_cfg(cfg)
         return [*([AudioNormalize()] if self.wave else []), AudioToSpec(cfg),
-                *([SpecNormalize(self.spec, frac=frac, mean_only=self.mean_only)] if self.spec else []),
+                *([SpecNormalize(self.mode, frac=frac, mean_only=self.mean_only)] if self.mode else []),
                 *([PCEN(sr=cfg.sample_rate, hop_length=cfg.hop)] if self.pcen else [])]
 
     def frontend(self, cfg):
@@ -59,16 +64,16 @@ class Normalization:
 NORMALIZATIONS = {
     'none':             Normalization(wave=False),
     'wave':             Normalization(wave=True),
-    'global':           Normalization(wave=True,  spec='global'),
-    'channel':          Normalization(wave=True,  spec='channel'),
-    'global_nowave':    Normalization(wave=False, spec='global'),
-    'channel_nowave':   Normalization(wave=False, spec='channel'),
-    'global_meanonly':  Normalization(wave=True,  spec='global', mean_only=True),
-    'channel_meanonly': Normalization(wave=True,  spec='channel', mean_only=True),
-    'minmax':           Normalization(wave=True,  spec='minmax'),
-    'minmax_nowave':    Normalization(wave=False, spec='minmax'),
-    'instance':         Normalization(wave=True,  spec='instance'),
-    'instance_global':  Normalization(wave=True,  spec='instance_global'),
+    'global':           Normalization(wave=True,  mode='global'),
+    'channel':          Normalization(wave=True,  mode='channel'),
+    'global_nowave':    Normalization(wave=False, mode='global'),
+    'channel_nowave':   Normalization(wave=False, mode='channel'),
+    'global_meanonly':  Normalization(wave=True,  mode='global', mean_only=True),
+    'channel_meanonly': Normalization(wave=True,  mode='channel', mean_only=True),
+    'minmax':           Normalization(wave=True,  mode='minmax'),
+    'minmax_nowave':    Normalization(wave=False, mode='minmax'),
+    'instance':         Normalization(wave=True,  mode='instance'),
+    'instance_global':  Normalization(wave=True,  mode='instance_global'),
     # PCEN assumes audio in [-1, 1] (its scaling and bias do): no waveform normalization before it
     'pcen':             Normalization(wave=False, pcen=True),                # Lostanlen et al. 2019, librosa.pcen's defaults
     'pcen_learned':     Normalization(wave=False, front='pcen_learned'),            # LEAF: per-channel PCEN trained with the model

@@ -12,7 +12,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
 from ..atomic import write_atomic
-from ..compat import recorded_dataset, run_starts
+from ..compat import predates_provenance, recorded_dataset, run_starts
 from .normalizations import NORMALIZATIONS
 from .baseline import baseline_text, read_baseline
 from .presets import Preset
@@ -33,20 +33,20 @@ def contrasts(normalizations) -> list:
     spectrogram modes against `global`, a mean-only variant against its full one; PCEN and front ends against `global`,
     learned PCEN against fixed"""
     present, pairs = list(normalizations), []
-    baselines = [b for b in present if NORMALIZATIONS[b].label == 'none']          # none, wave
+    baselines = [b for b in present if NORMALIZATIONS[b].spec_norm == 'none']          # none, wave
     for n in present:
         norm = NORMALIZATIONS[n]
         if norm.pcen or norm.front: continue
-        if norm.spec is None and n != 'none': base = 'none'                       # wave - none
-        elif norm.spec is not None:                                               # global - wave, global_nowave - none, ...
+        if norm.mode is None and n != 'none': base = 'none'                       # wave - none
+        elif norm.mode is not None:                                     # global - wave, global_nowave - none, ...
             base = next((b for b in baselines if NORMALIZATIONS[b].wave == norm.wave), 'none')
         else: continue
         if base in present: pairs.append((n, base))
     for n in present:                   # channel - global, minmax - global, ...; a mean-only variant - its full one
         norm = NORMALIZATIONS[n]
-        if norm.spec is None or (norm.spec == 'global' and not norm.mean_only): continue
-        spec = norm.spec if norm.mean_only else 'global'
-        ref = next((g for g in present if NORMALIZATIONS[g] == replace(norm, spec=spec, mean_only=False)), None)
+        if norm.mode is None or (norm.mode == 'global' and not norm.mean_only): continue
+        mode = norm.mode if norm.mean_only else 'global'
+        ref = next((g for g in present if NORMALIZATIONS[g] == replace(norm, mode=mode, mean_only=False)), None)
         if ref: pairs.append((n, ref))
     for n in present:                   # pcen - global, pcen_learned - global, pcen_learned - pcen, bn_freq - global
         norm = NORMALIZATIONS[n]
@@ -263,7 +263,8 @@ def _data_line(d: dict) -> str:
 
 
 def _provenance_line(df: pd.DataFrame) -> str:
-    if 'git_commit' not in df: return "Provenance: these run files predate the recording of package version and git commit."
+    if predates_provenance(df):
+        return "Provenance: these run files predate the recording of package version and git commit."
     dirty = df.git_dirty.eq(True) if 'git_dirty' in df else False
     commits = df.git_commit.fillna('unknown').astype(str).str[:10] + np.where(dirty, ' (with changes)', '')
     versions = df.esc50_norm.fillna('unknown').astype(str) if 'esc50_norm' in df else pd.Series(['unknown'])

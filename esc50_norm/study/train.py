@@ -116,7 +116,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     n_train, n = len(dls.train) * dls.train.bs, get_normalization(normalization)
     acc = hist.accuracy.astype(float)
     row = dict(preset=preset.name, fold=fold, normalization=normalization, seed=seed,
-               wave_norm=n.wave, spec_norm=n.label, mean_only=n.mean_only,
+               wave_norm=n.wave, spec_norm=n.spec_norm, mean_only=n.mean_only,
                final_accuracy=float(acc.iloc[-1]), best_accuracy=float(acc.max()),
                best_epoch=int(acc.idxmax()) + 1 if acc.notna().any() else None, final_valid_loss=float(hist.valid_loss.astype(float).iloc[-1]),
                epochs=preset.epochs, setup_s=round(setup_s, 3), wall_s=round(wall, 3), s_per_epoch=round(wall / preset.epochs, 3),
