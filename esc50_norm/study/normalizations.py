@@ -76,9 +76,9 @@ NORMALIZATIONS = {
     'instance':         Normalization(wave=True,  mode='instance'),
     'instance_global':  Normalization(wave=True,  mode='instance_global'),
     # PCEN assumes audio in [-1, 1] (its scaling and bias do): no waveform normalization before it
-    'pcen':             Normalization(wave=False, pcen=True),              # Lostanlen et al. 2019, librosa.pcen's defaults
-    'pcen_learned':     Normalization(wave=False, front='pcen_learned'),   # LEAF: per-channel PCEN trained with the model
-    'bn_freq':          Normalization(wave=True,  front='bn_freq'),        # PANNs' bn0: BatchNorm over mel bins at input
+    'pcen':             Normalization(wave=False, pcen=True),             # Lostanlen et al. 2019, librosa's defaults
+    'pcen_learned':     Normalization(wave=False, front='pcen_learned'),  # LEAF: per-channel PCEN, learned in training
+    'bn_freq':          Normalization(wave=True,  front='bn_freq'),       # PANNs' bn0: BatchNorm over mel bins at input
 }
 "Every normalization the study knows, by name; a new one is one entry here"
 
