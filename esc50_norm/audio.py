@@ -54,7 +54,8 @@ class AudioTensor(TensorBase):
         x = self.detach().cpu().float().reshape(-1, self.nsamples)
         t = torch.arange(self.nsamples) / getattr(self, 'sr', 1)
         for i, ch in enumerate(x): ctx.plot(t, ch, lw=0.5, alpha=0.8, label=f"ch {i}")
-        ctx.set_xlabel('time (s)'); ctx.set_xlim(0, float(t[-1]) if len(t) else 1)
+        ctx.set_xlabel('time (s)')
+        ctx.set_xlim(0, float(t[-1]) if len(t) else 1)
         if title: ctx.set_title(title)
         if hear and in_notebook(): play(x, getattr(self, 'sr', 16000))
         return ctx

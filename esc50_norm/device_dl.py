@@ -21,7 +21,8 @@ class DeviceDL(TfmdDL):
         device = torch.device(device) if device is not None else clips.device
         self.clips, self.labels, self.sr = clips.to(device), labels.to(device).long(), sr
         self.index = None if index is None else torch.as_tensor(index, dtype=torch.long).to(device)
-        kwargs.pop('num_workers', None); kwargs['indexed'] = True
+        kwargs.pop('num_workers', None)
+        kwargs['indexed'] = True
         super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, num_workers=0, device=device, n=n,
                          **kwargs)
 

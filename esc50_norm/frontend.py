@@ -19,7 +19,8 @@ class FreqBatchNorm(nn.BatchNorm2d):
         if isinstance(n_freq, bool) or not isinstance(n_freq, int) or n_freq < 1:
             raise ValueError(f"FreqBatchNorm: n_freq must be a positive int (the frequency bins), got {n_freq!r}")
         super().__init__(n_freq, eps=eps, momentum=momentum)
-        nn.init.ones_(self.weight); nn.init.zeros_(self.bias)     # PANNs' init_bn
+        nn.init.ones_(self.weight)                                 # PANNs' init_bn
+        nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[2] != self.num_features:

@@ -29,7 +29,8 @@ class AudioSpectrogram(TensorImageBase):
             cb = ctx.figure.colorbar(img, ax=ctx,
                                      format='%+.0f dB' if getattr(self, 'to_db', True) and not unit else None)
             if unit: cb.set_label(unit if isinstance(unit, str) else 'standard deviations')
-        ctx.set_xlabel('frame'); ctx.set_ylabel('mel bin' if getattr(self, 'mel', False) else 'frequency bin')
+        ctx.set_xlabel('frame')
+        ctx.set_ylabel('mel bin' if getattr(self, 'mel', False) else 'frequency bin')
         if title is not None: ctx.set_title(str(title))
         return ctx
 
@@ -61,7 +62,10 @@ def plot_top_losses(x: AudioSpectrogram, y: TensorCategory, samples, outs, raws,
 
 class _Scale(torch.nn.Module):
     "Multiply by a constant factor (`SpectrogramConfig.scale`)"
-    def __init__(self, factor: float): super().__init__(); self.factor = factor
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
     def forward(self, x): return x * self.factor
     def extra_repr(self): return f"factor={self.factor}"
 

@@ -109,7 +109,9 @@ def build_cache(audio_root, files, sr: int = 16000, duration: float = 5.0, downm
     bad, info = [], []
     for i, f in enumerate(_progress(files, progress, log)):
         try: a = AudioTensor.create(Path(audio_root) / f)
-        except AudioLoadError as e: bad.append(str(e)); continue
+        except AudioLoadError as e:
+            bad.append(str(e))
+            continue
         info.append(dict(filename=f, duration=a.duration, sr=a.sr, channels=a.nchannels, peak=float(a.abs().max())))
         x[i] = tfms(a).as_subclass(torch.Tensor)
     if bad: raise AudioLoadError(f"{len(bad)} clips under {audio_root} could not be used:\n" + "\n".join(bad))

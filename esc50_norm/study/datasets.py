@@ -397,8 +397,12 @@ def _check_files(files, source, audio_root: Path):
     for f in files:
         p = audio_root / f
         try: st = p.stat()
-        except FileNotFoundError: missing.append(f); continue
-        except OSError as e: unreadable.append(f"{f} ({type(e).__name__})"); continue
+        except FileNotFoundError:
+            missing.append(f)
+            continue
+        except OSError as e:
+            unreadable.append(f"{f} ({type(e).__name__})")
+            continue
         if not p.is_file(): unreadable.append(f"{f} (not a file)")
         elif not os.access(p, os.R_OK): unreadable.append(f"{f} (no read permission)")
     if missing:
@@ -461,7 +465,9 @@ def clip_info(ds: Dataset, files=None) -> pd.DataFrame:
     rows, bad = [], []
     for f in (ds.meta().file if files is None else files):
         try: i = sf.info(str(ds.path(f)))
-        except Exception as e: bad.append(f"{f} ({getattr(e, 'error_string', None) or type(e).__name__})"); continue
+        except Exception as e:
+            bad.append(f"{f} ({getattr(e, 'error_string', None) or type(e).__name__})")
+            continue
         rows.append((f, i.frames / i.samplerate, i.samplerate, i.channels, i.frames))
     if bad: raise DatasetError(f"{len(bad)} clips of {ds.name} are not readable audio: {bad[:5]}")
     return pd.DataFrame(rows, columns=['file', 'duration', 'sr', 'channels', 'frames'])

@@ -66,7 +66,9 @@ class InProcess:
             if deadline.passed(len(todo) - k + 1, log): break
             try: log(_progress(k, len(todo), job, study.run(job, data, engine='in-process'), ''))
             except RunTaken as e: log(f"[{k}/{len(todo)}] {e}")
-            except Exception: failed.append(job); log(f"[{k}/{len(todo)}] {job.id} FAILED:\n{traceback.format_exc()}")
+            except Exception:
+                failed.append(job)
+                log(f"[{k}/{len(todo)}] {job.id} FAILED:\n{traceback.format_exc()}")
         return failed
 
 

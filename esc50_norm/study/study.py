@@ -98,7 +98,9 @@ class Study:
         try:
             row, hist = train_one(self.preset, data, job, stats_file=self.file(job, '.stats.json'),
                                   model_file=self.file(job, '.pkl') if self.save_models else None)
-        except BaseException: running.unlink(missing_ok=True); raise
+        except BaseException:
+            running.unlink(missing_ok=True)
+            raise
         finally: release_memory(data.device)
         row = {**row, **note}
         record_run(self.out, row, hist)
