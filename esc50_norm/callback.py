@@ -16,8 +16,8 @@ class SpecStatsCallback(Callback):
     # learned (and saved to `fname`) when `fname` does not exist
     order = -20
     def __init__(self, fname=None, frac: float = 1.0, mode: str | None = None, norm: SpecNormalize | None = None):
-        "`frac`: the share of training batches to learn from; `mode`: the `SpecNormalize`'s; `norm`: it, else found"
-        # `mode`: the mode the DataLoaders' `SpecNormalize` must have
+        "`frac`: the share of training batches to learn from; `mode`: the one the `SpecNormalize` must have; `norm`: it"
+        # `norm`: the DataLoaders' `SpecNormalize`, else found among their batch transforms
         if mode is not None: get_mode(mode)                     # an unknown mode fails here, naming itself
         self.fname, self.frac, self.mode, self.norm = Path(fname) if fname else None, frac, mode, norm
         # the SpecNormalize served; where its stats came from: 'given', 'file', 'learned'

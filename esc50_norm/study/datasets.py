@@ -53,8 +53,7 @@ class Dataset(Protocol):
 
 
 class Collection:
-    "What the kinds share: `meta()`, read once by the kind's `_read` and validated; paths, classes, fingerprint"
-    # and `describe`
+    "What the kinds share: `meta()` (read once by the kind's `_read`, validated), paths, classes, fingerprint, describe"
     kind: str = ''
     duration: float | None = None
     options: tuple = ()                         # the `get_dataset` options the kind takes (beyond its path)

@@ -41,8 +41,7 @@ class Normalization:
         return self.mode or ('pcen' if self.pcen else self.front) or 'none'
 
     def spec_cfg(self, cfg):
-        "The spectrogram this normalization needs from the recipe's `cfg`: PCEN's are mel magnitudes, as librosa's"
-        # scaled as librosa's
+        "The spectrogram this normalization needs from the recipe's `cfg`: for PCEN, mel magnitudes scaled as librosa's"
         return cfg.for_pcen() if self.magnitudes else cfg
 
     def tfms(self, cfg, frac: float = 1.0) -> list:
