@@ -1,4 +1,4 @@
-"""Audio and spectrogram normalization for fastai DataBlocks (the library); the ESC-50 study lives in `esc50_norm.study`.
+"""Audio and spectrogram normalization for fastai DataBlocks (the library); the ESC-50 study is `esc50_norm.study`.
 
 The names below are resolved on first use (PEP 562): `import esc50_norm` imports neither torch nor fastai, and
 `from esc50_norm import *` adds exactly `__all__`, none of which shadows a name of `from fastai.vision.all import *`.
@@ -12,7 +12,8 @@ _WHERE = {
     'AudioTensor': 'audio', 'AudioLoadError': 'audio', 'NonFiniteAudioError': 'audio', 'DownmixMono': 'audio',
     'Resample': 'audio', 'AudioCropPad': 'audio', 'AudioBlock': 'audio', 'audio_item_tfms': 'audio',
     # spectrograms
-    'SpectrogramConfig': 'configs', 'AudioConfig': 'configs', 'AudioSpectrogram': 'spectrogram', 'AudioToSpec': 'spectrogram',
+    'SpectrogramConfig': 'configs', 'AudioConfig': 'configs',
+    'AudioSpectrogram': 'spectrogram', 'AudioToSpec': 'spectrogram',
     # normalization, its stats and the callback that learns them
     'AudioNormalize': 'normalize', 'SpecNormalize': 'normalize', 'Mode': 'normalize', 'MODES': 'normalize',
     'training_inputs': 'normalize', 'find_spec_normalize': 'normalize',
@@ -26,8 +27,8 @@ _WHERE = {
     'DeviceDL': 'device_dl',
     # mixed precision on CUDA or the CPU
     'BF16Autocast': 'precision', 'ChannelsLastInput': 'precision', 'native_bf16': 'precision',
-    'ModelLoadError': 'inference', 'PredictionError': 'inference', 'load_exported': 'inference', 'predict_files': 'inference',
-    'top_k_table': 'inference',
+    'ModelLoadError': 'inference', 'PredictionError': 'inference', 'load_exported': 'inference',
+    'predict_files': 'inference', 'top_k_table': 'inference',
 }
 "Each public name and the submodule that defines it"
 

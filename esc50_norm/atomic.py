@@ -120,7 +120,8 @@ def exclusive(path, timeout: float = 60.0):
 
 
 def remove_stale_temporaries(folder) -> list:
-    "Remove the temporary files in `folder` left by writers on this host that no longer run (a killed build, say); returns them"
+    "Remove the temporary files in `folder` left by writers on this host that no longer run; returns them"
+    # e.g. those of a killed build
     removed, host = [], socket.gethostname()
     for p in Path(folder).glob(f".*{_TMP}"):
         rest, pid, _ = (p.name[:-len(_TMP)].rsplit('.', 2) + ['', ''])[:3]     # '.<name>.<host>', pid, random

@@ -13,7 +13,8 @@ from fastcore.imports import in_notebook
 
 from .compat import old_names
 
-__all__ = ['AudioLoadError', 'NonFiniteAudioError', 'AudioTensor', 'DownmixMono', 'Resample', 'AudioCropPad', 'AudioBlock', 'audio_item_tfms']
+__all__ = ['AudioLoadError', 'NonFiniteAudioError', 'AudioTensor', 'DownmixMono', 'Resample', 'AudioCropPad',
+           'AudioBlock', 'audio_item_tfms']
 
 
 class AudioLoadError(ValueError):
@@ -28,14 +29,16 @@ class AudioTensor(TensorBase):
     "A waveform `[channels, samples]` (or a batch `[bs, channels, samples]`) that knows its sample rate `sr`"
     @classmethod
     def create(cls, fn: Path | str | AudioTensor, **kwargs) -> AudioTensor:
-        "Read a WAV/FLAC/OGG file with soundfile (an `AudioTensor` passes through); the error names the file when it is unreadable, empty or not finite"
+        "Read a WAV/FLAC/OGG file with soundfile (an `AudioTensor` passes through)"
+        # the error names the file when it is unreadable, empty or not finite
         if isinstance(fn, AudioTensor): return fn
         fn = Path(fn)
         try: data, sr = sf.read(str(fn), dtype='float32', always_2d=True)
         except Exception as e: raise AudioLoadError(f"cannot read audio file {fn}: {e}") from e
         if data.shape[0] == 0: raise AudioLoadError(f"audio file {fn} holds no samples")
         if not (finite := np.isfinite(data)).all():
-            raise NonFiniteAudioError(f"audio file {fn} holds {int((~finite).sum())} samples that are NaN or inf (of {data.size})")
+            raise NonFiniteAudioError(f"audio file {fn} holds {int((~finite).sum())} samples that are NaN or inf "
+                                      f"(of {data.size})")
         return cls(torch.from_numpy(data.T.copy()), sr=sr, fn=str(fn))
 
     @property
@@ -51,7 +54,8 @@ class AudioTensor(TensorBase):
         x = self.detach().cpu().float().reshape(-1, self.nsamples)
         t = torch.arange(self.nsamples) / getattr(self, 'sr', 1)
         for i, ch in enumerate(x): ctx.plot(t, ch, lw=0.5, alpha=0.8, label=f"ch {i}")
-        ctx.set_xlabel('time (s)'); ctx.set_xlim(0, float(t[-1]) if len(t) else 1)
+        ctx.set_xlabel('time (s)')
+        ctx.set_xlim(0, float(t[-1]) if len(t) else 1)
         if title: ctx.set_title(title)
         if hear and in_notebook(): play(x, getattr(self, 'sr', 16000))
         return ctx
@@ -114,7 +118,8 @@ def audio_item_tfms(sr: int = 16000, mono: bool = True, duration: float | None =
     return [*([DownmixMono(downmix)] if mono else []), Resample(sr), *([AudioCropPad(duration)] if duration else [])]
 
 
-def AudioBlock(sr: int = 16000, mono: bool = True, duration: float | None = 5.0, downmix: str = 'mean') -> TransformBlock:
+def AudioBlock(sr: int = 16000, mono: bool = True, duration: float | None = 5.0,
+               downmix: str = 'mean') -> TransformBlock:
     "A `TransformBlock` reading audio files into `AudioTensor`s of `sr` Hz, mono, `duration` seconds"
     return TransformBlock(type_tfms=AudioTensor.create, item_tfms=audio_item_tfms(sr, mono, duration, downmix))
 

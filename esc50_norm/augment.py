@@ -28,7 +28,7 @@ class RandomTimeShift(Transform):
 
 
 class SpecMask(Transform):
-    "Mask `n` random frequency bands and time spans per clip (up to `freq`/`time` of the axis), filled with the clip's mean"
+    "Mask `n` random frequency bands and time spans per clip (up to `freq`/`time` of the axis) with the clip's mean"
     split_idx, order = 0, 100
     def __init__(self, freq: float = 0.2, time: float = 0.2, n: int = 1):
         for name, v in (('freq', freq), ('time', time)):
@@ -48,7 +48,7 @@ class SpecMask(Transform):
 
 
 def augment_tfms(aug: Augment | None) -> tuple[list, list]:
-    "The transforms of a recipe's augmentations: (those on the waveform, those on the normalized spectrogram); 0 switches one off"
+    "The transforms of a recipe's augmentations: (on the waveform, on the normalized spectrogram); 0 switches one off"
     if aug is None: return [], []
     return ([RandomTimeShift(aug.shift)] if aug.shift else [],
             [SpecMask(aug.freq_mask, aug.time_mask, aug.masks)] if aug.freq_mask or aug.time_mask else [])

@@ -1,4 +1,5 @@
-"A fastai callback that gives the DataLoaders' `SpecNormalize` its stats before fitting: from a stats file, or learned as `setups` learns them"
+"A fastai callback that gives the DataLoaders' `SpecNormalize` its stats before fitting: from a file, or learned"
+# learned as `setups` learns them
 from __future__ import annotations
 from pathlib import Path
 
@@ -11,13 +12,16 @@ __all__ = ['SpecStatsCallback']
 
 
 class SpecStatsCallback(Callback):
-    "Before fitting, give the `SpecNormalize` of the training DataLoader its stats: read from `fname` when it exists, else learned (and saved to `fname`)"
+    "Before fitting, give the training DataLoader's `SpecNormalize` its stats: read from `fname`, else learned"
+    # learned (and saved to `fname`) when `fname` does not exist
     order = -20
     def __init__(self, fname=None, frac: float = 1.0, mode: str | None = None, norm: SpecNormalize | None = None):
-        "`frac`: the share of training batches to learn from; `mode`: the mode the DataLoaders' `SpecNormalize` must have; `norm`: that transform, else found"
+        "`frac`: the share of training batches to learn from; `mode`: the one the `SpecNormalize` must have; `norm`: it"
+        # `norm`: the DataLoaders' `SpecNormalize`, else found among their batch transforms
         if mode is not None: get_mode(mode)                     # an unknown mode fails here, naming itself
         self.fname, self.frac, self.mode, self.norm = Path(fname) if fname else None, frac, mode, norm
-        self.target, self.source = None, None                   # the SpecNormalize served; where its stats came from: 'given', 'file', 'learned'
+        # the SpecNormalize served; where its stats came from: 'given', 'file', 'learned'
+        self.target, self.source = None, None
 
     @property
     def stats(self) -> dict | None:
@@ -26,9 +30,12 @@ class SpecStatsCallback(Callback):
 
     def before_fit(self):
         norm = self.target = self.norm if self.norm is not None else find_spec_normalize(self.dls.train)
-        if norm is None: raise ValueError("SpecStatsCallback: the training DataLoader has no SpecNormalize among its batch transforms")
+        if norm is None:
+            raise ValueError("SpecStatsCallback: the training DataLoader has no SpecNormalize "
+                             "among its batch transforms")
         if self.mode not in (None, norm.mode):
-            raise ValueError(f"SpecStatsCallback(mode={self.mode!r}) does not fit the DataLoaders' SpecNormalize(mode={norm.mode!r})")
+            raise ValueError(f"SpecStatsCallback(mode={self.mode!r}) does not fit the DataLoaders' "
+                             f"SpecNormalize(mode={norm.mode!r})")
         self.source = None
         if not norm.learns_stats: return
         if norm.has_stats and norm.learned is None: self.source = 'given'      # stats= or loaded: used as they are

@@ -76,7 +76,8 @@ def predates_provenance(df) -> bool:
 
 
 def recorded_dataset(d: dict | None) -> dict:
-    "The dataset a results folder records; folders from before datasets were described hold ESC-50 runs (fingerprint unknown)"
+    "The dataset a results folder records; folders from before datasets were described hold ESC-50 runs"
+    # (their fingerprint unknown)
     return d if d is not None else dict(kind='esc50', name='esc50', fingerprint=None)
 
 
@@ -93,7 +94,8 @@ def old_names(module: str):
 
 
 def upgrade_spec_normalize(state: dict) -> dict:
-    "The pickled state of a `SpecNormalize` in today's form: 0.2.0 kept a `stats` dict and float32 `_shift`/`_scale` copies"
+    "The pickled state of a `SpecNormalize` in today's form"
+    # 0.2.0 kept a `stats` dict and float32 `_shift`/`_scale` copies
     if 'stats' in state:
         state.update(state.pop('stats') or {})
         state.pop('_shift', None)

@@ -1,4 +1,4 @@
-"Plain settings records, readable without torch: spectrogram settings and the named presets fastaudio users know, and a recipe's augmentations"
+"Plain settings records, readable without torch: spectrograms, fastaudio's named presets, a recipe's augmentations"
 from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
@@ -7,7 +7,7 @@ from .compat import later, recorded_dict
 __all__ = ['SpectrogramConfig', 'AudioConfig', 'PCEN_SCALE', 'Augment']
 
 PCEN_SCALE = float(2 ** 31)
-"librosa's scaling of the magnitudes of audio in [-1, 1] for PCEN (`librosa.pcen(S * 2**31)`): PCEN's defaults assume it"
+"librosa's scaling of audio magnitudes in [-1, 1] for PCEN (`librosa.pcen(S * 2**31)`): PCEN's defaults assume it"
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class SpectrogramConfig:
     f_max: float | None = None
     to_db: bool = True
     top_db: float | None = None
-    scale: float = later(1.0)                  # the spectrogram (magnitude or power) is multiplied by it before any dB step
+    scale: float = later(1.0)                  # the spectrogram (magnitude or power) times it, before any dB step
 
     def __post_init__(self):
         if not self.scale > 0: raise ValueError(f"SpectrogramConfig.scale must be positive, got {self.scale!r}")
@@ -36,7 +36,8 @@ class SpectrogramConfig:
         return recorded_dict(self)
     def for_pcen(self) -> SpectrogramConfig:
         "The same STFT and filterbank stopping where PCEN takes over: magnitudes (power 1) times `PCEN_SCALE`, no dB"
-        if not self.mel: raise ValueError("PCEN normalizes mel spectrograms: this spectrogram has no mel filterbank (mel=False)")
+        if not self.mel:
+            raise ValueError("PCEN normalizes mel spectrograms: this spectrogram has no mel filterbank (mel=False)")
         return self.update(power=1.0, to_db=False, top_db=None, scale=PCEN_SCALE)
     @property
     def hop(self) -> int:
@@ -67,7 +68,8 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class Augment:
-    "The augmentations of a recipe: time shift of the waveform, masks on the normalized spectrogram (0 switches one off); `augment_tfms` builds them"
+    "A recipe's augmentations: time shift of the waveform, masks on the normalized spectrogram (0: off)"
+    # `augment_tfms` builds them
     shift: float = 0.0
     freq_mask: float = 0.0
     time_mask: float = 0.0

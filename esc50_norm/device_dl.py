@@ -10,7 +10,7 @@ __all__ = ['DeviceDL']
 
 
 class DeviceDL(TfmdDL):
-    "A `TfmdDL` whose batches are index slices of `clips`/`labels` on the device: no per-item Python work, no host copies"
+    "A `TfmdDL` whose batches are index slices of `clips`/`labels` on the device: no per-item work, no host copies"
     # `after_item` is not used by its own batches: it is what a per-item `new` DataLoader (`test_dl`, `predict`) applies
     def __init__(self, dataset=None, clips=None, labels=None, sr: int = 16000, bs: int = 64, shuffle: bool = False,
                  drop_last: bool = False, device=None, index=None, **kwargs):
@@ -21,7 +21,8 @@ class DeviceDL(TfmdDL):
         device = torch.device(device) if device is not None else clips.device
         self.clips, self.labels, self.sr = clips.to(device), labels.to(device).long(), sr
         self.index = None if index is None else torch.as_tensor(index, dtype=torch.long).to(device)
-        kwargs.pop('num_workers', None); kwargs['indexed'] = True
+        kwargs.pop('num_workers', None)
+        kwargs['indexed'] = True
         super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, num_workers=0, device=device, n=n,
                          **kwargs)
 
@@ -35,7 +36,8 @@ class DeviceDL(TfmdDL):
             yield AudioTensor(self.clips[pos[i:i + self.bs]], sr=self.sr), TensorCategory(self.labels[j])
 
     def new(self, dataset=None, cls=None, **kwargs):
-        "Same clips for the same dataset, or new clips; another dataset without clips (`test_dl`, `export`) gets a per-item `TfmdDL`"
+        "Same clips for the same dataset, or new clips; another dataset without clips gets a per-item `TfmdDL`"
+        # e.g. those of `test_dl` and `export`
         if 'clips' in kwargs: return super().new(dataset, cls, **{'sr': self.sr, **kwargs})
         if dataset is None or dataset is self.dataset:
             return super().new(dataset, cls, clips=self.clips, labels=self.labels, sr=self.sr, index=self.index,

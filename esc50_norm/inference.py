@@ -22,14 +22,17 @@ class PredictionError(ValueError):
 
 
 def load_exported(path, cpu: bool = True) -> Learner:
-    "`load_learner` (not fastai's `load_model`, which loads weights), with an error naming a missing, unreadable or foreign file"
+    "`load_learner` with an error naming a missing, unreadable or foreign file"
+    # `load_learner`, not fastai's `load_model`, which loads weights
     path = Path(path)
     if path.is_dir(): raise ModelLoadError(f"model file {path} is a folder, not a file written by Learner.export")
     if not path.is_file(): raise ModelLoadError(f"model file {path} does not exist")
     try: learn = load_learner(path, cpu=cpu)
-    except Exception as e: raise ModelLoadError(f"cannot load model file {path} (is it a file written by Learner.export?): {e}") from e
+    except Exception as e:
+        raise ModelLoadError(f"cannot load model file {path} (is it a file written by Learner.export?): {e}") from e
     if not isinstance(learn, Learner):
-        raise ModelLoadError(f"model file {path} holds a {type(learn).__name__}, not a fastai Learner written by Learner.export")
+        raise ModelLoadError(f"model file {path} holds a {type(learn).__name__}, "
+                             "not a fastai Learner written by Learner.export")
     return learn
 
 
@@ -48,17 +51,21 @@ def training_duration(learn: Learner) -> float | None:
 
 def _check_clip(fn, x: AudioTensor, duration: float | None):
     "Warn, naming `fn`, about a silent clip or one far shorter than the training clips"
-    if not x.as_subclass(torch.Tensor).any(): warnings.warn(f"audio file {fn} is silent (all samples are zero): its prediction means little")
+    if not x.as_subclass(torch.Tensor).any():
+        warnings.warn(f"audio file {fn} is silent (all samples are zero): its prediction means little")
     if duration and x.duration < duration / 2:
-        warnings.warn(f"audio file {fn} lasts {x.duration:.2f} s, under half the {duration:g} s of the training clips: it is zero-padded to {duration:g} s")
+        warnings.warn(f"audio file {fn} lasts {x.duration:.2f} s, under half the {duration:g} s of the training clips: "
+                      f"it is zero-padded to {duration:g} s")
 
 
 def predict_files(learn: Learner, files, top_k: int = 5, bs: int = 16) -> pd.DataFrame:
-    "The `top_k` classes of each audio file (any rate, channels, length) through the learner's own transforms; warns about silent or short files"
+    "The `top_k` classes of each audio file (any rate, channels, length) through the learner's own transforms"
+    # warns about silent or short files
     files = [Path(f) for f in files]
-    if missing := [str(f) for f in files if not f.is_file()]: raise AudioLoadError(f"audio file not found: {', '.join(missing)}")
+    if missing := [str(f) for f in files if not f.is_file()]:
+        raise AudioLoadError(f"audio file not found: {', '.join(missing)}")
     duration, probs = training_duration(learn), []
-    for i in range(0, len(files), bs):                                 # read a batch of files at a time: errors and warnings name them
+    for i in range(0, len(files), bs):              # a batch of files at a time: errors and warnings name them
         clips = [AudioTensor.create(f) for f in files[i:i + bs]]
         for f, x in zip(files[i:i + bs], clips): _check_clip(f, x, duration)
         with learn.no_bar(): probs.append(learn.get_preds(dl=learn.dls.test_dl(clips, bs=bs, num_workers=0))[0])

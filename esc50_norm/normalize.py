@@ -1,4 +1,4 @@
-"Waveform and spectrogram normalization transforms; `MODES` is the registry of spectrogram normalizations, `Mode` their protocol"
+"Waveform and spectrogram normalization transforms; `MODES`: the spectrogram normalizations, `Mode`: their protocol"
 from __future__ import annotations
 import warnings
 from contextlib import contextmanager
@@ -12,14 +12,15 @@ from .compat import upgrade_spec_normalize
 from .spectrogram import AudioSpectrogram
 from .stats import Accumulator, RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
 
-__all__ = ['AudioNormalize', 'SpecNormalize', 'Mode', 'MODES', 'get_mode', 'MeanStd', 'MinMax', 'PerClip', 'training_inputs',
-           'find_spec_normalize']
+__all__ = ['AudioNormalize', 'SpecNormalize', 'Mode', 'MODES', 'get_mode', 'MeanStd', 'MinMax', 'PerClip',
+           'training_inputs', 'find_spec_normalize']
 
 
 class AudioNormalize(Transform):
     "Give every clip zero mean and unit variance over its samples (silent clips stay all-zero)"
     order = 5
     def __init__(self, eps: float = 1e-8): self.eps = eps
+
     def encodes(self, x: AudioTensor) -> AudioTensor:
         std, mean = torch.std_mean(x.as_subclass(torch.Tensor), dim=(-2, -1), keepdim=True, correction=0)
         return (x - mean) / std.clamp_min(self.eps)
@@ -39,16 +40,20 @@ def _cut_before(pipe, tfm):
     "Temporarily drop `tfm` and every transform after it from the batch pipeline `pipe` (when `tfm` is in it)"
     fs = getattr(pipe, 'fs', None)
     i = next((i for i, t in enumerate(fs or []) if t is tfm), None)
-    if i is None: yield; return
+    if i is None:
+        yield
+        return
     pipe.fs = fs[:i]
     try: yield
     finally: pipe.fs = fs
 
 
 def training_inputs(dl, frac: float = 1.0, before=None):
-    "Model inputs of every batch of the training `dl` (or of a random `frac` of its batches); with `before`, what that batch transform receives; refuses a validation dl"
+    "Model inputs of every batch of the training `dl` (or of a random `frac` of its batches); refuses a validation dl"
+    # with `before`, what that batch transform receives
     if getattr(getattr(dl, 'dataset', None), 'split_idx', 0) == 1:
-        raise ValueError("normalization stats must come from the training data, but this DataLoader is the validation split")
+        raise ValueError("normalization stats must come from the training data, "
+                         "but this DataLoader is the validation split")
     if not 0 < frac <= 1: raise ValueError(f"frac must be in (0, 1], got {frac}")
     with _every_item(dl, shuffle=frac < 1), _cut_before(getattr(dl, 'after_batch', None), before):
         n = len(dl)
@@ -71,7 +76,8 @@ class Mode(Protocol):
 
 
 def _unit_below(scale: torch.Tensor, eps: float) -> torch.Tensor:
-    "`scale`, with 1 where it is under `eps` (a constant bin or clip): such values are only shifted, as scikit-learn's StandardScaler does"
+    "`scale`, with 1 where it is under `eps` (a constant bin or clip)"
+    # such values are only shifted, as scikit-learn's StandardScaler does
     return torch.where(scale < eps, torch.ones_like(scale), scale)
 
 
@@ -82,7 +88,10 @@ class MeanStd:
     def __init__(self, axes: tuple): self.axes = axes
     def shape(self, n_freq='F') -> tuple: return tuple(1 if a in self.axes else n_freq for a in range(4))
     def accumulator(self) -> RunningStats: return RunningStats(self.axes)
-    def arrays(self, acc: RunningStats, eps: float) -> dict: return dict(mean=acc.mean, std=_unit_below(acc.std(), eps))
+
+    def arrays(self, acc: RunningStats, eps: float) -> dict:
+        return dict(mean=acc.mean, std=_unit_below(acc.std(), eps))
+
     def shift_scale(self, x, stats: dict, eps: float) -> tuple: return stats['mean'], stats['std']
 
 
@@ -105,7 +114,8 @@ class MinMax:
 class PerClip:
     "`(x - mean) / std` with each clip's own mean/std over `dims` (utterance MVN): nothing to learn, nothing to invert"
     keys, options, counted, need = (), {}, '', ''
-    units = ('standard deviations (per clip; cannot be decoded)', 'offset from the clip mean (per clip; cannot be decoded)')
+    units = ('standard deviations (per clip; cannot be decoded)',
+             'offset from the clip mean (per clip; cannot be decoded)')
     def __init__(self, dims: tuple): self.dims = dims
     def shape(self, n_freq='F'): return None
     def accumulator(self): return None
@@ -129,7 +139,8 @@ MODES: dict[str, Mode] = {
 def get_mode(name: str) -> Mode:
     "The mode called `name`; the error lists the known ones"
     try: return MODES[name]
-    except (KeyError, TypeError): raise ValueError(f"normalization mode must be one of {list(MODES)}, got {name!r}") from None
+    except (KeyError, TypeError):
+        raise ValueError(f"normalization mode must be one of {list(MODES)}, got {name!r}") from None
 
 
 class SpecNormalize(Transform):
@@ -177,7 +188,8 @@ class SpecNormalize(Transform):
 
     @property
     def parameters(self) -> tuple:
-        "The stats attributes: fastai's `DataLoader.to` moves them to its device, as `Normalize`'s (float64: not MPS)"
+        "The stats attributes: fastai's `DataLoader.to` moves them to its device, as `Normalize`'s"
+        # float64: not on MPS
         return self._mode.keys
 
     @property
@@ -212,7 +224,8 @@ class SpecNormalize(Transform):
 
     @property
     def n(self) -> int | None:
-        "The count behind the stats, of what the mode's accumulator counts (`Mode.counted`: values per bin, clips)"
+        "The count behind the stats, of what the mode's accumulator counts (`Mode.counted`)"
+        # values per bin, clips
         return getattr(self, self._mode.counted) if self._mode.counted else None
 
     def _set(self, stats: dict, n: int | None = None) -> SpecNormalize:
@@ -221,13 +234,16 @@ class SpecNormalize(Transform):
         if not keys: raise ValueError(f"{self.mode!r} normalization takes no stats: it normalizes each clip by its own")
         if set(stats) != set(keys): raise ValueError(f"{self.mode} stats are {list(keys)}, got {list(stats)}")
         a = {k: _stats_view(torch.as_tensor(stats[k], dtype=torch.float64)) for k in keys}
-        if len({v.shape for v in a.values()}) > 1 or any(v.numel() == 0 or v.shape != self._mode.shape(v.shape[-2]) for v in a.values()):
+        if (len({v.shape for v in a.values()}) > 1
+                or any(v.numel() == 0 or v.shape != self._mode.shape(v.shape[-2]) for v in a.values())):
             raise ValueError(f"{self.mode} stats need shape {self._mode.shape()}, got "
                              + ' and '.join(f"{k} {tuple(v.shape)}" for k, v in a.items()))
         for k, v in a.items():
-            if not torch.isfinite(v).all(): raise ValueError(f"{self.mode} stats must be finite, got {_where(a, ~torch.isfinite(v))}")
+            if not torch.isfinite(v).all():
+                raise ValueError(f"{self.mode} stats must be finite, got {_where(a, ~torch.isfinite(v))}")
         _, scale = self._mode.shift_scale(None, a, self.eps, **self._mode_options)
-        if not (scale > 0).all(): raise ValueError(f"{self.mode} stats need {self._mode.need}, got {_where(a, scale <= 0)}")
+        if not (scale > 0).all():
+            raise ValueError(f"{self.mode} stats need {self._mode.need}, got {_where(a, scale <= 0)}")
         for k, v in a.items(): setattr(self, k, v)
         if self._mode.counted: setattr(self, self._mode.counted, n)
         self.learned = None
@@ -239,7 +255,8 @@ class SpecNormalize(Transform):
     def learn(self, dl, frac: float | None = None) -> SpecNormalize:
         "Learn the stats from what this transform receives in every training batch of `dl` (or `frac` of them)"
         # the one stats pass, of `setups` and `SpecStatsCallback`
-        if not self.learns_stats: raise ValueError(f"{self.mode!r} normalization learns no stats: it normalizes each clip by its own")
+        if not self.learns_stats:
+            raise ValueError(f"{self.mode!r} normalization learns no stats: it normalizes each clip by its own")
         if isinstance(dl, DataLoaders): dl = dl.train
         frac = self.frac if frac is None else frac
         acc = accumulate(training_inputs(dl, frac, before=self), self._mode.accumulator())
@@ -251,10 +268,12 @@ class SpecNormalize(Transform):
         return self
 
     def setups(self, dl):
-        "Learn the stats from the training `dl` (or `frac` of it) unless the mode learns none, they are given, or `frac=0` defers them"
+        "Learn the stats from the training `dl` (or `frac` of it), unless the mode learns none or they are given"
+        # `frac=0` defers them
         if not self.learns_stats or self.has_stats or not self.frac: return
         try: self.learn(dl)
-        except AttributeError as e: raise RuntimeError(f"SpecNormalize could not compute stats from {type(dl).__name__}: {e}") from e
+        except AttributeError as e:
+            raise RuntimeError(f"SpecNormalize could not compute stats from {type(dl).__name__}: {e}") from e
 
     def _shift_scale(self, x: torch.Tensor) -> tuple:
         "Shift and scale for `x`, in its dtype: its own (per-clip modes), or the stats, checked against `x`"
@@ -264,7 +283,8 @@ class SpecNormalize(Transform):
             n = shift.shape[-2]
             if x.ndim < 2 or n not in (1, x.shape[-2]):
                 raise ValueError(f"{self.mode} stats of shape {tuple(shift.shape)} do not fit spectrograms of shape "
-                                 f"{tuple(x.shape)}: they have {n} frequency bins, the data {x.shape[-2] if x.ndim >= 2 else '?'}")
+                                 f"{tuple(x.shape)}: they have {n} frequency bins, "
+                                 f"the data {x.shape[-2] if x.ndim >= 2 else '?'}")
             view = (1,) * (x.ndim - 2) + tuple(shift.shape[-2:])    # a batch [bs, ch, F, T] or one item [ch, F, T]
             shift, scale = shift.view(view).to(x.device, x.dtype), scale.view(view).to(x.device, x.dtype)
         return shift, (torch.ones_like(scale) if self.mean_only else scale)
@@ -293,8 +313,10 @@ class SpecNormalize(Transform):
         return x
 
     def save(self, path, **info):
-        "Write the stats, mode, options and count `n` to a JSON stats file (atomically); `info`: more JSON-able fields"
-        if not self.learns_stats: raise ValueError(f"{self!r} has no stats to save: it normalizes each clip by its own (learns_stats is False)")
+        "Write the stats, mode, options and count `n` to a JSON stats file, atomically; `info`: more JSON-able fields"
+        if not self.learns_stats:
+            raise ValueError(f"{self!r} has no stats to save: it normalizes each clip by its own "
+                             "(learns_stats is False)")
         if not self.has_stats: raise ValueError("SpecNormalize has no stats to save yet")
         n = {self._mode.counted: self.n} if self._mode.counted else {}
         return save_stats(path, **self.stats, mode=self.mode, **n, **self.options, **info)

@@ -1,7 +1,7 @@
 """Per-channel energy normalization (PCEN): fixed, as `librosa.pcen`, and learned per channel, as LEAF's `PCENLayer`.
 
 PCEN replaces the log/dB step on mel *magnitudes* (`AudioConfig.PCENMelSpectrogram`: power 1, times 2**31, no dB):
-    M   = smoothed S     first-order IIR over time, M[t] = b S[t] + (1 - b) M[t-1], started as if S had been 1 before frame 0
+    M   = smoothed S     first-order IIR over time, M[t] = b S[t] + (1 - b) M[t-1], as if S = 1 before frame 0
     out = (S / (eps + M)**gain + bias)**power - bias**power
 as Lostanlen et al. (2019), "Per-Channel Energy Normalization: Why and How", and `librosa.pcen` compute it (log-space).
 The smoother runs as one `torchaudio.functional.lfilter` over the whole batch (no Python loop over frames), in float32
@@ -24,7 +24,7 @@ _MIN = 1e-6
 
 
 def smoothing_coef(sr: int = 16000, hop_length: int = 256, time_constant: float = 0.4) -> float:
-    "librosa's smoothing coefficient `b` of a time constant in seconds, for frames `hop_length` samples apart at `sr` Hz"
+    "librosa's smoothing coefficient `b` of a time constant in seconds, frames `hop_length` samples apart at `sr` Hz"
     _check_positive(sr=sr, hop_length=hop_length, time_constant=time_constant)
     t_frames = time_constant * sr / hop_length
     return (math.sqrt(1 + 4 * t_frames ** 2) - 1) / (2 * t_frames ** 2)
@@ -34,17 +34,19 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype: return torch.float64 if x.dt
 
 
 def pcen_smooth(S: torch.Tensor, coef) -> torch.Tensor:
-    "librosa's PCEN smoother of `S` `[..., n_mels, frames]` along time: one coefficient, or one per mel bin (`coef` `[n_mels]`)"
-    coef = torch.as_tensor(coef, dtype=S.dtype, device=S.device).expand(S.shape[-2])   # per bin: lfilter's conv1d is 3x faster
-    b = torch.stack([coef, torch.zeros_like(coef)], -1)          # lfilter([b], [1, b - 1]): M[t] = b S[t] + (1 - b) M[t-1]
+    "librosa's PCEN smoother of `S` `[..., n_mels, frames]` along time: one coefficient, or `coef` `[n_mels]` per bin"
+    # per bin: lfilter's conv1d is 3x faster
+    coef = torch.as_tensor(coef, dtype=S.dtype, device=S.device).expand(S.shape[-2])
+    b = torch.stack([coef, torch.zeros_like(coef)], -1)      # lfilter([b], [1, b - 1]): M[t] = b S[t] + (1 - b) M[t-1]
     a = torch.stack([torch.ones_like(coef), coef - 1], -1)
     t = torch.arange(1, S.shape[-1] + 1, dtype=S.dtype, device=S.device)
-    # lfilter starts from rest; librosa's initial state (lfilter_zi) is the response to S = 1 before frame 0: (1 - b)**(t + 1)
+    # lfilter starts from rest; librosa's initial state (lfilter_zi) is the response to S = 1 before frame 0:
+    # (1 - b)**(t + 1)
     return lfilter(S, a, b, clamp=False) + (1 - coef).unsqueeze(-1) ** t
 
 
 def pcen_compress(S: torch.Tensor, M: torch.Tensor, gain, bias, power, eps: float = 1e-6) -> torch.Tensor:
-    "PCEN's gain control and compression of `S` by its smoothed `M`, in log space as librosa; `bias` and `power` positive"
+    "PCEN's gain control and compression of `S` by its smoothed `M`, in log space as librosa; `bias`, `power` positive"
     smooth = torch.exp(-gain * (math.log(eps) + torch.log1p(M / eps)))
     return bias ** power * torch.expm1(power * torch.log1p(S * smooth / bias))
 
@@ -68,13 +70,15 @@ def _as_magnitudes(S: torch.Tensor, who: str) -> torch.Tensor:
     if S.ndim < 2: raise ValueError(f"{who} takes spectrograms [..., n_mels, frames], got shape {tuple(S.shape)}")
     S = S.as_subclass(torch.Tensor).to(_compute_dtype(S))
     if S.numel() and S.min() < 0:
-        raise ValueError(f"{who} takes non-negative magnitudes (mel magnitudes, not dB), got values down to {S.min().item():.4g}")
+        raise ValueError(f"{who} takes non-negative magnitudes (mel magnitudes, not dB), "
+                         f"got values down to {S.min().item():.4g}")
     return S
 
 
 def pcen(S: torch.Tensor, sr: int = 16000, hop_length: int = 256, gain: float = 0.98, bias: float = 2.0,
          power: float = 0.5, time_constant: float = 0.4, eps: float = 1e-6) -> torch.Tensor:
-    "`librosa.pcen` of `S` `[..., n_mels, frames]` with the same parameters, on `S`'s device, in float32 (float64 stays)"
+    "`librosa.pcen` of `S` `[..., n_mels, frames]` with the same parameters, on `S`'s device, in float32"
+    # float64 stays float64
     _check_params(gain, bias, power, eps, sr, hop_length, time_constant)
     return _pcen(_as_magnitudes(S, 'pcen'), sr, hop_length, gain, bias, power, time_constant, eps)
 
@@ -86,37 +90,41 @@ def _pcen(S: torch.Tensor, sr, hop_length, gain, bias, power, time_constant, eps
         if power == 0 or bias == 0:                             # librosa's limit cases, in its order
             smooth = torch.exp(-gain * (math.log(eps) + torch.log1p(M / eps)))
             return torch.log1p(S * smooth) if power == 0 else torch.exp(power * (torch.log(S) + torch.log(smooth)))
-        g, b, p = (torch.tensor(v, dtype=S.dtype, device=S.device) for v in (gain, bias, power))  # LearnedPCEN's float ops
+        # as tensors: LearnedPCEN's float ops
+        g, b, p = (torch.tensor(v, dtype=S.dtype, device=S.device) for v in (gain, bias, power))
         return pcen_compress(S, M, g, b, p, eps)
 
 
 class PCEN(Transform):
-    "Batch transform: fixed PCEN of mel magnitudes (`AudioConfig.PCENMelSpectrogram`) in place of dB, on the batch's device"
+    "Batch transform: fixed PCEN of mel magnitudes (`AudioConfig.PCENMelSpectrogram`) in place of dB, on their device"
     order = 99
-    def __init__(self, sr: int = 16000, hop_length: int = 256, gain: float = 0.98, bias: float = 2.0, power: float = 0.5,
-                 time_constant: float = 0.4, eps: float = 1e-6):
+    def __init__(self, sr: int = 16000, hop_length: int = 256, gain: float = 0.98, bias: float = 2.0,
+                 power: float = 0.5, time_constant: float = 0.4, eps: float = 1e-6):
         _check_params(gain, bias, power, eps, sr, hop_length, time_constant)
         self.sr, self.hop_length, self.gain, self.bias, self.power, self.time_constant, self.eps = \
             sr, hop_length, gain, bias, power, time_constant, eps
 
     @property
-    def params(self) -> dict: return dict(gain=self.gain, bias=self.bias, power=self.power, time_constant=self.time_constant, eps=self.eps)
+    def params(self) -> dict:
+        return dict(gain=self.gain, bias=self.bias, power=self.power, time_constant=self.time_constant, eps=self.eps)
 
     def _check(self, x):
         "Spectrograms made by `AudioToSpec` know their rate, hop and scale: they must be this PCEN's, and not in dB"
         if getattr(x, 'to_db', False):
-            raise ValueError("PCEN takes mel magnitudes, but these spectrograms are in dB: use AudioConfig.PCENMelSpectrogram() "
-                             "(power 1, scale 2**31, to_db=False) in AudioToSpec")
+            raise ValueError("PCEN takes mel magnitudes, but these spectrograms are in dB: "
+                             "use AudioConfig.PCENMelSpectrogram() (power 1, scale 2**31, to_db=False) in AudioToSpec")
         for k in ('sr', 'hop_length'):
             got, want = getattr(x, k, None), getattr(self, k)
             if got is not None and got != want:
-                raise ValueError(f"PCEN(sr={self.sr}, hop_length={self.hop_length}) got spectrograms with {k}={got}: its smoothing "
-                                 f"time constant would be off by {got / want:.3g}x; give PCEN the spectrograms' {k}")
+                raise ValueError(f"PCEN(sr={self.sr}, hop_length={self.hop_length}) got spectrograms with {k}={got}: "
+                                 f"its smoothing time constant would be off by {got / want:.3g}x; "
+                                 f"give PCEN the spectrograms' {k}")
 
     def encodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
         self._check(x)
         S = x.as_subclass(torch.Tensor)
-        # AudioToSpec's spectrograms say they are magnitudes (to_db=False): no look at their values, a GPU sync per batch
+        # AudioToSpec's spectrograms say they are magnitudes (to_db=False): no look at their values,
+        # a GPU sync per batch
         S = S.to(_compute_dtype(S)) if hasattr(x, 'to_db') else _as_magnitudes(S, 'PCEN')
         res = AudioSpectrogram(_pcen(S, self.sr, self.hop_length, **self.params))
         res.set_meta(x, as_copy=True)
@@ -128,38 +136,46 @@ class PCEN(Transform):
         return x
 
     def __repr__(self):
-        return f"PCEN(sr={self.sr}, hop_length={self.hop_length}, " + ', '.join(f"{k}={v}" for k, v in self.params.items()) + ")"
+        return (f"PCEN(sr={self.sr}, hop_length={self.hop_length}, "
+                + ', '.join(f"{k}={v}" for k, v in self.params.items()) + ")")
 
 
 class LearnedPCEN(nn.Module):
-    """PCEN with per-channel trainable gain `alpha`, bias `delta`, `root` (1/power) and smoothing coefficient `smooth_coef`
-    (LEAF's `PCENLayer`), a front end trained with the model; input and output `[bs, 1, n_mels, frames]`, float32.
+    """PCEN with per-channel trainable gain `alpha`, bias `delta`, `root` (1/power) and smoothing coefficient
+    `smooth_coef` (LEAF's `PCENLayer`), a front end trained with the model; input and output `[bs, 1, n_mels, frames]`,
+    float32.
 
-    At initialisation it computes `pcen(x, sr, hop_length, gain, bias, power, time_constant, eps)`. As LEAF does, the forward
-    pass clamps the parameters into their valid ranges (the stored values may leave them; their gradient is then 0):
-    0 <= alpha <= 1, root >= 1, 1e-6 <= smooth_coef <= 1, and (unlike LEAF, which lets it go negative) delta >= 1e-6.
-    `constrained()` gives the values in use. It smooths as librosa does, from an initial state of 1 (LEAF: the first frame)."""
+    At initialisation it computes `pcen(x, sr, hop_length, gain, bias, power, time_constant, eps)`. As LEAF does, the
+    forward pass clamps the parameters into their valid ranges (the stored values may leave them; their gradient is
+    then 0): 0 <= alpha <= 1, root >= 1, 1e-6 <= smooth_coef <= 1, and (unlike LEAF, which lets it go negative)
+    delta >= 1e-6. `constrained()` gives the values in use. It smooths as librosa does, from an initial state of 1
+    (LEAF: the first frame)."""
     def __init__(self, n_mels: int, sr: int = 16000, hop_length: int = 256, gain: float = 0.98, bias: float = 2.0,
                  power: float = 0.5, time_constant: float = 0.4, eps: float = 1e-6):
         super().__init__()
         if isinstance(n_mels, bool) or not isinstance(n_mels, int) or n_mels < 1:
             raise ValueError(f"LearnedPCEN: n_mels must be a positive int (the mel bins), got {n_mels!r}")
         _check_params(gain, bias, power, eps, sr, hop_length, time_constant)
-        bad = [f"{k}={v!r}" for k, v, ok in (('gain', gain, gain <= 1), ('bias', bias, bias >= _MIN), ('power', power, 0 < power <= 1)) if not ok]
-        if bad: raise ValueError("LearnedPCEN starts inside its valid ranges (gain <= 1, bias >= 1e-6, 0 < power <= 1), got " + ', '.join(bad))
+        bad = [f"{k}={v!r}" for k, v, ok in (('gain', gain, gain <= 1), ('bias', bias, bias >= _MIN),
+                                             ('power', power, 0 < power <= 1)) if not ok]
+        if bad:
+            raise ValueError("LearnedPCEN starts inside its valid ranges (gain <= 1, bias >= 1e-6, 0 < power <= 1), "
+                             "got " + ', '.join(bad))
         self.n_mels, self.sr, self.hop_length, self.time_constant, self.eps = n_mels, sr, hop_length, time_constant, eps
         full = lambda v: nn.Parameter(torch.full((n_mels,), float(v)))
         self.alpha, self.delta, self.root = full(gain), full(bias), full(1 / power)
         self.smooth_coef = full(smoothing_coef(sr, hop_length, time_constant))
 
     def constrained(self) -> dict:
-        "The parameters the forward pass uses, clamped into their valid ranges (LEAF's `minimum`/`maximum`/`clip_by_value`)"
+        "The parameters the forward pass uses, clamped into their valid ranges"
+        # as LEAF's `minimum`/`maximum`/`clip_by_value`
         return dict(alpha=self.alpha.clamp(0, 1), delta=self.delta.clamp_min(_MIN), root=self.root.clamp_min(1),
                     smooth_coef=self.smooth_coef.clamp(_MIN, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[-2] != self.n_mels:
-            raise ValueError(f"LearnedPCEN({self.n_mels}) takes [bs, 1, {self.n_mels}, frames] mel magnitudes, got shape {tuple(x.shape)}")
+            raise ValueError(f"LearnedPCEN({self.n_mels}) takes [bs, 1, {self.n_mels}, frames] mel magnitudes, "
+                             f"got shape {tuple(x.shape)}")
         if getattr(x, 'to_db', False):
             raise ValueError("LearnedPCEN takes mel magnitudes, but these spectrograms are in dB: use "
                              "AudioConfig.PCENMelSpectrogram() (to_db=False) in AudioToSpec")
@@ -168,8 +184,9 @@ class LearnedPCEN(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             x, p = x.float(), self.constrained()
             M = pcen_smooth(x, p['smooth_coef'])
-            col = lambda v: v.float().unsqueeze(-1)                    # [n_mels] -> [n_mels, 1], against [..., n_mels, frames]
+            col = lambda v: v.float().unsqueeze(-1)            # [n_mels] -> [n_mels, 1], against [..., n_mels, frames]
             return pcen_compress(x, M, col(p['alpha']), col(p['delta']), 1 / col(p['root']), self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.n_mels}, sr={self.sr}, hop_length={self.hop_length}, time_constant={self.time_constant}, eps={self.eps}"
+        return (f"{self.n_mels}, sr={self.sr}, hop_length={self.hop_length}, time_constant={self.time_constant}, "
+                f"eps={self.eps}")

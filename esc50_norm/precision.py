@@ -32,15 +32,17 @@ def native_bf16(device='cpu') -> bool:
 
 
 class BF16Autocast(MixedPrecision):
-    "bf16 autocast on the model's device, CUDA or CPU, for the forward pass and the loss only (fastai's `to_bf16` enters CUDA's only)"
+    "bf16 autocast on the model's device, CUDA or CPU, for the forward pass and the loss only"
+    # fastai's `to_bf16` enters CUDA's only
     def __init__(self): super().__init__(amp_mode=AMPMode.BF16)
 
     def before_fit(self):
         device = next(self.model.parameters()).device.type
         if device == 'cuda': return super().before_fit()
-        # Leaving autocast after the loss matters: inside one autocast region the bf16 copies of the weights are cached, so a
-        # region around the backward pass and the step would train on the weights of the first batch, silently
-        self.autocast, self.learn.scaler, self.scales = autocast(device, dtype=torch.bfloat16), GradScaler(device, enabled=False), L()
+        # Leaving autocast after the loss matters: inside one autocast region the bf16 copies of the weights are cached,
+        # so a region around the backward pass and the step would train on the weights of the first batch, silently
+        self.autocast, self.learn.scaler, self.scales = (autocast(device, dtype=torch.bfloat16),
+                                                         GradScaler(device, enabled=False), L())
 
 
 class ChannelsLastInput(Callback):

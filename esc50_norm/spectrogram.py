@@ -17,7 +17,7 @@ __all__ = ['AudioSpectrogram', 'AudioToSpec', 'show_batch', 'plot_top_losses']
 
 
 class AudioSpectrogram(TensorImageBase):
-    "A (batch of) spectrogram(s) `[channels, freq, time]` that shows itself with a colorbar in dB, or in what its values measure"
+    "A (batch of) spectrogram(s) `[channels, freq, time]` shown with a colorbar in dB, or in what its values measure"
     def show(self, ctx=None, title=None, figsize=(5, 3), colorbar=True, **kwargs):
         "Show the first channel as an image, low frequencies at the bottom"
         if ctx is None: _, ctx = plt.subplots(figsize=figsize)
@@ -26,9 +26,11 @@ class AudioSpectrogram(TensorImageBase):
         img = ctx.imshow(im, origin='lower', aspect='auto', cmap=kwargs.pop('cmap', 'magma'), **kwargs)
         if colorbar:
             unit = getattr(self, 'normalized', False)           # False, or what normalized values measure ('PCEN', ...)
-            cb = ctx.figure.colorbar(img, ax=ctx, format='%+.0f dB' if getattr(self, 'to_db', True) and not unit else None)
+            cb = ctx.figure.colorbar(img, ax=ctx,
+                                     format='%+.0f dB' if getattr(self, 'to_db', True) and not unit else None)
             if unit: cb.set_label(unit if isinstance(unit, str) else 'standard deviations')
-        ctx.set_xlabel('frame'); ctx.set_ylabel('mel bin' if getattr(self, 'mel', False) else 'frequency bin')
+        ctx.set_xlabel('frame')
+        ctx.set_ylabel('mel bin' if getattr(self, 'mel', False) else 'frequency bin')
         if title is not None: ctx.set_title(str(title))
         return ctx
 
@@ -37,7 +39,8 @@ class AudioSpectrogram(TensorImageBase):
 def show_batch(x: AudioSpectrogram, y, samples, ctxs=None, max_n=9, nrows=None, ncols=None, figsize=None, **kwargs):
     "Show spectrograms in a grid, titled by their labels"
     if ctxs is None: ctxs = get_grid(min(len(samples), max_n), nrows=nrows, ncols=ncols, figsize=figsize)
-    ctxs = [s[0].show(ctx=c, title=s[1] if len(s) > 1 else None, **kwargs) for s, c, _ in zip(samples, ctxs, range(max_n))]
+    ctxs = [s[0].show(ctx=c, title=s[1] if len(s) > 1 else None, **kwargs)
+            for s, c, _ in zip(samples, ctxs, range(max_n))]
     ctxs[0].figure.tight_layout()
     return ctxs
 
@@ -59,7 +62,10 @@ def plot_top_losses(x: AudioSpectrogram, y: TensorCategory, samples, outs, raws,
 
 class _Scale(torch.nn.Module):
     "Multiply by a constant factor (`SpectrogramConfig.scale`)"
-    def __init__(self, factor: float): super().__init__(); self.factor = factor
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
     def forward(self, x): return x * self.factor
     def extra_repr(self): return f"factor={self.factor}"
 
@@ -72,10 +78,12 @@ class AudioToSpec(Transform):
         c = self.cfg
         stft = dict(n_fft=c.n_fft, win_length=c.win_length, hop_length=c.hop_length, power=c.power,
                     center=c.center, normalized=c.normalized)
-        spec = (torchaudio.transforms.MelSpectrogram(c.sample_rate, f_min=c.f_min, f_max=c.f_max, n_mels=c.n_mels, **stft)
+        spec = (torchaudio.transforms.MelSpectrogram(c.sample_rate, f_min=c.f_min, f_max=c.f_max,
+                                                     n_mels=c.n_mels, **stft)
                 if c.mel else torchaudio.transforms.Spectrogram(**stft))
         scale = [_Scale(c.scale)] if c.scale != 1 else []
-        db = [torchaudio.transforms.AmplitudeToDB('power' if c.power == 2 else 'magnitude', top_db=c.top_db)] if c.to_db else []
+        db = ([torchaudio.transforms.AmplitudeToDB('power' if c.power == 2 else 'magnitude', top_db=c.top_db)]
+              if c.to_db else [])
         self.pipe = torch.nn.Sequential(spec, *scale, *db)
 
     def encodes(self, x: AudioTensor) -> AudioSpectrogram:

@@ -67,3 +67,13 @@ def test_each_module_imports_only_those_listed_before_it():
     order = [f"esc50_norm.{m}" for m in lib_order] + [f"esc50_norm.study.{m}" for m in study_order]
     late = {m: sorted(e for e in graph[m] if e in order and order.index(e) > order.index(m)) for m in order}
     assert not {m: e for m, e in late.items() if e}, 'modules importing one listed after them'
+
+
+def test_lines_a_reader_can_take_in():
+    "At most 1% of the package's lines are over 120 characters, and no one-liner `def f(): \"docstring\"; return x`"
+    lines = [(f, n, l) for f in sorted(PKG.rglob('*.py')) for n, l in enumerate(f.read_text().splitlines(), 1)]
+    long = [f"{f.relative_to(PKG.parent)}:{n} ({len(l)})" for f, n, l in lines if len(l) > 120]
+    one_liners = [f"{f.relative_to(PKG.parent)}:{n}" for f, n, l in lines if re.match(r'^\s*def .*:\s*"[^"]*";', l)]
+    assert len(lines) > 3000                                   # the package is really read
+    assert len(long) <= len(lines) // 100, f"{len(long)} of {len(lines)} lines are over 120 characters: {long[:10]}"
+    assert not one_liners, f"one-liner defs with a docstring and `;`: {one_liners}"

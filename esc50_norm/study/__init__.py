@@ -9,8 +9,8 @@ import importlib
 
 _WHERE = {
     'ESC50Error': 'esc50', 'ENV_VAR': 'esc50', 'esc50_path': 'esc50', 'read_meta': 'esc50',
-    'Dataset': 'datasets', 'DatasetError': 'datasets', 'KINDS': 'datasets', 'get_dataset': 'datasets', 'fold_split': 'datasets',
-    'subset_per_class': 'datasets', 'clip_duration': 'datasets', 'summary': 'datasets',
+    'Dataset': 'datasets', 'DatasetError': 'datasets', 'KINDS': 'datasets', 'get_dataset': 'datasets',
+    'fold_split': 'datasets', 'subset_per_class': 'datasets', 'clip_duration': 'datasets', 'summary': 'datasets',
     'ClipCache': 'cache', 'load_or_build_cache': 'cache',
     'NORMALIZATIONS': 'normalizations', 'norm_tfms': 'normalizations',
     'Preset': 'presets', 'PRESETS': 'presets', 'get_preset': 'presets', 'Job': 'presets',
@@ -18,7 +18,8 @@ _WHERE = {
     'device_dataloaders': 'pipelines', 'fold_dataloaders': 'pipelines',
     'train_one': 'train', 'load_study_data': 'train',
     'size_recipe': 'sizing', 'compute_baseline': 'baseline', 'ensure_baseline': 'baseline', 'read_baseline': 'baseline',
-    'read_results': 'runs', 'Study': 'study', 'run_study': 'engines', 'write_report': 'report', 'compare_report': 'report',
+    'read_results': 'runs', 'Study': 'study', 'run_study': 'engines', 'write_report': 'report',
+    'compare_report': 'report',
 }
 __all__ = list(_WHERE)
 

@@ -1,4 +1,4 @@
-"Decode once: every clip through the item transforms into one tensor file, with what each clip was before (a data report)"
+"Decode once: every clip through the item transforms into one tensor file, with what each clip was (a data report)"
 from __future__ import annotations
 import hashlib
 import json
@@ -17,7 +17,8 @@ from ..atomic import remove_stale_temporaries, write_atomic
 from ..audio import AudioLoadError, AudioTensor, audio_item_tfms
 from .datasets import cropping
 
-__all__ = ['ClipCache', 'cache_key', 'build_cache', 'load_or_build_cache', 'default_cache_dir', 'odd_clips', 'data_report']
+__all__ = ['ClipCache', 'cache_key', 'build_cache', 'load_or_build_cache', 'default_cache_dir', 'odd_clips',
+           'data_report']
 
 CACHE_VERSION = 2
 SHORT = 0.5
@@ -26,7 +27,8 @@ SHORT = 0.5
 
 @dataclass
 class ClipCache:
-    "Decoded clips `x` `[n, 1, samples]` at `sr` Hz, in the order of `filenames` (paths under the audio root); `info`: each source clip's duration, rate, channels, peak"
+    "Decoded clips `x` `[n, 1, samples]` at `sr` Hz, in the order of `filenames` (paths under the audio root)"
+    # `info`: each source clip's duration, rate, channels, peak
     x: torch.Tensor
     filenames: list
     sr: int
@@ -76,7 +78,8 @@ def data_report(info: pd.DataFrame | None, duration: float | None = None) -> str
              f"{int((info.channels > 1).sum())} with more than one channel"]
     for what, clips in odd_clips(info, duration).items():
         names = [f"{f} ({s:.2f} s)" for f, s in clips.items()]
-        lines.append(f"{what}: " + (', '.join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else '') if names else 'none'))
+        lines.append(f"{what}: " + (', '.join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else '')
+                                    if names else 'none'))
     cut = cropping(d, duration) if duration is not None else ''
     return '\n'.join(lines + ([f"cropped: {cut}"] if cut else []))
 
@@ -106,7 +109,9 @@ def build_cache(audio_root, files, sr: int = 16000, duration: float = 5.0, downm
     bad, info = [], []
     for i, f in enumerate(_progress(files, progress, log)):
         try: a = AudioTensor.create(Path(audio_root) / f)
-        except AudioLoadError as e: bad.append(str(e)); continue
+        except AudioLoadError as e:
+            bad.append(str(e))
+            continue
         info.append(dict(filename=f, duration=a.duration, sr=a.sr, channels=a.nchannels, peak=float(a.abs().max())))
         x[i] = tfms(a).as_subclass(torch.Tensor)
     if bad: raise AudioLoadError(f"{len(bad)} clips under {audio_root} could not be used:\n" + "\n".join(bad))
@@ -137,9 +142,10 @@ def _mismatch(cache: ClipCache, files: list, settings: dict) -> str | None:
     return None
 
 
-def load_or_build_cache(audio_root, files, cache_dir=None, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean',
-                        progress: bool = True, log=None, name: str = 'clips') -> ClipCache:
-    "The clips `files` (paths under `audio_root`) of dataset `name` decoded with these settings: read from the cache, else decoded once and saved atomically"
+def load_or_build_cache(audio_root, files, cache_dir=None, sr: int = 16000, duration: float = 5.0,
+                        downmix: str = 'mean', progress: bool = True, log=None, name: str = 'clips') -> ClipCache:
+    "The clips `files` (paths under `audio_root`) of dataset `name` decoded with these settings, read from the cache"
+    # else decoded once and saved, atomically
     files = [str(f) for f in files]
     settings = dict(sr=sr, duration=duration, downmix=downmix)
     folder = Path(cache_dir or default_cache_dir())
@@ -150,6 +156,7 @@ def load_or_build_cache(audio_root, files, cache_dir=None, sr: int = 16000, dura
     cache = build_cache(audio_root, files, sr, duration, downmix, progress, log)
     if log: log(f"decoded {len(cache)} clips into {path}\n{cache.report()}")
     remove_stale_temporaries(folder)                       # what killed builds left behind
-    write_atomic(path, lambda tmp: torch.save(dict(x=cache.x, filenames=cache.filenames, sr=cache.sr, settings=cache.settings,
-                                                   info=cache.info.to_dict(orient='list')), tmp))
+    write_atomic(path, lambda tmp: torch.save(dict(x=cache.x, filenames=cache.filenames, sr=cache.sr,
+                                                   settings=cache.settings, info=cache.info.to_dict(orient='list')),
+                                              tmp))
     return cache

@@ -20,7 +20,8 @@ def _shard(s: str) -> tuple:
 
 def _ints(s: str) -> tuple: return tuple(int(x) for x in s.split(','))
 def _positive(s: str) -> int:
-    if not s.lstrip('-').isdigit() or int(s) < 1: raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {s!r}")
+    if not s.lstrip('-').isdigit() or int(s) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {s!r}")
     return int(s)
 def _natural(s: str) -> int:
     if not s.lstrip('-').isdigit() or int(s) < 0:
@@ -33,16 +34,17 @@ def _fold(s: str) -> int: return 0 if s == 'all' else int(s)
 def _preset(a, **grid):
     "The preset named on the command line, shrunk by --smoke, with its fields overridden by the options given"
     from .presets import get_preset
-    precision = dict(bf16=False, channels_last=False) if a.fp32 else dict(bf16=True if a.bf16 else None,
-                                                                          channels_last=True if a.channels_last else None)
-    return get_preset(a.preset, smoke=a.smoke, epochs=a.epochs, bs=a.bs, lr=a.lr, pipeline=a.pipeline, duration=a.duration,
-                      clips_per_class=a.clips_per_class, **precision, **grid)
+    precision = (dict(bf16=False, channels_last=False) if a.fp32 else
+                 dict(bf16=True if a.bf16 else None, channels_last=True if a.channels_last else None))
+    return get_preset(a.preset, smoke=a.smoke, epochs=a.epochs, bs=a.bs, lr=a.lr, pipeline=a.pipeline,
+                      duration=a.duration, clips_per_class=a.clips_per_class, **precision, **grid)
 
 
 def _dataset(a):
     "The dataset of --dataset (with --data, --columns, --k-folds, --fold-seed, --partial-data), checked before any work"
     from .datasets import get_dataset
-    given = {k: v for k, v in dict(columns=a.columns, k_folds=a.k_folds, fold_seed=a.fold_seed).items() if v is not None}
+    given = {k: v for k, v in dict(columns=a.columns, k_folds=a.k_folds, fold_seed=a.fold_seed).items()
+             if v is not None}
     ds = get_dataset(a.dataset, a.data, full=not a.partial_data, **given)
     ds.meta()
     return ds
@@ -54,12 +56,14 @@ def cmd_study(a):
     from .report import terminal_summary, write_report
     from .study import Study
     preset = _preset(a, folds=a.folds, seeds=a.seeds, normalizations=a.normalizations)
-    study = Study(preset, Path(a.out or f"results/{preset.name}"), dataset=_dataset(a), cache_dir=a.cache_dir, device=a.device,
-                  save_models=a.save_models)
+    study = Study(preset, Path(a.out or f"results/{preset.name}"), dataset=_dataset(a), cache_dir=a.cache_dir,
+                  device=a.device, save_models=a.save_models)
     engine = get_engine(a.engine, workers=a.workers, device=study.device, gpus=a.gpus, address=a.address,
                         retries=a.retries, stop_after=a.stop_after)
     if not a.no_baseline:
-        engine.check(study); study.check(); study.prepare()     # the folder is this study's before its baseline goes in
+        engine.check(study)
+        study.check()
+        study.prepare()                         # the folder is this study's before its baseline goes in
         try: ensure_baseline(study)
         except (ValueError, ArithmeticError) as e:
             print(f"no classical baseline ({type(e).__name__}: {e})", file=sys.stderr)
@@ -100,7 +104,9 @@ def cmd_cache(a):
     from .train import load_study_data
     ds, built = _dataset(a), []
     print(summary(ds))
-    def log(line): built.append(line.startswith('decoded ')); print(line)
+    def log(line):
+        built.append(line.startswith('decoded '))
+        print(line)
     preset = get_preset(a.preset, duration=a.duration).for_dataset(ds, log=log)
     sd = load_study_data(preset, ds, a.cache_dir, device='cpu', log=log)
     print(f"{len(sd.cache)} clips cached: {tuple(sd.cache.x.shape)} at {sd.cache.sr} Hz")
@@ -130,16 +136,18 @@ def cmd_train(a):
     from .normalizations import get_normalization
     from .presets import Job
     from .train import load_study_data, train_one
-    get_normalization(a.normalization)                          # an unknown one, or a fold the data lacks, fails before any work
+    get_normalization(a.normalization)          # an unknown one, or a fold the data lacks, fails before any work
     ds = _dataset(a)
-    preset = _preset(a, folds=(a.fold,) if a.fold else ds.folds).for_dataset(ds)  # only the fold asked for is checked
+    preset = _preset(a, folds=(a.fold,) if a.fold else ds.folds).for_dataset(ds)     # only that fold is checked
     check_training(subset_per_class(ds.meta(), preset.clips_per_class), (a.fold,), preset.bs, ds.name)
     name = f"{preset.name}-fold{'all' if not a.fold else a.fold}-{a.normalization}-seed{a.seed}.pkl"
     out = _model_file(Path(a.out or f"models/{name}"))
     data = load_study_data(preset, ds, a.cache_dir, a.device)
     row, _ = train_one(preset, data, Job(a.fold, a.normalization, a.seed), model_file=out)
-    where = 'no validation fold: trained on every fold' if not a.fold else f"validation accuracy on fold {a.fold}: {row['final_accuracy']:.4f}"
-    print(f"{preset.name}, {a.normalization}, seed {a.seed}, {preset.epochs} epochs in {row['wall_s']:.1f}s; {where}\nmodel: {out}")
+    where = ('no validation fold: trained on every fold' if not a.fold else
+             f"validation accuracy on fold {a.fold}: {row['final_accuracy']:.4f}")
+    print(f"{preset.name}, {a.normalization}, seed {a.seed}, {preset.epochs} epochs in {row['wall_s']:.1f}s; "
+          f"{where}\nmodel: {out}")
 
 
 def cmd_predict(a):
@@ -159,43 +167,57 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='esc50-norm', description=__doc__)
     sub = p.add_subparsers(dest='cmd', required=True)
     data = argparse.ArgumentParser(add_help=False)
-    data.add_argument('--dataset', help="esc50 (default), esc10, KIND:PATH (urbansound8k, csv, folders) or a PATH: an ESC-50 or "
-                                        "UrbanSound8K folder, a .csv file, a folder per class")
-    data.add_argument('--data', help="the ESC-50 folder of esc50/esc10 (meta/esc50.csv + audio/); default $ESC50_PATH, else download")
-    data.add_argument('--partial-data', action='store_true', help="accept an ESC-50-shaped folder that is not all of ESC-50 (or ESC-10)")
-    data.add_argument('--columns', help="csv datasets: file=COLUMN,label=COLUMN[,fold=COLUMN] (default file, label, fold)")
-    data.add_argument('--k-folds', type=int, help="csv without folds, folders: stratified folds made for them (default 5)")
+    data.add_argument('--dataset', help="esc50 (default), esc10, KIND:PATH (urbansound8k, csv, folders) or a PATH: "
+                                        "an ESC-50 or UrbanSound8K folder, a .csv file, a folder per class")
+    data.add_argument('--data', help="the ESC-50 folder of esc50/esc10 (meta/esc50.csv + audio/); "
+                                     "default $ESC50_PATH, else download")
+    data.add_argument('--partial-data', action='store_true',
+                      help="accept an ESC-50-shaped folder that is not all of ESC-50 (or ESC-10)")
+    data.add_argument('--columns',
+                      help="csv datasets: file=COLUMN,label=COLUMN[,fold=COLUMN] (default file, label, fold)")
+    data.add_argument('--k-folds', type=int,
+                      help="csv without folds, folders: stratified folds made for them (default 5)")
     data.add_argument('--fold-seed', type=_natural, help="the seed of those folds (default 0)")
-    data.add_argument('--cache-dir', help="where decoded clips are cached; default $ESC50_NORM_CACHE or ~/.cache/esc50_norm")
+    data.add_argument('--cache-dir',
+                      help="where decoded clips are cached; default $ESC50_NORM_CACHE or ~/.cache/esc50_norm")
     recipe = argparse.ArgumentParser(add_help=False)
     recipe.add_argument('--preset', default='quick', help=f"{', '.join(PRESETS)} (default quick)")
-    recipe.add_argument('--smoke', action='store_true', help="the preset's CI-sized form: folds 1-2, 1 seed, 1 epoch, 1 clip per class and fold")
+    recipe.add_argument('--smoke', action='store_true',
+                        help="the preset's CI-sized form: folds 1-2, 1 seed, 1 epoch, 1 clip per class and fold")
     recipe.add_argument('--device', help="cuda, cpu, ... (default: the GPU when there is one)")
     recipe.add_argument('--epochs', type=int, help="epochs of one-cycle training (default: the preset's; on a "
                                                    "collection other than ESC-50, enough for 200 optimizer steps)")
     recipe.add_argument('--bs', type=int, help="batch size (default: the preset's, halved until an epoch has 4 "
                                                "batches)")
     recipe.add_argument('--lr', type=float)
-    recipe.add_argument('--clips-per-class', type=int); recipe.add_argument('--pipeline', choices=['device', 'cached', 'files'])
+    recipe.add_argument('--clips-per-class', type=int)
+    recipe.add_argument('--pipeline', choices=['device', 'cached', 'files'])
     recipe.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's, "
                                                        "ESC-50: 5; else the 99th percentile of its clips, the cropped "
                                                        "ones reported)")
     recipe.add_argument('--fp32', action='store_true',
-                        help="fp32 without channels-last (default on CUDA and on a CPU with native bf16: bf16 autocast + channels-last)")
+                        help="fp32 without channels-last (default on CUDA and on a CPU with native bf16: "
+                             "bf16 autocast + channels-last)")
     recipe.add_argument('--bf16', action='store_true', help="bf16 autocast, also on a CPU without native bf16")
     recipe.add_argument('--channels-last', action='store_true', help="channels-last memory, also without bf16")
 
     s = sub.add_parser('study', parents=[data, recipe], help="run (or resume) a preset's grid, then write its report")
     s.add_argument('--out', help="results folder (default results/PRESET); finished runs in it are skipped")
-    s.add_argument('--folds', type=_ints); s.add_argument('--seeds', type=_ints)
-    s.add_argument('--normalizations', type=_strs, help="comma-separated names, e.g. none,wave,global,channel,minmax,instance")
-    s.add_argument('--shard', type=_shard, default=(0, 1), help="run every n-th job, i/n (1-based): one of n machines or array tasks")
-    s.add_argument('--workers', type=int, help="processes per GPU (default: 5 on CUDA, which fills an H100; 1 on the CPU)")
+    s.add_argument('--folds', type=_ints)
+    s.add_argument('--seeds', type=_ints)
+    s.add_argument('--normalizations', type=_strs,
+                   help="comma-separated names, e.g. none,wave,global,channel,minmax,instance")
+    s.add_argument('--shard', type=_shard, default=(0, 1),
+                   help="run every n-th job, i/n (1-based): one of n machines or array tasks")
+    s.add_argument('--workers', type=int,
+                   help="processes per GPU (default: 5 on CUDA, which fills an H100; 1 on the CPU)")
     s.add_argument('--gpus', type=_ints, help="GPUs to use, e.g. 0,1 (default: every visible GPU)")
     s.add_argument('--engine', default='local', help="local: processes on this machine (default); ray: a Ray cluster")
     s.add_argument('--address', help="with --engine ray: the cluster's address (default: start a local Ray)")
-    s.add_argument('--retries', type=int, default=1, help="how often a run whose worker died is tried again (default 1)")
-    s.add_argument('--stop-after', type=float, help="start no run after this many seconds (runs in progress finish; local engine only)")
+    s.add_argument('--retries', type=int, default=1,
+                   help="how often a run whose worker died is tried again (default 1)")
+    s.add_argument('--stop-after', type=float,
+                   help="start no run after this many seconds (runs in progress finish; local engine only)")
     s.add_argument('--save-models', action='store_true', help="export each run's model as runs/<run>.pkl")
     s.add_argument('--no-report', action='store_true', help="skip the report (e.g. in all but the last shard)")
     s.add_argument('--no-baseline', action='store_true', help="skip the classical baseline (once per folder, into "
@@ -203,7 +225,8 @@ def _parser() -> argparse.ArgumentParser:
                                                               "on the same folds)")
     s.set_defaults(func=cmd_study)
 
-    r = sub.add_parser('report', parents=[data], help="tables and plots from results folders (and a comparison when given several)")
+    r = sub.add_parser('report', parents=[data],
+                       help="tables and plots from results folders (and a comparison when given several)")
     r.add_argument('results', nargs='+', help="results folders (holding preset.json and runs/)")
     r.set_defaults(func=cmd_report)
 
@@ -214,8 +237,10 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
 
     t = sub.add_parser('train', parents=[data, recipe], help="train one model of a preset and export it for `predict`")
-    t.add_argument('--fold', type=_fold, default=1, help="the validation fold (ESC-50: 1-5), or 'all' to train on every fold (default 1)")
-    t.add_argument('--normalization', default='global'); t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--fold', type=_fold, default=1,
+                   help="the validation fold (ESC-50: 1-5), or 'all' to train on every fold (default 1)")
+    t.add_argument('--normalization', default='global')
+    t.add_argument('--seed', type=int, default=0)
     t.add_argument('--out', help="the model file (default models/PRESET-foldF-NORMALIZATION-seedS.pkl)")
     t.set_defaults(func=cmd_train)
 
@@ -227,7 +252,8 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser('predict', help="the top classes of audio files under an exported model")
     pr.add_argument('model', help="a model file from `esc50-norm train` or `study --save-models`")
     pr.add_argument('files', nargs='+', help="WAV/FLAC/OGG files, any sample rate, channels and length")
-    pr.add_argument('--top-k', type=_positive, default=3); pr.add_argument('--json', action='store_true', help="print JSON")
+    pr.add_argument('--top-k', type=_positive, default=3)
+    pr.add_argument('--json', action='store_true', help="print JSON")
     pr.set_defaults(func=cmd_predict)
 
     d = sub.add_parser('cache', parents=[data], help="decode and cache the clips of a preset, and report on them")
@@ -244,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')       # raised by an import in torchaudio
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')   # raised by an import in torchaudio
     a = _parser().parse_args(argv)
     try: return a.func(a) or 0
     except KeyboardInterrupt:

@@ -1,7 +1,8 @@
 """Labelled audio collections behind one protocol: ESC-50, ESC-10, UrbanSound8K, any CSV, any folder-per-class tree.
 
-`get_dataset(spec)` turns a command line's `--dataset SPEC` into a `Dataset`: its validated metadata in standard columns
-(`file`, `label`, `fold`), its folds and classes, its clip duration when it fixes one, and a fingerprint of its contents.
+`get_dataset(spec)` turns a command line's `--dataset SPEC` into a `Dataset`: its validated metadata in standard
+columns (`file`, `label`, `fold`), its folds and classes, its clip duration when it fixes one, and a fingerprint of its
+contents.
 A new kind is a class (a `Collection` with `_read`; a `MadeFolds` when its clips have no folds) and one entry in
 `KINDS`, from any module: then `--dataset KIND:PATH` and `get_dataset` know it.
 """
@@ -22,14 +23,14 @@ from .esc50 import FOLDS, esc50_path, read_csv_checked, read_esc10, read_meta
 
 __all__ = ['Dataset', 'DatasetError', 'Collection', 'MadeFolds', 'ESC50', 'ESC10', 'UrbanSound8K', 'CSVDataset',
            'ClassFolders', 'KINDS',
-           'AUDIO_EXTENSIONS', 'IMBALANCE', 'get_dataset', 'parse_spec', 'standard_frame', 'check_meta', 'stratified_folds',
-           'class_balance', 'check_training', 'check_folds', 'fold_split', 'subset_per_class', 'clip_info', 'clip_duration',
-           'summary', 'DURATION_QUANTILE', 'cropping']
+           'AUDIO_EXTENSIONS', 'IMBALANCE', 'get_dataset', 'parse_spec', 'standard_frame', 'check_meta',
+           'stratified_folds', 'class_balance', 'check_training', 'check_folds', 'fold_split', 'subset_per_class',
+           'clip_info', 'clip_duration', 'summary', 'DURATION_QUANTILE', 'cropping']
 
 STANDARD = ('file', 'label', 'fold')
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
 IMBALANCE = 3.0
-"Class imbalance is warned about when the largest class-in-a-fold has more than this many times the clips of the smallest"
+"Class imbalance is warned about when the largest class-in-a-fold has more than this many times the smallest's clips"
 
 
 class DatasetError(ValueError):
@@ -38,21 +39,21 @@ class DatasetError(ValueError):
 
 class Dataset(Protocol):
     "What every kind of labelled audio collection offers the study"
-    kind: str                                   # its name in `KINDS`: esc50, esc10, urbansound8k, csv, folders
-    name: str                                   # what it is called: esc50, esc10, UrbanSound8K, or the CSV's / folder's stem
-    root: Path                                  # the folder it lives in (the ESC-50 or UrbanSound8K root, the CSV's folder, the tree)
-    audio_root: Path                            # the folder `file`s are relative to: path(file) == audio_root / file
-    folds: tuple                                # its fold numbers, 1..k; fixed kinds and generated folds know them without reading
-    classes: tuple                              # its labels, sorted
-    duration: float | None                      # the clip duration the collection fixes (ESC-50: 5.0), else None: see `clip_duration`
-    def meta(self) -> pd.DataFrame: ...         # one validated row per clip: file, label (str), fold (int), the source's own columns
-    def path(self, file) -> Path: ...           # the audio file of a `file` of `meta()`
-    def fingerprint(self) -> str: ...           # a short hash of the sorted (file, label, fold) rows: same collection, same hash
-    def describe(self) -> dict: ...             # JSON-able: kind, name, root, clips, classes, folds, fingerprint (+ k, seed if generated)
+    kind: str                            # its name in `KINDS`: esc50, esc10, urbansound8k, csv, folders
+    name: str                            # what it is called: esc50, esc10, UrbanSound8K, the CSV's / folder's stem
+    root: Path                           # its folder: the ESC-50 or UrbanSound8K root, the CSV's folder, the tree
+    audio_root: Path                     # the folder `file`s are relative to: path(file) == audio_root / file
+    folds: tuple                         # its fold numbers, 1..k; fixed kinds and made folds know them without reading
+    classes: tuple                       # its labels, sorted
+    duration: float | None               # the clip duration it fixes (ESC-50: 5.0), else None: see `clip_duration`
+    def meta(self) -> pd.DataFrame: ...  # a validated row per clip: file, label (str), fold (int), its own columns
+    def path(self, file) -> Path: ...    # the audio file of a `file` of `meta()`
+    def fingerprint(self) -> str: ...    # a short hash of the sorted (file, label, fold) rows: same clips, same hash
+    def describe(self) -> dict: ...      # JSON-able: kind, name, root, clips, classes, folds, fingerprint (+ k, seed)
 
 
 class Collection:
-    "What the kinds share: `meta()` read once by the kind's `_read` and validated; paths, classes, fingerprint, description"
+    "What the kinds share: `meta()` (read once by the kind's `_read`, validated), paths, classes, fingerprint, describe"
     kind: str = ''
     duration: float | None = None
     options: tuple = ()                         # the `get_dataset` options the kind takes (beyond its path)
@@ -94,8 +95,9 @@ class Collection:
     def describe(self) -> dict:
         "What the dataset is, JSON-able, for preset.json and the run files"
         df = self.meta()
-        return dict(kind=self.kind, name=self.name, root=str(Path(self.root).absolute()), clips=len(df), classes=len(self.classes),
-                    folds=list(self.folds), fingerprint=self.fingerprint(), duration=self.duration, **self._details())
+        return dict(kind=self.kind, name=self.name, root=str(Path(self.root).absolute()), clips=len(df),
+                    classes=len(self.classes), folds=list(self.folds), fingerprint=self.fingerprint(),
+                    duration=self.duration, **self._details())
 
     def __repr__(self): return f"{type(self).__name__}({str(self.source)!r})"
 
@@ -115,7 +117,8 @@ class MadeFolds(Collection):
 
 
 class ESC50(Collection):
-    "An ESC-50 folder: meta/esc50.csv + audio/; `full`: all of ESC-50 (2000 clips, 50 classes of 40), else any ESC-50-shaped folder"
+    "An ESC-50 folder: meta/esc50.csv + audio/; `full`: all of ESC-50, else any ESC-50-shaped folder"
+    # all of ESC-50: 2000 clips, 50 classes of 40
     kind = name = 'esc50'
     duration, fixed_folds, options, needs_path = 5.0, FOLDS, ('full',), False
 
@@ -124,7 +127,7 @@ class ESC50(Collection):
     @classmethod
     def recognises(cls, path: Path) -> bool: return (path / 'meta' / 'esc50.csv').is_file()
     @cached_property
-    def root(self) -> Path: return esc50_path(self._given)          # the given folder, else $ESC50_PATH, else the download
+    def root(self) -> Path: return esc50_path(self._given)      # the given folder, else $ESC50_PATH, else the download
     @property
     def audio_root(self) -> Path: return self.root / 'audio'
     @property
@@ -136,11 +139,12 @@ class ESC50(Collection):
 
 
 class ESC10(ESC50):
-    "ESC-10, the 10-class subset of ESC-50 marked by esc50.csv's `esc10` column (`full`: 400 clips, 10 classes of 40), same 5 folds"
+    "ESC-10, the 10-class subset of ESC-50 marked by esc50.csv's `esc10` column, in the same 5 folds"
+    # `full`: 400 clips, 10 classes of 40
     kind = name = 'esc10'
 
     @classmethod
-    def recognises(cls, path: Path) -> bool: return False      # a bare ESC-50 folder is esc50; esc10 is asked for by name
+    def recognises(cls, path: Path) -> bool: return False    # a bare ESC-50 folder is esc50; esc10 is asked by name
     def _read(self) -> pd.DataFrame:
         return standard_frame(read_esc10(self.root, full=self.full, check_files=False), 'filename', 'category', 'fold')
 
@@ -163,11 +167,13 @@ class UrbanSound8K(Collection):
     def _read(self) -> pd.DataFrame:
         df = _with_columns(read_csv_checked(self.source, DatasetError), self.COLUMNS, self.source)
         df = df.assign(fold=_int_folds(df.fold, self.source))
-        return standard_frame(df.assign(file='fold' + df.fold.astype(str) + '/' + df.slice_file_name.astype(str)), 'file', 'class', 'fold')
+        return standard_frame(df.assign(file='fold' + df.fold.astype(str) + '/' + df.slice_file_name.astype(str)),
+                              'file', 'class', 'fold')
 
 
 class CSVDataset(MadeFolds):
-    "Any CSV of clips: `columns` names its file, label and (optional) fold columns; files relative to the CSV's folder or absolute"
+    "Any CSV of clips: `columns` names its file, label and (optional) fold columns"
+    # files relative to the CSV's folder, or absolute
     kind, options, generic = 'csv', ('columns', 'k_folds', 'fold_seed'), True
 
     def __init__(self, csv, columns=None, k_folds: int = 5, fold_seed: int = 0):
@@ -183,13 +189,15 @@ class CSVDataset(MadeFolds):
 
     def _read(self) -> pd.DataFrame:
         df = read_csv_checked(self.csv, DatasetError)
-        self.used_columns = self.columns or dict(file='file', label='label', **({'fold': 'fold'} if 'fold' in df.columns else {}))
+        self.used_columns = self.columns or dict(file='file', label='label',
+                                                 **({'fold': 'fold'} if 'fold' in df.columns else {}))
         file, label, fold = (self.used_columns.get(k) for k in STANDARD)
         hint = "" if self.columns else "; name them with columns=dict(file=..., label=..., fold=...)"
         df = _with_columns(df, [file, label, *([fold] if fold else [])], self.csv, hint)
         if fold is None: return self._made_folds(standard_frame(df, file, label))
         if (self.k_folds, self.fold_seed) != (_DEFAULTS['k_folds'], _DEFAULTS['fold_seed']):
-            raise DatasetError(f"{self.csv} has its own folds (column {fold!r}); k_folds and fold_seed apply only to CSVs without one")
+            raise DatasetError(f"{self.csv} has its own folds (column {fold!r}); "
+                               "k_folds and fold_seed apply only to CSVs without one")
         return standard_frame(df, file, label, fold)
 
     @property
@@ -206,7 +214,8 @@ class CSVDataset(MadeFolds):
 
 
 class ClassFolders(MadeFolds):
-    "A folder-per-class tree, `root/<class>/<clip>` (wav, flac, ogg, mp3, aiff; nested folders too), with seeded, stratified k folds"
+    "A folder-per-class tree, `root/<class>/<clip>`, with seeded, stratified k folds"
+    # clips: wav, flac, ogg, mp3, aiff; in nested folders too
     kind, generic = 'folders', True
 
     def __init__(self, root, k_folds: int = 5, fold_seed: int = 0):
@@ -221,12 +230,16 @@ class ClassFolders(MadeFolds):
         if not self.root.is_dir(): raise DatasetError(f"{self.root} is not a folder")
         classes = [d for d in sorted(self.root.iterdir()) if d.is_dir() and not d.name.startswith('.')]
         _refuse_loops(self.root, classes)
-        rows = [(f.relative_to(self.root).as_posix(), d.name) for d in classes for f in sorted(d.rglob('*')) if _is_audio(f, d)]
+        rows = [(f.relative_to(self.root).as_posix(), d.name)
+                for d in classes for f in sorted(d.rglob('*')) if _is_audio(f, d)]
         if not rows:
-            raise DatasetError(f"{self.root} holds no class folders with audio ({', '.join(e[1:] for e in AUDIO_EXTENSIONS)}): "
+            raise DatasetError(f"{self.root} holds no class folders with audio "
+                               f"({', '.join(e[1:] for e in AUDIO_EXTENSIONS)}): "
                                "a folder-per-class tree is root/<class>/<clip>")
         stray = [f.name for f in self.root.iterdir() if _is_audio(f, self.root)]
-        if stray: warnings.warn(f"{self.root}: {len(stray)} audio files lie outside any class folder and are left out: {stray[:5]}")
+        if stray:
+            warnings.warn(f"{self.root}: {len(stray)} audio files lie outside any class folder and are left out: "
+                          f"{stray[:5]}")
         df = pd.DataFrame(rows, columns=['file', 'label'])
         return self._made_folds(df)
 
@@ -249,7 +262,8 @@ def _refuse_loops(root: Path, classes):
 
 def _is_audio(f: Path, top: Path) -> bool:
     "An audio file (by extension), not hidden, not under a hidden folder below `top`"
-    return f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file() and not any(p.startswith('.') for p in f.relative_to(top).parts)
+    return (f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file()
+            and not any(p.startswith('.') for p in f.relative_to(top).parts))
 
 
 def _parse_columns(columns) -> dict | None:
@@ -257,7 +271,8 @@ def _parse_columns(columns) -> dict | None:
     if columns is None: return None
     if isinstance(columns, str):
         try: columns = dict(kv.split('=', 1) for kv in columns.split(',') if kv)
-        except ValueError: raise DatasetError(f"columns {columns!r}: expected 'file=COLUMN,label=COLUMN[,fold=COLUMN]'") from None
+        except ValueError:
+            raise DatasetError(f"columns {columns!r}: expected 'file=COLUMN,label=COLUMN[,fold=COLUMN]'") from None
     columns = {k.strip(): v.strip() for k, v in dict(columns).items()}
     unknown, missing = sorted(set(columns) - set(STANDARD)), [k for k in ('file', 'label') if k not in columns]
     if unknown or missing: raise DatasetError(f"columns {columns}: needs file and label (fold optional); "
@@ -276,12 +291,14 @@ def _int_folds(folds: pd.Series, source) -> pd.Series:
     "The fold column as integers; the error names `source` and the values that are not integers"
     num = pd.to_numeric(folds, errors='coerce')
     bad = folds[num.isna() | (num % 1 != 0)]
-    if len(bad): raise DatasetError(f"{source}: {len(bad)} folds are not integers: {list(dict.fromkeys(bad.astype(str)))[:5]}")
+    if len(bad):
+        raise DatasetError(f"{source}: {len(bad)} folds are not integers: {list(dict.fromkeys(bad.astype(str)))[:5]}")
     return num.astype(int)
 
 
 def standard_frame(df: pd.DataFrame, file: str, label: str, fold: str | None = None) -> pd.DataFrame:
-    "`file`, `label` (and `fold`) from the source's columns so named, then the source's other columns (a clash kept as source_<name>)"
+    "`file`, `label` (and `fold`) from the source's columns so named, then the source's other columns"
+    # a clash is kept as source_<name>
     mapping = {'file': file, 'label': label, **({'fold': fold} if fold else {})}
     std = pd.DataFrame({s: df[c].to_numpy() for s, c in mapping.items()})
     rest = df.drop(columns=[c for s, c in mapping.items() if s == c]).reset_index(drop=True)
@@ -295,7 +312,8 @@ def stratified_folds(labels, k: int, seed: int = 0, files=None) -> np.ndarray:
     order = pd.Series(np.asarray(files if files is not None else range(len(labels)), dtype=object)).astype(str)
     out, start = np.zeros(len(labels), dtype=int), 0
     for label in sorted(labels.unique(), key=str):
-        idx = order[labels == label].sort_values(kind='stable').index.to_numpy()   # a fixed order first: the files' sorted names
+        # a fixed order first: the files' sorted names
+        idx = order[labels == label].sort_values(kind='stable').index.to_numpy()
         idx = idx[np.random.default_rng([seed, zlib.crc32(str(label).encode())]).permutation(len(idx))]
         out[idx] = (start + np.arange(len(idx))) % k + 1
         start += len(idx)
@@ -304,25 +322,29 @@ def stratified_folds(labels, k: int, seed: int = 0, files=None) -> np.ndarray:
 
 def _generate_folds(df: pd.DataFrame, k: int, seed: int, source) -> pd.DataFrame:
     "`df` with `fold` made by `stratified_folds`; a class with fewer clips than folds is an error that names it"
-    if not isinstance(k, (int, np.integer)) or k < 2: raise DatasetError(f"k_folds must be an integer of at least 2, got {k!r}")
+    if not isinstance(k, (int, np.integer)) or k < 2:
+        raise DatasetError(f"k_folds must be an integer of at least 2, got {k!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise DatasetError(f"fold_seed must be a whole number of at least 0, got {seed!r}")
     counts = df.label.astype(str).value_counts()
     few = counts[counts < k]
     if len(few): raise DatasetError(f"{source}: classes with fewer clips than the {k} folds: {few.to_dict()}; "
-                                    f"every fold needs a clip of every class: use k_folds={max(2, int(counts.min()))} or fewer, "
-                                    "or add clips")
+                                    "every fold needs a clip of every class: "
+                                    f"use k_folds={max(2, int(counts.min()))} or fewer, or add clips")
     others = [c for c in df.columns if c not in STANDARD]
     return df.assign(fold=stratified_folds(df.label.astype(str), k, seed, df.file))[[*STANDARD, *others]]
 
 
 def check_meta(df: pd.DataFrame, source, audio_root, folds: tuple | None = None) -> pd.DataFrame:
-    "Validate a standard frame before any work (errors name `source` and the offending values); warn of a strong class imbalance"
+    "Validate a standard frame before any work; warn of a strong class imbalance"
+    # the errors name `source` and the offending values
     df = _typed(df, source)
     _check_folds_present(df.fold, source, folds)
     counts = df.label.value_counts()
     single = sorted(counts.index[counts == 1])
-    if single: raise DatasetError(f"{source}: {len(single)} labels have a single clip, too few to train and validate on: {single[:8]}")
+    if single:
+        raise DatasetError(f"{source}: {len(single)} labels have a single clip, too few to train and validate on: "
+                           f"{single[:8]}")
     dup = list(dict.fromkeys(df.file[df.file.duplicated()]))
     if dup: raise DatasetError(f"{source} lists {len(dup)} files more than once: {dup[:5]}")
     _check_files(df.file, source, Path(audio_root))
@@ -338,7 +360,9 @@ def _typed(df: pd.DataFrame, source) -> pd.DataFrame:
     if not len(df): raise DatasetError(f"{source} lists no clips")
     df = df.reset_index(drop=True)
     no_file = df.index[df.file.isna() | (df.file.astype(str).str.strip() == '')]
-    if len(no_file): raise DatasetError(f"{source}: {len(no_file)} rows have no file: data rows {list(map(int, no_file[:5]))} (from 0)")
+    if len(no_file):
+        raise DatasetError(f"{source}: {len(no_file)} rows have no file: "
+                           f"data rows {list(map(int, no_file[:5]))} (from 0)")
     no_label = df.file[df.label.isna() | (df.label.astype(str).str.strip() == '')]
     if len(no_label): raise DatasetError(f"{source}: {len(no_label)} rows have no label: {list(no_label[:5])}")
     return df.assign(file=df.file.astype(str), label=df.label.astype(str), fold=_int_folds(df.fold, source))
@@ -348,9 +372,11 @@ def _check_folds_present(fold: pd.Series, source, folds: tuple | None):
     "Every fold of `folds` (the kind's fixed ones; else 1..the largest) has clips, and there are no others"
     present = sorted(map(int, fold.unique()))
     if folds is not None and set(present) - set(folds):
-        raise DatasetError(f"{source} has folds {sorted(set(present) - set(folds))}; this dataset's folds are {_span(folds)}")
+        raise DatasetError(f"{source} has folds {sorted(set(present) - set(folds))}; "
+                           f"this dataset's folds are {_span(folds)}")
     if present[0] < 1:
-        raise DatasetError(f"{source} has folds {[f for f in present if f < 1]}: folds are numbered from 1 (0 means 'no validation fold')")
+        raise DatasetError(f"{source} has folds {[f for f in present if f < 1]}: "
+                           "folds are numbered from 1 (0 means 'no validation fold')")
     expected = folds if folds is not None else tuple(range(1, present[-1] + 1))
     empty = [f for f in expected if f not in present]
     if empty: raise DatasetError(f"{source}: fold(s) {empty} of {_span(expected)} have no clips")
@@ -370,20 +396,29 @@ def _check_files(files, source, audio_root: Path):
     for f in files:
         p = audio_root / f
         try: st = p.stat()
-        except FileNotFoundError: missing.append(f); continue
-        except OSError as e: unreadable.append(f"{f} ({type(e).__name__})"); continue
+        except FileNotFoundError:
+            missing.append(f)
+            continue
+        except OSError as e:
+            unreadable.append(f"{f} ({type(e).__name__})")
+            continue
         if not p.is_file(): unreadable.append(f"{f} (not a file)")
         elif not os.access(p, os.R_OK): unreadable.append(f"{f} (no read permission)")
-    if missing: raise DatasetError(f"{len(missing)} of {len(files)} clips listed in {source} are missing from {audio_root}: {missing[:5]}")
-    if unreadable: raise DatasetError(f"{len(unreadable)} clips listed in {source} cannot be read under {audio_root}: {unreadable[:5]}")
+    if missing:
+        raise DatasetError(f"{len(missing)} of {len(files)} clips listed in {source} are missing from {audio_root}: "
+                           f"{missing[:5]}")
+    if unreadable:
+        raise DatasetError(f"{len(unreadable)} clips listed in {source} cannot be read under {audio_root}: "
+                           f"{unreadable[:5]}")
 
 
 def class_balance(df: pd.DataFrame) -> tuple[str, bool]:
-    "A short text on the clips per class and fold (min-max, where), and whether the imbalance is strong (see `IMBALANCE`)"
+    "A short text on the clips per class and fold (min-max, where), and whether the imbalance is strong (`IMBALANCE`)"
     n = pd.crosstab(df.label, df.fold).stack()
     lo, hi = int(n.min()), int(n.max())
     text = f"clips per class and fold: {lo}-{hi}"
-    if lo != hi: text += f" (fewest: {n.idxmin()[0]} in fold {n.idxmin()[1]}; most: {n.idxmax()[0]} in fold {n.idxmax()[1]})"
+    if lo != hi:
+        text += f" (fewest: {n.idxmin()[0]} in fold {n.idxmin()[1]}; most: {n.idxmax()[0]} in fold {n.idxmax()[1]})"
     if lo == 0: text += f"; {int((n == 0).sum())} class-fold pairs have no clip"
     return text, lo == 0 or hi > IMBALANCE * lo
 
@@ -410,7 +445,7 @@ def check_folds(ds: Dataset, folds=None) -> tuple:
 
 
 def fold_split(df: pd.DataFrame, valid_fold: int) -> tuple[list, list]:
-    "Indices of the training rows (the other folds) and of the validation rows (`valid_fold`; 0: none, every clip trains)"
+    "Indices of the training rows (the other folds) and of the validation rows (`valid_fold`; 0: none, all train)"
     if valid_fold == 0: return list(range(len(df))), []
     folds = sorted(map(int, df.fold.unique()))
     if valid_fold not in folds: raise DatasetError(f"fold {valid_fold!r} does not exist; this data has folds {folds}")
@@ -429,7 +464,9 @@ def clip_info(ds: Dataset, files=None) -> pd.DataFrame:
     rows, bad = [], []
     for f in (ds.meta().file if files is None else files):
         try: i = sf.info(str(ds.path(f)))
-        except Exception as e: bad.append(f"{f} ({getattr(e, 'error_string', None) or type(e).__name__})"); continue
+        except Exception as e:
+            bad.append(f"{f} ({getattr(e, 'error_string', None) or type(e).__name__})")
+            continue
         rows.append((f, i.frames / i.samplerate, i.samplerate, i.channels, i.frames))
     if bad: raise DatasetError(f"{len(bad)} clips of {ds.name} are not readable audio: {bad[:5]}")
     return pd.DataFrame(rows, columns=['file', 'duration', 'sr', 'channels', 'frames'])
@@ -472,7 +509,8 @@ def summary(ds: Dataset) -> str:
     sizes = df.fold.value_counts()
     gen = ds.describe()
     lines = [f"{ds.name} ({ds.kind}, {ds.root}): {len(df)} clips, {len(ds.classes)} classes, {len(ds.folds)} folds "
-             f"of {_range(sizes.min(), sizes.max())} clips" + (f" (made with k={gen['k']}, seed {gen['seed']})" if 'k' in gen else '')
+             f"of {_range(sizes.min(), sizes.max())} clips"
+             + (f" (made with k={gen['k']}, seed {gen['seed']})" if 'k' in gen else '')
              + f"; fingerprint {gen['fingerprint']}", class_balance(df)[0]]
     return '\n'.join(lines)
 

@@ -22,10 +22,12 @@ def _clip(kind: str, sr: int, seconds: float, rng: np.random.Generator) -> np.nd
     return (0.3 * x + 0.01 * rng.standard_normal(len(t))).astype('float32')
 
 
-def make_fake_esc50(path, classes=CLASSES, clips_per_fold: int = 2, sr: int = 22050, seconds=(3.0, 6.0), seed: int = 0) -> Path:
+def make_fake_esc50(path, classes=CLASSES, clips_per_fold: int = 2, sr: int = 22050, seconds=(3.0, 6.0),
+                    seed: int = 0) -> Path:
     "Write an ESC-50-shaped folder (meta/esc50.csv + audio/*.wav) of synthetic clips of varying length and channels"
     path, rng = Path(path), np.random.default_rng(seed)
-    (path / 'audio').mkdir(parents=True, exist_ok=True); (path / 'meta').mkdir(exist_ok=True)
+    (path / 'audio').mkdir(parents=True, exist_ok=True)
+    (path / 'meta').mkdir(exist_ok=True)
     rows = []
     for fold in range(1, 6):
         for target, kind in enumerate(classes):
@@ -34,13 +36,14 @@ def make_fake_esc50(path, classes=CLASSES, clips_per_fold: int = 2, sr: int = 22
                 x = _clip(kind, sr, rng.uniform(*seconds), rng)
                 if (fold + k) % 3 == 0: x = np.stack([x, 0.5 * x], 1)
                 sf.write(path / 'audio' / fn, x, sr)
-                rows.append(dict(filename=fn, fold=fold, target=target, category=kind, esc10=False, src_file=f"{target}{k:02d}", take='A'))
+                rows.append(dict(filename=fn, fold=fold, target=target, category=kind, esc10=False,
+                                 src_file=f"{target}{k:02d}", take='A'))
     pd.DataFrame(rows).to_csv(path / 'meta' / 'esc50.csv', index=False)
     return path
 
 
 def demo(out='demo'):
-    "Build a DataBlock over generated clips, learn channel stats from the training folds, save them and a show_batch PNG"
+    "Build a DataBlock over generated clips, learn channel stats from the training folds; save them, a show_batch PNG"
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from ..normalize import find_spec_normalize
@@ -55,11 +58,13 @@ def demo(out='demo'):
     norm = find_spec_normalize(dls.train)
     print(f"{len(dls.train.dataset)} training clips (folds 2-5), {len(dls.valid.dataset)} validation clips (fold 1)")
     print(f"pipeline: {dls.train.after_batch}")
-    print(f"{norm}: per-bin mean {norm.mean.min():.1f}..{norm.mean.max():.1f} dB, std {norm.std.min():.1f}..{norm.std.max():.1f} dB")
+    print(f"{norm}: per-bin mean {norm.mean.min():.1f}..{norm.mean.max():.1f} dB, "
+          f"std {norm.std.min():.1f}..{norm.std.max():.1f} dB")
     x, _ = dls.one_batch()
     print(f"a normalized training batch {tuple(x.shape)}: mean {x.mean().item():.3f}, std {x.std().item():.3f}")
     print(f"stats saved to {norm.save(out / 'stats.json')}")
     dls.show_batch(max_n=6, figsize=(12, 6))
-    plt.savefig(out / 'show_batch.png', dpi=80); plt.close('all')
+    plt.savefig(out / 'show_batch.png', dpi=80)
+    plt.close('all')
     print(f"show_batch saved to {out / 'show_batch.png'}")
     return dls

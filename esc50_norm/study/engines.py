@@ -1,4 +1,5 @@
-"Engines that run the jobs of a study: here in this process, in worker processes on every GPU, or on a Ray cluster; `run_study` schedules them"
+"Engines that run a study's jobs: in this process, in worker processes on every GPU, or on a Ray cluster"
+# and `run_study`, which schedules them
 from __future__ import annotations
 import contextlib
 import inspect
@@ -23,7 +24,8 @@ from .study import Study
 __all__ = ['InProcess', 'Local', 'Ray', 'ENGINES', 'get_engine', 'default_workers', 'run_study']
 
 H100_WORKERS = 5
-"Processes per GPU by default: on one H100, 5 and 8 processes gave the same 0.50 s per epoch of the grid (3 fp32 ones 1.08 s)"
+"Processes per GPU by default: on one H100, 5 and 8 processes gave the same 0.50 s per epoch of the grid"
+# (3 fp32 ones: 1.08 s)
 
 
 POLL_S = 1.0
@@ -42,7 +44,9 @@ def _progress(k: int, total: int, job: Job, row: dict, where: str) -> str:
 
 class _Deadline:
     "No new run starts `stop_after` seconds after the engine started (runs in progress finish): for time-limited jobs"
-    def __init__(self, stop_after: float | None): self.end = None if stop_after is None else time.monotonic() + stop_after
+    def __init__(self, stop_after: float | None):
+        self.end = None if stop_after is None else time.monotonic() + stop_after
+
     def passed(self, left: int, log) -> bool:
         if self.end is None or time.monotonic() < self.end: return False
         log(f"time budget spent: {left} runs not started (the same command again does them)")
@@ -62,7 +66,9 @@ class InProcess:
             if deadline.passed(len(todo) - k + 1, log): break
             try: log(_progress(k, len(todo), job, study.run(job, data, engine='in-process'), ''))
             except RunTaken as e: log(f"[{k}/{len(todo)}] {e}")
-            except Exception: failed.append(job); log(f"[{k}/{len(todo)}] {job.id} FAILED:\n{traceback.format_exc()}")
+            except Exception:
+                failed.append(job)
+                log(f"[{k}/{len(todo)}] {job.id} FAILED:\n{traceback.format_exc()}")
         return failed
 
 
@@ -95,7 +101,8 @@ def _next(inbox, parent):
 
 
 def _worker(wid: int, threads: int, study: Study, inbox, outbox):
-    "A worker process (pinned to its GPU by the CUDA_VISIBLE_DEVICES it was started with): runs the jobs it is sent until None"
+    "A worker process: runs the jobs it is sent until None"
+    # pinned to its GPU by the CUDA_VISIBLE_DEVICES it was started with
     signal.signal(signal.SIGINT, signal.SIG_IGN)              # Ctrl-C is the study process's: it stops the workers
     if threads: torch.set_num_threads(threads)
     parent = mp.parent_process()
@@ -104,7 +111,7 @@ def _worker(wid: int, threads: int, study: Study, inbox, outbox):
         try: outbox.put(('done', wid, job, study.run(job, engine='local', worker=wid, attempt=attempt)))
         except RunTaken as e: outbox.put(('skip', wid, job, str(e)))
         except Exception: outbox.put(('fail', wid, job, traceback.format_exc()))
-    if not parent.is_alive(): outbox.cancel_join_thread()     # nobody reads the outbox any more: exit without waiting on it
+    if not parent.is_alive(): outbox.cancel_join_thread()     # nobody reads the outbox any more: exit, not waiting
 
 
 def visible_gpu(g: int) -> str:
@@ -128,12 +135,14 @@ class _Slot:
 
 class Local:
     "`workers` processes per GPU over every visible GPU (or `gpus`), or on the CPU; a run whose worker dies is retried"
-    def __init__(self, workers: int | None = None, gpus: list | None = None, retries: int = 1, stop_after: float | None = None):
+    def __init__(self, workers: int | None = None, gpus: list | None = None, retries: int = 1,
+                 stop_after: float | None = None):
         self.workers, self.gpus, self.retries, self.stop_after = workers, gpus, retries, stop_after
 
     def _slots(self, device: torch.device) -> tuple[list, int]:
         n = self.workers or default_workers(device)
-        if device.type != 'cuda': return [_Slot(f"cpu worker {k + 1}", {}) for k in range(n)], max(1, (os.cpu_count() or 1) // n)
+        if device.type != 'cuda':
+            return [_Slot(f"cpu worker {k + 1}", {}) for k in range(n)], max(1, (os.cpu_count() or 1) // n)
         gpus = self.gpus if self.gpus is not None else [device.index] if device.index is not None else \
             range(torch.cuda.device_count())
         return [_Slot(f"gpu {g} worker {k + 1}", {'CUDA_VISIBLE_DEVICES': visible_gpu(g)}) for g in gpus
@@ -144,7 +153,8 @@ class Local:
         device = pick_device(study.device)
         if device.type == 'cuda' and self.gpus is not None:
             if not self.gpus or max(self.gpus) >= torch.cuda.device_count() or min(self.gpus) < 0:
-                raise ValueError(f"--gpus {','.join(map(str, self.gpus))}: this machine has GPUs 0-{torch.cuda.device_count() - 1}")
+                raise ValueError(f"--gpus {','.join(map(str, self.gpus))}: "
+                                 f"this machine has GPUs 0-{torch.cuda.device_count() - 1}")
 
     def run(self, study: Study, todo: list, log=print) -> list:
         device = pick_device(study.device)
@@ -181,11 +191,15 @@ class Local:
                 if pending and deadline.passed(len(pending), log): pending.clear()
                 for s in slots:
                     if s.job is None and pending:
-                        s.job = pending.popleft(); attempts[s.job] += 1
+                        s.job = pending.popleft()
+                        attempts[s.job] += 1
                         s.inbox.put((s.job, attempts[s.job]))
                 try: kind, k, job, res = outbox.get(timeout=POLL_S)
                 except queue.Empty: kind = None
-                if kind == 'skip' and slots[k].job == job: slots[k].job = None; skipped.append(job); log(res)
+                if kind == 'skip' and slots[k].job == job:
+                    slots[k].job = None
+                    skipped.append(job)
+                    log(res)
                 elif kind and slots[k].job == job:
                     finish(slots[k], job, res if kind == 'done' else None, res if kind == 'fail' else None)
                 for k, s in enumerate(slots):
@@ -193,8 +207,10 @@ class Local:
                     job, code = s.job, s.proc.exitcode
                     if study.finished(job): finish(s, job, _row(study, job), None)
                     elif attempts[job] <= self.retries:
-                        log(f"{job.id}: its worker ({s.name}) died (exit code {code}); retrying ({attempts[job]} of {self.retries + 1} tries used)")
-                        pending.appendleft(job); s.job = None
+                        log(f"{job.id}: its worker ({s.name}) died (exit code {code}); "
+                            f"retrying ({attempts[job]} of {self.retries + 1} tries used)")
+                        pending.appendleft(job)
+                        s.job = None
                     else: finish(s, job, None, f"its worker died (exit code {code}) on each of {attempts[job]} tries")
                     start(k, s)
         except KeyboardInterrupt:
@@ -219,7 +235,8 @@ def _ray_run(study: Study, job: Job) -> dict:
 
 
 class Ray:
-    "A task per run on a Ray cluster (`address`; default: start a local one), `1/workers` of a GPU each; dead workers' runs are retried"
+    "A task per run on a Ray cluster (`address`; default: start a local one), `1/workers` of a GPU each"
+    # dead workers' runs are retried
     def __init__(self, address: str | None = None, workers: int | None = None, retries: int = 1):
         self.address, self.workers, self.retries = address, workers, retries
 
@@ -235,7 +252,8 @@ class Ray:
         gpus = ray.cluster_resources().get('GPU', 0)
         if gpus: study, opts = replace(study, device='cuda'), dict(num_gpus=1 / (self.workers or H100_WORKERS))
         else: study, opts = replace(study, device='cpu'), dict(num_cpus=1)
-        log(f"ray: {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs; each run takes {opts}, {self.retries} retries")
+        log(f"ray: {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs; "
+            f"each run takes {opts}, {self.retries} retries")
         task = ray.remote(_ray_run).options(max_retries=self.retries, retry_exceptions=False, **opts)
         refs = {task.remote(study, job): job for job in map(Job._make, todo)}
         failed, k = [], 0
@@ -245,7 +263,9 @@ class Ray:
             try:
                 row = ray.get(ready[0])
                 log(row['skipped'] if 'skipped' in row else _progress(k, len(todo), job, row, ' (ray)'))
-            except Exception as e: failed.append(job); log(f"[{k}/{len(todo)}] {job.id} FAILED on ray: {e}")
+            except Exception as e:
+                failed.append(job)
+                log(f"[{k}/{len(todo)}] {job.id} FAILED on ray: {e}")
         return failed
 
 
@@ -284,14 +304,16 @@ def _read(conn, n: int, end: float) -> bytes:
 
 
 ENGINES = {'local': Local, 'ray': Ray}
-"""Engines by name. A new one is a class whose constructor names the options it takes, with `check(study)` (raise before any
-work when it cannot run here) and `run(study, todo, log) -> failed jobs`"""
+"""Engines by name. A new one is a class whose constructor names the options it takes, with `check(study)` (raise
+before any work when it cannot run here) and `run(study, todo, log) -> failed jobs`"""
 
 
 def get_engine(name: str = 'local', workers: int | None = None, device=None, **options):
-    "The engine called `name` with the options given (None: not given); an option it does not take is refused; one local worker runs here"
+    "The engine called `name` with the options given (None: not given); an option it does not take is refused"
+    # one local worker runs here, in this process
     if name not in ENGINES: raise ValueError(f"unknown engine {name!r}; known: {list(ENGINES)}")
-    if workers is not None and workers < 1: raise ValueError(f"--workers must be at least 1 (processes per GPU), got {workers}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1 (processes per GPU), got {workers}")
     given, cls = {k: v for k, v in options.items() if v is not None}, ENGINES[name]
     takes = inspect.signature(cls).parameters
     if refused := [k for k in given if k not in takes]:
@@ -313,6 +335,7 @@ def run_study(study: Study, shard: tuple = (0, 1), engine=None, log=print) -> pd
     if todo:
         t0 = time.perf_counter()
         failed = engine.run(study, todo, log)
-        log(f"{study.preset.name}: {sum(map(study.finished, todo))} of {len(todo)} runs finished in {time.perf_counter() - t0:.1f}s"
+        log(f"{study.preset.name}: {sum(map(study.finished, todo))} of {len(todo)} runs finished "
+            f"in {time.perf_counter() - t0:.1f}s"
             + (f"; failed: {', '.join(j.id for j in failed)}" if failed else ""))
     return write_results_csv(study.out)

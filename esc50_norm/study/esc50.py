@@ -1,12 +1,12 @@
-"ESC-50's own: where it lives (flag, environment variable or download), its native metadata and full-data checks, ESC-10"
+"ESC-50's own: where it lives (flag, environment variable or download), its metadata and full-data checks, ESC-10"
 from __future__ import annotations
 import os
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ['ESC50_URL', 'ENV_VAR', 'FOLDS', 'ESC50Error', 'esc50_path', 'download_esc50', 'read_csv_checked', 'read_meta',
-           'validate_meta', 'read_esc10']
+__all__ = ['ESC50_URL', 'ENV_VAR', 'FOLDS', 'ESC50Error', 'esc50_path', 'download_esc50', 'read_csv_checked',
+           'read_meta', 'validate_meta', 'read_esc10']
 
 ESC50_URL = 'https://github.com/karolpiczak/ESC-50/archive/master.zip'
 ENV_VAR = 'ESC50_PATH'
@@ -41,7 +41,8 @@ def download_esc50(base='~/.fastdownload', url: str = ESC50_URL) -> Path:
         raise ESC50Error(f"could not download ESC-50 from {url} ({type(e).__name__}: {e}). Offline? "
                          f"Point --data or ${ENV_VAR} at a local copy (meta/esc50.csv + audio/).") from e
     found = root if _is_esc50(root) else next((p for p in root.iterdir() if p.is_dir() and _is_esc50(p)), None)
-    if found is None: raise ESC50Error(f"the archive from {url} extracted to {root}, which holds no meta/esc50.csv + audio/")
+    if found is None:
+        raise ESC50Error(f"the archive from {url} extracted to {root}, which holds no meta/esc50.csv + audio/")
     read_meta(found)
     return found
 
@@ -74,7 +75,8 @@ def validate_meta(df: pd.DataFrame, root=None, full: bool = True) -> pd.DataFram
     df = df.assign(fold=df.fold.astype(int))
     bad_folds = sorted(set(df.fold) - set(FOLDS))
     if bad_folds: raise ESC50Error(f"{csv} has folds {bad_folds}; ESC-50 folds are 1-5")
-    if df.groupby('target').category.nunique().max() > 1: raise ESC50Error(f"{csv} maps one target to several categories")
+    if df.groupby('target').category.nunique().max() > 1:
+        raise ESC50Error(f"{csv} maps one target to several categories")
     if full:
         per_class = df.category.value_counts()
         if len(df) != 2000: raise ESC50Error(f"{csv} has {len(df)} rows, ESC-50 has 2000")

@@ -1,7 +1,7 @@
-"""The normalizations the study compares, by name. Each is one `Normalization`, a plain record read through three methods:
-`spec_cfg(cfg)` (the spectrogram it needs: log, or mel magnitudes for PCEN), `tfms(cfg)` (the batch transforms of the
-pipeline) and `frontend(cfg)` (a module before the model, learned with it, or None). A new one is one entry in
-`NORMALIZATIONS`; a new kind of front end is one entry in `FRONTENDS`."""
+"""The normalizations the study compares, by name. Each is one `Normalization`, a plain record read through three
+methods: `spec_cfg(cfg)` (the spectrogram it needs: log, or mel magnitudes for PCEN), `tfms(cfg)` (the batch
+transforms of the pipeline) and `frontend(cfg)` (a module before the model, learned with it, or None). A new one is
+one entry in `NORMALIZATIONS`; a new kind of front end is one entry in `FRONTENDS`."""
 from __future__ import annotations
 from dataclasses import dataclass
 
@@ -18,7 +18,7 @@ def _bn_freq(n_freq: int, cfg):
 
 
 FRONTENDS = {'pcen_learned': _learned_pcen, 'bn_freq': _bn_freq}
-"Model-side front ends by name: `f(n_freq, spectrogram config) -> nn.Module`, placed before the network and trained with it"
+"Model-side front ends by name: `f(n_freq, spectrogram config) -> nn.Module`, before the network, trained with it"
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Normalization:
         return self.mode or ('pcen' if self.pcen else self.front) or 'none'
 
     def spec_cfg(self, cfg):
-        "The spectrogram this normalization needs from the recipe's `cfg`: PCEN's are mel magnitudes scaled as librosa's"
+        "The spectrogram this normalization needs from the recipe's `cfg`: for PCEN, mel magnitudes scaled as librosa's"
         return cfg.for_pcen() if self.magnitudes else cfg
 
     def tfms(self, cfg, frac: float = 1.0) -> list:
@@ -75,9 +75,9 @@ NORMALIZATIONS = {
     'instance':         Normalization(wave=True,  mode='instance'),
     'instance_global':  Normalization(wave=True,  mode='instance_global'),
     # PCEN assumes audio in [-1, 1] (its scaling and bias do): no waveform normalization before it
-    'pcen':             Normalization(wave=False, pcen=True),                # Lostanlen et al. 2019, librosa.pcen's defaults
-    'pcen_learned':     Normalization(wave=False, front='pcen_learned'),            # LEAF: per-channel PCEN trained with the model
-    'bn_freq':          Normalization(wave=True,  front='bn_freq'),          # PANNs' bn0: BatchNorm over mel bins at the input
+    'pcen':             Normalization(wave=False, pcen=True),             # Lostanlen et al. 2019, librosa's defaults
+    'pcen_learned':     Normalization(wave=False, front='pcen_learned'),  # LEAF: per-channel PCEN, learned in training
+    'bn_freq':          Normalization(wave=True,  front='bn_freq'),       # PANNs' bn0: BatchNorm over mel bins at input
 }
 "Every normalization the study knows, by name; a new one is one entry here"
 

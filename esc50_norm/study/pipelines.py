@@ -13,11 +13,12 @@ from .cache import ClipCache
 from .datasets import fold_split
 from .normalizations import norm_tfms
 
-__all__ = ['FoldSplitter', 'CachedClip', 'files_datablock', 'cached_datablock', 'device_dataloaders', 'fold_dataloaders']
+__all__ = ['FoldSplitter', 'CachedClip', 'files_datablock', 'cached_datablock', 'device_dataloaders',
+           'fold_dataloaders']
 
 
 class FoldSplitter:
-    "Split a metadata frame with a `fold` column: validation = `valid_fold`, training = the other folds (0: every clip trains)"
+    "Split a metadata frame with a `fold` column: validation = `valid_fold`, training = the other folds (0: all train)"
     def __init__(self, valid_fold: int): self.valid_fold = valid_fold
     def __call__(self, df: pd.DataFrame): return fold_split(df, self.valid_fold)
 
@@ -26,14 +27,16 @@ class CachedClip:
     "Look a metadata row's clip up in a `ClipCache`; it pickles (`Learner.export`) without the cache"
     def __init__(self, cache: ClipCache): self.cache, self.pos = cache, {f: i for i, f in enumerate(cache.filenames)}
     def __call__(self, row):
-        if self.cache is None: raise ValueError(f"clip {row['file']}: no clip cache here (it is not pickled, as by Learner.export; "
-                                                "use num_workers=0 with cached clips); predict from an audio file or AudioTensor")
+        if self.cache is None:
+            raise ValueError(f"clip {row['file']}: no clip cache here (it is not pickled, as by Learner.export; "
+                             "use num_workers=0 with cached clips); predict from an audio file or AudioTensor")
         try: return self.cache[self.pos[row['file']]]
         except KeyError: raise KeyError(f"clip {row['file']} is not in the cache") from None
     def __getstate__(self): return dict(cache=None, pos={})
 
 
-def files_datablock(audio_root, valid_fold: int, batch_tfms=None, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean') -> DataBlock:
+def files_datablock(audio_root, valid_fold: int, batch_tfms=None, sr: int = 16000, duration: float = 5.0,
+                    downmix: str = 'mean') -> DataBlock:
     "Per-item pipeline, as fastaudio does it: every item is decoded and resampled from its file (`audio_root`/`file`)"
     return DataBlock(blocks=(AudioBlock(sr, True, duration, downmix), CategoryBlock),
                      get_x=ColReader('file', pref=f"{Path(audio_root)}/"), get_y=ColReader('label'),
@@ -41,10 +44,12 @@ def files_datablock(audio_root, valid_fold: int, batch_tfms=None, sr: int = 1600
 
 
 def cached_datablock(cache: ClipCache, valid_fold: int, batch_tfms=None) -> DataBlock:
-    "Cached CPU pipeline: items are looked up in the decoded clips; a file or `AudioTensor` (`predict`) is decoded as they were"
+    "Cached CPU pipeline: items are looked up in the decoded clips; a file or `AudioTensor` is decoded as they were"
+    # (a file or `AudioTensor`: what `predict` is given)
     s = cache.settings                                   # the AudioBlock's transforms are no-ops on the cached clips
-    return DataBlock(blocks=(AudioBlock(cache.sr, True, s['duration'], s['downmix']), CategoryBlock), get_x=CachedClip(cache),
-                     get_y=ColReader('label'), splitter=FoldSplitter(valid_fold), batch_tfms=batch_tfms)
+    return DataBlock(blocks=(AudioBlock(cache.sr, True, s['duration'], s['downmix']), CategoryBlock),
+                     get_x=CachedClip(cache), get_y=ColReader('label'), splitter=FoldSplitter(valid_fold),
+                     batch_tfms=batch_tfms)
 
 
 def device_dataloaders(cache: ClipCache, df: pd.DataFrame, valid_fold: int, batch_tfms=None, bs: int = 64,
@@ -65,14 +70,19 @@ def device_dataloaders(cache: ClipCache, df: pd.DataFrame, valid_fold: int, batc
 
 def fold_dataloaders(df: pd.DataFrame, valid_fold: int, normalization: str = 'channel', spec_cfg=None, bs: int = 64,
                      pipeline: str = 'device', cache: ClipCache | None = None, audio_root=None, device=None,
-                     stats_frac: float = 1.0, augment=None, duration: float = 5.0, downmix: str = 'mean') -> DataLoaders:
-    "DataLoaders for one validation fold and normalization through `pipeline`: 'files' (decoding `audio_root`/`file` at the spectrogram's rate, `duration`, `downmix`), 'cached' or 'device' (`cache`)"
+                     stats_frac: float = 1.0, augment=None, duration: float = 5.0,
+                     downmix: str = 'mean') -> DataLoaders:
+    "DataLoaders for one validation fold and normalization through `pipeline`: 'files', 'cached' or 'device'"
+    # 'files' decodes `audio_root`/`file` at the spectrogram's rate, `duration`, `downmix`; the others use `cache`
     tfms = norm_tfms(normalization, spec_cfg, stats_frac, augment)
     if pipeline == 'files':
-        if audio_root is None: raise ValueError("the 'files' pipeline needs the folder the clips' paths start from (audio_root)")
+        if audio_root is None:
+            raise ValueError("the 'files' pipeline needs the folder the clips' paths start from (audio_root)")
         sr = next(t.cfg.sample_rate for t in tfms if isinstance(t, AudioToSpec))
-        return files_datablock(audio_root, valid_fold, tfms, sr, duration, downmix).dataloaders(df, bs=bs, device=device, num_workers=0)
+        dblock = files_datablock(audio_root, valid_fold, tfms, sr, duration, downmix)
+        return dblock.dataloaders(df, bs=bs, device=device, num_workers=0)
     if cache is None: raise ValueError(f"pipeline {pipeline!r} needs a ClipCache")
-    if pipeline == 'cached': return cached_datablock(cache, valid_fold, tfms).dataloaders(df, bs=bs, device=device, num_workers=0)
+    if pipeline == 'cached':
+        return cached_datablock(cache, valid_fold, tfms).dataloaders(df, bs=bs, device=device, num_workers=0)
     if pipeline == 'device': return device_dataloaders(cache, df, valid_fold, tfms, bs=bs, device=device)
     raise ValueError(f"pipeline must be 'files', 'cached' or 'device', got {pipeline!r}")

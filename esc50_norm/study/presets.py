@@ -1,4 +1,4 @@
-"Presets: everything that decides a study (grid, data, spectrogram, recipe) as one plain object, its runs, and the registry"
+"Presets: everything that decides a study (grid, data, spectrogram, recipe) as one plain object, its runs, the registry"
 from __future__ import annotations
 import hashlib
 import json
@@ -50,7 +50,7 @@ class Preset:
     lr: float = 1e-3
     spec: dict = field(default_factory=_spec)
     sr: int = 16000
-    duration: float | None = None              # None: the dataset's clip duration (ESC-50: 5 s), else the median of its clips
+    duration: float | None = None              # None: the dataset's clip duration (ESC-50: 5 s), else its clips' median
     downmix: str = 'sum'
     clips_per_class: int | None = None
     pipeline: str = 'device'
@@ -59,7 +59,7 @@ class Preset:
     stats_frac: float = 1.0
     augment: dict | None = later(None)         # Augment fields; None: no augmentation
     mixup: float = later(0.0)                  # fastai MixUp's alpha; 0: off
-    dataset: dict | None = later(None)         # what the data was (`Dataset.describe()`); None: ESC-50, before datasets were described
+    dataset: dict | None = later(None)         # `Dataset.describe()` of the data; None: ESC-50, from before that
     given: tuple = later(())                   # recipe fields set by hand (epochs, bs, spec): sizing keeps them
     sized: dict | None = later(None)           # what sizing derived: field -> [preset's, derived], frames, steps
 
@@ -70,26 +70,35 @@ class Preset:
         unknown = [n for n in self.normalizations if n not in NORMALIZATIONS]
         if unknown: raise ValueError(f"unknown normalizations {unknown}; known: {list(NORMALIZATIONS)}")
         if self.folds is not None and [f for f in self.folds if f < 1]:
-            raise ValueError(f"folds are numbered from 1, got {list(self.folds)} (fold 0, 'no validation fold', is for `train` only)")
+            raise ValueError(f"folds are numbered from 1, got {list(self.folds)} "
+                             "(fold 0, 'no validation fold', is for `train` only)")
         for name, ok in (('epochs', self.epochs >= 1), ('bs', self.bs >= 1), ('sr', self.sr >= 1),
                          ('lr', math.isfinite(self.lr) and self.lr > 0),
                          ('duration', self.duration is None or math.isfinite(self.duration) and self.duration > 0),
                          ('clips_per_class', self.clips_per_class is None or self.clips_per_class >= 1),
-                         ('stats_frac', 0 < self.stats_frac <= 1), ('mixup', math.isfinite(self.mixup) and self.mixup >= 0)):
+                         ('stats_frac', 0 < self.stats_frac <= 1),
+                         ('mixup', math.isfinite(self.mixup) and self.mixup >= 0)):
             if not ok: raise ValueError(f"{name} must be {_RULES[name]}, got {getattr(self, name)!r}")
-        if self.pipeline not in PIPELINES: raise ValueError(f"pipeline must be one of {list(PIPELINES)}, got {self.pipeline!r}")
-        if self.folds == () or not (self.seeds and self.normalizations): raise ValueError("a preset needs at least one fold, seed and normalization")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {list(PIPELINES)}, got {self.pipeline!r}")
+        if self.folds == () or not (self.seeds and self.normalizations):
+            raise ValueError("a preset needs at least one fold, seed and normalization")
         if self.augment is not None: self.augmentation                 # an unknown augmentation field fails here
 
     @property
     def spec_cfg(self) -> SpectrogramConfig: return SpectrogramConfig(**self.spec)
     @property
-    def augmentation(self) -> Augment | None: "The `Augment` of this recipe, or None"; return Augment(**self.augment) if self.augment else None
+    def augmentation(self) -> Augment | None:
+        "The `Augment` of this recipe, or None"
+        return Augment(**self.augment) if self.augment else None
+
     def as_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
     def update(self, **kwargs) -> Preset: return replace(self, **kwargs)
+
     def jobs(self) -> list:
         "Every (fold, normalization, seed) of the grid"
-        if self.folds is None: raise ValueError(f"preset {self.name!r} runs every fold of its dataset: resolve it for a dataset first")
+        if self.folds is None:
+            raise ValueError(f"preset {self.name!r} runs every fold of its dataset: resolve it for a dataset first")
         return [Job(f, n, s) for f in self.folds for n in self.normalizations for s in self.seeds]
 
     def for_dataset(self, ds, log=print) -> Preset:
@@ -105,7 +114,7 @@ class Preset:
         return self.update(**changes)
 
     def resolved(self, device) -> Preset:
-        "The preset with its device-dependent defaults decided: bf16 and channels-last on CUDA and on a CPU with native bf16"
+        "The preset with its device-dependent defaults decided: bf16 and channels-last on CUDA or a native-bf16 CPU"
         if self.bf16 is not None and self.channels_last is not None: return self
         from ..precision import native_bf16                   # imports torch: only when a default is to be decided
         fast = str(device).split(':')[0] == 'cuda' or native_bf16(device)
@@ -113,44 +122,52 @@ class Preset:
                            channels_last=fast if self.channels_last is None else self.channels_last)
 
     def recipe(self) -> dict:
-        "What decides one run's result: every field but the grid's, later fields only where they differ from their default"
+        "What decides one run's result: every field but the grid's, later fields only where they are not their default"
         d = json.loads(json.dumps(recorded_dict(self)))
         if d['bf16'] is None or d['channels_last'] is None: raise ValueError("resolve the preset for a device first")
-        if d['duration'] is None: raise ValueError("resolve the preset for a dataset first: its clip duration decides the runs")
+        if d['duration'] is None:
+            raise ValueError("resolve the preset for a dataset first: its clip duration decides the runs")
         return {k: v for k, v in d.items() if k not in GRID_FIELDS}
 
-    def training_hash(self) -> str: return hashlib.sha1(json.dumps(self.recipe(), sort_keys=True).encode()).hexdigest()[:12]
+    def training_hash(self) -> str:
+        return hashlib.sha1(json.dumps(self.recipe(), sort_keys=True).encode()).hexdigest()[:12]
 
     def smoke(self) -> Preset:
-        "The same recipe and normalizations shrunk for CI: folds 1-2, one seed, one epoch, 1 clip per class and fold, 16 mel bins"
+        "The same recipe and normalizations shrunk for CI: folds 1-2, one seed, one epoch, 1 clip per class and fold"
+        # and 16 mel bins
         return self.update(name=f"{self.name}-smoke", folds=(1, 2), seeds=(0,), epochs=1, bs=16, clips_per_class=1,
                            spec=_spec(n_fft=256, hop_length=2000, mel=True, n_mels=16), given=('epochs', 'bs', 'spec'))
 
 
-_RULES = dict(epochs='at least 1', bs='at least 1', sr='at least 1', lr='a positive number', duration='a positive number of seconds',
-              clips_per_class='at least 1 (or None: all)', stats_frac='in (0, 1]', mixup='0 (off) or a positive alpha')
+_RULES = dict(epochs='at least 1', bs='at least 1', sr='at least 1', lr='a positive number',
+              duration='a positive number of seconds', clips_per_class='at least 1 (or None: all)',
+              stats_frac='in (0, 1]', mixup='0 (off) or a positive alpha')
 
 _STRONG_AUG = dict(shift=1.0, freq_mask=0.2, time_mask=0.2, masks=1)
 
 PRESETS = {
-    # the reference recipe: BasicSpectrogram 1x201x401, xResNet18 from scratch, bs 64, fit_one_cycle(20), fold 1, 5 seeds;
+    # the reference recipe: BasicSpectrogram 1x201x401, xResNet18 from scratch, bs 64, fit_one_cycle(20), fold 1,
+    # 5 seeds;
     # folds=None: every fold of the dataset (ESC-50: 1-5, UrbanSound8K: 1-10)
     'blog': Preset('blog'),
     'cv': Preset('cv', folds=None),
     # separates waveform from spectrogram normalization, which the reference blog confounded
-    'ablation': Preset('ablation', normalizations=('none', 'wave', 'global', 'channel', 'global_nowave', 'channel_nowave')),
+    'ablation': Preset('ablation',
+                       normalizations=('none', 'wave', 'global', 'channel', 'global_nowave', 'channel_nowave')),
     # the cv grid on log-mel input (128 mel bins x 313 frames) over the normalizations other systems use
-    'mel': Preset('mel', folds=None, normalizations=('none', 'wave', 'global', 'channel', 'minmax', 'instance'), spec=_mel()),
+    'mel': Preset('mel', folds=None, normalizations=('none', 'wave', 'global', 'channel', 'minmax', 'instance'),
+                  spec=_mel()),
     # a strong from-scratch recipe: log-mel, time shift + masks on the GPU batch, mixup, 80 epochs of one-cycle at 2e-3
     'strong': Preset('strong', folds=None, normalizations=('none', 'global', 'channel', 'instance'), seeds=(0, 1, 2),
                      epochs=80, lr=2e-3, spec=_mel(), augment=_STRONG_AUG, mixup=0.4),
-    # the strong recipe over the normalizations strong systems use: PCEN fixed (librosa) and learned (LEAF), PANNs' input
-    # BatchNorm over mel bins, against global, channel and per-clip statistics
-    'frontends': Preset('frontends', folds=None, normalizations=('global', 'channel', 'instance', 'pcen', 'pcen_learned', 'bn_freq'),
+    # the strong recipe over the normalizations strong systems use: PCEN fixed (librosa) and learned (LEAF), PANNs'
+    # input BatchNorm over mel bins, against global, channel and per-clip statistics
+    'frontends': Preset('frontends', folds=None,
+                        normalizations=('global', 'channel', 'instance', 'pcen', 'pcen_learned', 'bn_freq'),
                         seeds=(0, 1, 2), epochs=80, lr=2e-3, spec=_mel(), augment=_STRONG_AUG, mixup=0.4),
     # the mel grid sized for 2 CPU cores (about 4 hours in bf16): 64 mel bins x 157 frames (hop 512), 20 epochs, 2 seeds
-    'mel-cpu': Preset('mel-cpu', folds=None, normalizations=('none', 'wave', 'global', 'channel', 'minmax', 'instance'), seeds=(0, 1),
-                      spec=_mel(n_mels=64, hop_length=512)),
+    'mel-cpu': Preset('mel-cpu', folds=None, normalizations=('none', 'wave', 'global', 'channel', 'minmax', 'instance'),
+                      seeds=(0, 1), spec=_mel(n_mels=64, hop_length=512)),
     # a real but small comparison for 2 CPU cores (about 7 minutes): 32 mel bins x 79 frames, 4 epochs, 3 seeds
     'quick': Preset('quick', seeds=(0, 1, 2), epochs=4, spec=_spec(n_fft=1024, hop_length=1024, mel=True, n_mels=32)),
 }

@@ -1,4 +1,4 @@
-"Turn results folders into tables (mean, CI, paired contrasts with Holm-corrected p-values) and plots a reader can check"
+"Turn results folders into tables (mean, CI, paired contrasts with Holm-corrected p-values) and plots to check"
 from __future__ import annotations
 import warnings
 from dataclasses import replace
@@ -19,13 +19,14 @@ from .presets import Preset
 from .runs import RunFileError, damaged_runs, read_preset, read_results, read_run, running_runs
 
 __all__ = ['contrasts', 'summary_table', 'fold_table', 'paired_differences', 'missing_runs', 'read_histories',
-           'study_time', 'plot_accuracy', 'plot_paired', 'plot_curves', 'write_report', 'read_folder', 'compare_folders',
-           'compare_report', 'equivalence', 'EQUIVALENCE_MARGIN', 'baseline_table', 'baseline_verdict', 'terminal_summary',
-           'FAR_BELOW']
+           'study_time', 'plot_accuracy', 'plot_paired', 'plot_curves', 'write_report', 'read_folder',
+           'compare_folders', 'compare_report', 'equivalence', 'EQUIVALENCE_MARGIN', 'baseline_table',
+           'baseline_verdict', 'terminal_summary', 'FAR_BELOW']
 
 METRIC = 'final_accuracy'
 EQUIVALENCE_MARGIN = 0.02
-"Two folders of one grid agree when their paired mean difference lies within this, at 90% confidence (two one-sided tests)"
+"Two folders of one grid agree when their paired mean difference lies within this, at 90% confidence"
+# tested by two one-sided tests (`equivalence`)
 
 
 def contrasts(normalizations) -> list:
@@ -126,7 +127,8 @@ def _differences(df: pd.DataFrame, pairs, metric: str = METRIC) -> dict:
 
 
 def paired_differences(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
-    "Each contrast `a - b` over runs matched on (fold, seed): mean, CI, wins, t-test and Wilcoxon p, raw and Holm-corrected"
+    "Each contrast `a - b` over runs matched on (fold, seed): mean, CI, wins, t-test and Wilcoxon p"
+    # the p-values raw and Holm-corrected
     pairs = contrasts(_ordered(df).normalization.unique()) if pairs is None else pairs
     rows = {k: _paired_row(d.to_numpy(float)) for k, d in _differences(df, pairs, metric).items() if len(d)}
     if not rows: return pd.DataFrame()
@@ -164,10 +166,12 @@ def read_histories(out) -> pd.DataFrame:
 
 
 def study_time(df: pd.DataFrame) -> dict:
-    "Wall time from the first run's start to the last run's finish, beside the summed time of the runs (set-up + training)"
+    "Wall time from the first run's start to the last run's finish, beside the summed time of the runs"
+    # a run's time: set-up + training
     end = pd.to_datetime(df.finished_at, utc=True)
     start, estimated = run_starts(df)
-    wall, summed = (end.max() - start.min()).total_seconds(), (df.setup_s.astype(float) + df.wall_s.astype(float)).sum()
+    wall = (end.max() - start.min()).total_seconds()
+    summed = (df.setup_s.astype(float) + df.wall_s.astype(float)).sum()
     return dict(wall_s=wall, summed_s=summed, runs=len(df), first_start=start.min(), last_finish=end.max(),
                 estimated=estimated, parallel=summed / wall if wall > 0 else np.nan)
 
@@ -183,7 +187,8 @@ def plot_accuracy(df: pd.DataFrame, path=None, metric: str = METRIC, title: str 
         err = None if np.isnan(r.ci95_low) else [[r['mean'] - r.ci95_low], [r.ci95_high - r['mean']]]
         ax.errorbar(i + 0.25, r['mean'], yerr=err, fmt='o', color='C0', capsize=4, zorder=3)
     ax.set_xticks(range(len(s)), [f"{n}\n(n={int(k)})" for n, k in zip(s.index, s.n)])
-    ax.set_ylabel(metric.replace('_', ' ')); ax.set_title(title or 'accuracy per normalization (mean, 95% CI)')
+    ax.set_ylabel(metric.replace('_', ' '))
+    ax.set_title(title or 'accuracy per normalization (mean, 95% CI)')
     ax.grid(axis='y', alpha=0.3)
     return _save(fig, path)
 
@@ -203,7 +208,8 @@ def plot_paired(df: pd.DataFrame, path=None, pairs=None, metric: str = METRIC, t
                     color='black', capsize=4, zorder=3)
     ax.axhline(0, color='gray', lw=1)
     ax.set_xticks(range(len(diffs)), [n.replace(' - ', '\n- ') for n in diffs])
-    ax.set_ylabel(f"difference in {metric.replace('_', ' ')}"); ax.grid(axis='y', alpha=0.3)
+    ax.set_ylabel(f"difference in {metric.replace('_', ' ')}")
+    ax.grid(axis='y', alpha=0.3)
     ax.set_title(title or 'paired differences per (fold, seed); black: mean and 95% CI')
     if len(folds) > 1: ax.legend(fontsize=8, loc='best')
     return _save(fig, path)
@@ -215,10 +221,14 @@ def plot_curves(hist: pd.DataFrame, path=None, title: str = ''):
     for k, (norm, g) in enumerate(_ordered(hist).groupby('normalization', sort=False)):
         for ax, col in zip(axs, ('accuracy', 'train_loss')):
             a = g.groupby('epoch')[col].agg(['mean', 'min', 'max'])
-            ax.plot(a.index, a['mean'], marker='o', ms=3, label=f"{norm} ({g.groupby(['fold', 'seed']).ngroups} runs)", color=f"C{k}")
+            ax.plot(a.index, a['mean'], marker='o', ms=3, label=f"{norm} ({g.groupby(['fold', 'seed']).ngroups} runs)",
+                    color=f"C{k}")
             ax.fill_between(a.index, a['min'], a['max'], alpha=0.15, color=f"C{k}")
-    axs[0].set_ylabel('validation accuracy'); axs[1].set_ylabel('training loss')
-    for ax in axs: ax.set_xlabel('epoch'); ax.grid(alpha=0.3)
+    axs[0].set_ylabel('validation accuracy')
+    axs[1].set_ylabel('training loss')
+    for ax in axs:
+        ax.set_xlabel('epoch')
+        ax.grid(alpha=0.3)
     axs[0].legend(fontsize=8)
     fig.suptitle(title or 'training curves')
     return _save(fig, path)
@@ -239,7 +249,8 @@ def _fmt(v, digits: int, p_value: bool):
 def _md(df: pd.DataFrame, digits: int = 4) -> str:
     "A markdown table with floats to `digits` decimals (small p-values in scientific notation) and integers as integers"
     if not len(df): return '_(none)_'
-    return df.apply(lambda c: c.map(lambda v: _fmt(v, digits, c.name.endswith(('_p', '_p_holm'))))).to_markdown(stralign='right')
+    cells = df.apply(lambda c: c.map(lambda v: _fmt(v, digits, c.name.endswith(('_p', '_p_holm')))))
+    return cells.to_markdown(stralign='right')
 
 
 def read_folder(out) -> tuple[Preset, pd.DataFrame]:
@@ -249,11 +260,13 @@ def read_folder(out) -> tuple[Preset, pd.DataFrame]:
 
 def _recipe_line(p: Preset) -> str:
     s = p.spec_cfg
-    spec = f"{'log-mel ' + str(s.n_mels) if s.mel else 'linear ' + str(s.n_freq)} bins, n_fft {s.n_fft}, hop {s.hop_length}"
+    spec = (f"{'log-mel ' + str(s.n_mels) if s.mel else 'linear ' + str(s.n_freq)} bins, "
+            f"n_fft {s.n_fft}, hop {s.hop_length}")
     prec = 'bf16 autocast' if p.bf16 else 'fp32' if p.bf16 is False else 'bf16 on CUDA'
     extra = (f", augmentation {p.augment}" if p.augment else '') + (f", mixup {p.mixup}" if p.mixup else '')
     return (f"Recipe: {spec}; xResNet18 from scratch, bs {p.bs}, fit_one_cycle({p.epochs}) at lr {p.lr}; {prec}"
-            f"{', channels-last' if p.channels_last else ''}{extra}; clips per class and fold: {p.clips_per_class or 'all'}.")
+            f"{', channels-last' if p.channels_last else ''}{extra}; "
+            f"clips per class and fold: {p.clips_per_class or 'all'}.")
 
 
 def _data_line(d: dict) -> str:
@@ -338,14 +351,16 @@ def terminal_summary(out) -> str:
 
 
 def write_report(out) -> Path:
-    "Write report.md, results.csv, summary.csv, paired.csv, accuracy.png, paired.png and curves.png into results folder `out`: all or none"
+    "Write report.md, results.csv, summary.csv, paired.csv and the plots into results folder `out`: all or none"
+    # the plots: accuracy.png, paired.png and curves.png
     out = Path(out)
     preset, df = read_folder(out)
     missing, running, damaged = missing_runs(df, preset), running_runs(out), damaged_runs(out)
     n_exp = len(preset.jobs())
     lines = [f"# Results: preset `{preset.name}`", "",
              f"Metric: `{METRIC}` (validation accuracy after the last of {preset.epochs} epochs). "
-             f"Grid: folds {list(preset.folds)} x normalizations {list(preset.normalizations)} x seeds {list(preset.seeds)}.", "",
+             f"Grid: folds {list(preset.folds)} x normalizations {list(preset.normalizations)} "
+             f"x seeds {list(preset.seeds)}.", "",
              _recipe_line(preset), ""] + ([_data_line(preset.dataset), ""] if preset.dataset else [])
     if missing:
         lines += [f"**Incomplete grid: {len(df)} of {n_exp} runs finished.** Missing: {', '.join(missing[:30])}"
@@ -353,11 +368,14 @@ def write_report(out) -> Path:
                   "differences use only (fold, seed) pairs where both runs finished.", ""]
     else: lines += [f"Complete grid: {len(df)} of {n_exp} runs.", ""]
     if running: lines += [f"Started but not finished (in progress, or interrupted): {', '.join(running)}.", ""]
-    if damaged: lines += [f"Damaged run files, not counted (the study runs them again): {', '.join(p.name for p in damaged)}.", ""]
+    if damaged:
+        lines += [f"Damaged run files, not counted (the study runs them again): {', '.join(p.name for p in damaged)}.",
+                  ""]
     files = {'results.csv': df.to_csv(index=False)}
     if len(df):
         summary, paired, t, hist = summary_table(df), paired_differences(df), study_time(df), read_histories(out)
         dev = ', '.join(sorted(df.device.astype(str).unique()))
+        estimated = ' (starts estimated from finish time minus run time: these run files predate start times)'
         lines += ["## Accuracy per normalization", "", _md(summary), "",
                   "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
                   *_baseline_section(out, preset, df),
@@ -366,14 +384,18 @@ def write_report(out) -> Path:
                   "with Holm's method over the contrasts of this table.", "", _md(paired), "",
                   "## Time", "",
                   f"Study wall time: {t['wall_s'] / 60:.1f} min from the first run's start to the last run's finish"
-                  f"{' (starts estimated from finish time minus run time: these run files predate start times)' if t['estimated'] else ''}; "
-                  f"the {t['runs']} runs took {t['summed_s'] / 60:.1f} min summed over processes (set-up and training), "
-                  f"so about {t['parallel']:.1f} ran at a time. Mean {df.s_per_epoch.mean():.2f} s per epoch per process, on {dev}.", "",
+                  f"{estimated if t['estimated'] else ''}; "
+                  f"the {t['runs']} runs took {t['summed_s'] / 60:.1f} min summed over processes "
+                  "(set-up and training), "
+                  f"so about {t['parallel']:.1f} ran at a time. "
+                  f"Mean {df.s_per_epoch.mean():.2f} s per epoch per process, on {dev}.", "",
                   _provenance_line(df), "",
                   "![accuracy](accuracy.png)", "", "![paired differences](paired.png)", "", "![curves](curves.png)", ""]
         files.update({'summary.csv': summary.to_csv(), 'paired.csv': paired.to_csv(),
-                      'accuracy.png': plot_accuracy(df, title=f"{preset.name}: accuracy per normalization (mean, 95% CI)"),
-                      'paired.png': plot_paired(df, title=f"{preset.name}: paired differences per (fold, seed); black: mean, 95% CI")})
+                      'accuracy.png': plot_accuracy(df, title=f"{preset.name}: accuracy per normalization "
+                                                              "(mean, 95% CI)"),
+                      'paired.png': plot_paired(df, title=f"{preset.name}: paired differences per (fold, seed); "
+                                                          "black: mean, 95% CI")})
         if len(hist): files['curves.png'] = plot_curves(hist, title=f"{preset.name}: training curves")
     files['report.md'] = '\n'.join(lines)
     for name, what in files.items():                    # everything is computed: now write it, each file atomically
@@ -396,7 +418,8 @@ def _labels(folders) -> list:
 
 
 def compare_folders(folders) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Per normalization, each folder's mean; and each later folder minus the first, paired on (fold, seed), Holm-corrected"
+    "Per normalization, each folder's mean; and each later folder minus the first, paired on (fold, seed)"
+    # the paired differences Holm-corrected
     frames = dict(zip(_labels(folders), (read_folder(f)[1] for f in folders)))
     ref, later = next(iter(frames.values())), list(frames.items())[1:]
     present = set().union(*(set(d.normalization) for d in frames.values()))
@@ -414,10 +437,12 @@ def compare_folders(folders) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def equivalence(new: np.ndarray, ref: np.ndarray, margin: float = EQUIVALENCE_MARGIN) -> dict:
-    "Two one-sided paired t-tests of `new - ref` against +-`margin`: equivalent when p < 0.05, i.e. the 90% CI lies within"
+    "Two one-sided paired t-tests of `new - ref` against +-`margin`: equivalent when p < 0.05"
+    # i.e. when the 90% CI lies within +-`margin`
     d = np.asarray(new, float) - np.asarray(ref, float)
-    if len(d) < 2 or d.std() == 0: return dict(pairs=len(d), mean=d.mean() if len(d) else np.nan, ci90_low=np.nan,
-                                               ci90_high=np.nan, tost_p=np.nan, equivalent=len(d) > 1 and abs(d[0]) < margin)
+    if len(d) < 2 or d.std() == 0:
+        return dict(pairs=len(d), mean=d.mean() if len(d) else np.nan, ci90_low=np.nan, ci90_high=np.nan,
+                    tost_p=np.nan, equivalent=len(d) > 1 and abs(d[0]) < margin)
     half = st.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
     p = ttost_paired(np.asarray(new, float), np.asarray(ref, float), -margin, margin)[0]
     return dict(pairs=len(d), mean=d.mean(), ci90_low=d.mean() - half, ci90_high=d.mean() + half, tost_p=p,
@@ -425,7 +450,7 @@ def equivalence(new: np.ndarray, ref: np.ndarray, margin: float = EQUIVALENCE_MA
 
 
 def compare_equivalence(folders, margin: float = EQUIVALENCE_MARGIN) -> pd.DataFrame:
-    "Each later folder against the first over all their matched runs: the pooled paired difference, tested for equivalence"
+    "Each later folder against the first over all their matched runs: the pooled paired difference, its equivalence"
     frames = dict(zip(_labels(folders), (read_folder(f)[1] for f in folders)))
     ref, rows = next(iter(frames.values())), []
     for name, df in list(frames.items())[1:]:
@@ -453,7 +478,8 @@ def _differences_of_setup(folders) -> list:
 
 
 def compare_report(folders) -> str:
-    "A markdown comparison of results folders: means per normalization, and each folder's differences to the first, run by run"
+    "A markdown comparison of results folders: means per normalization, each folder's differences to the first"
+    # the differences run by run
     notes = _differences_of_setup(folders)
     for n in notes: warnings.warn(f"comparing unlike results: {n}")
     means, paired = compare_folders(folders)
@@ -463,16 +489,18 @@ def compare_report(folders) -> str:
     lines += [""] if notes else []
     lines += ["Mean accuracy per normalization:", "", _md(table), ""]
     if len(paired):
-        lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; `_holm`: adjusted over "
-                  "all rows):", "", _md(paired.reset_index().set_index('folder')), ""]
+        lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; "
+                  "`_holm`: adjusted over all rows):", "", _md(paired.reset_index().set_index('folder')), ""]
         eq = compare_equivalence(folders)
         lines += [f"Equivalence to `{ref}` over all matched runs (two one-sided paired t-tests, margin "
-                  f"+-{EQUIVALENCE_MARGIN}: equivalent when the 90% CI of the mean difference lies within it):", "", _md(eq), ""]
+                  f"+-{EQUIVALENCE_MARGIN}: equivalent when the 90% CI of the mean difference lies within it):", "",
+                  _md(eq), ""]
         for name, r in eq.iterrows():
             sig = paired.loc[name] if name in paired.index.get_level_values(0) else pd.DataFrame()
             hits = [n for n, q in sig['t_test_p_holm'].items() if q < 0.05] if len(sig) else []
             lines.append(f"- `{name}`: {'equivalent' if r.equivalent else 'NOT shown equivalent'} to `{ref}` within "
-                         f"+-{EQUIVALENCE_MARGIN} (mean {r['mean']:+.4f}, 90% CI {r.ci90_low:+.4f} ... {r.ci90_high:+.4f}, "
+                         f"+-{EQUIVALENCE_MARGIN} (mean {r['mean']:+.4f}, "
+                         f"90% CI {r.ci90_low:+.4f} ... {r.ci90_high:+.4f}, "
                          f"{int(r.pairs)} pairs); normalizations whose difference is significant (Holm, t-test): "
                          f"{', '.join(hits) or 'none'}.")
         lines.append("")

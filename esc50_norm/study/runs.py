@@ -1,4 +1,5 @@
-"The files of a results folder: preset.json, and one run file per finished run, written atomically; results.csv and every table derive from them"
+"The files of a results folder: preset.json, and one run file per finished run, written atomically"
+# results.csv and every table derive from them
 from __future__ import annotations
 import functools
 import json
@@ -33,22 +34,26 @@ def read_preset(out) -> Preset:
     f = Path(out) / 'preset.json'
     if not f.is_file(): raise FileNotFoundError(f"{out} holds no preset.json: is it a results folder?")
     try: return Preset(**json.loads(f.read_text()))
-    except (OSError, ValueError, TypeError) as e: raise PresetFileError(f"{f} is damaged ({e}); move it away or use another --out folder") from None
+    except (OSError, ValueError, TypeError) as e:
+        raise PresetFileError(f"{f} is damaged ({e}); move it away or use another --out folder") from None
 
 
 def check_dataset(out, recorded: dict | None, ds):
-    "Refuse dataset `ds` for results folder `out` whose runs came from the `recorded` one (compared by kind and fingerprint)"
+    "Refuse dataset `ds` for results folder `out` whose runs came from the `recorded` one (by kind and fingerprint)"
     rec = recorded_dataset(recorded)
     if recorded is None and not getattr(ds, 'full', True):
         raise ValueError(f"{out} was recorded before datasets were, so it holds runs of the full ESC-50; a partial "
                          f"copy ({ds.name} at {ds.root}, --partial-data) goes in another --out folder")
     same = rec['kind'] == ds.kind and (rec['fingerprint'] is None or rec['fingerprint'] == ds.fingerprint())
-    if not same: raise ValueError(f"{out} holds runs of dataset {rec['name']} ({rec['kind']}, fingerprint {rec['fingerprint']}), "
-                                  f"not of {ds.name} ({ds.kind}, fingerprint {ds.fingerprint()}); use another --out folder")
+    if not same:
+        raise ValueError(f"{out} holds runs of dataset {rec['name']} "
+                         f"({rec['kind']}, fingerprint {rec['fingerprint']}), "
+                         f"not of {ds.name} ({ds.kind}, fingerprint {ds.fingerprint()}); use another --out folder")
 
 
 def reproduces(out, committed) -> bool:
-    "Whether results folder `out` repeats `committed`'s study: the same recipe (hash) on the same dataset (kind, fingerprint)"
+    "Whether results folder `out` repeats `committed`'s study: the same recipe (hash) on the same dataset"
+    # the same dataset: kind and fingerprint
     a, b = read_preset(out), read_preset(committed)
     da, db = recorded_dataset(a.dataset), recorded_dataset(b.dataset)
     fa, fb = da['fingerprint'], db['fingerprint']
@@ -70,7 +75,8 @@ def run_files(out) -> list:
 def read_run(path) -> dict:
     "One run file; a truncated or foreign one is a `RunFileError` naming it"
     try: row = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise RunFileError(f"run file {path} is damaged: {e}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunFileError(f"run file {path} is damaged: {e}") from None
     missing = [k for k in (*KEYS[1:], 'final_accuracy') if not isinstance(row, dict) or k not in row]
     if missing: raise RunFileError(f"run file {path} is damaged: it lacks {missing}")
     bad = {k: row[k] for k, ok in _VALUES.items() if k in row and not ok(row[k])}
@@ -99,7 +105,8 @@ def damaged_runs(out) -> dict:
 
 
 def read_results(out) -> pd.DataFrame:
-    "Every finished run in `out`/runs as one tidy frame (one row per run); damaged run files are left out with a warning naming them"
+    "Every finished run in `out`/runs as one tidy frame (one row per run); damaged run files are left out, named"
+    # a warning names each damaged run file
     rows = []
     for p in run_files(out):
         try: rows.append(read_run(p))
@@ -144,7 +151,7 @@ def in_progress(out, job: Job) -> bool:
 
 
 def running_runs(out) -> dict:
-    "Runs that started but have not finished (in progress, or interrupted): id -> their note ({} when it cannot be read)"
+    "Runs that started but have not finished (in progress, or interrupted): id -> their note ({}: unreadable)"
     def note(p):
         try: return json.loads(p.read_text())
         except (OSError, ValueError): return {}
@@ -153,7 +160,9 @@ def running_runs(out) -> dict:
 
 def _git(*args) -> str | None:
     root = Path(__file__).resolve().parents[2]
-    try: return subprocess.run(['git', '-C', str(root), *args], capture_output=True, text=True, timeout=10, check=True).stdout
+    try:
+        return subprocess.run(['git', '-C', str(root), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout
     except (OSError, subprocess.SubprocessError): return None
 
 
@@ -163,6 +172,7 @@ def provenance() -> dict:
     from .. import __version__
     commit = (_git('rev-parse', 'HEAD') or '').strip() or os.environ.get('ESC50_NORM_GIT_COMMIT')
     status = _git('status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)results')
-    dirty = (status.strip() != '') if status is not None else {'1': True, '0': False}.get(os.environ.get('ESC50_NORM_GIT_DIRTY', ''))
+    dirty = ((status.strip() != '') if status is not None else
+             {'1': True, '0': False}.get(os.environ.get('ESC50_NORM_GIT_DIRTY', '')))
     return dict(esc50_norm=__version__, git_commit=commit or None, git_dirty=dirty, host=socket.gethostname(),
                 python=platform.python_version())

@@ -30,9 +30,11 @@ class Study:
 
     def __post_init__(self):
         self.out = Path(self.out)
-        if self.out.exists() and not self.out.is_dir(): raise ValueError(f"--out {self.out} is a file, not a results folder")
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"--out {self.out} is a file, not a results folder")
         self.dataset = self.dataset or get_dataset()
-        # the device is checked where the runs train (it may be another machine); the dataset decides folds and clip duration
+        # the device is checked where the runs train (it may be another machine); the dataset decides folds and clip
+        # duration
         self.preset = self.preset.resolved(self.device or pick_device()).for_dataset(self.dataset)
 
     def file(self, job: Job, suffix: str) -> Path: return self.out / 'runs' / f"{job.id}{suffix}"
@@ -82,7 +84,8 @@ class Study:
                *(getattr(self.preset, k) for k in ('sr', 'duration', 'downmix', 'clips_per_class', 'pipeline')))
         if key not in _LOADED:
             _LOADED.clear()
-            _LOADED[key] = load_study_data(self.preset, self.dataset, self.cache_dir, self.device, progress=False, log=log)
+            _LOADED[key] = load_study_data(self.preset, self.dataset, self.cache_dir, self.device, progress=False,
+                                           log=log)
         return _LOADED[key]
 
     def run(self, job: Job, data=None, **note) -> dict:
@@ -95,7 +98,9 @@ class Study:
         try:
             row, hist = train_one(self.preset, data, job, stats_file=self.file(job, '.stats.json'),
                                   model_file=self.file(job, '.pkl') if self.save_models else None)
-        except BaseException: running.unlink(missing_ok=True); raise
+        except BaseException:
+            running.unlink(missing_ok=True)
+            raise
         finally: release_memory(data.device)
         row = {**row, **note}
         record_run(self.out, row, hist)

@@ -58,25 +58,28 @@ class FiniteLoss(Callback):
         self.bad = bad if self.bad is None else self.bad | bad
     def after_train(self):
         if self.bad is not None and bool(self.bad.any()):
-            raise FloatingPointError(f"the training loss became NaN or infinite in epoch {self.epoch + 1}: the run is failed, not recorded")
+            raise FloatingPointError(f"the training loss became NaN or infinite in epoch {self.epoch + 1}: "
+                                     "the run is failed, not recorded")
 
 
 @dataclass
 class StudyData:
-    "A dataset, its validated metadata (columns file, label, fold; the preset's subset), the decoded clips and their device"
+    "A dataset, its validated metadata (the preset's subset), the decoded clips and their device"
+    # the metadata's columns: file, label, fold
     dataset: Dataset
     df: pd.DataFrame
     cache: ClipCache
     device: torch.device
 
 
-def load_study_data(preset: Preset, dataset: Dataset, cache_dir=None, device=None, progress: bool = True, log=print) -> StudyData:
+def load_study_data(preset: Preset, dataset: Dataset, cache_dir=None, device=None, progress: bool = True,
+                    log=print) -> StudyData:
     "The preset's subset of the dataset's clips, decoded once (cached) at the preset's rate and duration, on `device`"
     device = pick_device(device)
     if preset.duration is None: preset = preset.for_dataset(dataset, log=log)
     df = subset_per_class(dataset.meta(), preset.clips_per_class)
-    cache = load_or_build_cache(dataset.audio_root, df.file, cache_dir, preset.sr, preset.duration, preset.downmix, progress, log=log,
-                                name=dataset.name)
+    cache = load_or_build_cache(dataset.audio_root, df.file, cache_dir, preset.sr, preset.duration, preset.downmix,
+                                progress, log=log, name=dataset.name)
     if preset.pipeline == 'device': cache = replace(cache, x=cache.x.to(device))
     return StudyData(dataset, df, cache, device)
 
@@ -89,15 +92,17 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     started = now()
     set_seed(seed, reproducible=True)
     t_setup = time.perf_counter()
-    dls = fold_dataloaders(data.df, fold, normalization, spec_cfg=preset.spec_cfg, bs=preset.bs, pipeline=preset.pipeline,
-                           cache=data.cache, audio_root=data.dataset.audio_root, device=data.device, stats_frac=preset.stats_frac,
-                           augment=preset.augmentation, duration=preset.duration, downmix=preset.downmix)
+    dls = fold_dataloaders(data.df, fold, normalization, spec_cfg=preset.spec_cfg, bs=preset.bs,
+                           pipeline=preset.pipeline, cache=data.cache, audio_root=data.dataset.audio_root,
+                           device=data.device, stats_frac=preset.stats_frac, augment=preset.augmentation,
+                           duration=preset.duration, downmix=preset.downmix)
     setup_s = time.perf_counter() - t_setup                      # DataLoaders, including the stats pass
     if len(dls.train) == 0:
-        raise ValueError(f"{job.id}: the training folds hold {len(dls.train.dataset)} clips, fewer than one batch of {preset.bs} "
-                         "(the last, incomplete batch is dropped): lower --bs")
+        raise ValueError(f"{job.id}: the training folds hold {len(dls.train.dataset)} clips, "
+                         f"fewer than one batch of {preset.bs} (the last, incomplete batch is dropped): lower --bs")
     timer = EpochTimer()
-    cbs = [timer, FiniteLoss()] + ([ChannelsLastInput()] if preset.channels_last else []) + ([MixUp(preset.mixup)] if preset.mixup else [])
+    cbs = ([timer, FiniteLoss()] + ([ChannelsLastInput()] if preset.channels_last else [])
+           + ([MixUp(preset.mixup)] if preset.mixup else []))
     learn = Learner(dls, model_for(normalization, preset.spec_cfg, len(dls.vocab)), metrics=accuracy, cbs=cbs)
     if preset.bf16: learn.add_cb(BF16Autocast())             # CUDA: fastai's MixedPrecision; CPU: CPU autocast
     if data.device.type == 'cuda': torch.cuda.reset_peak_memory_stats(data.device)
@@ -109,20 +114,25 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     hist['seconds'] = timer.times
     losses = hist[['train_loss', 'valid_loss']].astype(float) if fold else hist[['train_loss']].astype(float)
     if not np.isfinite(losses.to_numpy()).all():
-        raise FloatingPointError(f"{job.id}: a loss is NaN or infinite ({losses.iloc[-1].to_dict()}): the run is failed, not recorded")
+        raise FloatingPointError(f"{job.id}: a loss is NaN or infinite ({losses.iloc[-1].to_dict()}): "
+                                 "the run is failed, not recorded")
     norm = find_spec_normalize(dls.train)
-    if norm is not None and norm.learns_stats and stats_file is not None: norm.save(stats_file, fold=fold, normalization=normalization)
+    if norm is not None and norm.learns_stats and stats_file is not None:
+        norm.save(stats_file, fold=fold, normalization=normalization)
     if model_file is not None: export(learn, model_file)
     n_train, n = len(dls.train) * dls.train.bs, get_normalization(normalization)
     acc = hist.accuracy.astype(float)
     row = dict(preset=preset.name, fold=fold, normalization=normalization, seed=seed,
                wave_norm=n.wave, spec_norm=n.spec_norm, mean_only=n.mean_only,
                final_accuracy=float(acc.iloc[-1]), best_accuracy=float(acc.max()),
-               best_epoch=int(acc.idxmax()) + 1 if acc.notna().any() else None, final_valid_loss=float(hist.valid_loss.astype(float).iloc[-1]),
-               epochs=preset.epochs, setup_s=round(setup_s, 3), wall_s=round(wall, 3), s_per_epoch=round(wall / preset.epochs, 3),
+               best_epoch=int(acc.idxmax()) + 1 if acc.notna().any() else None,
+               final_valid_loss=float(hist.valid_loss.astype(float).iloc[-1]),
+               epochs=preset.epochs, setup_s=round(setup_s, 3), wall_s=round(wall, 3),
+               s_per_epoch=round(wall / preset.epochs, 3),
                train_clips_per_s=round(n_train * preset.epochs / sum(timer.train_times), 1),
                n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset), dataset=data.dataset.name,
-               dataset_kind=data.dataset.kind, dataset_fingerprint=data.dataset.fingerprint(), **_environment(data.device), **provenance(),
+               dataset_kind=data.dataset.kind, dataset_fingerprint=data.dataset.fingerprint(),
+               **_environment(data.device), **provenance(),
                training_hash=preset.training_hash(), started_at=started, finished_at=now(),
                config=json.dumps(preset.as_dict(), sort_keys=True))
     return row, hist
@@ -149,7 +159,7 @@ def resident_gib() -> float | None:
 
 
 def release_memory(device=None):
-    "Free what a finished run left: its Learner and DataLoaders sit in reference cycles, and CUDA keeps freed blocks cached"
+    "Free what a finished run left: its Learner and DataLoaders sit in reference cycles, CUDA keeps freed blocks cached"
     gc.collect()
     if device is not None and torch.device(device).type == 'cuda': torch.cuda.empty_cache()
 
