@@ -5,7 +5,7 @@ The names below are resolved on first use (PEP 562): `import esc50_norm` imports
 """
 from importlib import import_module
 
-__version__ = '0.3.0'
+__version__ = '0.4.0'
 
 _WHERE = {
     # audio files and the item transforms

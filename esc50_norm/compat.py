@@ -4,7 +4,7 @@ The committed results (`results/`) were made before some fields and formats exis
 those files (they are data), the code reads them as they are, through the functions here:
 - fields added to a dataclass later (`later`) are left out of its recorded form while at their default, so
   the recipe hash of a folder recorded before the field existed is unchanged;
-- stats files of the first format hold `mean`/`std` only, without `arrays` or `mode`; files before 0.3.0 name a count
+- stats files of the first format hold `mean`/`std` only, without `arrays` or `mode`; files before 0.4.0 name a count
   `count` (now `n_per_bin` for mean/std, `n_clips` for minmax) and minmax's option `robust` (now `mean_clip_extremes`)
   (`upgrade_stats`, `RENAMED_FIELDS`);
 - run files from before start times were recorded get a start estimated from finish time minus run time
@@ -43,7 +43,7 @@ def recorded_dict(obj) -> dict:
 
 RENAMED_FIELDS = {'global': {'count': 'n_per_bin'}, 'channel': {'count': 'n_per_bin'},
                   'minmax': {'count': 'n_clips', 'robust': 'mean_clip_extremes'}}
-"Fields of stats files and `SpecNormalize` state before 0.3.0, by mode: old name -> today's"
+"Fields of stats files and `SpecNormalize` state before 0.4.0, by mode: old name -> today's"
 
 
 def _renamed_fields(d: dict, mode: str | None) -> dict:
