@@ -351,11 +351,12 @@ def test_a_folder_says_which_data_it_came_from_and_refuses_other_data(shared_esc
     assert (recorded['kind'], recorded['clips'], recorded['classes'], recorded['fingerprint']) == ('esc10', 400, 10, esc10.fingerprint())
     row = json.loads((out / 'runs' / 'fold3-global-seed1.json').read_text())
     assert (row['dataset'], row['dataset_kind'], row['dataset_fingerprint']) == ('esc10', 'esc10', esc10.fingerprint())
-    s = Study(get_preset('quick', folds=(1, 2, 3, 4, 5)), out, dataset=esc10, device='cpu')
+    fp32 = get_preset('quick', folds=(1, 2, 3, 4, 5), **_FLAGS['fp32'])               # as it was made
+    s = Study(fp32, out, dataset=esc10, device='cpu')
     s.prepare()
     assert s.todo() == []
     with pytest.raises(ValueError, match=r"holds runs of dataset esc10 \(esc10, fingerprint [0-9a-f]{12}\), not of esc50"):
-        Study(get_preset('quick', folds=(1, 2, 3, 4, 5)), out, dataset=get_dataset(data=shared_esc50), device='cpu').prepare()
+        Study(fp32, out, dataset=get_dataset(data=shared_esc50), device='cpu').prepare()
 
 
 def test_a_folder_from_before_datasets_were_recorded_refuses_a_partial_copy(fake_root, tmp_path):
