@@ -192,6 +192,15 @@ def test_equivalence_is_refused_for_a_large_or_noisy_difference():
     assert equivalence(ref, ref)['equivalent'] and not equivalence(ref + 0.05, ref)['equivalent']   # all differences equal
 
 
+def test_compare_says_why_an_equivalence_has_no_interval(tmp_path):
+    "A run repeated exactly (what ./run.sh shows on the machine that made the folder): equivalent, and no CI, said so"
+    again = Path(shutil.copytree(RESULTS / 'quick-bf16-cpu', tmp_path / 'again'))
+    text = compare_report([RESULTS / 'quick-bf16-cpu', again])
+    assert "- `again`: equivalent to `quick-bf16-cpu` within +-0.02 (mean +0.0000, no CI: the differences are all equal, " \
+           "9 pairs); normalizations whose difference is significant (Holm, t-test): none." in text
+    assert 'nan' not in text.split('Equivalence to')[1]
+
+
 def _quick_copy(tmp_path) -> Path:
     return Path(shutil.copytree(RESULTS / 'quick-cpu', tmp_path / 'quick-cpu'))
 

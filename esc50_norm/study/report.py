@@ -498,9 +498,10 @@ def compare_report(folders) -> str:
         for name, r in eq.iterrows():
             sig = paired.loc[name] if name in paired.index.get_level_values(0) else pd.DataFrame()
             hits = [n for n, q in sig['t_test_p_holm'].items() if q < 0.05] if len(sig) else []
+            ci = (f"90% CI {r.ci90_low:+.4f} ... {r.ci90_high:+.4f}" if np.isfinite(r.ci90_low) else
+                  "no CI: the differences are all equal" if r.pairs > 1 else "no CI: one pair")
             lines.append(f"- `{name}`: {'equivalent' if r.equivalent else 'NOT shown equivalent'} to `{ref}` within "
-                         f"+-{EQUIVALENCE_MARGIN} (mean {r['mean']:+.4f}, "
-                         f"90% CI {r.ci90_low:+.4f} ... {r.ci90_high:+.4f}, "
+                         f"+-{EQUIVALENCE_MARGIN} (mean {r['mean']:+.4f}, {ci}, "
                          f"{int(r.pairs)} pairs); normalizations whose difference is significant (Holm, t-test): "
                          f"{', '.join(hits) or 'none'}.")
         lines.append("")
