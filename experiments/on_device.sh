@@ -20,14 +20,14 @@ case "${1:-}" in
     echo "$(ls $data/audio | wc -l) clips in $data" ;;
   study)
     preset=$2; shift 2
-    if ! python3 -c "import fastai, statsmodels" 2>/dev/null; then pip install -q --no-deps .device-wheels/*.whl; fi
+    if ! python3 -c "import fastai, statsmodels, sklearn" 2>/dev/null; then pip install -q --no-deps .device-wheels/*.whl; fi
     if [ -f .device-wheels/PROVENANCE ]; then cp .device-wheels/PROVENANCE ~/PROVENANCE; fi
     if [ -f ~/PROVENANCE ]; then set -a; . ~/PROVENANCE; set +a; fi
     export PYTHONPATH=$PWD ESC50_PATH=$data ESC50_NORM_CACHE=~/esc50-cache PYTHONUNBUFFERED=1
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
     start=$(date +%s)
     case "$preset" in strong|frontends) stop=${STOP_AFTER:-300} ;; *) stop=${STOP_AFTER:-420} ;; esac
-    python3 -m esc50_norm.study.cli study --preset "$preset" --out ~/results/$preset --stop-after "$stop" \
+    python3 -m esc50_norm.study.cli study --preset "$preset" --out ~/results/$preset --stop-after "$stop" --no-baseline \
       ${DEVICE:+--device $DEVICE} "$@" 2>&1 | tee ~/study-$preset.log || true
     echo "wall time of this call: $(( $(date +%s) - start )) s"
     tar czf "$OUT/results-$preset.tar.gz" -C ~/results "$preset" && cp ~/study-$preset.log "$OUT/" ;;

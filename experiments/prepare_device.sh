@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip download -q --no-deps --python-version 3.12 --only-binary=:all: -d .device-wheels \
   fastai fastcore fastprogress fasttransform fastdownload "plum-dispatch<2.10" beartype python-fasthtml starlette \
-  itsdangerous python-multipart anyio cffi pycparser soundfile tabulate statsmodels patsy
+  itsdangerous python-multipart anyio cffi pycparser soundfile tabulate statsmodels patsy \
+  scikit-learn joblib threadpoolctl
 { echo "ESC50_NORM_GIT_COMMIT=$(git rev-parse HEAD)"
   echo "ESC50_NORM_GIT_DIRTY=$([ -z "$(git status --porcelain --untracked-files=no -- . ':(exclude)results')" ] && echo 0 || echo 1)"
 } > .device-wheels/PROVENANCE
