@@ -165,7 +165,7 @@ PRESETS = {
     'frontends': Preset('frontends', folds=None,
                         normalizations=('global', 'channel', 'instance', 'pcen', 'pcen_learned', 'bn_freq'),
                         seeds=(0, 1, 2), epochs=80, lr=2e-3, spec=_mel(), augment=_STRONG_AUG, mixup=0.4),
-    # the mel grid sized for 2 CPU cores (about 6 h in bf16 here): 64 mel bins x 157 frames (hop 512), 20 epochs
+    # the mel grid sized for 2 CPU cores (about 5 h in bf16 here): 64 mel bins x 157 frames (hop 512), 20 epochs
     'mel-cpu': Preset('mel-cpu', folds=None, normalizations=('none', 'wave', 'global', 'channel', 'minmax', 'instance'),
                       seeds=(0, 1), spec=_mel(n_mels=64, hop_length=512)),
     # a real but small comparison for 2 CPU cores (about 7 minutes): 32 mel bins x 79 frames, 4 epochs, 3 seeds
