@@ -214,6 +214,7 @@ def test_show_plays_the_clip_only_in_a_notebook(monkeypatch, capsys):
 
 
 OLD = Path(__file__).parent / 'data' / 'export-0.2.0'
+V030 = Path(__file__).parent / 'data' / 'export-0.3.0'
 
 
 @pytest.mark.parametrize('mode', ['channel', 'minmax'])
@@ -224,5 +225,20 @@ def test_a_model_exported_by_0_2_0_still_loads_and_predicts_as_it_did(mode, tmp_
     learn = load_exported(OLD / f'{mode}.pkl')
     norm = find_spec_normalize(learn.dls.valid)
     assert norm.mode == mode and norm.has_stats and isinstance(learn.dls.after_item.fs[2], AudioCropPad)
+    probs = learn.predict(root / 'audio' / expected['clip'])[2]
+    assert torch.allclose(probs, torch.tensor(expected[mode]), atol=1e-5)
+
+
+@pytest.mark.parametrize('mode', ['channel', 'minmax'])
+def test_a_model_exported_by_0_3_0_still_loads_and_predicts_as_it_did(mode, tmp_path):
+    "tests/data/export-0.3.0 (made by its make.py at 0.3.0): SpecNormalize's `count` and minmax's `robust` renamed since"
+    expected = json.loads((V030 / 'predictions.json').read_text())
+    assert expected['version'] == '0.3.0'
+    root = make_fake_esc50(tmp_path / 'esc50', clips_per_fold=expected['clips_per_fold'], sr=expected['sr'],
+                           seconds=tuple(expected['seconds']))
+    learn = load_exported(V030 / f'{mode}.pkl')
+    norm = find_spec_normalize(learn.dls.valid)
+    assert norm.mode == mode and norm.has_stats and norm.n > 0 and not hasattr(norm, 'count')
+    if mode == 'minmax': assert norm.mean_clip_extremes is True and 'robust' not in norm.__dict__
     probs = learn.predict(root / 'audio' / expected['clip'])[2]
     assert torch.allclose(probs, torch.tensor(expected[mode]), atol=1e-5)
