@@ -43,27 +43,29 @@ def _write_tmp(path: Path, data) -> Path:
     "`data` in a fresh temporary file beside `path`"
     make_folder(path.parent)
     tmp = _tmp_name(path)
-    try:
+    with _removed_on_error(tmp, path):
         if isinstance(data, str): tmp.write_text(data)
         elif isinstance(data, bytes): tmp.write_bytes(data)
         else: data(tmp)
+    return tmp
+
+
+@contextlib.contextmanager
+def _removed_on_error(tmp: Path, path: Path):
+    "Remove `tmp` when the block fails; a refused write names `path`'s folder, a folder at `path` says so"
+    try: yield
     except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, IsADirectoryError): raise IsADirectoryError(f"cannot write {path}: it is a folder") from None
         if isinstance(e, OSError) and e.errno in _DENIED: raise _not_writable(path, e) from None
         raise
-    return tmp
 
 
 def write_atomic(path, data: str | bytes | Callable[[Path], object]) -> Path:
     "Write `data` (text, bytes, or a function that writes a given path) to `path`: readers see the old file or the new"
     path = Path(path)
     tmp = _write_tmp(path, data)
-    try: tmp.replace(path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, IsADirectoryError): raise IsADirectoryError(f"cannot write {path}: it is a folder") from None
-        if isinstance(e, OSError) and e.errno in _DENIED: raise _not_writable(path, e) from None
-        raise
+    with _removed_on_error(tmp, path): tmp.replace(path)
     return path
 
 

@@ -417,10 +417,15 @@ def _labels(folders) -> list:
     return names if len(set(names)) == len(names) else [str(f) for f in folders]
 
 
-def compare_folders(folders) -> tuple[pd.DataFrame, pd.DataFrame]:
+def folder_runs(folders) -> dict:
+    "The finished runs of each results folder, read once: label -> frame (the first is the reference)"
+    return dict(zip(_labels(folders), (read_folder(f)[1] for f in folders)))
+
+
+def compare_folders(folders, frames: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Per normalization, each folder's mean; and each later folder minus the first, paired on (fold, seed)"
-    # the paired differences Holm-corrected
-    frames = dict(zip(_labels(folders), (read_folder(f)[1] for f in folders)))
+    # the paired differences Holm-corrected; `frames`: the folders' runs when already read (`folder_runs`)
+    frames = frames or folder_runs(folders)
     ref, later = next(iter(frames.values())), list(frames.items())[1:]
     present = set().union(*(set(d.normalization) for d in frames.values()))
     means = pd.concat({n: summary_table(d)['mean'] for n, d in frames.items() if len(d)}, axis=1)
@@ -449,9 +454,9 @@ def equivalence(new: np.ndarray, ref: np.ndarray, margin: float = EQUIVALENCE_MA
                 equivalent=bool(p < 0.05))
 
 
-def compare_equivalence(folders, margin: float = EQUIVALENCE_MARGIN) -> pd.DataFrame:
+def compare_equivalence(folders, margin: float = EQUIVALENCE_MARGIN, frames: dict | None = None) -> pd.DataFrame:
     "Each later folder against the first over all their matched runs: the pooled paired difference, its equivalence"
-    frames = dict(zip(_labels(folders), (read_folder(f)[1] for f in folders)))
+    frames = frames or folder_runs(folders)
     ref, rows = next(iter(frames.values())), []
     for name, df in list(frames.items())[1:]:
         m = ref.merge(df, on=['normalization', 'fold', 'seed'], suffixes=('_ref', '_new'))
@@ -482,7 +487,8 @@ def compare_report(folders) -> str:
     # the differences run by run
     notes = _differences_of_setup(folders)
     for n in notes: warnings.warn(f"comparing unlike results: {n}")
-    means, paired = compare_folders(folders)
+    frames = folder_runs(folders)
+    means, paired = compare_folders(folders, frames)
     ref, table = means.columns[0], means.copy()
     for col in means.columns[1:]: table[f"{col} - {ref}"] = means[col] - means[ref]
     lines = [f"**Warning: {n}: the differences below measure that change, not a repeat of one study.**" for n in notes]
@@ -491,7 +497,7 @@ def compare_report(folders) -> str:
     if len(paired):
         lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; "
                   "`_holm`: adjusted over all rows):", "", _md(paired.reset_index().set_index('folder')), ""]
-        eq = compare_equivalence(folders)
+        eq = compare_equivalence(folders, frames=frames)
         lines += [f"Equivalence to `{ref}` over all matched runs (two one-sided paired t-tests, margin "
                   f"+-{EQUIVALENCE_MARGIN}: equivalent when the 90% CI of the mean difference lies within it):", "",
                   _md(eq), ""]
