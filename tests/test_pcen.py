@@ -319,3 +319,23 @@ def test_learned_pcen_refuses_db_input_a_bool_and_3d_input():
         with pytest.raises(ValueError, match=f"n_mels must be a positive int .*got {bad!r}"): LearnedPCEN(bad)
     mags = AudioToSpec(AudioConfig.PCENMelSpectrogram(n_mels=16))(AudioTensor(torch.randn(2, 1, 16000), sr=16000))
     assert torch.isfinite(lp(mags)).all()                        # magnitudes that say so: no look at their values
+
+
+@pytest.mark.parametrize('name', ['pcen', 'pcen_learned'])
+def test_pcen_of_the_cpu_grid_smooths_at_its_hop_of_512(name):
+    "frontends-cpu (64 mel bins, hop 512): the study's PCEN, fixed or learned at init, is librosa's at sr 16000, hop 512"
+    from esc50_norm.study.normalizations import get_normalization
+    from esc50_norm.study.presets import get_preset
+    cfg, norm = get_preset('frontends-cpu').spec_cfg, get_normalization(name)
+    assert cfg.hop == 512 and cfg.n_freq == 64
+    x = AudioTensor(clips(seconds=5.0), sr=16000)
+    tfms = norm.tfms(cfg)
+    S = tfms[0](x)                                                           # mel magnitudes x 2**31, 64 x 157
+    assert S.shape == (3, 1, 64, 157) and S.to_db is False
+    assert_rel(S, mel_magnitudes(x, hop=512, n_mels=64).numpy(), 1e-5)
+    out = tfms[1](S) if name == 'pcen' else norm.frontend(cfg)(S)
+    if name == 'pcen': assert len(tfms) == 2 and tfms[1].hop_length == 512
+    else: assert len(tfms) == 1 and norm.frontend(cfg).smooth_coef[0].item() == pytest.approx(smoothing_coef(16000, 512), rel=1e-5)
+    ref = librosa.pcen(S.numpy(), sr=16000, hop_length=512)
+    assert_rel(out, ref, 1e-4)
+    assert np.abs(ref - librosa.pcen(S.numpy(), sr=16000, hop_length=256)).max() > 0.1     # the hop matters

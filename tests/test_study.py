@@ -230,7 +230,8 @@ def test_cli_train_exports_a_model_that_predict_uses_and_errors_name_the_file(fa
 @pytest.mark.slow
 @pytest.mark.parametrize('preset,runs,dataset,classes', [('smoke', 6, 'esc50', 50), ('mel', 12, 'esc50', 50), ('strong', 8, 'esc50', 50),
                                                          ('frontends', 12, 'esc50', 50), ('quick', 6, 'esc10', 10),
-                                                         ('mel-cpu', 12, 'esc50', 50)])
+                                                         ('mel-cpu', 12, 'esc50', 50), ('strong-cpu', 8, 'esc50', 50),
+                                                         ('frontends-cpu', 12, 'esc50', 50)])
 def test_smoke_form_of_each_preset_on_real_clips(shared_esc50, tmp_path, preset, runs, dataset, classes):
     "CI's end-to-end studies: each preset in its smoke form (1 clip per class and fold, 1 epoch) on the real ESC-50 copy, and on ESC-10"
     out = tmp_path / preset
@@ -340,6 +341,16 @@ def test_frontends_preset_contrasts_each_against_global():
     assert contrasts(p.normalizations) == [('channel', 'global'), ('instance', 'global'), ('pcen', 'global'),
                                            ('pcen_learned', 'global'), ('pcen_learned', 'pcen'), ('bn_freq', 'global')]
     assert len(p.for_dataset(get_dataset()).jobs()) == 90
+
+
+@pytest.mark.parametrize('name,big', [('strong-cpu', 'strong'), ('frontends-cpu', 'frontends')])
+def test_cpu_forms_of_the_strong_recipe_are_it_on_mel_cpus_input(name, big):
+    "strong-cpu and frontends-cpu: the same augmentation, mixup, lr and normalizations as on the GPU, on 1x64x157, 1 seed"
+    p, g, esc50 = get_preset(name), get_preset(big), get_dataset()
+    assert (p.lr, p.mixup, p.augment, p.normalizations) == (g.lr, g.mixup, g.augment, g.normalizations)
+    assert p.spec == get_preset('mel-cpu').spec and (p.spec_cfg.n_freq, p.spec_cfg.n_frames(80000)) == (64, 157)
+    assert p.seeds == (0,) and p.epochs == 60 and p.spec != g.spec
+    assert len(p.for_dataset(esc50).jobs()) == 5 * len(g.normalizations)                # frontends-cpu: 30 runs
 
 
 @pytest.mark.slow
