@@ -12,7 +12,7 @@ from scipy import stats as st
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.presets import get_preset
 from esc50_norm.study.report import (compare_equivalence, compare_folders, compare_report, contrasts, equivalence,
-                                     missing_runs, paired_differences, plot_paired, study_time, summary_table, write_report)
+                                     fold_contrasts, fold_means, missing_runs, paired_differences, plot_paired, study_time, summary_table, write_report)
 from esc50_norm.study.runs import read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -168,6 +168,42 @@ def test_compare_folders_pairs_runs_across_folders(tmp_path, capsys):
     assert 'blog-bf16 - blog-fp32' in out and (tmp_path / 'c.md').read_text().startswith('# Comparison')
     assert cli(['compare', str(tmp_path), str(RESULTS / 'blog-bf16')]) == 2
     assert 'holds no preset.json' in capsys.readouterr().err
+
+
+def test_fold_contrasts_find_the_folds_where_two_folders_disagree():
+    "Per fold, each folder's mean paired difference over seeds; a contrast flips sign only in fold 2 of the second folder"
+    a = pd.concat([_fake_results({'none': [0.5, 0.6], 'global': [0.6, 0.7], 'instance': [0.1, 0.1]}, fold=1),
+                   _fake_results({'none': [0.5, 0.5], 'global': [0.52, 0.56]}, fold=2)])
+    b = pd.concat([_fake_results({'none': [0.6, 0.6], 'global': [0.7, 0.64], 'wave': [0.9, 0.9]}, fold=1),
+                   _fake_results({'none': [0.6, 0.7], 'global': [0.58, 0.66]}, fold=2)])
+    fc = fold_contrasts({'a': a, 'b': b})                     # instance and wave: in one folder only, no contrast
+    assert list(fc.index) == [('global - none', 1), ('global - none', 2)]
+    assert fc.loc[('global - none', 1), 'a'] == pytest.approx(0.1) and fc.loc[('global - none', 2), 'a'] == pytest.approx(0.04)
+    assert fc.loc[('global - none', 1), 'b'] == pytest.approx(0.07) and fc.loc[('global - none', 2), 'b'] == pytest.approx(-0.03)
+    assert list(fc.agree) == [True, False]
+    m = fold_means({'a': a, 'b': b})
+    assert m.loc[('b', 'global'), 2] == pytest.approx(0.62) and np.isnan(m.loc[('a', 'instance'), 2])
+    assert fold_contrasts({'a': a[a.normalization == 'none'], 'b': b}).empty           # nothing both folders can contrast
+
+
+def test_compare_shows_the_folds_side_by_side_in_words_and_a_figure(tmp_path, capsys):
+    "cv-bf16 against blog-bf16 (fold 1 only): the per-fold contrasts computed from results.csv, the figure's panels"
+    cv, blog = (read_results(RESULTS / f) for f in ('cv-bf16', 'blog-bf16'))
+    def by_hand(df, x, y):
+        w = df[df.fold == 1].pivot_table(index='seed', columns='normalization', values='final_accuracy')
+        return (w[x] - w[y]).mean()
+    assert cli(['compare', str(RESULTS / 'cv-bf16'), str(RESULTS / 'blog-bf16'), '--figure', str(tmp_path / 'f.png')]) == 0
+    out = capsys.readouterr().out
+    expected = [(c, by_hand(cv, *c.split(' - ')), by_hand(blog, *c.split(' - ')))
+                for c in ('global - none', 'channel - none', 'channel - global')]
+    rows = {l.split('|')[1].strip(): [float(v) for v in l.split('|')[3:5]] for l in out.split('fold by fold')[1].splitlines()
+            if l.count('|') == 6 and ' - ' in l}
+    for c, x, y in expected: assert rows[c] == [pytest.approx(x, abs=6e-5), pytest.approx(y, abs=6e-5)]
+    flips = [c for c, x, y in expected if np.sign(x) != np.sign(y)]
+    assert f"disagree on a contrast's sign: {', '.join(f'`{c}` in fold 1' for c in flips) or 'nowhere'}." in out
+    import matplotlib.image as mpimg
+    img = mpimg.imread(tmp_path / 'f.png')
+    assert img.shape[1] > 3 * img.shape[0]                    # 3 normalizations and the contrasts, side by side
 
 
 def test_quick_grid_in_bf16_is_equivalent_to_fp32_run_by_run():

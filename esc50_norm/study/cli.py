@@ -92,10 +92,13 @@ def cmd_report(a):
 
 def cmd_compare(a):
     from ..atomic import write_atomic
-    from .report import compare_report
-    text = compare_report([a.reference, *a.results])
+    from .report import compare_report, folder_runs, plot_folds
+    folders = [a.reference, *a.results]
+    frames = folder_runs(folders)
+    text = compare_report(folders, frames)
     print(text)
-    if a.out: write_atomic(Path(a.out), f"# Comparison of {', '.join(map(str, [a.reference, *a.results]))}\n\n{text}")
+    if a.out: write_atomic(Path(a.out), f"# Comparison of {', '.join(map(str, folders))}\n\n{text}")
+    if a.figure: plot_folds(frames, a.figure)
 
 
 def cmd_cache(a):
@@ -234,6 +237,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument('reference', help="the results folder to compare with, e.g. the committed results/quick-cpu")
     c.add_argument('results', nargs='+', help="the other results folders")
     c.add_argument('--out', help="also write the comparison to this markdown file")
+    c.add_argument('--figure', help="also plot each folder's per-fold accuracy, normalization by normalization, "
+                                    "and their shared contrasts per fold, to this PNG")
     c.set_defaults(func=cmd_compare)
 
     t = sub.add_parser('train', parents=[data, recipe], help="train one model of a preset and export it for `predict`")

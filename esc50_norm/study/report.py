@@ -21,7 +21,7 @@ from .runs import RunFileError, damaged_runs, read_preset, read_results, read_ru
 __all__ = ['contrasts', 'summary_table', 'fold_table', 'paired_differences', 'missing_runs', 'read_histories',
            'study_time', 'plot_accuracy', 'plot_paired', 'plot_curves', 'write_report', 'read_folder',
            'compare_folders', 'compare_report', 'equivalence', 'EQUIVALENCE_MARGIN', 'baseline_table',
-           'baseline_verdict', 'terminal_summary', 'FAR_BELOW']
+           'baseline_verdict', 'terminal_summary', 'FAR_BELOW', 'fold_means', 'fold_contrasts', 'plot_folds']
 
 METRIC = 'final_accuracy'
 EQUIVALENCE_MARGIN = 0.02
@@ -441,6 +441,59 @@ def compare_folders(folders, frames: dict | None = None) -> tuple[pd.DataFrame, 
     return means, paired
 
 
+def fold_means(frames: dict, metric: str = METRIC) -> pd.DataFrame:
+    "Each folder's mean accuracy per normalization (rows) and fold (columns): folder -> normalization as the index"
+    per = {name: df.groupby(['normalization', 'fold'])[metric].mean() for name, df in frames.items() if len(df)}
+    return pd.concat(per, names=['folder']).unstack('fold')
+
+
+def fold_contrasts(frames: dict, metric: str = METRIC) -> pd.DataFrame:
+    "The first folder's contrasts that every folder holds, per fold: mean paired difference over seeds, per folder"
+    # rows (contrast, fold); columns: folders; `agree`: whether every folder's difference has the same sign
+    names = [set(df.normalization) for df in frames.values()]
+    shared = [n for n in NORMALIZATIONS if all(n in s for s in names)]
+    pairs = contrasts(shared)
+    if not pairs: return pd.DataFrame(columns=[*frames, 'agree'])
+    per_fold = lambda df: pd.concat({k: v.groupby('fold').mean() for k, v in _differences(df, pairs, metric).items()},
+                                    names=['contrast'])
+    table = pd.DataFrame({name: per_fold(df) for name, df in frames.items()}).dropna()
+    table['agree'] = np.sign(table).nunique(axis=1) == 1
+    return table
+
+
+def plot_folds(frames: dict, path=None, metric: str = METRIC, title: str = ''):
+    "Per normalization every folder holds, each folder's per-fold mean accuracy; then the shared contrasts per fold"
+    means, diffs = fold_means(frames, metric), fold_contrasts(frames, metric)
+    shared = [n for n in NORMALIZATIONS if all(n in set(df.normalization) for df in frames.values())]
+    n = len(shared) + (len(diffs) > 0)
+    fig, axs = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
+    axs = axs[0]
+    for ax, norm in zip(axs, shared):
+        if ax is not axs[0]: ax.sharey(axs[0])                      # one scale: the levels compare across panels
+        ax.set_xticks(sorted(means.columns))
+        for k, name in enumerate(frames):
+            row = means.loc[(name, norm)].dropna()
+            ax.plot(row.index, row.to_numpy(float), marker='o', color=f"C{k}", label=name)
+        ax.set_title(norm)
+        ax.set_xlabel('fold')
+        ax.grid(alpha=0.3)
+    axs[0].set_ylabel(f"{metric.replace('_', ' ')} (mean over seeds)")
+    axs[0].legend(fontsize=8)
+    if len(diffs):
+        ax, labels = axs[-1], list(dict.fromkeys(diffs.index.get_level_values('contrast')))
+        for k, name in enumerate(frames):
+            for i, c in enumerate(labels):
+                v = diffs.loc[c, name]
+                ax.scatter(i + (k - (len(frames) - 1) / 2) * 0.25 + np.zeros(len(v)), v.to_numpy(float), s=16,
+                           color=f"C{k}", label=name if i == 0 else None, zorder=2)
+        ax.axhline(0, color='gray', lw=1)
+        ax.set_xticks(range(len(labels)), [c.replace(' - ', '\n- ') for c in labels])
+        ax.set_title('contrasts, one point per fold')
+        ax.grid(axis='y', alpha=0.3)
+    fig.suptitle(title or 'per-fold accuracy in each folder')
+    return _save(fig, path)
+
+
 def equivalence(new: np.ndarray, ref: np.ndarray, margin: float = EQUIVALENCE_MARGIN) -> dict:
     "Two one-sided paired t-tests of `new - ref` against +-`margin`: equivalent when p < 0.05"
     # i.e. when the 90% CI lies within +-`margin`
@@ -482,12 +535,21 @@ def _differences_of_setup(folders) -> list:
     return notes
 
 
-def compare_report(folders) -> str:
+def _fold_section(frames: dict) -> list:
+    "The contrasts every folder holds, fold by fold, and where the folders' signs disagree"
+    fc = fold_contrasts(frames)
+    if len(frames) < 2 or not len(fc): return []
+    off = [f"`{c}` in fold {f}" for c, f in fc.index[~fc.agree]]
+    return ["Contrasts every folder holds, fold by fold (mean over seeds; `agree`: one sign in every folder):", "",
+            _md(fc.reset_index().set_index('contrast')), "", f"Where the folders disagree on a contrast's sign: {', '.join(off) or 'nowhere'}.", ""]
+
+
+def compare_report(folders, frames: dict | None = None) -> str:
     "A markdown comparison of results folders: means per normalization, each folder's differences to the first"
-    # the differences run by run
+    # the differences run by run, and fold by fold; `frames`: the folders' runs when already read (`folder_runs`)
     notes = _differences_of_setup(folders)
     for n in notes: warnings.warn(f"comparing unlike results: {n}")
-    frames = folder_runs(folders)
+    frames = frames or folder_runs(folders)
     means, paired = compare_folders(folders, frames)
     ref, table = means.columns[0], means.copy()
     for col in means.columns[1:]: table[f"{col} - {ref}"] = means[col] - means[ref]
@@ -511,4 +573,5 @@ def compare_report(folders) -> str:
                          f"{int(r.pairs)} pairs); normalizations whose difference is significant (Holm, t-test): "
                          f"{', '.join(hits) or 'none'}.")
         lines.append("")
+    lines += _fold_section(frames)
     return '\n'.join(lines)
