@@ -12,7 +12,7 @@ from scipy import stats as st
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.presets import get_preset
 from esc50_norm.study.report import (compare_equivalence, compare_folders, compare_report, contrasts, equivalence,
-                                     fold_contrasts, fold_means, missing_runs, paired_differences, plot_paired, study_time, summary_table, write_report)
+                                     fold_contrasts, fold_means, missing_runs, paired_differences, plot_folds, plot_paired, study_time, summary_table, write_report)
 from esc50_norm.study.runs import read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -184,6 +184,7 @@ def test_fold_contrasts_find_the_folds_where_two_folders_disagree():
     m = fold_means({'a': a, 'b': b})
     assert m.loc[('b', 'global'), 2] == pytest.approx(0.62) and np.isnan(m.loc[('a', 'instance'), 2])
     assert fold_contrasts({'a': a[a.normalization == 'none'], 'b': b}).empty           # nothing both folders can contrast
+    with pytest.raises(ValueError, match='a, b share no normalization'): plot_folds({'a': a[a.normalization == 'instance'], 'b': b})
 
 
 def test_compare_shows_the_folds_side_by_side_in_words_and_a_figure(tmp_path, capsys):

@@ -465,6 +465,7 @@ def plot_folds(frames: dict, path=None, metric: str = METRIC, title: str = ''):
     "Per normalization every folder holds, each folder's per-fold mean accuracy; then the shared contrasts per fold"
     means, diffs = fold_means(frames, metric), fold_contrasts(frames, metric)
     shared = [n for n in NORMALIZATIONS if all(n in set(df.normalization) for df in frames.values())]
+    if not shared: raise ValueError(f"{', '.join(frames)} share no normalization: nothing to plot fold by fold")
     n = len(shared) + (len(diffs) > 0)
     fig, axs = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
     axs = axs[0]
