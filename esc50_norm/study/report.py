@@ -448,7 +448,7 @@ def fold_means(frames: dict, metric: str = METRIC) -> pd.DataFrame:
 
 
 def fold_contrasts(frames: dict, metric: str = METRIC) -> pd.DataFrame:
-    "The first folder's contrasts that every folder holds, per fold: mean paired difference over seeds, per folder"
+    "The contrasts of the normalizations every folder holds, per fold: mean paired difference over seeds, per folder"
     # rows (contrast, fold); columns: folders; `agree`: whether every folder's difference has the same sign
     names = [set(df.normalization) for df in frames.values()]
     shared = [n for n in NORMALIZATIONS if all(n in s for s in names)]
@@ -542,7 +542,8 @@ def _fold_section(frames: dict) -> list:
     if len(frames) < 2 or not len(fc): return []
     off = [f"`{c}` in fold {f}" for c, f in fc.index[~fc.agree]]
     return ["Contrasts every folder holds, fold by fold (mean over seeds; `agree`: one sign in every folder):", "",
-            _md(fc.reset_index().set_index('contrast')), "", f"Where the folders disagree on a contrast's sign: {', '.join(off) or 'nowhere'}.", ""]
+            _md(fc.reset_index().set_index('contrast')), "",
+            f"Where the folders disagree on a contrast's sign: {', '.join(off) or 'nowhere'}.", ""]
 
 
 def compare_report(folders, frames: dict | None = None) -> str:
