@@ -56,7 +56,7 @@ def outputs(nb) -> tuple[str, list, int]:
     return ''.join(printed), shown, images
 
 
-@pytest.mark.parametrize('name,images', zip(NOTEBOOKS, (6, 4, 2)))
+@pytest.mark.parametrize('name,images', zip(NOTEBOOKS, (6, 6, 2)))
 def test_notebooks_are_stored_with_their_outputs(name, images):
     "A reader sees the results on the page: every code cell ran, in order, in one session, without an error"
     nb = nbformat.read(NBS / name, as_version=4)
@@ -104,7 +104,9 @@ def test_results_notebook_shows_the_committed_results_as_stored(nb_env):
     assert re.search(r"^global\s+25\s+0\.7365", summary, re.M) and re.search(r"^4\s+0\.7415\s+0\.7955\s+0\.7645", folds, re.M)
     assert re.search(r"^channel - global\s+25\s+-0\.0150.*\s2\s+23\s*$", paired, re.M) and 't_test_p_holm' in paired
     assert any(re.search(r"^global\s+0\.7315\s+0\.7300\s+0\.7270\s+-0\.0015", s, re.M) for s in shown)   # the reference post
-    assert images == 4                                                  # cv paired, accuracy, curves; ablation paired
+    mel = len([p for p in (NBS.parent / 'results' / 'mel-cpu' / 'runs').glob('fold*-seed*.json') if p.name.count('.') == 1])
+    assert f"mel-cpu: {mel} of 60 runs finished" in printed
+    assert images == 6                 # cv paired, accuracy, curves; ablation paired; mel-cpu paired; linear against log-mel
     assert _texts(nb) == _texts(nbformat.read(NBS / NOTEBOOKS[1], as_version=4))
 
 
