@@ -88,9 +88,19 @@ def _alive(pid: int) -> bool:
 
 def claim_holder(path) -> dict | None:
     "The note (host, pid, ...) of the claim at `path` while its holder may still run; None when none is, or it is stale"
+    return _holder(path)[1]
+
+
+def _holder(path) -> tuple[bool, dict | None]:
+    "Whether a claim was at `path` when read, and `claim_holder`'s answer from that one reading"
     try: note = json.loads(Path(path).read_text())
-    except FileNotFoundError: return None
+    except FileNotFoundError: return False, None
     except (OSError, ValueError): note = {}
+    return True, _live(note)
+
+
+def _live(note) -> dict | None:
+    "The note of a claim whose holder may still run; None when it ran on this host and is gone (stale)"
     if not isinstance(note, dict): note = {}
     pid = note.get('pid')
     if note.get('host') == socket.gethostname() and isinstance(pid, int) and not _alive(pid): return None
@@ -102,8 +112,9 @@ def claim(path, **info) -> dict | None:
     note = json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), **info))
     for _ in range(3):
         if write_exclusive(path, note): return None
-        holder = claim_holder(path)
+        found, holder = _holder(path)
         if holder is not None: return holder
+        if not found: continue                             # released meanwhile: claim it anew, removing nobody's claim
         Path(path).unlink(missing_ok=True)                 # the claim of a process that no longer runs: take it over
     return claim_holder(path) or {}
 
