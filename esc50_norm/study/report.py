@@ -447,12 +447,15 @@ def fold_means(frames: dict, metric: str = METRIC) -> pd.DataFrame:
     return pd.concat(per, names=['folder']).unstack('fold')
 
 
+def _shared(frames: dict) -> list:
+    "The normalizations every folder holds, in the registry's order"
+    return [n for n in NORMALIZATIONS if all(n in set(df.normalization) for df in frames.values())]
+
+
 def fold_contrasts(frames: dict, metric: str = METRIC) -> pd.DataFrame:
     "The contrasts of the normalizations every folder holds, per fold: mean paired difference over seeds, per folder"
     # rows (contrast, fold); columns: folders; `agree`: whether every folder's difference has the same sign
-    names = [set(df.normalization) for df in frames.values()]
-    shared = [n for n in NORMALIZATIONS if all(n in s for s in names)]
-    pairs = contrasts(shared)
+    pairs = contrasts(_shared(frames))
     if not pairs: return pd.DataFrame(columns=[*frames, 'agree'])
     per_fold = lambda df: pd.concat({k: v.groupby('fold').mean() for k, v in _differences(df, pairs, metric).items()},
                                     names=['contrast'])
@@ -464,7 +467,7 @@ def fold_contrasts(frames: dict, metric: str = METRIC) -> pd.DataFrame:
 def plot_folds(frames: dict, path=None, metric: str = METRIC, title: str = ''):
     "Per normalization every folder holds, each folder's per-fold mean accuracy; then the shared contrasts per fold"
     means, diffs = fold_means(frames, metric), fold_contrasts(frames, metric)
-    shared = [n for n in NORMALIZATIONS if all(n in set(df.normalization) for df in frames.values())]
+    shared = _shared(frames)
     if not shared: raise ValueError(f"{', '.join(frames)} share no normalization: nothing to plot fold by fold")
     n = len(shared) + (len(diffs) > 0)
     fig, axs = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
