@@ -104,7 +104,7 @@ def test_report_of_an_incomplete_grid_says_so(tmp_path):
 
 @pytest.mark.parametrize('folder,n', [('cv-bf16', 75), ('ablation-bf16', 30), ('blog-fp32', 15), ('blog-bf16', 15), ('quick-cpu', 9),
                                       ('quick-esc10-cpu', 45), ('quick16-esc10-cpu', 30),
-                                      ('quick-bf16-cpu', 9)])
+                                      ('quick-bf16-cpu', 9), ('mel-cpu', 60)])
 def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_path):
     "The committed report.md of each results folder is regenerated from its run files, unchanged"
     out = tmp_path / folder
@@ -119,31 +119,35 @@ def _raw_runs(folder: str) -> pd.DataFrame:
     return pd.DataFrame([json.loads(p.read_text()) for p in (RESULTS / folder / 'runs').glob('fold*-seed*.json') if p.name.count('.') == 1])
 
 
-def test_cv_answer_against_an_independent_computation_and_as_the_readme_quotes_it():
-    "The report's numbers equal pandas/scipy on the raw run files, and the README's table quotes exactly those numbers"
-    from scipy import stats as st
-    raw = _raw_runs('cv-bf16')
-    df = read_results(RESULTS / 'cv-bf16')
+def _readme_section(heading: str) -> str:
+    "The README's text from the heading that starts with `heading` to the next heading"
+    return README.read_text().split(f"\n{heading}")[1].split('\n#')[0]
+
+
+@pytest.mark.parametrize('folder,heading,runs', [('cv-bf16', '### Five folds', 25), ('mel-cpu', '### Log-mel input', 10)])
+def test_answer_against_an_independent_computation_and_as_the_readme_quotes_it(folder, heading, runs):
+    "The report's numbers equal pandas/scipy on the raw run files, and the README's tables quote exactly those numbers"
+    raw = _raw_runs(folder)
+    df = read_results(RESULTS / folder)
     s, p = summary_table(df), paired_differences(df)
     means, per_fold = raw.groupby('normalization').final_accuracy.mean(), raw.groupby(['normalization', 'fold']).final_accuracy.mean()
     assert np.allclose(s['mean'], means[s.index]) and np.allclose(s['std'], raw.groupby('normalization').final_accuracy.std()[s.index])
     wide = raw.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-    raw_p = {}
-    for a, b in [('global', 'none'), ('channel', 'none'), ('channel', 'global')]:
+    assert len(p) == len(contrasts(s.index))
+    for name, row in p.iterrows():
+        a, b = name.split(' - ')
         d = wide[a] - wide[b]
-        raw_p[f"{a} - {b}"] = st.ttest_rel(wide[a], wide[b]).pvalue
-        row = p.loc[f"{a} - {b}"]
         assert (row['mean'], row.wins, row.losses) == (pytest.approx(d.mean()), (d > 0).sum(), (d < 0).sum())
-        assert row.t_test_p == pytest.approx(raw_p[f"{a} - {b}"])
-    readme = README.read_text()
-    for norm in ('none', 'global', 'channel'):
-        m = re.search(rf"^\| {norm} +\| 25 \| \**([0-9.]+)\** \| [0-9.]+.[0-9.]+ \|((?: [0-9.]+ \|){{5}})$", readme, re.M)
-        assert m, f"the README's cv table has no row for {norm}"
+        assert row.t_test_p == pytest.approx(st.ttest_rel(wide[a], wide[b]).pvalue)
+    readme = _readme_section(heading)
+    for norm in s.index:
+        m = re.search(rf"^\| {norm} +\| {runs} \| \**([0-9.]+)\** \| [0-9.]+.[0-9.]+ \|((?: [0-9.]+ \|){{5}})$", readme, re.M)
+        assert m, f"the README's {folder} table has no row for {norm}"
         assert float(m[1]) == round(means[norm], 4)
         assert [float(v) for v in m[2].split('|') if v.strip()] == [round(per_fold[norm, f], 3) for f in range(1, 6)]
     for name, row in p.iterrows():
         m = re.search(rf"^\| {name.replace(' - ', ' − ')} +\| ([+−][0-9.]+) \| .* \| (\d+)–(\d+) +\|", readme, re.M)
-        assert m, f"the README's contrast table has no row for {name}"
+        assert m, f"the README's {folder} contrast table has no row for {name}"
         assert float(m[1].replace('−', '-')) == round(row['mean'], 4) and (int(m[2]), int(m[3])) == (row.wins, row.losses)
 
 
