@@ -50,8 +50,8 @@ def test_esc50_and_esc10_recipes_are_not_sized(tmp_path):
         if first is None: continue                                          # a grid whose first run is still going
         run = json.loads(first.read_text())
         recorded = json.loads(f.read_text())
-        again = get_preset(run['preset'], epochs=16 if recorded['epochs'] == 16 and run['preset'] == 'quick' else None,
-                           bf16=recorded['bf16'], channels_last=recorded['channels_last'])
+        epochs = recorded['epochs'] if recorded['epochs'] != get_preset(run['preset']).epochs else None  # --epochs; a probe
+        again = get_preset(run['preset'], epochs=epochs, bf16=recorded['bf16'], channels_last=recorded['channels_last'])
         ds = get_dataset((recorded.get('dataset') or {}).get('kind', 'esc50'), root, full=False)
         assert again.for_dataset(ds, log=None).training_hash() == run['training_hash'], f.parent.name
 
