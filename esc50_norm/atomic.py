@@ -96,15 +96,10 @@ def _holder(path) -> tuple[bool, dict | None]:
     try: note = json.loads(Path(path).read_text())
     except FileNotFoundError: return False, None
     except (OSError, ValueError): note = {}
-    return True, _live(note)
-
-
-def _live(note) -> dict | None:
-    "The note of a claim whose holder may still run; None when it ran on this host and is gone (stale)"
     if not isinstance(note, dict): note = {}
     pid = note.get('pid')
-    if note.get('host') == socket.gethostname() and isinstance(pid, int) and not _alive(pid): return None
-    return note
+    stale = note.get('host') == socket.gethostname() and isinstance(pid, int) and not _alive(pid)   # its holder is gone
+    return True, None if stale else note
 
 
 def claim(path, **info) -> dict | None:
