@@ -2,9 +2,11 @@
 from __future__ import annotations
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import socket
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -102,15 +104,37 @@ def _holder(path) -> tuple[bool, dict | None]:
     return True, None if stale else note
 
 
+_TAKEOVER = Path(tempfile.gettempdir()) / 'esc50_norm-claims.lock'
+"The lock that one process of this host at a time holds to remove a stale claim (only a claim of this host is stale)"
+
+
+@contextlib.contextmanager
+def _takeover_lock():
+    "Hold this host's takeover lock (an OS lock: released when its holder dies, so it is never stale)"
+    try: fd = os.open(_TAKEOVER, os.O_RDONLY)                     # read-only: another user's lock file serves too
+    except FileNotFoundError: fd = os.open(_TAKEOVER, os.O_RDONLY | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally: os.close(fd)                                       # closing releases the lock
+
+
+def _remove_if_stale(path: Path) -> dict | None:
+    "Remove the claim at `path` if its holder is gone, judged again under the takeover lock: None, or its live note"
+    with _takeover_lock():                             # whoever read the same stale claim waits, then reads ours
+        found, holder = _holder(path)
+        if found and holder is None: path.unlink()
+    return holder
+
+
 def claim(path, **info) -> dict | None:
     "Claim `path` (a note of host, pid, `info`, made exclusively; stale: taken over): None, or its note"
-    note = json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), **info))
+    path, note = Path(path), json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), **info))
     for _ in range(3):
         if write_exclusive(path, note): return None
         found, holder = _holder(path)
+        if holder is None and found: holder = _remove_if_stale(path)   # a process that no longer runs: take it over
         if holder is not None: return holder
-        if not found: continue                             # released meanwhile: claim it anew, removing nobody's claim
-        Path(path).unlink(missing_ok=True)                 # the claim of a process that no longer runs: take it over
     return claim_holder(path) or {}
 
 

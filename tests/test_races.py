@@ -89,6 +89,23 @@ def test_a_run_is_claimed_once_and_a_dead_processs_claim_is_taken_over(tmp_path)
     assert claim(tmp_path / 'y', what=1) is None and claim(tmp_path / 'y')['what'] == 1
 
 
+def test_two_takers_of_one_dead_claim_leave_one_holder(tmp_path, monkeypatch):
+    "A rival reads the same dead claim and takes it over first: this taker must not remove the rival's live claim"
+    import esc50_norm.atomic as atomic
+    y = tmp_path / 'y'
+    y.write_text(json.dumps(dict(host=socket.gethostname(), pid=_dead_pid())))
+    real, rival = atomic._holder, []
+    def read_then_lose_the_race(path):
+        seen = real(path)
+        if not rival: rival.append(None); rival[0] = claim(path, who='rival')   # the rival, between our read and our move
+        return seen
+    monkeypatch.setattr(atomic, '_holder', read_then_lose_the_race)
+    holder = claim(y, who='me')
+    assert rival == [None]                                                      # the rival took the dead claim over
+    assert holder is not None and holder['who'] == 'rival', holder              # we were told who holds it
+    assert json.loads(y.read_text())['who'] == 'rival'                          # and the rival still holds it
+
+
 def test_a_second_study_skips_the_run_in_progress_and_takes_over_a_dead_ones(dataset, tmp_path):
     out = tmp_path / 'res'
     study = make(dataset, out, tmp_path)
