@@ -349,7 +349,7 @@ def test_cpu_forms_of_the_strong_recipe_are_it_on_mel_cpus_input(name, big):
     p, g, esc50 = get_preset(name), get_preset(big), get_dataset()
     assert (p.lr, p.mixup, p.augment, p.normalizations) == (g.lr, g.mixup, g.augment, g.normalizations)
     assert p.spec == get_preset('mel-cpu').spec and (p.spec_cfg.n_freq, p.spec_cfg.n_frames(80000)) == (64, 157)
-    assert p.seeds == (0,) and p.epochs == 45 and p.spec != g.spec
+    assert p.seeds == (0,) and p.epochs == 60 and p.spec != g.spec
     assert len(p.for_dataset(esc50).jobs()) == 5 * len(g.normalizations)                # frontends-cpu: 30 runs
 
 
