@@ -6,7 +6,6 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -104,27 +103,32 @@ def _holder(path) -> tuple[bool, dict | None]:
     return True, None if stale else note
 
 
-_TAKEOVER = Path(tempfile.gettempdir()) / 'esc50_norm-claims.lock'
-"The lock that one process of this host at a time holds to remove a stale claim (only a claim of this host is stale)"
+def _open_to_lock(path: Path) -> int | None:
+    "A descriptor of the file at `path` to `flock` (read-write where allowed: NFS locks need it), or None: it is gone"
+    for flags in (os.O_RDWR, os.O_RDONLY):
+        try: return os.open(path, flags)
+        except FileNotFoundError: return None
+        except PermissionError: continue
+    return None
 
 
-@contextlib.contextmanager
-def _takeover_lock():
-    "Hold this host's takeover lock (an OS lock: released when its holder dies, so it is never stale)"
-    try: fd = os.open(_TAKEOVER, os.O_RDONLY)                     # read-only: another user's lock file serves too
-    except FileNotFoundError: fd = os.open(_TAKEOVER, os.O_RDONLY | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally: os.close(fd)                                       # closing releases the lock
+_inode = lambda st: (st.st_dev, st.st_ino)
 
 
 def _remove_if_stale(path: Path) -> dict | None:
-    "Remove the claim at `path` if its holder is gone, judged again under the takeover lock: None, or its live note"
-    with _takeover_lock():                             # whoever read the same stale claim waits, then reads ours
+    "Remove the stale claim at `path`, judged again under a lock on that very file: None, or the live note found there"
+    # every taker locks the file it found; only the file still at `path` is removed, so a taker that waited never
+    # removes the claim that another taker made meanwhile
+    if (fd := _open_to_lock(path)) is None: return None              # removed meanwhile: claim it anew
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)                                 # an OS lock: released if this process dies
+        try: same = _inode(os.stat(path)) == _inode(os.fstat(fd))
+        except FileNotFoundError: same = False
+        if not same: return None                                       # replaced meanwhile: read the new claim
         found, holder = _holder(path)
         if found and holder is None: path.unlink()
-    return holder
+        return holder
+    finally: os.close(fd)
 
 
 def claim(path, **info) -> dict | None:

@@ -89,17 +89,27 @@ def test_a_run_is_claimed_once_and_a_dead_processs_claim_is_taken_over(tmp_path)
     assert claim(tmp_path / 'y', what=1) is None and claim(tmp_path / 'y')['what'] == 1
 
 
-def test_two_takers_of_one_dead_claim_leave_one_holder(tmp_path, monkeypatch):
-    "A rival reads the same dead claim and takes it over first: this taker must not remove the rival's live claim"
+def _let_a_rival_in(monkeypatch, target, name: str, path: Path, after: bool) -> list:
+    "Patch `target.name` so that its first call lets a rival take `path` over, before or after the real call"
+    real, rival = getattr(target, name), []
+    def patched(*a, **kw):
+        if rival: return real(*a, **kw)
+        rival.append('started')
+        out = real(*a, **kw) if after else None
+        rival[0] = claim(path, who='rival')
+        return out if after else real(*a, **kw)
+    monkeypatch.setattr(target, name, patched)
+    return rival
+
+
+@pytest.mark.parametrize('moment', ['after our read', 'before our lock'])
+def test_two_takers_of_one_dead_claim_leave_one_holder(tmp_path, monkeypatch, moment):
+    "A rival finds the same dead claim and takes it over first: this taker must not remove the rival's live claim"
     import esc50_norm.atomic as atomic
     y = tmp_path / 'y'
     y.write_text(json.dumps(dict(host=socket.gethostname(), pid=_dead_pid())))
-    real, rival = atomic._holder, []
-    def read_then_lose_the_race(path):
-        seen = real(path)
-        if not rival: rival.append(None); rival[0] = claim(path, who='rival')   # the rival, between our read and our move
-        return seen
-    monkeypatch.setattr(atomic, '_holder', read_then_lose_the_race)
+    if moment == 'after our read': rival = _let_a_rival_in(monkeypatch, atomic, '_holder', y, after=True)
+    else: rival = _let_a_rival_in(monkeypatch, atomic.fcntl, 'flock', y, after=False)   # we hold the dead file open
     holder = claim(y, who='me')
     assert rival == [None]                                                      # the rival took the dead claim over
     assert holder is not None and holder['who'] == 'rival', holder              # we were told who holds it
