@@ -121,7 +121,9 @@ def _remove_if_stale(path: Path) -> dict | None:
     # removes the claim that another taker made meanwhile
     if (fd := _open_to_lock(path)) is None: return None              # removed meanwhile: claim it anew
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)                                 # an OS lock: released if this process dies
+        try: fcntl.flock(fd, fcntl.LOCK_EX)                            # an OS lock: released if this process dies
+        except OSError as e:                                           # a filesystem without locks: unguarded
+            if e.errno not in (errno.ENOLCK, errno.EBADF, errno.EINVAL, errno.EOPNOTSUPP): raise
         try: same = _inode(os.stat(path)) == _inode(os.fstat(fd))
         except FileNotFoundError: same = False
         if not same: return None                                       # replaced meanwhile: read the new claim

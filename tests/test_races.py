@@ -116,6 +116,16 @@ def test_two_takers_of_one_dead_claim_leave_one_holder(tmp_path, monkeypatch, mo
     assert json.loads(y.read_text())['who'] == 'rival'                          # and the rival still holds it
 
 
+def test_a_filesystem_without_locks_still_takes_a_dead_claim_over(tmp_path, monkeypatch):
+    import errno
+    import esc50_norm.atomic as atomic
+    def no_locks(*a): raise OSError(errno.ENOLCK, 'No locks available')
+    monkeypatch.setattr(atomic.fcntl, 'flock', no_locks)
+    y = tmp_path / 'y'
+    y.write_text(json.dumps(dict(host=socket.gethostname(), pid=_dead_pid())))
+    assert claim(y, who='me') is None and json.loads(y.read_text())['who'] == 'me'
+
+
 def test_a_second_study_skips_the_run_in_progress_and_takes_over_a_dead_ones(dataset, tmp_path):
     out = tmp_path / 'res'
     study = make(dataset, out, tmp_path)
