@@ -103,15 +103,6 @@ def _holder(path) -> tuple[bool, dict | None]:
     return True, None if stale else note
 
 
-def _open_to_lock(path: Path) -> int | None:
-    "A descriptor of the file at `path` to `flock` (read-write where allowed: NFS locks need it), or None: it is gone"
-    for flags in (os.O_RDWR, os.O_RDONLY):
-        try: return os.open(path, flags)
-        except FileNotFoundError: return None
-        except PermissionError: continue
-    return None
-
-
 _inode = lambda st: (st.st_dev, st.st_ino)
 
 
@@ -119,10 +110,11 @@ def _remove_if_stale(path: Path) -> dict | None:
     "Remove the stale claim at `path`, judged again under a lock on that very file: None, or the live note found there"
     # every taker locks the file it found; only the file still at `path` is removed, so a taker that waited never
     # removes the claim that another taker made meanwhile
-    if (fd := _open_to_lock(path)) is None: return None              # removed meanwhile: claim it anew
+    try: fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError: return None                              # removed meanwhile: claim it anew
     try:
         try: fcntl.flock(fd, fcntl.LOCK_EX)                            # an OS lock: released if this process dies
-        except OSError as e:                                           # a filesystem without locks: unguarded
+        except OSError as e:                                           # a filesystem without locks (NFS: EBADF)
             if e.errno not in (errno.ENOLCK, errno.EBADF, errno.EINVAL, errno.EOPNOTSUPP): raise
         try: same = _inode(os.stat(path)) == _inode(os.fstat(fd))
         except FileNotFoundError: same = False
