@@ -151,6 +151,29 @@ def test_answer_against_an_independent_computation_and_as_the_readme_quotes_it(f
         assert float(m[1].replace('−', '-')) == round(row['mean'], 4) and (int(m[2]), int(m[3])) == (row.wins, row.losses)
 
 
+def _covered_seconds(start, end) -> int:
+    "Independently: the whole seconds at which some run was in progress, counted one by one"
+    t0 = min(start)
+    spans = [((a - t0).total_seconds(), (b - t0).total_seconds()) for a, b in zip(start, end)]
+    grid = np.arange(0, max(b for _, b in spans)) + 0.5
+    return int(sum(any(a <= x < b for a, b in spans) for x in grid))
+
+
+def test_study_time_of_a_grid_run_in_pieces_counts_only_the_time_with_a_run_in_progress():
+    at = lambda hm: f"2026-01-01T{hm}:00+0000"
+    df = pd.DataFrame(dict(started_at=[at('10:00'), at('10:01'), at('11:00'), at('11:02')],   # two pieces, 54 min apart
+                           finished_at=[at('10:05'), at('10:06'), at('11:10'), at('11:04')],
+                           setup_s=[0.0] * 4, wall_s=[300.0, 300.0, 600.0, 120.0]))
+    t = study_time(df)
+    assert t['wall_s'] == 70 * 60 and t['busy_s'] == 16 * 60 and t['parallel'] == pytest.approx(22 / 16)
+    mel = read_results(RESULTS / 'mel-cpu')                     # run in pieces across sessions, with gaps
+    start, end = pd.to_datetime(mel.started_at, utc=True), pd.to_datetime(mel.finished_at, utc=True)
+    t = study_time(mel)
+    assert abs(t['busy_s'] - _covered_seconds(start, end)) <= 5 and t['busy_s'] < t['wall_s'] - 60 * 60
+    assert t['parallel'] == pytest.approx((mel.setup_s + mel.wall_s).sum() / t['busy_s'])
+    assert f"some run was in progress for {t['busy_s'] / 60:.1f} min" in (RESULTS / 'mel-cpu' / 'report.md').read_text()
+
+
 def test_study_time_of_the_cv_folder_is_first_start_to_last_finish():
     "Its run files predate recorded start times: each start is its finish minus its set-up and training time"
     raw = _raw_runs('cv-bf16')

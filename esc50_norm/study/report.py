@@ -165,15 +165,25 @@ def read_histories(out) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def _busy_seconds(start: pd.Series, end: pd.Series) -> float:
+    "Seconds in which at least one run was in progress: the length of the union of the [start, end] intervals"
+    order = start.sort_values().index
+    s, e = start[order], end[order]
+    reach = e.cummax().shift()                          # the latest finish among the runs started before each one
+    piece = (reach.isna() | (s > reach)).cumsum()       # a new piece: a run that starts after all earlier ones finished
+    g = pd.DataFrame(dict(s=s, e=e)).groupby(piece)
+    return float((g.e.max() - g.s.min()).dt.total_seconds().sum())
+
+
 def study_time(df: pd.DataFrame) -> dict:
-    "Wall time from the first run's start to the last run's finish, beside the summed time of the runs"
-    # a run's time: set-up + training
+    "Wall time from the first run's start to the last run's finish, the time any run was in progress, the summed time"
+    # a run's time: set-up + training; a grid run in pieces (--stop-after) has gaps in which nothing ran
     end = pd.to_datetime(df.finished_at, utc=True)
     start, estimated = run_starts(df)
-    wall = (end.max() - start.min()).total_seconds()
+    wall, busy = (end.max() - start.min()).total_seconds(), _busy_seconds(start, end)
     summed = (df.setup_s.astype(float) + df.wall_s.astype(float)).sum()
-    return dict(wall_s=wall, summed_s=summed, runs=len(df), first_start=start.min(), last_finish=end.max(),
-                estimated=estimated, parallel=summed / wall if wall > 0 else np.nan)
+    return dict(wall_s=wall, busy_s=busy, summed_s=summed, runs=len(df), first_start=start.min(), last_finish=end.max(),
+                estimated=estimated, parallel=summed / busy if busy > 0 else np.nan)
 
 
 def plot_accuracy(df: pd.DataFrame, path=None, metric: str = METRIC, title: str = ''):
@@ -350,6 +360,12 @@ def terminal_summary(out) -> str:
     return '\n'.join(lines)
 
 
+def _idle(t: dict) -> str:
+    "The time in which no run was in progress (between the pieces of a grid run with --stop-after), if any"
+    return (f", of which some run was in progress for {t['busy_s'] / 60:.1f} min"
+            if t['wall_s'] - t['busy_s'] >= 3 else '')
+
+
 def write_report(out) -> Path:
     "Write report.md, results.csv, summary.csv, paired.csv and the plots into results folder `out`: all or none"
     # the plots: accuracy.png, paired.png and curves.png
@@ -384,7 +400,8 @@ def write_report(out) -> Path:
                   "with Holm's method over the contrasts of this table.", "", _md(paired), "",
                   "## Time", "",
                   f"Study wall time: {t['wall_s'] / 60:.1f} min from the first run's start to the last run's finish"
-                  f"{estimated if t['estimated'] else ''}; "
+                  f"{estimated if t['estimated'] else ''}"
+                  f"{_idle(t)}; "
                   f"the {t['runs']} runs took {t['summed_s'] / 60:.1f} min summed over processes "
                   "(set-up and training), "
                   f"so about {t['parallel']:.1f} ran at a time. "
