@@ -361,7 +361,7 @@ def terminal_summary(out) -> str:
 
 
 def _idle(t: dict) -> str:
-    "The time in which no run was in progress (between the pieces of a grid run with --stop-after), if any"
+    "The time some run was in progress, when gaps with none running (between pieces run with --stop-after) shorten it"
     return (f", of which some run was in progress for {t['busy_s'] / 60:.1f} min"
             if t['wall_s'] - t['busy_s'] >= 3 else '')
 
