@@ -104,7 +104,7 @@ def test_report_of_an_incomplete_grid_says_so(tmp_path):
 
 @pytest.mark.parametrize('folder,n', [('cv-bf16', 75), ('ablation-bf16', 30), ('blog-fp32', 15), ('blog-bf16', 15), ('quick-cpu', 9),
                                       ('quick-esc10-cpu', 45), ('quick16-esc10-cpu', 30),
-                                      ('quick-bf16-cpu', 9), ('mel-cpu', 60)])
+                                      ('quick-bf16-cpu', 9), ('mel-cpu', 60), ('frontends-cpu', 30)])
 def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_path):
     "The committed report.md of each results folder is regenerated from its run files, unchanged"
     out = tmp_path / folder
@@ -124,7 +124,8 @@ def _readme_section(heading: str) -> str:
     return README.read_text().split(f"\n{heading}")[1].split('\n#')[0]
 
 
-@pytest.mark.parametrize('folder,heading,runs', [('cv-bf16', '### Five folds', 25), ('mel-cpu', '### Log-mel input', 10)])
+@pytest.mark.parametrize('folder,heading,runs', [('cv-bf16', '### Five folds', 25), ('mel-cpu', '### Log-mel input', 10),
+                                                 ('frontends-cpu', '### The strong recipe and the front ends', 5)])
 def test_answer_against_an_independent_computation_and_as_the_readme_quotes_it(folder, heading, runs):
     "The report's numbers equal pandas/scipy on the raw run files, and the README's tables quote exactly those numbers"
     raw = _raw_runs(folder)
