@@ -56,7 +56,7 @@ def outputs(nb) -> tuple[str, list, int]:
     return ''.join(printed), shown, images
 
 
-@pytest.mark.parametrize('name,images', zip(NOTEBOOKS, (6, 6, 2)))
+@pytest.mark.parametrize('name,images', zip(NOTEBOOKS, (6, 8, 2)))
 def test_notebooks_are_stored_with_their_outputs(name, images):
     "A reader sees the results on the page: every code cell ran, in order, in one session, without an error"
     nb = nbformat.read(NBS / name, as_version=4)
@@ -106,7 +106,9 @@ def test_results_notebook_shows_the_committed_results_as_stored(nb_env):
     assert any(re.search(r"^global\s+0\.7315\s+0\.7300\s+0\.7270\s+-0\.0015", s, re.M) for s in shown)   # the reference post
     mel = len([p for p in (NBS.parent / 'results' / 'mel-cpu' / 'runs').glob('fold*-seed*.json') if p.name.count('.') == 1])
     assert f"mel-cpu: {mel} of 60 runs finished" in printed
-    assert images == 6                 # cv paired, accuracy, curves; ablation paired; mel-cpu paired; linear against log-mel
+    assert 'frontends-cpu: 30 of 30 runs finished' in printed
+    assert images == 8      # cv paired, accuracy, curves; ablation paired; mel-cpu paired; linear against log-mel;
+                            # frontends-cpu paired; no augmentation against the strong recipe
     assert _texts(nb) == _texts(nbformat.read(NBS / NOTEBOOKS[1], as_version=4))
 
 
