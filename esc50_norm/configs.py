@@ -4,7 +4,10 @@ from dataclasses import asdict, dataclass, replace
 
 from .compat import later, recorded_dict
 
-__all__ = ['SpectrogramConfig', 'AudioConfig', 'PCEN_SCALE', 'Augment']
+__all__ = ['SpectrogramConfig', 'AudioConfig', 'PCEN_SCALE', 'BAND_SCALES', 'Augment']
+
+BAND_SCALES = ('mel', 'linear')
+"How a filterbank's bands can be spaced: on the mel scale (torchaudio's HTK mel), or linearly in Hz (`linear_fbanks`)"
 
 PCEN_SCALE = float(2 ** 31)
 "librosa's scaling of audio magnitudes in [-1, 1] for PCEN (`librosa.pcen(S * 2**31)`): PCEN's defaults assume it"
@@ -12,7 +15,7 @@ PCEN_SCALE = float(2 ** 31)
 
 @dataclass(frozen=True)
 class SpectrogramConfig:
-    "Every setting that decides a spectrogram: STFT, optional mel filterbank, a scale factor, optional dB scale"
+    "Every setting that decides a spectrogram: STFT, optional filterbank (mel or linear bands), a scale, optional dB"
     sample_rate: int = 16000
     n_fft: int = 400
     win_length: int | None = None
@@ -20,16 +23,23 @@ class SpectrogramConfig:
     power: float = 2.0
     center: bool = True
     normalized: bool = False
-    mel: bool = False
+    mel: bool = False                          # a filterbank of `n_mels` triangular bands over f_min..f_max
     n_mels: int = 128
     f_min: float = 0.0
     f_max: float | None = None
     to_db: bool = True
     top_db: float | None = None
     scale: float = later(1.0)                  # the spectrogram (magnitude or power) times it, before any dB step
+    band_scale: str = later('mel')             # how the filterbank's bands are spaced: 'mel' or 'linear' (in Hz)
 
     def __post_init__(self):
         if not self.scale > 0: raise ValueError(f"SpectrogramConfig.scale must be positive, got {self.scale!r}")
+        if self.band_scale not in BAND_SCALES:
+            raise ValueError(f"SpectrogramConfig.band_scale must be one of {list(BAND_SCALES)}, "
+                             f"got {self.band_scale!r}")
+        if self.band_scale != 'mel' and not self.mel:
+            raise ValueError(f"band_scale={self.band_scale!r} spaces a filterbank's bands, but this spectrogram has "
+                             "no filterbank: set mel=True (n_mels bands)")
     def update(self, **kwargs) -> SpectrogramConfig: return replace(self, **kwargs)
     def as_dict(self) -> dict:
         "The settings as a dict; `scale` (a later field) only when it is not 1, so that older recipe hashes still match"
@@ -37,7 +47,7 @@ class SpectrogramConfig:
     def for_pcen(self) -> SpectrogramConfig:
         "The same STFT and filterbank stopping where PCEN takes over: magnitudes (power 1) times `PCEN_SCALE`, no dB"
         if not self.mel:
-            raise ValueError("PCEN normalizes mel spectrograms: this spectrogram has no mel filterbank (mel=False)")
+            raise ValueError("PCEN normalizes filterbank energies: this spectrogram has no filterbank (mel=False)")
         return self.update(power=1.0, to_db=False, top_db=None, scale=PCEN_SCALE)
     @property
     def hop(self) -> int:
@@ -45,6 +55,10 @@ class SpectrogramConfig:
         return self.hop_length or (self.win_length or self.n_fft) // 2
     @property
     def n_freq(self) -> int: return self.n_mels if self.mel else self.n_fft // 2 + 1
+    @property
+    def freq_label(self) -> str:
+        "What one row of the spectrogram is: 'mel band', 'linear band' or 'frequency bin' (of the STFT)"
+        return f"{self.band_scale} band" if self.mel else 'frequency bin'
     def n_frames(self, n_samples: int) -> int:
         "Number of STFT frames for a clip of `n_samples`"
         return n_samples // self.hop + 1 if self.center else (n_samples - self.n_fft) // self.hop + 1
@@ -60,6 +74,10 @@ class AudioConfig:
     def BasicMelSpectrogram(**kwargs) -> SpectrogramConfig:
         "16 kHz, n_fft=1024, hop=256, 128 mel bins, power 2, dB"
         return SpectrogramConfig(**{**dict(n_fft=1024, hop_length=256, mel=True, n_mels=128), **kwargs})
+    @staticmethod
+    def LinearBandSpectrogram(**kwargs) -> SpectrogramConfig:
+        "BasicMelSpectrogram with its 128 bands spaced linearly over 0 Hz..sr/2 instead of on the mel scale"
+        return AudioConfig.BasicMelSpectrogram(**{**dict(band_scale='linear'), **kwargs})
     @staticmethod
     def PCENMelSpectrogram(**kwargs) -> SpectrogramConfig:
         "The input `PCEN` expects: 16 kHz, n_fft=1024, hop=256, 128 mel bins, magnitudes (power 1) times 2**31, no dB"

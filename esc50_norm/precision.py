@@ -1,6 +1,8 @@
 "Mixed precision on any device: bf16 autocast for the forward pass and the loss (CUDA or CPU), channels-last inputs"
 from __future__ import annotations
 import functools
+import os
+import re
 from pathlib import Path
 
 import torch
@@ -9,7 +11,7 @@ from fastai.callback.fp16 import AMPMode, MixedPrecision
 from fastcore.foundation import L
 from torch.amp import GradScaler, autocast
 
-__all__ = ['BF16Autocast', 'ChannelsLastInput', 'native_bf16']
+__all__ = ['BF16Autocast', 'ChannelsLastInput', 'native_bf16', 'has_amx', 'cpu_model', 'onednn_version', 'machine']
 
 _BF16_FLAGS = {'avx512_bf16', 'amx_bf16', 'bf16'}
 "CPU flags of native bf16 arithmetic in /proc/cpuinfo: x86 (AVX-512 BF16, AMX) and Arm (FEAT_BF16)"
@@ -29,6 +31,31 @@ def native_bf16(device='cpu') -> bool:
     device = torch.device(device)
     if device.type == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return device.type == 'cpu' and bool(_BF16_FLAGS & _cpu_flags())
+
+
+def has_amx() -> bool:
+    "Whether the CPU has Intel AMX tiles for bf16 (`amx_bf16`), which oneDNN uses for bf16 convolutions and matmuls"
+    return 'amx_bf16' in _cpu_flags()
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_model(cpuinfo: str = '/proc/cpuinfo') -> str | None:
+    "The CPU's model name (Linux: 'model name' in /proc/cpuinfo), or None where it cannot be read"
+    try: text = Path(cpuinfo).read_text()
+    except OSError: return None
+    return next((l.split(':', 1)[1].strip() for l in text.splitlines() if l.split(':')[0].strip() == 'model name'), None)
+
+
+def onednn_version() -> str | None:
+    "The version of oneDNN (MKL-DNN) torch was built with, from `torch.__config__.show()`, or None"
+    m = re.search(r'(?:MKL-DNN|oneDNN) v(\S+)', torch.__config__.show())
+    return m.group(1) if m else None
+
+
+def machine() -> dict:
+    "What a result may depend on in the machine: CPU model, its native bf16 and AMX, oneDNN and its ISA cap, threads"
+    return dict(cpu=cpu_model(), cpu_bf16=native_bf16('cpu'), cpu_amx=has_amx(), onednn=onednn_version(),
+                onednn_max_isa=os.environ.get('ONEDNN_MAX_CPU_ISA'), threads=torch.get_num_threads())
 
 
 class BF16Autocast(MixedPrecision):

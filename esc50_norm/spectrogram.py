@@ -13,7 +13,7 @@ from plum import dispatch
 from .audio import AudioTensor, play
 from .configs import AudioConfig, SpectrogramConfig
 
-__all__ = ['AudioSpectrogram', 'AudioToSpec', 'show_batch', 'plot_top_losses']
+__all__ = ['AudioSpectrogram', 'AudioToSpec', 'LinearBands', 'show_batch', 'plot_top_losses']
 
 
 class AudioSpectrogram(TensorImageBase):
@@ -30,7 +30,8 @@ class AudioSpectrogram(TensorImageBase):
                                      format='%+.0f dB' if getattr(self, 'to_db', True) and not unit else None)
             if unit: cb.set_label(unit if isinstance(unit, str) else 'standard deviations')
         ctx.set_xlabel('frame')
-        ctx.set_ylabel('mel bin' if getattr(self, 'mel', False) else 'frequency bin')
+        label = getattr(self, 'freq_label', None)              # older pickles: `mel` alone
+        ctx.set_ylabel(label or ('mel band' if getattr(self, 'mel', False) else 'frequency bin'))
         if title is not None: ctx.set_title(str(title))
         return ctx
 
@@ -70,6 +71,27 @@ class _Scale(torch.nn.Module):
     def extra_repr(self): return f"factor={self.factor}"
 
 
+class LinearBands(torch.nn.Module):
+    "A filterbank of `n_bands` triangular bands spaced linearly over f_min..f_max (`torchaudio.functional.linear_fbanks`)"
+    # the linear counterpart of torchaudio's `MelScale`: [..., n_stft, frames] -> [..., n_bands, frames]
+    def __init__(self, n_bands: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None, n_stft: int = 201):
+        super().__init__()
+        f_max = float(f_max if f_max is not None else sample_rate // 2)
+        self.register_buffer('fb', torchaudio.functional.linear_fbanks(n_stft, f_min, f_max, n_bands, sample_rate))
+
+    def forward(self, spec): return (spec.transpose(-1, -2) @ self.fb).transpose(-1, -2)
+    def extra_repr(self): return f"n_stft={self.fb.shape[0]}, n_bands={self.fb.shape[1]}"
+
+
+def _filterbank_spectrogram(c: SpectrogramConfig, stft: dict) -> torch.nn.Module:
+    "torchaudio's STFT, then the filterbank of `c` if it has one (mel or linear bands)"
+    if not c.mel: return torchaudio.transforms.Spectrogram(**stft)
+    if c.band_scale == 'mel':
+        return torchaudio.transforms.MelSpectrogram(c.sample_rate, f_min=c.f_min, f_max=c.f_max, n_mels=c.n_mels, **stft)
+    return torch.nn.Sequential(torchaudio.transforms.Spectrogram(**stft),
+                               LinearBands(c.n_mels, c.sample_rate, c.f_min, c.f_max, n_stft=c.n_fft // 2 + 1))
+
+
 class AudioToSpec(Transform):
     "Batch transform: `AudioTensor` -> `AudioSpectrogram` with torchaudio, on whatever device the batch is on"
     order = 10
@@ -78,9 +100,7 @@ class AudioToSpec(Transform):
         c = self.cfg
         stft = dict(n_fft=c.n_fft, win_length=c.win_length, hop_length=c.hop_length, power=c.power,
                     center=c.center, normalized=c.normalized)
-        spec = (torchaudio.transforms.MelSpectrogram(c.sample_rate, f_min=c.f_min, f_max=c.f_max,
-                                                     n_mels=c.n_mels, **stft)
-                if c.mel else torchaudio.transforms.Spectrogram(**stft))
+        spec = _filterbank_spectrogram(c, stft)
         scale = [_Scale(c.scale)] if c.scale != 1 else []
         db = ([torchaudio.transforms.AmplitudeToDB('power' if c.power == 2 else 'magnitude', top_db=c.top_db)]
               if c.to_db else [])
@@ -93,5 +113,6 @@ class AudioToSpec(Transform):
         self.pipe.to(x.device)
         with torch.autocast(x.device.type, enabled=False):
             s = self.pipe(x.as_subclass(torch.Tensor).float())
-        meta = dict(sr=self.cfg.sample_rate, mel=self.cfg.mel, to_db=self.cfg.to_db, hop_length=self.cfg.hop)
+        meta = dict(sr=self.cfg.sample_rate, mel=self.cfg.mel, freq_label=self.cfg.freq_label, to_db=self.cfg.to_db,
+                    hop_length=self.cfg.hop)
         return AudioSpectrogram(s, **meta, clips=x.as_subclass(torch.Tensor) if x.ndim == 3 else None)

@@ -134,9 +134,10 @@ class Preset:
 
     def smoke(self) -> Preset:
         "The same recipe and normalizations shrunk for CI: folds 1-2, one seed, one epoch, 1 clip per class and fold"
-        # and 16 mel bins
+        # and 16 bands (on the preset's band scale)
         return self.update(name=f"{self.name}-smoke", folds=(1, 2), seeds=(0,), epochs=1, bs=16, clips_per_class=1,
-                           spec=_spec(n_fft=256, hop_length=2000, mel=True, n_mels=16), given=('epochs', 'bs', 'spec'))
+                           spec=_spec(n_fft=256, hop_length=2000, mel=True, n_mels=16,
+                                      band_scale=self.spec_cfg.band_scale), given=('epochs', 'bs', 'spec'))
 
 
 _RULES = dict(epochs='at least 1', bs='at least 1', sr='at least 1', lr='a positive number',
@@ -145,6 +146,7 @@ _RULES = dict(epochs='at least 1', bs='at least 1', sr='at least 1', lr='a posit
 
 _STRONG_AUG = dict(shift=1.0, freq_mask=0.2, time_mask=0.2, masks=1)
 _MEL_CPU = _mel(n_mels=64, hop_length=512)      # 1x64x157 for 5 s at 16 kHz: the CPU grids' input
+_LINEAR_CPU = _mel(n_mels=64, hop_length=512, band_scale='linear')   # the same, 64 bands spaced linearly over 0-8 kHz
 
 PRESETS = {
     # the reference recipe: BasicSpectrogram 1x201x401, xResNet18 from scratch, bs 64, fit_one_cycle(20), fold 1,
@@ -169,6 +171,10 @@ PRESETS = {
     # the mel grid sized for 2 CPU cores (about 5 h in bf16 here): 64 mel bins x 157 frames (hop 512), 20 epochs
     'mel-cpu': Preset('mel-cpu', folds=None, normalizations=('none', 'wave', 'global', 'channel', 'minmax', 'instance'),
                       seeds=(0, 1), spec=_MEL_CPU),
+    # mel-cpu exactly (the same size, recipe, seeds and precision) but for the spacing of its 64 bands, linear in Hz:
+    # every run pairs with the mel-cpu run of the same fold, normalization and seed
+    'linear-cpu': Preset('linear-cpu', folds=None, normalizations=('none', 'wave', 'global', 'channel'), seeds=(0, 1),
+                         spec=_LINEAR_CPU),
     # the strong and frontends grids on mel-cpu's input, one seed, 60 epochs: fold 1 global reached 0.790 at 60
     # (results/frontends-cpu-probe60), 0.7775 at 40 and 0.7675 at 45 (probe40, probe45), under the 0.78 asked for.
     # A run costs 32 min on one thread beside another (16 s an epoch of the grid on 2 cores): 8 h for 30 runs

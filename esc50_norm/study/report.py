@@ -270,7 +270,9 @@ def read_folder(out) -> tuple[Preset, pd.DataFrame]:
 
 def _recipe_line(p: Preset) -> str:
     s = p.spec_cfg
-    spec = (f"{'log-mel ' + str(s.n_mels) if s.mel else 'linear ' + str(s.n_freq)} bins, "
+    bins = (('log-mel ' if s.band_scale == 'mel' else 'log linear-band ') + str(s.n_mels) if s.mel
+            else 'linear ' + str(s.n_freq))
+    spec = (f"{bins} bins, "
             f"n_fft {s.n_fft}, hop {s.hop_length}")
     prec = 'bf16 autocast' if p.bf16 else 'fp32' if p.bf16 is False else 'bf16 on CUDA'
     extra = (f", augmentation {p.augment}" if p.augment else '') + (f", mixup {p.mixup}" if p.mixup else '')

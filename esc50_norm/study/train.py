@@ -21,7 +21,7 @@ from fastai.vision.models.xresnet import xresnet18
 
 from ..atomic import write_atomic
 from ..normalize import find_spec_normalize
-from ..precision import BF16Autocast, ChannelsLastInput
+from ..precision import BF16Autocast, ChannelsLastInput, machine
 from .cache import ClipCache, load_or_build_cache
 from .device import pick_device
 from .datasets import Dataset, fold_split, subset_per_class
@@ -169,5 +169,5 @@ def _environment(device: torch.device) -> dict:
     cuda, rss = device.type == 'cuda', resident_gib()
     return dict(device=torch.cuda.get_device_name(device) if cuda else f"cpu ({os.cpu_count()} cores)",
                 gpu_mem_peak_gib=round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if cuda else None,
-                rss_gib=None if rss is None else round(rss, 3), threads=torch.get_num_threads(),
+                rss_gib=None if rss is None else round(rss, 3), **machine(),
                 torch=torch.__version__, torchaudio=torchaudio.__version__, fastai=fastai.__version__)
