@@ -112,6 +112,7 @@ def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_pat
     text = write_report(out).read_text()
     assert text == (RESULTS / folder / 'report.md').read_text()
     assert f'Complete grid: {n} of {n} runs' in text and 't_test_p_holm' in text and 'Study wall time' in text
+    assert '## Verdicts' in text and 'How to read:' in text and 'How this recipe was chosen:' in text
 
 
 def _raw_runs(folder: str) -> pd.DataFrame:
@@ -262,8 +263,8 @@ def test_compare_says_why_an_equivalence_has_no_interval(tmp_path):
     again = Path(shutil.copytree(RESULTS / 'quick-bf16-cpu', tmp_path / 'again'))
     text = compare_report([RESULTS / 'quick-bf16-cpu', again])
     assert "- `again`: equivalent to `quick-bf16-cpu` within +-0.02 (mean +0.0000, no CI: the differences are all equal, " \
-           "9 pairs); normalizations whose difference is significant (Holm, t-test): none." in text
-    assert 'nan' not in text.split('Equivalence to')[1]
+           "9 pairs); normalizations ahead or behind (fold-aware test, Holm): none." in text
+    assert 'nan' not in text.split('Reproduction of')[1]
 
 
 def _quick_copy(tmp_path) -> Path:

@@ -1,0 +1,277 @@
+"Markdown: a results folder's report.md (and its tables and figures), the terminal summary, the comparison of folders"
+from __future__ import annotations
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...atomic import write_atomic
+from ...compat import predates_provenance, recorded_dataset
+from ..baseline import baseline_text, read_baseline
+from ..presets import Preset, chosen
+from ..runs import damaged_runs, read_preset, running_runs
+from .baselines import baseline_table, baseline_verdict
+from .compare import compare_equivalence, compare_folders, compare_verdicts, fold_contrasts
+from .folders import (folder_runs, machines_table, missing_runs, predates_machines, read_folder, read_histories,
+                      study_time)
+from .plots import _png, plot_accuracy, plot_curves, plot_paired
+from .statistics import (EQUIVALENCE_MARGIN, METRIC, budget_table, fold_aware_table, fold_effects, fold_table,
+                         paired_differences, summary_table)
+from .verdicts import VERDICT_MARGIN, add_verdicts, how_to_read
+
+__all__ = ['write_report', 'terminal_summary', 'compare_report']
+
+
+def _fmt(v, digits: int, p_value: bool):
+    if not isinstance(v, float): return v
+    if np.isnan(v): return 'n/a'
+    return f"{v:.1e}" if p_value and 0 < v < 10 ** -(digits - 1) else f"{v:.{digits}f}"
+
+
+def _md(df: pd.DataFrame, digits: int = 4) -> str:
+    "A markdown table with floats to `digits` decimals (small p-values in scientific notation) and integers as integers"
+    if not len(df): return '_(none)_'
+    p_value = lambda name: str(name) in ('p', 'p_holm') or str(name).endswith(('_p', '_p_holm'))
+    cells = df.apply(lambda c: c.map(lambda v: _fmt(v, digits, p_value(c.name))))
+    return cells.to_markdown(stralign='right')
+
+
+def _recipe_line(p: Preset) -> str:
+    s = p.spec_cfg
+    bins = (('log-mel ' if s.band_scale == 'mel' else 'log linear-band ') + str(s.n_mels) if s.mel
+            else 'linear ' + str(s.n_freq))
+    spec = (f"{bins} bins, "
+            f"n_fft {s.n_fft}, hop {s.hop_length}")
+    prec = 'bf16 autocast' if p.bf16 else 'fp32' if p.bf16 is False else 'bf16 on CUDA'
+    extra = (f", augmentation {p.augment}" if p.augment else '') + (f", mixup {p.mixup}" if p.mixup else '')
+    return (f"Recipe: {spec}; xResNet18 from scratch, bs {p.bs}, fit_one_cycle({p.epochs}) at lr {p.lr}; {prec}"
+            f"{', channels-last' if p.channels_last else ''}{extra}; "
+            f"clips per class and fold: {p.clips_per_class or 'all'}.")
+
+
+def _data_line(d: dict) -> str:
+    made = f" (made: {d['k']} stratified folds, seed {d['seed']})" if 'k' in d else ''
+    return (f"Data: {d['name']} ({d['kind']}): {d['clips']} clips, {d['classes']} classes, folds {d['folds']}{made}; "
+            f"fingerprint {d['fingerprint']}.")
+
+
+def _provenance_line(df: pd.DataFrame) -> str:
+    if predates_provenance(df):
+        return "Provenance: these run files predate the recording of package version and git commit."
+    dirty = df.git_dirty.eq(True) if 'git_dirty' in df else False
+    commits = df.git_commit.fillna('unknown').astype(str).str[:10] + np.where(dirty, ' (with changes)', '')
+    versions = df.esc50_norm.fillna('unknown').astype(str) if 'esc50_norm' in df else pd.Series(['unknown'])
+    return f"Provenance: esc50_norm {', '.join(sorted(versions.unique()))}; git {', '.join(sorted(commits.unique()))}."
+
+
+def _baseline_section(out, preset: Preset, df: pd.DataFrame) -> list:
+    "The report's lines on the classical baseline of `out` (its baseline.json), or none when it has none"
+    b = read_baseline(out)
+    if b is None: return []
+    f = b['features']
+    return ["## Classical baseline", "",
+            f"{b['classifier']} on per-clip MFCC statistics ({', '.join(f['stats'])} of {f['n_mfcc']} MFCCs; "
+            "`baseline.json`), trained and validated on the same folds and clips as the runs; per fold, beside each "
+            "normalization's mean over seeds:", "", _md(baseline_table(df, b)), "", baseline_verdict(df, b, preset), ""]
+
+
+def terminal_summary(out) -> str:
+    "What `report` and `study` print: the accuracy per normalization and, when there is one, the baseline's verdict"
+    preset, df = read_folder(out)
+    if not len(df): return f"{out}: no finished runs yet"
+    table = summary_table(df)[['n', 'mean', 'std', 'ci95_low', 'ci95_high']]
+    lines, b = [f"{out}: accuracy per normalization", "", _md(table)], read_baseline(out)
+    if b is not None:
+        lines += ["", baseline_text(b, sorted(map(int, df.fold.unique()))), baseline_verdict(df, b, preset)]
+    return '\n'.join(lines)
+
+
+def _idle(t: dict) -> str:
+    "The time some run was in progress, when gaps with none running (between pieces run with --stop-after) shorten it"
+    return (f", of which some run was in progress for {t['busy_s'] / 60:.1f} min"
+            if t['wall_s'] - t['busy_s'] >= 3 else '')
+
+
+def _header(out: Path, preset: Preset, df: pd.DataFrame) -> list:
+    "The report's head: the grid, the recipe and how it was chosen, the data, and which runs are finished"
+    missing, running, damaged = missing_runs(df, preset), running_runs(out), damaged_runs(out)
+    n_exp = len(preset.jobs())
+    lines = [f"# Results: preset `{preset.name}`", "",
+             f"Metric: `{METRIC}` (validation accuracy after the last of {preset.epochs} epochs). "
+             f"Grid: folds {list(preset.folds)} x normalizations {list(preset.normalizations)} "
+             f"x seeds {list(preset.seeds)}.", "",
+             _recipe_line(preset), "", f"How this recipe was chosen: {chosen(preset.name)}", ""]
+    lines += [_data_line(preset.dataset), ""] if preset.dataset else []
+    if missing:
+        lines += [f"**Incomplete grid: {len(df)} of {n_exp} runs finished.** Missing: {', '.join(missing[:30])}"
+                  + (' ...' if len(missing) > 30 else '') + ". Means below cover only the finished runs; paired "
+                  "differences use only (fold, seed) pairs where both runs finished.", ""]
+    else: lines += [f"Complete grid: {len(df)} of {n_exp} runs.", ""]
+    if running: lines += [f"Started but not finished (in progress, or interrupted): {', '.join(running)}.", ""]
+    if damaged:
+        lines += [f"Damaged run files, not counted (the study runs them again): {', '.join(p.name for p in damaged)}.",
+                  ""]
+    return lines
+
+
+VERDICT_COLUMNS = ['estimate', 'ci90_low', 'ci90_high', 'p', 'p_holm', 'verdict', 'margin', 'needed_for_80%_power']
+TEST_COLUMNS = ['pairs', 'folds', 'unit', 'test', 'estimate', 'se', 'ci95_low', 'ci95_high', 'p', 'p_holm', 'tost_p',
+                'fold_t_p', 't_test_p', 'wilcoxon_p', 'anova_p']
+
+
+def _verdict_section(tests: pd.DataFrame, effects: pd.DataFrame) -> list:
+    "The verdict table, where its statistics come from, the fold-aware tests and each contrast's per-fold effects"
+    if not len(tests): return []
+    notes = [f"`{c}`: {n}." for c, n in tests.note.items() if n]
+    hetero = ("`anova_p`: one-way ANOVA of the pair differences by fold (do the folds' effects differ?)."
+              if effects.anova_p.notna().any() else
+              "No test of heterogeneity between folds: " + ("one seed a fold leaves no variation within a fold."
+                                                           if (tests.folds > 1).all() else "the runs are of one fold."))
+    return ["## Verdicts", "", how_to_read(tests, tests.margin.iloc[0]), "", _md(tests[VERDICT_COLUMNS]), "",
+            *([' '.join(notes), ""] if notes else []),
+            "Fold-aware tests (`p`: the primary test; `ci95`: its 95% CI; `fold_t_p`: the fold means' t-test; "
+            "`t_test_p`, `wilcoxon_p`: pair-level, secondary):", "", _md(tests[TEST_COLUMNS]), "",
+            "Per-fold effects (mean pair difference over the seeds of each fold):", "", _md(effects), "", hetero, ""]
+
+
+def _budget_section(hist: pd.DataFrame, epochs: int) -> list:
+    "Each contrast at every epoch of the last quarter of training: does the answer depend on where training stopped?"
+    b = budget_table(hist)
+    if not len(b): return []
+    unstable = [c for c, ok in b.sign_stable.items() if not ok]
+    return ["## Budget check: the contrasts over the last quarter of training", "",
+            f"Mean paired difference in validation accuracy at each of the last {len(b.columns) - 1} of {epochs} "
+            "epochs (the runs' histories); `sign_stable`: one sign at all of them. Contrasts whose sign changes there "
+            f"(their verdict depends on where training stopped): {', '.join(f'`{c}`' for c in unstable) or 'none'}.",
+            "", _md(b), ""]
+
+
+def _machines_section(df: pd.DataFrame) -> list:
+    "The machines the grid ran on, with run counts; one line when the run files predate the recording of the CPU"
+    if predates_machines(df):
+        known = [f"{c} {', '.join(sorted(df[c].dropna().astype(str).unique()))}" for c in ('device', 'torch', 'threads')
+                 if c in df and df[c].notna().any()]
+        return [f"Machines: these run files predate the recording of the CPU model, its bf16/AMX and oneDNN; they "
+                f"name {'; '.join(known) or 'nothing of the machine'}.", ""]
+    return ["## Machines", "", "The machines the runs were made on (`not recorded`: run files from before this was "
+            "recorded):", "", _md(machines_table(df).set_index('device')), ""]
+
+
+def _time_section(df: pd.DataFrame) -> list:
+    t = study_time(df)
+    dev = ', '.join(sorted(df.device.astype(str).unique()))
+    estimated = ' (starts estimated from finish time minus run time: these run files predate start times)'
+    return ["## Time", "",
+            f"Study wall time: {t['wall_s'] / 60:.1f} min from the first run's start to the last run's finish"
+            f"{estimated if t['estimated'] else ''}{_idle(t)}; the {t['runs']} runs took {t['summed_s'] / 60:.1f} min "
+            f"summed over processes (set-up and training), so about {t['parallel']:.1f} ran at a time. "
+            f"Mean {df.s_per_epoch.mean():.2f} s per epoch per process, on {dev}.", ""]
+
+
+def write_report(out, margin: float = VERDICT_MARGIN) -> Path:
+    "Write report.md, results.csv, summary.csv, paired.csv, verdicts.csv and the plots into results folder `out`"
+    # all or none; the plots: accuracy.png, paired.png and curves.png
+    out = Path(out)
+    preset, df = read_folder(out)
+    lines, files = _header(out, preset, df), {'results.csv': df.to_csv(index=False)}
+    if len(df):
+        summary, paired, hist = summary_table(df), paired_differences(df), read_histories(out)
+        tests = add_verdicts(fold_aware_table(df), margin)
+        lines += ["## Accuracy per normalization", "", _md(summary), "",
+                  "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
+                  *_baseline_section(out, preset, df),
+                  *_verdict_section(tests, fold_effects(df)),
+                  "## Paired differences (matched on fold and seed)", "",
+                  "Pair-level tests (secondary: every (fold, seed) pair counted as independent). Each contrast is "
+                  "`a - b` over the (fold, seed) pairs where both ran. `_holm`: p-values adjusted with Holm's method "
+                  "over the contrasts of this table.", "", _md(paired), "",
+                  *_budget_section(hist, preset.epochs),
+                  *_time_section(df), _provenance_line(df), "", *_machines_section(df),
+                  "![accuracy](accuracy.png)", "", "![paired differences](paired.png)", "", "![curves](curves.png)", ""]
+        files.update({'summary.csv': summary.to_csv(), 'paired.csv': paired.to_csv(), 'verdicts.csv': tests.to_csv(),
+                      'accuracy.png': plot_accuracy(df, title=f"{preset.name}: accuracy per normalization "
+                                                              "(mean, 95% CI)"),
+                      'paired.png': plot_paired(df, title=f"{preset.name}: paired differences per (fold, seed); "
+                                                          "black: mean, 95% CI")})
+        if len(hist): files['curves.png'] = plot_curves(hist, title=f"{preset.name}: training curves")
+    files['report.md'] = '\n'.join(lines)
+    for name, what in files.items():                    # everything is computed: now write it, each file atomically
+        write_atomic(out / name, what if isinstance(what, str) else _png(what))
+    return out / 'report.md'
+
+
+def _named(d: dict) -> str: return f"{d['name']} ({d['kind']}, fingerprint {d['fingerprint']})"
+
+
+def _differences_of_setup(folders) -> list:
+    "Sentences naming the folders whose recipe or dataset differ from the first one's (they measure another thing)"
+    presets, notes = [read_preset(f) for f in folders], []
+    ref, ref_data = presets[0], recorded_dataset(presets[0].dataset)
+    for f, p in zip(folders[1:], presets[1:]):
+        if p.training_hash() != ref.training_hash():
+            changed = sorted(k for k in set(ref.recipe()) | set(p.recipe()) if ref.recipe().get(k) != p.recipe().get(k))
+            notes.append(f"{f} has another recipe than {folders[0]} (changed: {changed})")
+        d = recorded_dataset(p.dataset)
+        fps = {d['fingerprint'], ref_data['fingerprint']}
+        if d['kind'] != ref_data['kind'] or (None not in fps and len(fps) > 1):
+            notes.append(f"{f} holds runs of dataset {_named(d)}, {folders[0]} of {_named(ref_data)}")
+    return notes
+
+
+def _fold_section(frames: dict) -> list:
+    "The contrasts every folder holds, fold by fold, and where the folders' signs disagree"
+    fc = fold_contrasts(frames)
+    if len(frames) < 2 or not len(fc): return []
+    off = [f"`{c}` in fold {f}" for c, f in fc.index[~fc.agree]]
+    return ["Contrasts every folder holds, fold by fold (mean over seeds; `agree`: one sign in every folder):", "",
+            _md(fc.reset_index().set_index('contrast')), "",
+            f"Where the folders disagree on a contrast's sign: {', '.join(off) or 'nowhere'}.", ""]
+
+
+def _verdicts_section(ref: str, v: pd.DataFrame, margin: float) -> list:
+    "The per-normalization verdicts of a comparison, with where their statistics come from"
+    if not len(v): return []
+    return [f"Verdicts on each folder minus `{ref}`, per normalization (the rules of a grid's contrasts):", "",
+            how_to_read(v, margin, family='all rows of this table'), "",
+            _md(v.reset_index().set_index('folder')[['normalization', 'pairs', 'folds', 'unit', 'test',
+                                                      *VERDICT_COLUMNS]]), ""]
+
+
+def _reproduces(ref: str, eq: pd.DataFrame, v: pd.DataFrame) -> list:
+    "One line per later folder: whether it reproduces the first within the equivalence margin, and what differs"
+    lines = []
+    for name, r in eq.iterrows():
+        sig = v.loc[name] if name in v.index.get_level_values(0) else pd.DataFrame()
+        hits = [f"{n} {x}" for n, x in sig.verdict.items() if x in ('ahead', 'behind')] if len(sig) else []
+        ci = (f"90% CI {r.ci90_low:+.4f} ... {r.ci90_high:+.4f}" if np.isfinite(r.ci90_low) else
+              "no CI: the differences are all equal" if r.pairs > 1 else "no CI: one pair")
+        lines.append(f"- `{name}`: {'equivalent' if r.equivalent else 'NOT shown equivalent'} to `{ref}` within "
+                     f"+-{EQUIVALENCE_MARGIN} (mean {r['mean']:+.4f}, {ci}, {int(r.pairs)} pairs); normalizations "
+                     f"ahead or behind (fold-aware test, Holm): {', '.join(hits) or 'none'}.")
+    return lines + [""]
+
+
+def compare_report(folders, frames: dict | None = None, margin: float = VERDICT_MARGIN) -> str:
+    "A markdown comparison of results folders: means per normalization, each folder's differences to the first"
+    # the differences run by run with their verdicts (within +-`margin`), and fold by fold; `frames`: the folders'
+    # runs when already read (`folder_runs`)
+    notes = _differences_of_setup(folders)
+    for n in notes: warnings.warn(f"comparing unlike results: {n}")
+    frames = frames or folder_runs(folders)
+    means, paired = compare_folders(folders, frames)
+    ref, table = means.columns[0], means.copy()
+    for col in means.columns[1:]: table[f"{col} - {ref}"] = means[col] - means[ref]
+    lines = [f"**Warning: {n}: the differences below measure that change, not a repeat of one study.**" for n in notes]
+    lines += [""] if notes else []
+    lines += ["Mean accuracy per normalization:", "", _md(table), ""]
+    if len(paired):
+        lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; pair-level tests, "
+                  "`_holm`: adjusted over all rows):", "", _md(paired.reset_index().set_index('folder')), ""]
+        v, eq = compare_verdicts(folders, margin, frames), compare_equivalence(folders, frames=frames)
+        lines += _verdicts_section(ref, v, margin)
+        lines += [f"Reproduction of `{ref}` over all matched runs (two one-sided tests of the fold-aware estimate, "
+                  f"margin +-{EQUIVALENCE_MARGIN}: equivalent when its 90% CI lies within it):", "", _md(eq), ""]
+        lines += _reproduces(ref, eq, v)
+    lines += _fold_section(frames)
+    return '\n'.join(lines)

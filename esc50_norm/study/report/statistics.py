@@ -1,0 +1,278 @@
+"Statistics of a grid's runs: summaries, paired differences, fold-aware tests, Holm's correction, TOST, power"
+from __future__ import annotations
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+from statsmodels.regression.mixed_linear_model import MixedLM
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
+from statsmodels.stats.weightstats import ttost_paired
+
+from ..normalizations import NORMALIZATIONS
+
+__all__ = ['METRIC', 'RESOLUTION', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_table', 'fold_table',
+           'paired_differences', 'wilcoxon_p', 'holm', 'fold_aware', 'fold_aware_table', 'fold_effects', 'tost_p',
+           'units_needed', 'equivalence', 'budget_table']
+
+METRIC = 'final_accuracy'
+RESOLUTION = 1e-6
+"Paired differences are rounded to this before ranking (accuracies are k/n_valid): float noise must not break true ties"
+ALPHA = 0.05
+"The level of every test, after Holm's correction where there is a family"
+EQUIVALENCE_MARGIN = 0.02
+"Two folders of one grid agree when their paired mean difference lies within this, at 90% confidence"
+# tested by two one-sided tests (`equivalence`, `compare_equivalence`)
+
+
+def contrasts(normalizations) -> list:
+    """The paired contrasts that answer a grid of `normalizations`: each statistics normalization against its baseline,
+    spectrogram modes against `global`, a mean-only variant against its full one; PCEN and front ends against `global`,
+    learned PCEN against fixed"""
+    present, pairs = list(normalizations), []
+    baselines = [b for b in present if NORMALIZATIONS[b].spec_norm == 'none']          # none, wave
+    for n in present:
+        norm = NORMALIZATIONS[n]
+        if norm.pcen or norm.front: continue
+        if norm.mode is None and n != 'none': base = 'none'                       # wave - none
+        elif norm.mode is not None:                                     # global - wave, global_nowave - none, ...
+            base = next((b for b in baselines if NORMALIZATIONS[b].wave == norm.wave), 'none')
+        else: continue
+        if base in present: pairs.append((n, base))
+    for n in present:                   # channel - global, minmax - global, ...; a mean-only variant - its full one
+        norm = NORMALIZATIONS[n]
+        if norm.mode is None or (norm.mode == 'global' and not norm.mean_only): continue
+        mode = norm.mode if norm.mean_only else 'global'
+        ref = next((g for g in present if NORMALIZATIONS[g] == replace(norm, mode=mode, mean_only=False)), None)
+        if ref: pairs.append((n, ref))
+    for n in present:                   # pcen - global, pcen_learned - global, pcen_learned - pcen, bn_freq - global
+        norm = NORMALIZATIONS[n]
+        if not (norm.pcen or norm.front): continue
+        pairs += [(n, ref) for ref in ('global', 'pcen' if norm.front == 'pcen_learned' else None) if ref in present]
+    return pairs
+
+
+def _ci(x: np.ndarray, level: float = 0.95) -> tuple:
+    "Student-t confidence interval of the mean (NaN, shown as n/a, for fewer than three values)"
+    if len(x) < 3: return (np.nan, np.nan)
+    h = st.t.ppf((1 + level) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return (x.mean() - h, x.mean() + h)
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    "Rows in the study's order of normalizations (none, wave, global, channel, ...)"
+    order = {n: i for i, n in enumerate(NORMALIZATIONS)}
+    return df.sort_values('normalization', key=lambda s: s.map(order), kind='stable')
+
+
+def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
+    "Per normalization: runs, mean, std and 95% CI of `metric`"
+    rows = []
+    for norm, g in _ordered(df).groupby('normalization', sort=False):
+        x = g[metric].to_numpy(float)
+        lo, hi = np.clip(_ci(x), 0, 1)                   # an accuracy's interval stays in [0, 1]
+        rows.append(dict(normalization=norm, n=len(x), mean=x.mean(), std=x.std(ddof=1) if len(x) > 1 else np.nan,
+                         ci95_low=lo, ci95_high=hi, min=x.min(), max=x.max()))
+    return pd.DataFrame(rows).set_index('normalization')
+
+
+def fold_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
+    "Mean `metric` per fold (rows) and normalization (columns)"
+    return _ordered(df).pivot_table(index='fold', columns='normalization', values=metric, aggfunc='mean', sort=False)
+
+
+def wilcoxon_p(d: np.ndarray) -> float:
+    "Wilcoxon signed-rank p of differences `d`, rounded to `RESOLUTION` first so that equal differences tie"
+    d = np.round(np.asarray(d, float) / RESOLUTION) * RESOLUTION
+    return st.wilcoxon(d).pvalue if len(d) > 1 and np.any(d != 0) else np.nan
+
+
+def _paired_row(d: np.ndarray) -> dict:
+    """Mean, CI, wins and losses of paired differences `d`, with a paired t-test and a Wilcoxon signed-rank test; a
+    `note` says why a p-value cannot be computed"""
+    lo, hi = np.clip(_ci(d), -1, 1)                      # a difference of accuracies stays in [-1, 1]
+    row = dict(pairs=len(d), mean=d.mean(), ci95_low=lo, ci95_high=hi, wins=int((d > 0).sum()),
+               losses=int((d < 0).sum()),
+               t_test_p=st.ttest_1samp(d, 0).pvalue if len(d) > 1 and d.std() > 0 else np.nan,
+               wilcoxon_p=wilcoxon_p(d))
+    why = _no_p(d)
+    return {**row, 'note': why} if why else row
+
+
+def _no_p(d: np.ndarray) -> str:
+    "Why the tests of paired differences `d` give no p-value ('' when they do)"
+    if len(d) < 2: return f"{len(d)} pair: no test"
+    if np.all(d == 0): return f"all {len(d)} differences are 0: no test"
+    if d.std() == 0: return f"all {len(d)} differences equal {d[0]:+.4f}: no spread, no t-test"
+    return ''
+
+
+def _notes(table: pd.DataFrame) -> pd.DataFrame:
+    "The `note` column last, empty where there is nothing to say (and absent when nothing is)"
+    return table if 'note' not in table else table.assign(note=table.pop('note').fillna(''))
+
+
+def holm(p) -> np.ndarray:
+    "Holm-adjusted p-values of a family `p` (NaN, no test, stays NaN and does not count in the family)"
+    p = np.asarray(p, float)
+    adj, ok = np.full(len(p), np.nan), ~np.isnan(p)
+    if ok.any(): adj[ok] = multipletests(p[ok], method='holm')[1]
+    return adj
+
+
+def _holm(table: pd.DataFrame, cols=('t_test_p', 'wilcoxon_p')) -> pd.DataFrame:
+    "Add Holm-corrected p-values (over the rows of `table`, the family of contrasts) beside the raw ones"
+    for col in cols: table.insert(table.columns.get_loc(col) + 1, f"{col}_holm", holm(table[col]))
+    return table
+
+
+def _differences(df: pd.DataFrame, pairs, metric: str = METRIC) -> dict:
+    "`a - b` per (fold, seed) where both ran, for each contrast"
+    wide = df.pivot_table(index=['fold', 'seed'], columns='normalization', values=metric)
+    return {f"{a} - {b}": (wide[a] - wide[b]).dropna() for a, b in pairs if a in wide and b in wide}
+
+
+def _pairs(df: pd.DataFrame, pairs):
+    return contrasts(_ordered(df).normalization.unique()) if pairs is None else pairs
+
+
+def paired_differences(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
+    "Each contrast `a - b` over runs matched on (fold, seed): mean, CI, wins, t-test and Wilcoxon p"
+    # the p-values raw and Holm-corrected; these are the pair-level tests (the pair is the unit)
+    rows = {k: _paired_row(d.to_numpy(float)) for k, d in _differences(df, _pairs(df, pairs), metric).items() if len(d)}
+    if not rows: return pd.DataFrame()
+    return _notes(_holm(pd.DataFrame.from_dict(rows, orient='index').rename_axis('difference')))
+
+
+def _t(x: np.ndarray) -> tuple:
+    "Mean, standard error, degrees of freedom and t-test p of values `x` (SE 0 or NaN: no test)"
+    n = len(x)
+    se = x.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    p = st.ttest_1samp(x, 0).pvalue if n > 1 and se > 0 else np.nan
+    return x.mean(), se, n - 1, p
+
+
+def _mixedlm(d: np.ndarray, folds: np.ndarray):
+    "Intercept, its SE and Wald p of `d ~ 1` with a random intercept per fold (REML); None when the fit fails"
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')         # a fit on the boundary (no variance between folds) warns; it stands
+        try: r = MixedLM(d, np.ones((len(d), 1)), groups=folds).fit(reml=True)
+        except (np.linalg.LinAlgError, ValueError): return None
+    est, se, p = float(r.fe_params[0]), float(r.bse_fe[0]), float(r.pvalues[0])
+    return (est, se, p) if np.isfinite(se) and se > 0 and np.isfinite(p) else None
+
+
+def _interval(est: float, se: float, df: float, level: float) -> tuple:
+    "The `level` confidence interval of `est` with standard error `se`: t on `df` degrees of freedom, normal if inf"
+    if not (np.isfinite(se) and se > 0): return (np.nan, np.nan)
+    h = (st.norm if np.isinf(df) else st.t(df)).ppf((1 + level) / 2) * se
+    return (est - h, est + h)
+
+
+def _anova(d: pd.Series) -> float:
+    "One-way ANOVA p of differences `d` by fold: do the folds' effects differ? (NaN: fewer than 2 seeds in a fold)"
+    groups = [g.to_numpy(float) for _, g in d.groupby(level='fold')]
+    if len(groups) < 2 or min(map(len, groups)) < 2: return np.nan
+    if all(g.std() == 0 for g in groups): return np.nan                        # no spread within folds: no F
+    return float(st.f_oneway(*groups).pvalue)
+
+
+def _design(d: pd.Series) -> tuple:
+    "The unit of replication of differences `d` and the primary test that follows from the design"
+    folds, n = d.index.get_level_values('fold').nunique(), len(d)
+    if folds == 1: return 'pair', 't-test'                     # one split: the seeds vary, the fold is fixed
+    if n == folds: return 'fold', 'fold t-test'                # one seed a fold: fold and pair tests coincide
+    return 'fold', 'MixedLM'
+
+
+def fold_aware(d: pd.Series) -> dict:
+    """The fold-aware test of paired differences `d` (indexed by fold and seed): the estimate, its SE and CIs, the
+    primary p (MixedLM with a random intercept per fold when folds hold several seeds, else a t-test of the units),
+    beside it the fold means' t-test, the pair-level t-test and Wilcoxon, and the ANOVA of `d` by fold"""
+    x = d.to_numpy(float)
+    per_fold = d.groupby(level='fold').mean()
+    unit, test = _design(d)
+    units = per_fold.to_numpy(float) if unit == 'fold' else x
+    est, se, df, p = _t(units)
+    fold_p, note = _t(per_fold.to_numpy(float))[3], ''
+    if test == 'MixedLM':
+        fit = _mixedlm(x, d.index.get_level_values('fold').to_numpy())
+        if fit: (est, se, p), df = fit, np.inf
+        else: test, note = 'fold t-test', 'MixedLM could not be fitted: the fold t-test is the primary'
+    if len(x) < 2: note = f"{len(x)} pair: no test"
+    elif not se > 0: note = f"all {len(units)} {unit} differences equal {est:+.4f}: no spread, no test"
+    lo95, hi95 = _interval(est, se, df, 0.95)
+    lo90, hi90 = _interval(est, se, df, 0.90)
+    return dict(pairs=len(x), folds=len(per_fold), unit=unit, test=test, estimate=est, se=se, df=df, p=p,
+                ci95_low=lo95, ci95_high=hi95, ci90_low=lo90, ci90_high=hi90, fold_t_p=fold_p,
+                t_test_p=_t(x)[3], wilcoxon_p=wilcoxon_p(x), anova_p=_anova(d), units=len(units),
+                unit_sd=units.std(ddof=1) if len(units) > 1 else np.nan, note=note)
+
+
+def fold_aware_table(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
+    "Each contrast's fold-aware test (`fold_aware`), with the primary p Holm-corrected over the contrasts of the grid"
+    rows = {k: fold_aware(d) for k, d in _differences(df, _pairs(df, pairs), metric).items() if len(d)}
+    if not rows: return pd.DataFrame()
+    t = pd.DataFrame.from_dict(rows, orient='index').rename_axis('contrast')
+    t.insert(t.columns.get_loc('p') + 1, 'p_holm', holm(t.p))
+    return t
+
+
+def fold_effects(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
+    "Each contrast's mean difference per fold (columns), and the one-way ANOVA p of the differences by fold"
+    diffs = _differences(df, _pairs(df, pairs), metric)
+    if not diffs: return pd.DataFrame()
+    t = pd.DataFrame({k: d.groupby(level='fold').mean() for k, d in diffs.items()}).T.rename_axis('contrast')
+    t.columns = [f"fold {f}" for f in t.columns]
+    return t.assign(anova_p=[_anova(d) for d in diffs.values()])
+
+
+def tost_p(est: float, se: float, df: float, margin: float) -> float:
+    "Two one-sided tests of `est` (SE `se`, t on `df` degrees of freedom, normal if inf) against +-`margin`"
+    if not (np.isfinite(se) and se > 0): return np.nan
+    dist = st.norm if np.isinf(df) else st.t(df)
+    return float(max(dist.sf((est + margin) / se), dist.cdf((est - margin) / se)))
+
+
+def units_needed(est: float, sd: float, n: int, power: float = 0.8, alpha: float = ALPHA, bound: float = 0.8) -> float:
+    """The units (folds or pairs) a two-sided t-test at `alpha` needs for `power` against effect `est`, with the SD at
+    its one-sided `bound` upper confidence bound (chi-square, from `n` units); NaN when there is no effect or SD"""
+    if n < 2 or not (np.isfinite(sd) and sd > 0) or est == 0: return np.nan
+    sd_up = sd * np.sqrt((n - 1) / st.chi2.ppf(1 - bound, n - 1))
+    try: need = TTestPower().solve_power(effect_size=abs(est) / sd_up, alpha=alpha, power=power)
+    except (ValueError, RuntimeError): return np.nan
+    need = float(np.squeeze(need))
+    return float(max(2, np.ceil(need))) if np.isfinite(need) else np.nan
+
+
+def equivalence(new: np.ndarray, ref: np.ndarray, margin: float = EQUIVALENCE_MARGIN) -> dict:
+    "Two one-sided paired t-tests of `new - ref` against +-`margin`: equivalent when p < 0.05"
+    # i.e. when the 90% CI lies within +-`margin`; the pair is the unit (see `fold_aware` for a fold-aware one)
+    d = np.asarray(new, float) - np.asarray(ref, float)
+    if len(d) < 2 or d.std() == 0:
+        return dict(pairs=len(d), mean=d.mean() if len(d) else np.nan, ci90_low=np.nan, ci90_high=np.nan,
+                    tost_p=np.nan, equivalent=len(d) > 1 and abs(d[0]) < margin)
+    half = st.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    p = ttost_paired(np.asarray(new, float), np.asarray(ref, float), -margin, margin)[0]
+    return dict(pairs=len(d), mean=d.mean(), ci90_low=d.mean() - half, ci90_high=d.mean() + half, tost_p=p,
+                equivalent=bool(p < 0.05))
+
+
+def last_quarter(epochs: int) -> list:
+    "The epochs (numbered from 1, as in the histories) of the last quarter of training, at least two when there are"
+    k = min(epochs, max(2, int(np.ceil(epochs / 4))))
+    return list(range(epochs - k + 1, epochs + 1))
+
+
+def budget_table(hist: pd.DataFrame, pairs=None) -> pd.DataFrame:
+    """Each contrast's mean paired difference in validation accuracy at each epoch of the last quarter of training, and
+    whether its sign is the same at every one of them (`sign_stable`)"""
+    if not len(hist): return pd.DataFrame()
+    epochs = last_quarter(int(hist.epoch.max()))
+    per = {e: _differences(hist[hist.epoch == e], _pairs(hist, pairs), 'accuracy') for e in epochs}
+    t = pd.DataFrame({f"epoch {e}": {k: d.mean() for k, d in diffs.items() if len(d)} for e, diffs in per.items()})
+    if not len(t): return t
+    signs = np.sign(t.round(int(-np.log10(RESOLUTION))))
+    return t.rename_axis('contrast').assign(sign_stable=(signs.nunique(axis=1) == 1) & (signs.iloc[:, 0] != 0))

@@ -1,0 +1,93 @@
+"A verdict for every contrast: ahead, behind, equivalent within a margin, or unsettled (with what would settle it)"
+from __future__ import annotations
+import numpy as np
+import pandas as pd
+
+from .folders import read_folder
+from .statistics import ALPHA, METRIC, fold_aware_table, tost_p, units_needed
+
+__all__ = ['VERDICT_MARGIN', 'verdict', 'add_verdicts', 'verdict_table', 'folder_verdicts', 'how_to_read']
+
+VERDICT_MARGIN = 0.01
+"A contrast is equivalent to no difference when the 90% CI of its fold-aware estimate lies within +-this (TOST)"
+
+
+def verdict(estimate: float, p_holm: float, tost: float, margin: float = VERDICT_MARGIN, alpha: float = ALPHA) -> str:
+    """`ahead`/`behind` when the primary test is significant after Holm (by the estimate's sign), `equivalent within
+    +-margin` when the two one-sided tests are, else `unsettled`"""
+    if p_holm < alpha: return 'ahead' if estimate > 0 else 'behind'
+    if tost < alpha: return f"equivalent within ±{margin:g}"
+    return 'unsettled'
+
+
+def _needed(r) -> str:
+    "What 80% power would need, in the contrast's unit (folds at its seeds per fold, or pairs)"
+    n = units_needed(r.estimate, r.unit_sd, r.units)
+    if np.isnan(n): return 'n/a'
+    if r.unit == 'fold' and r.pairs > r.folds: return f"{int(n)} folds of {r.pairs / r.folds:g} seeds"
+    return f"{int(n)} {'pairs' if r.unit == 'pair' else 'folds (pairs)'}"
+
+
+def _tost(r, margin: float) -> float:
+    "TOST p of a fold-aware row; without spread, 0 or 1 by whether the one estimate lies within the margin"
+    if r.se > 0: return tost_p(r.estimate, r.se, r.df, margin)
+    return float(abs(r.estimate) >= margin) if r.pairs > 1 else np.nan
+
+
+def add_verdicts(tests: pd.DataFrame, margin: float = VERDICT_MARGIN) -> pd.DataFrame:
+    "Fold-aware tests (`fold_aware_table`, with `p_holm`) plus each row's TOST p, verdict, margin and the units needed"
+    if not len(tests): return tests
+    t = tests.copy()
+    t['tost_p'] = [_tost(r, margin) for r in t.itertuples()]
+    t['verdict'] = [verdict(r.estimate, r.p_holm, r.tost_p, margin) for r in t.itertuples()]
+    t['margin'] = margin
+    t['needed_for_80%_power'] = [_needed(r) if v == 'unsettled' else '' for r, v in zip(t.itertuples(), t.verdict)]
+    return t
+
+
+COLUMNS = ['estimate', 'ci90_low', 'ci90_high', 'unit', 'test', 'p', 'p_holm', 'tost_p', 'verdict', 'margin',
+           'needed_for_80%_power']
+
+
+def verdict_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARGIN, metric: str = METRIC) -> pd.DataFrame:
+    "Per contrast of the grid's runs `df`: estimate, 90% CI, primary p raw and Holm, TOST p, verdict, units needed"
+    t = add_verdicts(fold_aware_table(df, pairs, metric), margin)
+    return t[COLUMNS] if len(t) else t
+
+
+def folder_verdicts(out, margin: float = VERDICT_MARGIN) -> pd.DataFrame:
+    "The verdict table of results folder `out` (its finished runs)"
+    return verdict_table(read_folder(out)[1], margin=margin)
+
+
+def _unit_text(tests: pd.DataFrame) -> str:
+    "How the design decides the unit of replication and the primary test, for the designs in `tests`"
+    tests_ = set(tests.test)
+    parts = []
+    if 'MixedLM' in tests_:
+        parts.append("the folds hold several seeds each, so the fold is the unit that varies: the primary test is a "
+                     "linear mixed model of the pair differences with a random intercept per fold (statsmodels "
+                     "`MixedLM`, `d ~ 1`, REML; its Wald z-test and normal CI), with the fold means' t-test "
+                     "(`fold_t_p`) beside it")
+    if 'fold t-test' in tests_:
+        parts.append("with one seed a fold, fold and pair coincide: the primary test is the t-test of the fold "
+                     "differences, and the pair-level tests test the same units (MixedLM is not fitted)")
+    if 't-test' in tests_:
+        parts.append("all runs are of one fold, so the seeds are the unit: the primary test is the paired t-test "
+                     "over seeds, and it says nothing about other splits")
+    return '; '.join(parts)
+
+
+def how_to_read(tests: pd.DataFrame, margin: float = VERDICT_MARGIN, family: str = 'the contrasts of this grid') -> str:
+    "The paragraph that says where each statistic of a verdict table comes from"
+    if not len(tests): return ''
+    n = int(tests.p.notna().sum())
+    return (f"How to read: every contrast is `a - b`, paired on (fold, seed). Unit of replication: "
+            f"{_unit_text(tests)}. `p_holm`: the primary p adjusted with Holm's method over {family} "
+            f"({n} test{'s' if n != 1 else ''}). Verdict: **ahead**/**behind** when `p_holm` < {ALPHA}; else **equivalent within "
+            f"±{margin:g}** when two one-sided tests of the same estimate against ±{margin:g} give p < {ALPHA} "
+            f"(`tost_p`; the 90% CI lies within the margin); else **unsettled**, with the units that 80% power would "
+            "need for the observed estimate (statsmodels `TTestPower`, two-sided at 0.05, SD of the unit differences "
+            "at its one-sided 80% upper confidence bound, chi-square). The pair-level t-test and Wilcoxon "
+            f"(`t_test_p`, `wilcoxon_p`; differences rounded to the metric's resolution first) are secondary: they "
+            "treat every (fold, seed) pair as independent.")

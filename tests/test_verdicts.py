@@ -1,0 +1,222 @@
+"The fold-aware statistics and verdicts against independent computations on the raw run files, and each verdict's branch"
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from scipy import stats as st
+
+from esc50_norm.study.presets import CHOSEN, PRESETS
+from esc50_norm.study.report import (fold_aware_table, fold_effects, folder_verdicts, machines_table, read_histories,
+                                     units_needed, verdict_table, budget_table, compare_verdicts, write_report)
+from esc50_norm.study.runs import read_preset, read_results
+
+RESULTS = Path(__file__).resolve().parents[1] / 'results'
+
+
+def _raw(folder: str) -> pd.DataFrame:
+    "The run files read with json and pandas alone"
+    return pd.DataFrame([json.loads(p.read_text()) for p in (RESULTS / folder / 'runs').glob('fold*-seed*.json')
+                         if p.name.count('.') == 1])
+
+
+def _holm(p: np.ndarray) -> np.ndarray:
+    "Holm's step-down adjustment, by hand"
+    order, out, running = np.argsort(p), np.empty(len(p)), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def _by_hand(folder: str, contrasts: list, margin: float = 0.01) -> pd.DataFrame:
+    """Per contrast, from the raw files: MixedLM (formula API, random intercept per fold) when folds hold several seeds,
+    else the t-test of the fold differences; the fold means' t-test, the ANOVA by fold, TOST and the verdict"""
+    w = _raw(folder).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+    rows = {}
+    for a, b in contrasts:
+        d = (w[a] - w[b]).dropna().rename('d').reset_index()
+        fm = d.groupby('fold').d.mean()
+        if len(d) > len(fm):
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                fit = smf.mixedlm('d ~ 1', d, groups=d['fold']).fit(reml=True)
+            est, se, p, dist = fit.fe_params['Intercept'], fit.bse_fe['Intercept'], fit.pvalues['Intercept'], st.norm
+            groups = [g.d.to_numpy() for _, g in d.groupby('fold')]
+            anova = st.f_oneway(*groups).pvalue
+        else:
+            est, se, p, dist = fm.mean(), fm.std(ddof=1) / np.sqrt(len(fm)), st.ttest_1samp(fm, 0).pvalue, st.t(len(fm) - 1)
+            anova = np.nan
+        tost = max(dist.sf((est + margin) / se), dist.cdf((est - margin) / se))
+        rows[f"{a} - {b}"] = dict(estimate=est, se=se, p=p, fold_t_p=st.ttest_1samp(fm, 0).pvalue, anova_p=anova,
+                                  ci90_low=est - dist.ppf(0.95) * se, ci90_high=est + dist.ppf(0.95) * se, tost_p=tost,
+                                  fold_means=fm.to_numpy())
+    t = pd.DataFrame.from_dict(rows, orient='index')
+    t['p_holm'] = _holm(t.p.to_numpy())
+    t['verdict'] = [('ahead' if r.estimate > 0 else 'behind') if r.p_holm < 0.05 else
+                    f"equivalent within ±{margin:g}" if r.tost_p < 0.05 else 'unsettled' for r in t.itertuples()]
+    return t
+
+
+@pytest.mark.parametrize('folder', ['cv-bf16', 'mel-cpu', 'frontends-cpu'])
+def test_fold_aware_statistics_equal_an_independent_computation(folder):
+    df = read_results(RESULTS / folder)
+    tests, v = fold_aware_table(df), verdict_table(df)
+    hand = _by_hand(folder, [tuple(c.split(' - ')) for c in tests.index])
+    assert list(v.index) == list(hand.index)
+    for c, h in hand.iterrows():
+        r = tests.loc[c]
+        assert (r.estimate, r.se, r.p, r.p_holm, r.fold_t_p) == pytest.approx(
+            (h.estimate, h.se, h.p, h.p_holm, h.fold_t_p), rel=1e-4, abs=1e-9), c
+        assert (v.loc[c, 'ci90_low'], v.loc[c, 'ci90_high']) == pytest.approx((h.ci90_low, h.ci90_high), abs=1e-6), c
+        assert v.loc[c, 'tost_p'] == pytest.approx(h.tost_p, rel=1e-3, abs=1e-9) and v.loc[c, 'verdict'] == h.verdict, c
+        assert np.isnan(r.anova_p) if np.isnan(h.anova_p) else r.anova_p == pytest.approx(h.anova_p), c
+        assert np.allclose(fold_effects(df).loc[c].filter(like='fold ').to_numpy(float), h.fold_means)
+
+
+def test_cv_global_none_is_unsettled_at_the_fold_level_and_channel_global_behind():
+    "The expected outcomes of issue 34 on cv-bf16 (5 folds x 5 seeds)"
+    df = read_results(RESULTS / 'cv-bf16')
+    t, v, e = fold_aware_table(df), verdict_table(df), fold_effects(df)
+    g = t.loc['global - none']
+    assert e.loc['global - none'].filter(like='fold ').to_numpy(float) == pytest.approx([0.011, -0.002, -0.0035, 0.054, 0.018], abs=1e-6)
+    assert g.anova_p == pytest.approx(0.002, abs=5e-4) and g.fold_t_p == pytest.approx(0.21, abs=0.01)
+    assert g.test == 'MixedLM' and g.p == pytest.approx(0.14, abs=0.01) and g.t_test_p < 0.05     # pair level: 0.012
+    assert v.loc['global - none', 'verdict'] == 'unsettled' and 'folds of 5 seeds' in v.loc['global - none', 'needed_for_80%_power']
+    c = t.loc['channel - global']
+    assert c.fold_t_p == pytest.approx(0.023, abs=1e-3) and (e.loc['channel - global'].filter(like='fold ') < 0).all()
+    assert v.loc['channel - global', 'verdict'] == 'behind'
+    # balanced design, between-fold variance above 0: MixedLM's SE is the fold means' SE (an identity, not a fit)
+    fm = df.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+    fm = (fm['global'] - fm['none']).groupby(level='fold').mean()
+    assert g.se == pytest.approx(fm.std(ddof=1) / np.sqrt(5), rel=1e-4)
+
+
+def test_mel_cpu_channel_global_is_equivalent_and_frontends_cpu_unsettled():
+    mel = folder_verdicts(RESULTS / 'mel-cpu').loc['channel - global']
+    assert mel.verdict == 'equivalent within ±0.01' and mel.tost_p < 0.01 and mel.margin == 0.01
+    fe = folder_verdicts(RESULTS / 'frontends-cpu').loc['channel - global']
+    assert fe.verdict == 'unsettled' and fe.test == 'fold t-test' and fe.unit == 'fold'
+    assert (fe.ci90_low, fe.ci90_high) == pytest.approx((-0.012, 0.009), abs=5e-4)
+    assert fe['needed_for_80%_power'].endswith('folds (pairs)')
+
+
+def test_wilcoxon_ranks_differences_at_the_metric_resolution():
+    "Accuracies are k/400: the differences as whole clips (integers) tie exactly; the report's p is that one"
+    df = read_results(RESULTS / 'cv-bf16')
+    w = df.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+    clips = np.rint((w['channel'] - w['none']).to_numpy() * 400)                # whole clips of 400
+    expected = st.wilcoxon(clips).pvalue
+    assert fold_aware_table(df).loc['channel - none', 'wilcoxon_p'] == pytest.approx(expected)
+    assert expected == pytest.approx(0.99, abs=0.005)
+    assert st.wilcoxon((w['channel'] - w['none']).to_numpy()).pvalue != pytest.approx(expected)  # float noise alone
+
+
+def _grid(effects: dict, seeds: int = 3, sd: float = 0.002, seed: int = 0) -> pd.DataFrame:
+    "Runs of folds 1-5 x `seeds`: none at random, each other normalization none + its effect + noise"
+    rng, rows = np.random.default_rng(seed), []
+    for fold in range(1, 6):
+        for s in range(seeds):
+            base = rng.uniform(0.6, 0.8)
+            rows.append(dict(fold=fold, seed=s, normalization='none', final_accuracy=base))
+            for n, (eff, noise) in effects.items():
+                rows.append(dict(fold=fold, seed=s, normalization=n, final_accuracy=base + eff + rng.normal(0, noise)))
+    return pd.DataFrame(rows)
+
+
+def test_each_verdict_branch_on_synthetic_grids():
+    df = _grid({'wave': (0.05, 0.005), 'global': (-0.05, 0.005), 'channel': (0.0, 0.002), 'minmax': (0.004, 0.05)})
+    pairs = [('wave', 'none'), ('global', 'none'), ('channel', 'none'), ('minmax', 'none')]
+    v = verdict_table(df, pairs)
+    assert list(v.verdict) == ['ahead', 'behind', 'equivalent within ±0.01', 'unsettled']
+    assert (v.test == 'MixedLM').all() and list(v['needed_for_80%_power'] != '') == [False, False, False, True]
+    assert verdict_table(df, pairs, margin=0.0005).loc['channel - none', 'verdict'] == 'unsettled'   # a tighter margin
+    # the number of folds needed: by a noncentral t, 80% power is reached there and not one fold before
+    t = fold_aware_table(df, pairs).loc['minmax - none']
+    n = units_needed(t.estimate, t.unit_sd, 5)
+    sd_up = t.unit_sd * np.sqrt(4 / st.chi2.ppf(0.2, 4))
+    power = lambda k: (st.nct.sf(st.t.ppf(0.975, k - 1), k - 1, abs(t.estimate) / sd_up * np.sqrt(k))
+                       + st.nct.cdf(-st.t.ppf(0.975, k - 1), k - 1, abs(t.estimate) / sd_up * np.sqrt(k)))
+    assert power(n) >= 0.8 > power(n - 1)
+    assert f"{int(n)} folds of 3 seeds" == v.loc['minmax - none', 'needed_for_80%_power']
+
+
+def test_one_seed_a_fold_uses_the_fold_t_test_without_mixedlm():
+    df = _grid({'global': (0.03, 0.01)}, seeds=1)
+    t = fold_aware_table(df, [('global', 'none')]).loc['global - none']
+    d = df.pivot_table(index='fold', columns='normalization', values='final_accuracy')
+    d = (d['global'] - d['none']).to_numpy()
+    assert (t.test, t.unit, t.pairs, t.folds) == ('fold t-test', 'fold', 5, 5)
+    assert t.p == pytest.approx(st.ttest_1samp(d, 0).pvalue) == t.t_test_p == t.fold_t_p
+    assert np.isnan(t.anova_p) and np.isnan(fold_effects(df, [('global', 'none')]).anova_p.iloc[0])
+    h = st.t.ppf(0.95, 4) * d.std(ddof=1) / np.sqrt(5)
+    assert (t.ci90_low, t.ci90_high) == pytest.approx((d.mean() - h, d.mean() + h))
+
+
+def test_one_fold_makes_the_seed_the_unit():
+    df = _grid({'global': (0.03, 0.01)}, seeds=5)
+    t = fold_aware_table(df[df.fold == 1], [('global', 'none')]).loc['global - none']
+    assert (t.test, t.unit, t.folds, t.pairs) == ('t-test', 'pair', 1, 5) and np.isnan(t.fold_t_p)
+
+
+def test_budget_check_equals_the_histories_read_by_hand():
+    "Each contrast at every epoch of the last quarter, from the history files with pandas alone"
+    out = RESULTS / 'mel-cpu'
+    b = budget_table(read_histories(out))
+    h = pd.concat([pd.read_csv(f).assign(**{k: v for k, v in zip(('fold', 'normalization', 'seed'), _key(f))})
+                   for f in (out / 'runs').glob('*.history.csv')])
+    assert [c for c in b.columns if c.startswith('epoch')] == [f"epoch {e}" for e in range(16, 21)]
+    for e in range(16, 21):
+        w = h[h.epoch == e].pivot_table(index=['fold', 'seed'], columns='normalization', values='accuracy')
+        assert b.loc['channel - global', f"epoch {e}"] == pytest.approx((w['channel'] - w['global']).mean())
+    last = b.filter(like='epoch').iloc[:, -1]
+    assert last.to_numpy() == pytest.approx(fold_aware_table(read_results(out)).estimate[last.index].to_numpy(), abs=1e-6)
+    signs = np.sign(b.filter(like='epoch').round(6))
+    assert list(b.sign_stable) == list((signs.nunique(axis=1) == 1) & (signs.iloc[:, 0] != 0))
+
+
+def _key(f: Path) -> tuple:
+    fold, *norm, seed = f.name.split('.')[0].split('-')
+    return int(fold[4:]), '-'.join(norm), int(seed[4:])
+
+
+def test_machines_are_listed_with_run_counts_and_old_run_files_say_they_predate():
+    df = pd.DataFrame([dict(device='cpu (2 cores)', cpu='AMD EPYC 9R14', cpu_bf16=True, cpu_amx=False, onednn='3.7',
+                            onednn_max_isa=None, threads=1, torch='2.14.1')] * 3
+                      + [dict(device='cpu (2 cores)', threads=1, torch='2.14.1')])
+    m = machines_table(df)
+    assert list(m.runs) == [3, 1] and m.iloc[1].cpu == 'not recorded' and m.iloc[0].onednn_max_isa == 'not recorded'
+    text = (RESULTS / 'frontends-cpu' / 'report.md').read_text()
+    assert ("Machines: these run files predate the recording of the CPU model, its bf16/AMX and oneDNN; they name "
+            "device cpu (2 cores); torch 2.14.1+cu130; threads 1.") in text
+
+
+def test_every_preset_says_how_its_recipe_was_chosen_and_the_report_prints_it():
+    assert set(CHOSEN) == set(PRESETS)
+    assert 'test fold' in CHOSEN['frontends-cpu'] and 'under 0.78' in CHOSEN['frontends-cpu']
+    assert 'blog post' in CHOSEN['blog'] and 'linear' in CHOSEN['linear-cpu'] and '2 CPU cores' in CHOSEN['mel-cpu']
+    for folder in ('frontends-cpu', 'mel-cpu', 'cv-bf16'):
+        name = read_preset(RESULTS / folder).name
+        assert f"How this recipe was chosen: {CHOSEN[name]}" in (RESULTS / folder / 'report.md').read_text()
+        hashes = set(_raw(folder).get('training_hash', pd.Series(dtype=str)).dropna())    # the recipe hash is kept
+        assert hashes <= {read_preset(RESULTS / folder).training_hash()}
+
+
+def test_reports_state_where_the_statistics_come_from():
+    cv, fe, blog = ((RESULTS / f / 'report.md').read_text() for f in ('cv-bf16', 'frontends-cpu', 'blog-fp32'))
+    assert 'random intercept per fold' in cv and "Holm's method over the contrasts of this grid (3 tests)" in cv
+    assert 'with one seed a fold, fold and pair coincide' in fe and 'MixedLM is not fitted' in fe
+    assert 'the seeds are the unit' in blog and '±0.01' in cv
+
+
+def test_compare_gives_per_normalization_verdicts_by_the_same_rules():
+    frames = {'mel-cpu': read_results(RESULTS / 'mel-cpu'), 'frontends-cpu': read_results(RESULTS / 'frontends-cpu')}
+    v = compare_verdicts(list(frames), frames=frames).loc['frontends-cpu']
+    w = pd.concat(frames, names=['folder']).reset_index(0).pivot_table(
+        index=['normalization', 'fold', 'seed'], columns='folder', values='final_accuracy').dropna()
+    d = (w['frontends-cpu'] - w['mel-cpu']).loc['global']                          # seed 0 of each fold: one a fold
+    assert v.loc['global', 'p'] == pytest.approx(st.ttest_1samp(d, 0).pvalue) and v.loc['global', 'verdict'] == 'ahead'
+    assert set(v.index) == {'global', 'channel', 'instance'}
