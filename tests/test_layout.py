@@ -55,11 +55,11 @@ def _listed(text: str, modules: set) -> list:
 
 
 def test_each_module_imports_only_those_listed_before_it():
-    "The order README's Layout and study/__init__.py give: the library first, then the study; every module is in it"
+    "The order the Layout of docs/development.md and study/__init__.py give: the library first, then the study; all modules"
     graph = import_graph()
     lib = {m.split('.')[1] for m in graph if m.count('.') == 1 and not m.endswith('.study')}
     study = {m.split('.')[2] for m in graph if m.startswith('esc50_norm.study.')}
-    layout = (PKG.parent / 'README.md').read_text().split('## Layout')[1].split('\n## ')[0]
+    layout = (PKG.parent / 'docs' / 'development.md').read_text().split('## Layout')[1].split('\n## ')[0]
     lib_part, study_part = layout.split('- `esc50_norm/study/`')
     lib_order, study_order = _listed(lib_part, lib), _listed(study_part, study)
     doc = ast.get_docstring(ast.parse((PKG / 'study' / '__init__.py').read_text()))
