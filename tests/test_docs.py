@@ -1,0 +1,185 @@
+"The front page (README.md) and the documentation site: what a reader runs and follows works, tables are the reports'"
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / 'README.md'
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _section(text: str, heading: str) -> str:
+    "The text under the line `heading` up to the next heading of its level or above"
+    level = heading.split(' ')[0]
+    return re.split(rf"\n#{{1,{len(level)}}} ", text.split(f"\n{heading}\n", 1)[1])[0]
+
+
+def _slug(heading: str) -> str:
+    "The anchor GitHub and MkDocs give a heading"
+    return re.sub(r"[\s]+", '-', re.sub(r"[^\w\s-]", '', heading.strip().lower()))
+
+
+def _md_tables(text: str) -> list:
+    "Each markdown table of `text`: its rows of cells, the separator row left out, emphasis and code marks removed"
+    tables, rows = [], []
+    for line in text.splitlines() + ['']:
+        if line.startswith('|'):
+            cells = [re.sub(r"\*\*|`", '', c).strip() for c in line.strip().strip('|').split('|')]
+            if not all(re.fullmatch(r":?-+:?", c) for c in cells): rows.append(cells)
+        elif rows: tables, rows = tables + [rows], []
+    return tables
+
+
+class _Tables(HTMLParser):
+    "The tables of an HTML page as rows of cell texts"
+    def __init__(self, html: str):
+        super().__init__()
+        self.tables, self.cell = [], None
+        self.feed(html)
+    def handle_starttag(self, tag, attrs):
+        if tag == 'table': self.tables.append([])
+        elif tag == 'tr' and self.tables: self.tables[-1].append([])
+        elif tag in ('td', 'th'): self.cell = ''
+    def handle_endtag(self, tag):
+        if tag in ('td', 'th') and self.cell is not None:
+            self.tables[-1][-1].append(' '.join(self.cell.split()))
+            self.cell = None
+    def handle_data(self, data):
+        if self.cell is not None: self.cell += data
+
+
+def _hooks():
+    spec = importlib.util.spec_from_file_location('docs_hooks', ROOT / 'docs' / 'hooks.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_readme_is_a_front_page():
+    text = README.read_text()
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    assert len(text.splitlines()) <= 150
+    assert headings == ['Install', 'A DataBlock', 'Normalizations', 'Statistics: save, load, export', 'The answer',
+                        'Two commands', 'Where the rest lives']
+    answer = _section(text, '## The answer')
+    assert '<!-- answer: written from the verdict tables -->' in answer and '(docs/results.md)' in answer
+
+
+def test_the_readme_installs_what_the_project_declares():
+    tomllib = pytest.importorskip('tomllib')
+    extras = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']['optional-dependencies']
+    install = _section(README.read_text(), '## Install')
+    assert {'ray', 'dev'} <= set(extras) and "pip install '.[ray]'" in install and "pip install -e '.[dev]'" in install
+    assert {'mkdocs', 'mkdocs-material', 'mkdocstrings-python', 'mkdocs-jupyter'} <= {re.split(r'[<>=]', r)[0] for r in extras['dev']}
+    assert '.[dev,ray]' in (ROOT / 'scripts' / 'setup').read_text() and "'.[dev,ray]'" in README.read_text()
+
+
+def test_the_readme_modes_are_the_registry():
+    from esc50_norm import MODES
+    table = _md_tables(_section(README.read_text(), '## Normalizations'))[0]
+    builtin = [m for m, mode in MODES.items() if type(mode).__module__ == 'esc50_norm.normalize']   # not the tests' own
+    assert table[0] == ['mode', 'statistics'] and [r[0] for r in table[1:]] == builtin and len(builtin) == 5
+
+
+def test_every_readme_link_resolves():
+    text = README.read_text()
+    anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+    links = LINK.findall(text)
+    assert len(links) >= 10
+    for link in links:
+        assert not re.match(r"^[a-z]+:", link), f"the front page links outside the repository: {link}"
+        path, _, anchor = link.partition('#')
+        if not path: assert anchor in anchors, link
+        else:
+            assert (ROOT / path).is_file(), f"README links to {path}, which is not a file of the repository"
+            if anchor: assert anchor in {_slug(h) for h in re.findall(r"^#+ (.+)$", (ROOT / path).read_text(), re.M)}, link
+
+
+@pytest.mark.slow                                              # it trains: xResNet18, one epoch (about 30 s on 2 busy cores)
+def test_the_readme_datablock_runs(fake_root, tmp_path, monkeypatch):
+    "The front page's example as it stands, on a generated ESC-50-shaped folder: 2-s clips, bs 4, one epoch"
+    code = re.search(r"## A DataBlock\n\n```python\n(.*?)```", README.read_text(), re.S)[1]
+    assert 'esc50_norm.study' not in code                      # the library's example needs nothing of the study
+    assert f"```python\n{code}```" in (ROOT / 'docs' / 'library.md').read_text()   # the library guide's is this one
+    for old, new in [("root = Path('ESC-50-master')", f"root = Path({str(fake_root)!r})"), ('duration=5', 'duration=2'),
+                     ('bs=64', 'bs=4'), ('fit_one_cycle(20,', 'fit_one_cycle(1,')]:
+        assert code.count(old) == 1, old
+        code = code.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    exec(compile(code, str(README), 'exec'), ns)
+    dls, learn = ns['dls'], ns['learn']
+    assert set(dls.valid.items.fold) == {1} and 1 not in set(dls.train.items.fold)
+    assert len(learn.recorder.values) == 1 and (tmp_path / 'model.pkl').is_file()
+    norm = ns['find_spec_normalize'](ns['load_learner']('model.pkl').dls.train)
+    assert norm.mode == 'global' and norm.has_stats and norm.n > 0
+
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory) -> Path:
+    "The site as `mkdocs build --strict` writes it"
+    out = tmp_path_factory.mktemp('site')
+    r = subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--strict', '--site-dir', str(out)], cwd=ROOT,
+                       capture_output=True, text=True, env={**os.environ, 'NO_MKDOCS_2_WARNING': '1'})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'WARNING' not in r.stderr, r.stderr
+    return out
+
+
+def test_the_home_page_is_the_readme(site):
+    html = (site / 'index.html').read_text()
+    readme = README.read_text()
+    assert re.findall(r'<h2 id="([^"]+)"', html) == [_slug(h) for h in re.findall(r"^## (.+)$", readme, re.M)]
+    assert _Tables(html).tables == [_md_tables(readme)[0]]
+    assert 'href="results/"' in html and 'href="library/"' in html     # docs/X.md: the site's page X
+
+
+def test_the_results_page_includes_each_reports_verdict_table(site):
+    "Each include line of docs/results.md stands, on the built page, for the table under its heading in the report"
+    source = (ROOT / 'docs' / 'results.md').read_text()
+    includes = re.findall(r"^<!-- include: (results/[\w.-]+/report\.md) (## .+) -->$", source, re.M)
+    assert len(includes) >= 9 and 'results/cv-bf16/report.md' in dict(includes)
+    built = _Tables((site / 'results' / 'index.html').read_text()).tables
+    expected = [_md_tables(_section((ROOT / path).read_text(), heading))[0] for path, heading in includes]
+    assert all(t[0][:2] == ['contrast', 'estimate'] and 'verdict' in t[0] for t in expected)
+    assert built[-len(expected):] == expected
+    typed = _md_tables(source.split('\n## Verdicts, as each report computes them\n')[0])
+    assert built[:len(typed)] == typed and len(built) == len(typed) + len(expected)
+
+
+def test_each_report_page_is_the_report(site):
+    reports = sorted(ROOT.glob('results/*/report.md'))
+    assert len(reports) >= 13
+    for report in reports:
+        page = site / report.relative_to(ROOT).with_suffix('') / 'index.html'
+        html, md = page.read_text(), report.read_text()
+        assert _Tables(html).tables == _md_tables(md), report
+        for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+            assert (site / report.parent.relative_to(ROOT) / img).read_bytes() == (report.parent / img).read_bytes()
+
+
+def test_the_notebooks_are_rendered_as_committed(site):
+    "Not executed: each page shows the committed notebook's images and execution counts"
+    for nb in sorted(ROOT.glob('nbs/*.ipynb')):
+        html = (site / 'nbs' / nb.stem / 'index.html').read_text()
+        cells = json.loads(nb.read_text())['cells']
+        pngs = sum('image/png' in o.get('data', {}) for c in cells for o in c.get('outputs', []))
+        assert pngs > 0 and html.count('src="data:image/png;base64,') == pngs, nb.name
+        counts = [c['execution_count'] for c in cells if c['cell_type'] == 'code' and c['execution_count']]
+        assert [int(n) for n in re.findall(r"In\xa0\[(\d+)\]:", html)] == counts, nb.name
+
+
+def test_an_include_of_a_missing_heading_fails_the_build():
+    from mkdocs.exceptions import PluginError
+    hooks = _hooks()
+    with pytest.raises(PluginError, match="no heading '## Nothing'"):
+        hooks.include('results/cv-bf16/report.md', '## Nothing', 'results.md')
+    with pytest.raises(PluginError, match='missing file'): hooks.include('results/none/report.md', None, 'results.md')
+    assert hooks.include('README.md', None, 'index.md').count('](results.md)') == README.read_text().count('](docs/results.md)')
