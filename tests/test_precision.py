@@ -7,7 +7,7 @@ from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.torch_core import set_seed
 
-from esc50_norm.precision import BF16Autocast, ChannelsLastInput, _cpu_flags, native_bf16
+from esc50_norm.precision import BF16Autocast, ChannelsLastInput, NarrowConvFP32, _cpu_flags, native_bf16
 
 
 def _dls(n=256, bs=32, c=1):
@@ -92,3 +92,54 @@ def test_native_bf16_reads_the_cpu_flags(tmp_path, monkeypatch, text, native):
 def test_native_bf16_without_cpuinfo_is_false(tmp_path):
     assert _cpu_flags.__wrapped__(str(tmp_path / 'absent')) == frozenset()
     assert native_bf16('meta') is False
+
+
+def _narrow_net():
+    "A convolution, then one strided along the width: on an input 1 wide, where oneDNN's bf16 weight gradient is wrong"
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, stride=2, padding=1)).to(
+        memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize('width,autocast,fp32', [(1, True, {'1'}), (8, True, set()), (1, False, set())])
+def test_the_guard_runs_convolutions_strided_along_a_narrow_width_in_fp32(width, autocast, fp32):
+    torch.manual_seed(0)
+    net, seen = _narrow_net(), []
+    for m in net: m.register_forward_hook(lambda m, i, o: seen.append((i[0].detach(), o.dtype)))
+    guard = NarrowConvFP32(net)
+    x = torch.randn(2, 1, 8, width).contiguous(memory_format=torch.channels_last)
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+        y = net(x)
+        after = torch.is_autocast_enabled('cpu')
+    assert guard.engaged == fp32 and after is autocast               # autocast left as the guard found it
+    low = torch.bfloat16 if autocast else torch.float32
+    assert [d for _, d in seen] == [low, torch.float32 if fp32 else low]
+    g = torch.randn(y.shape)
+    y.float().backward(g)
+    h, w = seen[1][0].double(), net[1].weight.detach().double().requires_grad_()
+    nn.functional.conv2d(h, w, stride=2, padding=1).backward(g.to(y.dtype).double())
+    err = (net[1].weight.grad - w.grad).abs().max() / w.grad.abs().max()
+    assert err < (1e-5 if fp32 or not autocast else 0.05), err   # fp32 where it was guarded: the right gradient
+    guard.remove()
+    assert not net[1]._forward_pre_hooks and len(net[1]._forward_hooks) == 1      # the guard's hooks gone, this test's left
+
+
+def _narrow_dls(n=64, bs=16):
+    "4 classes of 1x8x1 inputs: a batch is 1 wide"
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 1, 8, 1, generator=g)
+    ds = list(zip(x, (x[:, 0, :4, 0].sum(1) > 0).long() + 2 * (x[:, 0, 4:, 0].sum(1) > 0).long()))
+    return DataLoaders.from_dsets(ds, ds[:32], bs=bs, shuffle=False, drop_last=True, device='cpu')
+
+
+@pytest.mark.parametrize('flags', ['avx512f amx_bf16 amx_tile avx512_bf16', 'avx512f avx512_bf16', 'avx2 fma'])
+def test_bf16_autocast_guards_narrow_convolutions_alike_on_every_cpu(flags, monkeypatch):
+    "oneDNN's wrong gradient is not AMX's (AVX-512 BF16 and AVX-512 have it too): the same layers run in fp32 everywhere"
+    monkeypatch.setattr('esc50_norm.precision._cpu_flags', lambda: frozenset(flags.split()))
+    net = nn.Sequential(*_narrow_net(), nn.Flatten(), nn.Linear(16 * 4, 4))
+    cb = BF16Autocast()
+    learn = Learner(_narrow_dls(), net, loss_func=nn.CrossEntropyLoss(), cbs=[cb, ChannelsLastInput()])
+    assert cb.fp32_convs is None                                   # before a fit
+    with pytest.warns(RuntimeWarning, match=r"bf16 on the CPU: 1 run in fp32 \(strided along an input narrower"):
+        with learn.no_bar(), learn.no_logging(): learn.fit(2)
+    assert cb.fp32_convs == ('1',) and all(torch.isfinite(p).all() for p in net.parameters())
+    assert not any(m._forward_pre_hooks for m in net)             # the hooks are gone after the fit
