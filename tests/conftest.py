@@ -1,11 +1,5 @@
 "Shared fixtures: a small generated ESC-50-shaped folder, and the real ESC-50 copy beside the repository when there is one"
-import os
 from pathlib import Path
-
-# oneDNN's AMX kernels (Intel Xeon 4th gen and later) give non-finite bf16 outputs of the first convolution now and then
-# on the suite's tiny inputs with 2 threads (11 of 30 smoke runs at bs 2; 0 of 30 without AMX, in fp32, or on 1 thread):
-# the suite runs oneDNN at the ISA of the reference AMD EPYC (AVX-512 BF16), read once, before torch is imported
-os.environ.setdefault('ONEDNN_MAX_CPU_ISA', 'AVX512_CORE_BF16')
 
 import matplotlib
 import pytest
