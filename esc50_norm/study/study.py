@@ -14,6 +14,11 @@ from .train import load_study_data, release_memory, train_one
 __all__ = ['Study']
 
 
+def _precision(p: Preset) -> str:
+    "A resolved preset's precision in words: 'bf16 + channels-last', 'fp32', ..."
+    return ('bf16' if p.bf16 else 'fp32') + (' + channels-last' if p.channels_last else '')
+
+
 _LOADED: dict = {}
 "The decoded clips of the last study loaded in this process: an engine's worker runs many runs on the same data"
 
@@ -61,9 +66,25 @@ class Study:
             new = self.preset.recipe()
             changed = sorted(k for k, v in old.recipe().items() if new.get(k) != v)
             changed += sorted(set(new) - set(old.recipe()))
-            raise ValueError(f"{self.out} holds runs of another recipe (changed: {changed}); use another --out folder"
-                             + (" (or --fp32 to resume fp32 runs)" if {'bf16', 'channels_last'} & set(changed) else ""))
+            text = f"{self.out} holds runs of another recipe (changed: {changed})"
+            if set(changed) <= {'bf16', 'channels_last'}: raise ValueError(f"{text}: {self._precision_advice(old)}")
+            raise ValueError(f"{text}; use another --out folder")
         return old
+
+    def _precision_advice(self, old: Preset) -> str:
+        "The flags that resume `old`'s runs, of another precision, as recorded; on a CPU without native bf16, their cost"
+        from ..precision import bf16_cost, native_bf16
+        flags = ' '.join(f for f, on in (('--bf16', old.bf16), ('--channels-last', old.channels_last)) if on) or '--fp32'
+        text = f"its runs are in {_precision(old)}, this study's would be in {_precision(self.preset)}"
+        device = str(self.device or pick_device()).split(':')[0]
+        if not old.bf16 or device != 'cpu' or native_bf16('cpu'):
+            return f"{text}; {flags} resumes the folder as recorded (or use another --out folder)"
+        cfg, n = self.preset.spec_cfg, int(round(self.preset.sr * self.preset.duration))
+        shape = (min(self.preset.bs, 8), 1, cfg.n_freq, cfg.n_frames(n))
+        return (f"{text}. This CPU has no native bf16 (neither avx512_bf16 nor amx_bf16 among its flags): {flags} "
+                f"resumes the folder as recorded, in emulated bf16, where a training step of the preset's model on its "
+                f"input ({'x'.join(map(str, shape[1:]))}, batches of {shape[0]}) takes {bf16_cost(shape):.1f}x as long "
+                "as in fp32 (3 steps of each, timed just now); or use another --out folder")
 
     def prepare(self):
         "Claim the folder for this recipe and dataset, atomically (of two at once, one is refused); wider grids grow it"

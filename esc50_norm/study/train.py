@@ -104,7 +104,8 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     cbs = ([timer, FiniteLoss()] + ([ChannelsLastInput()] if preset.channels_last else [])
            + ([MixUp(preset.mixup)] if preset.mixup else []))
     learn = Learner(dls, model_for(normalization, preset.spec_cfg, len(dls.vocab)), metrics=accuracy, cbs=cbs)
-    if preset.bf16: learn.add_cb(BF16Autocast())             # CUDA: fastai's MixedPrecision; CPU: CPU autocast
+    bf16 = BF16Autocast() if preset.bf16 else None           # CUDA: fastai's MixedPrecision; CPU: CPU autocast
+    if bf16: learn.add_cb(bf16)
     if data.device.type == 'cuda': torch.cuda.reset_peak_memory_stats(data.device)
     t0 = time.perf_counter()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(preset.epochs, preset.lr)
@@ -132,7 +133,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
                train_clips_per_s=round(n_train * preset.epochs / sum(timer.train_times), 1),
                n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset), dataset=data.dataset.name,
                dataset_kind=data.dataset.kind, dataset_fingerprint=data.dataset.fingerprint(),
-               **_environment(data.device), **provenance(),
+               **_environment(data.device, bf16), **provenance(),
                training_hash=preset.training_hash(), started_at=started, finished_at=now(),
                config=json.dumps(preset.as_dict(), sort_keys=True))
     return row, hist
@@ -164,10 +165,13 @@ def release_memory(device=None):
     if device is not None and torch.device(device).type == 'cuda': torch.cuda.empty_cache()
 
 
-def _environment(device: torch.device) -> dict:
+def _environment(device: torch.device, bf16: BF16Autocast | None = None) -> dict:
+    "The machine and libraries of a run; `bf16_fp32_convs`: the convolutions the CPU bf16 guard ran in fp32 (None: no guard)"
     import fastai, torchaudio
     cuda, rss = device.type == 'cuda', resident_gib()
+    fp32_convs = None if bf16 is None else bf16.fp32_convs
     return dict(device=torch.cuda.get_device_name(device) if cuda else f"cpu ({os.cpu_count()} cores)",
                 gpu_mem_peak_gib=round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if cuda else None,
                 rss_gib=None if rss is None else round(rss, 3), **machine(),
+                bf16_fp32_convs=None if fp32_convs is None else ', '.join(fp32_convs),
                 torch=torch.__version__, torchaudio=torchaudio.__version__, fastai=fastai.__version__)
