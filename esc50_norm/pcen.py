@@ -17,7 +17,7 @@ from torchaudio.functional import lfilter
 
 from .spectrogram import AudioSpectrogram
 
-__all__ = ['smoothing_coef', 'pcen_smooth', 'pcen_compress', 'pcen', 'PCEN', 'LearnedPCEN']
+__all__ = ['smoothing_coef', 'pcen_smooth', 'pcen_compress', 'pcen', 'PCEN', 'LearnedPCEN', 'FrozenPCEN']
 
 _MIN = 1e-6
 "`LearnedPCEN`'s floor for the bias (delta) and the smoothing coefficient, which must stay positive"
@@ -190,3 +190,17 @@ class LearnedPCEN(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.n_mels}, sr={self.sr}, hop_length={self.hop_length}, time_constant={self.time_constant}, "
                 f"eps={self.eps}")
+
+
+class FrozenPCEN(LearnedPCEN):
+    """`LearnedPCEN` with its parameters frozen at their initial values (buffers, not parameters): fixed PCEN as a
+    module at the model input, fed what `LearnedPCEN` is fed, so that the two differ in learning alone. It computes
+    `pcen(x, sr, hop_length, gain, bias, power, time_constant, eps)`; no optimizer, weight decay or `unfreeze` moves
+    it."""
+    _PARAMS = ('alpha', 'delta', 'root', 'smooth_coef')
+    def __init__(self, n_mels: int, **kwargs):
+        super().__init__(n_mels, **kwargs)
+        for k in self._PARAMS:
+            v = getattr(self, k).detach().clone()
+            delattr(self, k)
+            self.register_buffer(k, v)

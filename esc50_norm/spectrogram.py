@@ -72,9 +72,10 @@ class _Scale(torch.nn.Module):
 
 
 class LinearBands(torch.nn.Module):
-    "A filterbank of `n_bands` triangular bands spaced linearly over f_min..f_max (`torchaudio.functional.linear_fbanks`)"
+    "A filterbank of `n_bands` triangular bands spaced linearly over f_min..f_max (`torchaudio`'s `linear_fbanks`)"
     # the linear counterpart of torchaudio's `MelScale`: [..., n_stft, frames] -> [..., n_bands, frames]
-    def __init__(self, n_bands: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None, n_stft: int = 201):
+    def __init__(self, n_bands: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None,
+                 n_stft: int = 201):
         super().__init__()
         f_max = float(f_max if f_max is not None else sample_rate // 2)
         self.register_buffer('fb', torchaudio.functional.linear_fbanks(n_stft, f_min, f_max, n_bands, sample_rate))
@@ -87,7 +88,8 @@ def _filterbank_spectrogram(c: SpectrogramConfig, stft: dict) -> torch.nn.Module
     "torchaudio's STFT, then the filterbank of `c` if it has one (mel or linear bands)"
     if not c.mel: return torchaudio.transforms.Spectrogram(**stft)
     if c.band_scale == 'mel':
-        return torchaudio.transforms.MelSpectrogram(c.sample_rate, f_min=c.f_min, f_max=c.f_max, n_mels=c.n_mels, **stft)
+        return torchaudio.transforms.MelSpectrogram(c.sample_rate, f_min=c.f_min, f_max=c.f_max, n_mels=c.n_mels,
+                                                    **stft)
     return torch.nn.Sequential(torchaudio.transforms.Spectrogram(**stft),
                                LinearBands(c.n_mels, c.sample_rate, c.f_min, c.f_max, n_stft=c.n_fft // 2 + 1))
 

@@ -339,3 +339,38 @@ def test_pcen_of_the_cpu_grid_smooths_at_its_hop_of_512(name):
     ref = librosa.pcen(S.numpy(), sr=16000, hop_length=512)
     assert_rel(out, ref, 1e-4)
     assert np.abs(ref - librosa.pcen(S.numpy(), sr=16000, hop_length=256)).max() > 0.1     # the hop matters
+
+
+def test_frozen_pcen_is_learned_pcen_at_its_start_and_librosa_and_stays_so_through_training():
+    "pcen_learned - pcen_frozen measures learning alone: the same module, input and start; only one of them moves"
+    from esc50_norm.pcen import FrozenPCEN
+    S = mel_magnitudes(clips(), hop=512, n_mels=64)
+    learned, frozen = LearnedPCEN(64, hop_length=512), FrozenPCEN(64, hop_length=512)
+    assert torch.equal(learned(S), frozen(S))
+    assert_rel(frozen(S), librosa.pcen(S.numpy(), sr=16000, hop_length=512), 1e-4)
+    assert list(frozen.parameters()) == [] and sorted(dict(frozen.named_buffers())) == sorted(dict(learned.named_parameters()))
+    before = frozen(S)
+    for m in (learned, frozen):                                   # one step of what fastai's Adam does, weight decay and all
+        net = torch.nn.Sequential(m, torch.nn.Conv2d(1, 2, 3))
+        opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=0.1, weight_decay=0.1)
+        net(S).square().mean().backward()
+        opt.step()
+    assert not torch.equal(learned(S), frozen(S)) and torch.equal(frozen(S), before)
+
+
+def test_the_study_feeds_frozen_and_learned_pcen_alike():
+    "In the study both front ends take the same magnitudes from the same pipeline and start from the same parameters"
+    from esc50_norm.study.normalizations import get_normalization
+    from esc50_norm.study.presets import get_preset
+    from esc50_norm.study.train import model_for
+    cfg = get_preset('frontends-cpu').spec_cfg
+    frozen, learned = get_normalization('pcen_frozen'), get_normalization('pcen_learned')
+    assert frozen.spec_cfg(cfg) == learned.spec_cfg(cfg) == cfg.for_pcen() and not frozen.wave
+    x = AudioTensor(clips(seconds=5.0), sr=16000)
+    tf, tl = frozen.tfms(cfg), learned.tfms(cfg)
+    assert [type(t) for t in tf] == [type(t) for t in tl] == [AudioToSpec]
+    S = tf[0](x)
+    mf, ml = model_for('pcen_frozen', cfg, 50), model_for('pcen_learned', cfg, 50)
+    assert torch.equal(mf[0](S), ml[0](tl[0](x)))
+    n_params = lambda m: sum(p.numel() for p in m.parameters())
+    assert n_params(ml) - n_params(mf) == 4 * 64                      # alpha, delta, root, smooth_coef per band

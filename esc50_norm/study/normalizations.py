@@ -1,15 +1,21 @@
 """The normalizations the study compares, by name. Each is one `Normalization`, a plain record read through three
 methods: `spec_cfg(cfg)` (the spectrogram it needs: log, or mel magnitudes for PCEN), `tfms(cfg)` (the batch
 transforms of the pipeline) and `frontend(cfg)` (a module before the model, learned with it, or None). A new one is
-one entry in `NORMALIZATIONS`; a new kind of front end is one entry in `FRONTENDS`."""
+one entry in `NORMALIZATIONS`; a new kind of front end is one entry in `FRONTENDS`, which says what it takes."""
 from __future__ import annotations
 from dataclasses import dataclass
+from typing import Callable
 
-__all__ = ['Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_normalization', 'norm_tfms']
+__all__ = ['FrontEnd', 'Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_normalization', 'norm_tfms']
 
 def _learned_pcen(n_freq: int, cfg):
     from ..pcen import LearnedPCEN
     return LearnedPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop)
+
+
+def _frozen_pcen(n_freq: int, cfg):
+    from ..pcen import FrozenPCEN
+    return FrozenPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop)
 
 
 def _bn_freq(n_freq: int, cfg):
@@ -17,8 +23,17 @@ def _bn_freq(n_freq: int, cfg):
     return FreqBatchNorm(n_freq)
 
 
-FRONTENDS = {'pcen_learned': _learned_pcen, 'bn_freq': _bn_freq}
-"Model-side front ends by name: `f(n_freq, spectrogram config) -> nn.Module`, before the network, trained with it"
+@dataclass(frozen=True)
+class FrontEnd:
+    "A model-side front end: `build(n_freq, spectrogram config) -> nn.Module`, and whether it takes magnitudes, not dB"
+    build: Callable
+    magnitudes: bool = False         # filterbank magnitudes scaled as librosa's (PCEN) in place of the dB spectrogram
+
+
+FRONTENDS = {'pcen_learned': FrontEnd(_learned_pcen, magnitudes=True),
+             'pcen_frozen': FrontEnd(_frozen_pcen, magnitudes=True),
+             'bn_freq': FrontEnd(_bn_freq)}
+"Model-side front ends by name, before the network, trained with it (or frozen)"
 
 
 @dataclass(frozen=True)
@@ -29,11 +44,12 @@ class Normalization:
     mean_only: bool = False          # subtract the mode's mean without dividing
     pcen: bool = False               # fixed PCEN (`librosa.pcen`) on mel magnitudes, in place of the dB step
     front: str | None = None         # a front end of `FRONTENDS` before the model
+    compared_with: tuple = ()        # for PCEN and front ends: the normalizations a report contrasts it with
 
     @property
     def magnitudes(self) -> bool:
-        "Whether it works on mel magnitudes (PCEN, fixed or learned) instead of dB"
-        return self.pcen or self.front == 'pcen_learned'
+        "Whether it works on filterbank magnitudes (PCEN, fixed or learned) instead of dB"
+        return self.pcen or (self.front is not None and FRONTENDS[self.front].magnitudes)
 
     @property
     def spec_norm(self) -> str:
@@ -58,7 +74,7 @@ class Normalization:
         "The module to put before the model (trained with it, exported inside it), or None"
         if self.front is None: return None
         cfg = self.spec_cfg(cfg)
-        return FRONTENDS[self.front](cfg.n_freq, cfg)
+        return FRONTENDS[self.front].build(cfg.n_freq, cfg)
 
 
 NORMALIZATIONS = {
@@ -74,10 +90,16 @@ NORMALIZATIONS = {
     'minmax_nowave':    Normalization(wave=False, mode='minmax'),
     'instance':         Normalization(wave=True,  mode='instance'),
     'instance_global':  Normalization(wave=True,  mode='instance_global'),
-    # PCEN assumes audio in [-1, 1] (its scaling and bias do): no waveform normalization before it
-    'pcen':             Normalization(wave=False, pcen=True),             # Lostanlen et al. 2019, librosa's defaults
-    'pcen_learned':     Normalization(wave=False, front='pcen_learned'),  # LEAF: per-channel PCEN, learned in training
-    'bn_freq':          Normalization(wave=True,  front='bn_freq'),       # PANNs' bn0: BatchNorm over mel bins at input
+    # PCEN assumes audio in [-1, 1] (its scaling and bias do): no waveform normalization before it.
+    # Lostanlen et al. 2019, librosa's defaults, as a batch transform (before any augmentation of the spectrogram)
+    'pcen':             Normalization(wave=False, pcen=True, compared_with=('global',)),
+    # LEAF: per-channel PCEN at the model input, learned in training (after the augmentation)
+    'pcen_learned':     Normalization(wave=False, front='pcen_learned',
+                                      compared_with=('global', 'pcen', 'pcen_frozen')),
+    # that module frozen at its start, librosa's PCEN: pcen_learned - pcen_frozen is what learning alone gives
+    'pcen_frozen':      Normalization(wave=False, front='pcen_frozen', compared_with=('global', 'pcen')),
+    # PANNs' bn0: BatchNorm over mel bins at input
+    'bn_freq':          Normalization(wave=True,  front='bn_freq', compared_with=('global',)),
 }
 "Every normalization the study knows, by name; a new one is one entry here"
 
