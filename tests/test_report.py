@@ -16,7 +16,7 @@ from esc50_norm.study.report import (compare_equivalence, compare_folders, compa
 from esc50_norm.study.runs import read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
-README = RESULTS.parent / 'README.md'
+README = RESULTS.parent / 'docs' / 'results.md'
 
 
 def _fake_results(accs: dict, fold: int = 1) -> pd.DataFrame:
@@ -65,6 +65,11 @@ def test_contrasts_follow_the_normalizations_of_the_grid():
     mel = contrasts(get_preset('mel').normalizations)
     assert ('minmax', 'wave') in mel and ('instance', 'global') in mel and ('global', 'none') not in mel
     assert ('channel_meanonly', 'channel') in contrasts(['none', 'wave', 'channel', 'channel_meanonly'])
+    fronts = contrasts(['global', 'pcen', 'pcen_learned', 'pcen_frozen', 'bn_freq'])
+    assert fronts == [('pcen', 'global'), ('pcen_learned', 'global'), ('pcen_learned', 'pcen'),
+                      ('pcen_learned', 'pcen_frozen'), ('pcen_frozen', 'global'), ('pcen_frozen', 'pcen'),
+                      ('bn_freq', 'global')]
+    assert contrasts(['global', 'pcen_learned']) == [('pcen_learned', 'global')]    # only the arms the grid holds
 
 
 def test_study_time_is_first_start_to_last_finish():

@@ -67,9 +67,9 @@ def _unit_text(tests: pd.DataFrame) -> str:
     if 'MixedLM' in tests_:
         parts.append("the folds hold several seeds each, so the fold is the unit that varies: the primary test is a "
                      "linear mixed model of the pair differences with a random intercept per fold (statsmodels "
-                     "`MixedLM`, `d ~ 1`, REML; its Wald z-test and normal CI), with the fold means' t-test "
-                     "(`fold_t_p`, on folds - 1 degrees of freedom) beside it: with few folds the z-test is the more "
-                     "liberal of the two")
+                     "`MixedLM`, `d ~ 1`, REML; its Wald statistic and CI on t with folds - 1 degrees of freedom, "
+                     "not normal, which with 5 folds would be liberal), with the fold means' t-test (`fold_t_p`) "
+                     "beside it")
     if 'fold t-test' in tests_:
         parts.append("with one seed a fold, fold and pair coincide: the primary test is the t-test of the fold "
                      "differences, and the pair-level tests test the same units (MixedLM is not fitted)")
