@@ -4,11 +4,14 @@ For each preset and precision:
   step  - the bare xResNet18 training step on a random batch of the preset's spectrogram size (the floor: nothing but the model)
   epoch - the study's epoch: `train_one` of fold 1, global, seed 0, one epoch (training and validation, as the study runs it)
 The two precisions alternate, repetition by repetition, so that both see the same machine; each figure is the median over
-repetitions. The ratio is fp32's time over bf16's (> 1: bf16 is faster). Usage:
+repetitions. The ratio is fp32's time over bf16's (> 1: bf16 is faster). On a CPU without native bf16 (no avx512_bf16 or
+amx_bf16) bf16 is emulated, and the table is what choosing it there costs; the header says which, and the oneDNN ISA cap
+(`ONEDNN_MAX_CPU_ISA=AVX2` on an AVX-512 CPU takes torch's path of an AVX2-only one). Usage:
   python benchmarks/precision.py --data ../shared/esc50 [--presets mel,mel-cpu] [--reps 2] [--steps 5] [--out FILE]
 """
 from __future__ import annotations
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -19,6 +22,7 @@ import pandas as pd
 import torch
 from fastai.vision.models.xresnet import xresnet18
 
+from esc50_norm.precision import cpu_model, native_bf16
 from esc50_norm.study import get_dataset, get_preset
 from esc50_norm.study.presets import Job
 from esc50_norm.study.train import load_study_data, release_memory, train_one
@@ -85,10 +89,12 @@ def main(argv=None):
         del data
         release_memory()
     res = pd.DataFrame(rows)
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model() or platform.processor() or platform.machine()
+    isa = os.environ.get('ONEDNN_MAX_CPU_ISA')
+    bf16 = ('native' if native_bf16() else 'emulated (no avx512_bf16 or amx_bf16)') + (f", oneDNN capped at {isa}" if isa else '')
     text = (f"# fp32 against bf16 autocast + channels-last on the CPU\n\n"
             f"`python benchmarks/precision.py {' '.join(argv if argv is not None else sys.argv[1:])}`: {torch.get_num_threads()} "
-            f"threads ({cpu}), torch {torch.__version__}, python {platform.python_version()}. The precisions alternate "
+            f"threads ({cpu}; bf16 {bf16}), torch {torch.__version__}, python {platform.python_version()}. The precisions alternate "
             f"repetition by repetition; each time is the median of {a.reps}. The study's epoch is `train_one` of fold 1, "
             f"global, one epoch: {'all' if a.clips_per_class is None else a.clips_per_class} clips per class and fold, "
             f"training and validation. speedup = fp32 / bf16.\n\n"
