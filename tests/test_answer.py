@@ -1,0 +1,84 @@
+"""Every sentence of the answer says what its report's computed verdict says (README, the results page, notebook 02).
+
+A claim is a link `[a − b: VERDICT](results/FOLDER/report.md#verdicts)`: the contrast `a - b` of that folder's verdict
+table must have exactly that verdict. A sentence that calls a tie needs a claim of equivalence; one that calls a win or
+a loss needs an ahead/behind claim."""
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from esc50_norm.study.report import folder_verdicts
+
+ROOT = Path(__file__).resolve().parents[1]
+CLAIM = re.compile(r"\[([\w]+) − ([\w]+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
+                   r"\((?:\.\./)?results/([\w.-]+)/report\.md#verdicts\)")
+TIE = re.compile(r"\b(ties?|tied|tie with|does nothing|no better than|as good as|cannot be told apart|"
+                 r"does not matter|makes no difference)\b", re.I)
+WIN = re.compile(r"\b(beats?|outperforms?|better than|worse than|wins? over|loses to|is ahead|is behind)\b", re.I)
+
+
+@lru_cache(maxsize=None)
+def verdicts(folder: str) -> dict:
+    t = folder_verdicts(ROOT / 'results' / folder)
+    return {c.replace(' - ', ' − '): (v, m) for c, v, m in zip(t.index, t.verdict, t.margin)}
+
+
+def sentences(text: str) -> list:
+    "The sentences of a markdown text, tables, headings, code and include lines left out"
+    prose = '\n'.join(l for l in text.splitlines() if not l.startswith(('|', '#', '<!--', '    ', '```', '![')))
+    prose = re.sub(r"```.*?```", ' ', prose, flags=re.S)
+    return [s.strip() for s in re.split(r"(?<=[.;!?])\s+(?=[A-Z*`\[(-])|\n\s*\n|\n- ", prose) if s.strip()]
+
+
+def check(text: str) -> list:
+    "What in `text` its reports do not support: one line each (empty: every claim holds)"
+    bad = []
+    for s in sentences(text):
+        claims = CLAIM.findall(s)
+        for a, b, said, folder in claims:
+            computed = verdicts(folder).get(f"{a} − {b}")
+            if computed is None: bad.append(f"{folder} has no contrast {a} − {b}: {s!r}")
+            elif said != computed[0]: bad.append(f"{folder} {a} − {b} is {computed[0]!r}, the text says {said!r}: {s!r}")
+        said = {c[2] for c in claims}
+        bare = CLAIM.sub('', s)
+        if TIE.search(bare) and not any(v.startswith('equivalent') for v in said):
+            bad.append(f"a tie without an equivalence claim: {s!r}")
+        if WIN.search(bare) and not said & {'ahead', 'behind'}:
+            bad.append(f"a win or a loss without an ahead/behind claim: {s!r}")
+    return bad
+
+
+def notebook_markdown(path) -> str:
+    return '\n\n'.join(''.join(c['source']) for c in json.loads(Path(path).read_text())['cells'] if c['cell_type'] == 'markdown')
+
+
+ANSWERS = {'README.md': lambda: (ROOT / 'README.md').read_text(),
+           'docs/results.md': lambda: (ROOT / 'docs' / 'results.md').read_text(),
+           'nbs/02_results.ipynb': lambda: notebook_markdown(ROOT / 'nbs' / '02_results.ipynb')}
+
+
+@pytest.mark.parametrize('name', ANSWERS)
+def test_every_claim_of_the_answer_is_its_reports_verdict(name):
+    text = ANSWERS[name]()
+    n = len(CLAIM.findall(text))
+    assert n >= (5 if name == 'README.md' else 10), f"{name} states only {n} claims as verdict links"
+    assert check(text) == []
+
+
+def test_the_check_fails_when_a_sentence_claims_more_than_its_verdict():
+    text = (ROOT / 'README.md').read_text()
+    unsettled = '[channel − global: unsettled](results/cv-bf16/report.md#verdicts)'
+    assert unsettled in text and check(text) == []
+    won = check(text.replace(unsettled, '[channel − global: behind](results/cv-bf16/report.md#verdicts)'))
+    assert len(won) == 1 and "is 'unsettled', the text says 'behind'" in won[0]
+    tie = check(text + "\n\nOn linear input global and channel tie [channel − global: unsettled]"
+                       "(results/cv-bf16/report.md#verdicts).\n")
+    assert len(tie) == 1 and tie[0].startswith('a tie without an equivalence claim')
+    win = check(text + "\n\nOn the strong recipe learned PCEN beats global.\n")
+    assert len(win) == 1 and win[0].startswith('a win or a loss without')
+    assert check(text + "\n\nPer-channel statistics are as good as global "
+                        "[channel − global: equivalent within ±0.01](results/mel-cpu/report.md#verdicts).\n") == []
+    assert 'has no contrast' in check("[global − channel: unsettled](results/mel-cpu/report.md#verdicts).")[0]
