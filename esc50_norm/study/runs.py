@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import claim, claim_holder, write_atomic
+from ..atomic import claim, write_atomic
 from ..compat import recorded_dataset
 from .presets import Job, Preset
 
 __all__ = ['PresetFileError', 'read_preset', 'check_dataset', 'reproduces', 'RunFileError', 'run_files', 'read_run',
-           'damaged_runs', 'read_results', 'write_results_csv', 'record_run', 'RunTaken', 'mark_running', 'in_progress',
-           'running_runs', 'provenance', 'now']
+           'damaged_runs', 'read_results', 'write_results_csv', 'record_run', 'RunTaken', 'mark_running', 'running_runs',
+           'provenance', 'now']
 
 KEYS = ['preset', 'fold', 'normalization', 'seed']
 
@@ -143,11 +143,6 @@ def mark_running(out, job: Job, **info) -> Path:
         raise RunTaken(f"{job.id} is in progress in {who} (since {holder.get('started_at', '?')}): skipped; "
                             f"remove {p} if that process is gone")
     return p
-
-
-def in_progress(out, job: Job) -> bool:
-    "Whether `job` is claimed by a process that may still run it"
-    return claim_holder(Path(out) / 'runs' / f"{job.id}.running.json") is not None
 
 
 def running_runs(out) -> dict:
