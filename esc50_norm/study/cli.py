@@ -274,8 +274,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _load_plugins() -> bool:
+    "Load the installed plugins (their presets are then among --preset's); False, the error printed, if one fails"
+    from .plugins import PluginError, load_plugins
+    try: load_plugins()
+    except PluginError as e:
+        print(f"esc50-norm: error: {e}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv=None) -> int:
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')   # raised by an import in torchaudio
+    if not _load_plugins(): return 2
     a = _parser().parse_args(argv)
     try: return a.func(a) or 0
     except KeyboardInterrupt:

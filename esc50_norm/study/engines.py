@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from .device import pick_device
+from .plugins import load_plugins
 from .presets import Job
 from .runs import RunTaken, read_run, write_results_csv
 from .study import Study
@@ -105,6 +106,7 @@ def _worker(wid: int, threads: int, study: Study, inbox, outbox):
     # pinned to its GPU by the CUDA_VISIBLE_DEVICES it was started with
     signal.signal(signal.SIGINT, signal.SIG_IGN)              # Ctrl-C is the study process's: it stops the workers
     if threads: torch.set_num_threads(threads)
+    load_plugins()                                            # a fresh interpreter: the plugins' modes, normalizations
     parent = mp.parent_process()
     while (msg := _next(inbox, parent)) is not None:
         job, attempt = msg
@@ -230,6 +232,7 @@ def _row(study: Study, job: Job) -> dict: return read_run(study.file(job, '.json
 
 def _ray_run(study: Study, job: Job) -> dict:
     "A Ray task: one run, its files written by the worker like any other; {'skipped': why} when another process has it"
+    load_plugins()
     try: return study.run(job, engine='ray')
     except RunTaken as e: return dict(skipped=str(e))
 
