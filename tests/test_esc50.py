@@ -67,11 +67,12 @@ def test_non_integer_folds_are_named(fake):
 @pytest.mark.parametrize('kind', ['esc50', 'esc10'])
 def test_a_read_validates_the_table_once_and_the_files_once(kind, fake, monkeypatch):
     "A dataset's `meta()`: ESC-50's table checks once (esc50.validate_meta), the files once (datasets.check_meta)"
-    from esc50_norm.study import datasets, esc50
+    from esc50_norm.study import esc50
+    from esc50_norm.study.datasets import checks
     df = pd.read_csv(fake / 'meta' / 'esc50.csv')
     df.assign(esc10=df.target < 2).to_csv(fake / 'meta' / 'esc50.csv', index=False)
     calls = []
-    for mod, name in ((esc50, 'validate_meta'), (esc50, '_check_audio'), (datasets, '_check_files')):
+    for mod, name in ((esc50, 'validate_meta'), (esc50, '_check_audio'), (checks, '_check_files')):
         monkeypatch.setattr(mod, name, lambda *a, _f=getattr(mod, name), _n=name, **k: calls.append(_n) or _f(*a, **k))
     assert len(get_dataset(kind, data=fake, full=False).meta()) == (20 if kind == 'esc50' else 10)
     assert calls == ['validate_meta', '_check_files']

@@ -1,0 +1,55 @@
+"Folds: seeded, stratified ones for clips without them; a fold's split; a small subset of every class and fold"
+from __future__ import annotations
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from .base import STANDARD, DatasetError
+
+__all__ = ['stratified_folds', 'fold_split', 'subset_per_class']
+
+
+def stratified_folds(labels, k: int, seed: int = 0, files=None) -> np.ndarray:
+    """Seeded, stratified folds 1..k: each class (in sorted order) is shuffled by `seed` and dealt round-robin, going on
+    where the previous class stopped, so a class's clips per fold differ by at most one, and so do the folds' sizes"""
+    labels = pd.Series(np.asarray(labels, dtype=object))
+    order = pd.Series(np.asarray(files if files is not None else range(len(labels)), dtype=object)).astype(str)
+    out, start = np.zeros(len(labels), dtype=int), 0
+    for label in sorted(labels.unique(), key=str):
+        # a fixed order first: the files' sorted names
+        idx = order[labels == label].sort_values(kind='stable').index.to_numpy()
+        idx = idx[np.random.default_rng([seed, zlib.crc32(str(label).encode())]).permutation(len(idx))]
+        out[idx] = (start + np.arange(len(idx))) % k + 1
+        start += len(idx)
+    return out
+
+
+def _generate_folds(df: pd.DataFrame, k: int, seed: int, source) -> pd.DataFrame:
+    "`df` with `fold` made by `stratified_folds`; a class with fewer clips than folds is an error that names it"
+    if not isinstance(k, (int, np.integer)) or k < 2:
+        raise DatasetError(f"k_folds must be an integer of at least 2, got {k!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise DatasetError(f"fold_seed must be a whole number of at least 0, got {seed!r}")
+    counts = df.label.astype(str).value_counts()
+    few = counts[counts < k]
+    if len(few): raise DatasetError(f"{source}: classes with fewer clips than the {k} folds: {few.to_dict()}; "
+                                    "every fold needs a clip of every class: "
+                                    f"use k_folds={max(2, int(counts.min()))} or fewer, or add clips")
+    others = [c for c in df.columns if c not in STANDARD]
+    return df.assign(fold=stratified_folds(df.label.astype(str), k, seed, df.file))[[*STANDARD, *others]]
+
+
+def fold_split(df: pd.DataFrame, valid_fold: int) -> tuple[list, list]:
+    "Indices of the training rows (the other folds) and of the validation rows (`valid_fold`; 0: none, all train)"
+    if valid_fold == 0: return list(range(len(df))), []
+    folds = sorted(map(int, df.fold.unique()))
+    if valid_fold not in folds: raise DatasetError(f"fold {valid_fold!r} does not exist; this data has folds {folds}")
+    is_valid = (df.fold == valid_fold).to_numpy()
+    return list(map(int, (~is_valid).nonzero()[0])), list(map(int, is_valid.nonzero()[0]))
+
+
+def subset_per_class(df: pd.DataFrame, n: int | None) -> pd.DataFrame:
+    "The first `n` clips of every class in every fold (all when `n` is None): small but complete grids for smoke runs"
+    if n is None: return df
+    return df[df.groupby(['fold', 'label']).cumcount() < n].reset_index(drop=True)
