@@ -14,7 +14,7 @@ from esc50_norm.study.baseline import compute_baseline, ensure_baseline, read_ba
 from esc50_norm.study.cache import load_or_build_cache
 from esc50_norm.study.datasets import clip_duration, clip_info
 from esc50_norm.study.report import paired_differences, summary_table, write_report, _md
-from esc50_norm.study.sizing import MIN_FRAMES, MIN_STEPS, bs_for, epochs_for, frames, hop_for, size_recipe
+from esc50_norm.study.sizing import MIN_FRAMES, MIN_STEPS, bs_for, epochs_for, hop_for, n_frames, size_recipe
 from fake_collections import make_esc50, make_tone_classes
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -28,10 +28,10 @@ def tones(tmp_path_factory) -> Path:
 
 def test_frames_hop_batch_and_epochs_follow_the_rules():
     quick = PRESETS['quick'].spec
-    assert frames(quick, 5.0) == 79 and frames(quick, 1.27) == 20             # the 1.27-s words: 20 frames
+    assert n_frames(quick, 5.0) == 79 and n_frames(quick, 1.27) == 20         # the 1.27-s words: 20 frames
     assert hop_for(quick, 5.0) == 1024 and hop_for(quick, 1.27) == 256
-    assert frames({**quick, 'hop_length': 256}, 1.27) == 80
-    assert frames({**quick, 'center': False}, 1.0) == 1 + (16000 - 1024) // 1024
+    assert n_frames({**quick, 'hop_length': 256}, 1.27) == 80
+    assert n_frames({**quick, 'center': False}, 1.0) == 1 + (16000 - 1024) // 1024
     assert bs_for(64, 1600) == 64 and bs_for(64, 240) == 32 and bs_for(64, 5) == 2
     assert epochs_for(4, 1600, 64) == 8 and epochs_for(4, 240, 32) == 29 and epochs_for(40, 240, 32) == 40
 
@@ -60,7 +60,7 @@ def test_a_small_collection_gets_enough_frames_batches_and_steps_and_preset_json
     ds, logs = get_dataset(tones), []
     p = get_preset('quick').resolved('cpu').for_dataset(ds, log=logs.append)
     n_train = len(ds.meta()) - int((ds.meta().fold == 1).sum())            # 72 clips in 5 folds; quick: fold 1
-    assert frames(p.spec, p.duration) >= MIN_FRAMES > frames(PRESETS['quick'].spec, p.duration)
+    assert n_frames(p.spec, p.duration) >= MIN_FRAMES > n_frames(PRESETS['quick'].spec, p.duration)
     assert p.spec['hop_length'] == 256 and p.bs == 8 and n_train // p.bs * p.epochs >= MIN_STEPS
     assert p.sized['hop_length'] == [1024, 256] and p.sized['bs'] == [64, 8] and p.sized['epochs'] == [4, p.epochs]
     assert p.sized['steps'] == n_train // 8 * p.epochs and p.sized['train_clips'] == n_train

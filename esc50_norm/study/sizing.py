@@ -10,9 +10,10 @@ import math
 
 import pandas as pd
 
+from ..configs import SpectrogramConfig
 from .datasets import subset_per_class
 
-__all__ = ['TUNED_ON', 'MIN_FRAMES', 'MIN_STEPS', 'MIN_BATCHES', 'frames', 'hop_for', 'bs_for', 'epochs_for',
+__all__ = ['TUNED_ON', 'MIN_FRAMES', 'MIN_STEPS', 'MIN_BATCHES', 'n_frames', 'hop_for', 'bs_for', 'epochs_for',
            'train_clips', 'steps', 'size_recipe', 'sizing_text']
 
 TUNED_ON = ('esc50', 'esc10')
@@ -25,16 +26,20 @@ MIN_BATCHES = 4
 "An epoch has at least this many batches (ESC-50 at bs 64: 25)"
 
 
-def frames(spec: dict, duration: float) -> int:
-    "Spectrogram frames of a clip of `duration` s under `spec` (a `SpectrogramConfig` as a dict)"
-    n = round(spec['sample_rate'] * duration)
-    return 1 + (n if spec.get('center', True) else max(0, n - spec['n_fft'])) // spec['hop_length']
+def n_frames(spec: dict, duration: float) -> int:
+    "Spectrogram frames of a clip of `duration` s under `spec` (a `SpectrogramConfig` as a dict): its `n_frames`"
+    cfg = SpectrogramConfig(**spec)
+    return cfg.n_frames(round(cfg.sample_rate * duration))
+
+
+frames = n_frames
+"The old name of `n_frames` (report.baselines imports it); `frames` elsewhere is a dict of DataFrames"
 
 
 def hop_for(spec: dict, duration: float, min_frames: int = MIN_FRAMES) -> int:
-    "The spectrogram's hop, halved until a clip of `duration` s has at least `min_frames` frames"
-    hop = spec['hop_length']
-    while hop > 1 and frames({**spec, 'hop_length': hop}, duration) < min_frames: hop //= 2
+    "The spectrogram's hop (`SpectrogramConfig.hop`), halved until a clip of `duration` s has `min_frames` frames"
+    hop = SpectrogramConfig(**spec).hop
+    while hop > 1 and n_frames({**spec, 'hop_length': hop}, duration) < min_frames: hop //= 2
     return hop
 
 
@@ -66,18 +71,19 @@ def size_recipe(preset, ds) -> dict:
     of what was derived; {} for the kinds of `TUNED_ON`, or when nothing needs changing"""
     if ds.kind in TUNED_ON: return {}
     spec, given = dict(preset.spec), set(preset.given)
+    cfg = SpectrogramConfig(**spec)
     n_train = train_clips(ds.meta(), preset.folds, preset.clips_per_class)
-    hop = spec['hop_length'] if 'spec' in given else hop_for(spec, preset.duration)
+    hop = cfg.hop if 'spec' in given else hop_for(spec, preset.duration)
     bs = preset.bs if 'bs' in given else bs_for(preset.bs, n_train)
     epochs = preset.epochs if 'epochs' in given else epochs_for(preset.epochs, n_train, bs)
     new = dict(hop_length=hop, bs=bs, epochs=epochs)
-    old = dict(hop_length=spec['hop_length'], bs=preset.bs, epochs=preset.epochs)
+    old = dict(hop_length=cfg.hop, bs=preset.bs, epochs=preset.epochs)
     if new == old: return {}
     sized = {k: [old[k], v] for k, v in new.items() if v != old[k]}
-    sized.update(frames=frames({**spec, 'hop_length': hop}, preset.duration), steps=steps(n_train, bs, epochs),
+    sized.update(frames=n_frames({**spec, 'hop_length': hop}, preset.duration), steps=steps(n_train, bs, epochs),
                  train_clips=n_train, duration=preset.duration,
                  rules=dict(min_frames=MIN_FRAMES, min_batches=MIN_BATCHES, min_steps=MIN_STEPS))
-    return dict(spec={**spec, 'hop_length': hop}, bs=bs, epochs=epochs, sized=sized)
+    return dict(spec=spec if hop == cfg.hop else {**spec, 'hop_length': hop}, bs=bs, epochs=epochs, sized=sized)
 
 
 def sizing_text(name: str, sized: dict) -> str:
