@@ -8,7 +8,8 @@ from torch import nn
 
 from esc50_norm import (AudioTensor, AudioToSpec, Augment, SpecStatsCallback, SpectrogramConfig, audio_item_tfms, find_spec_normalize,
                         training_inputs)
-from esc50_norm.study import fold_dataloaders, fold_split
+from esc50_norm.study import fold_split, norm_tfms
+from esc50_norm.study.pipelines import pipeline_dataloaders
 from conftest import fake_cached
 from esc50_norm.study.datasets import DatasetError
 from fastai.data.all import Pipeline
@@ -20,9 +21,11 @@ SPEC = SpectrogramConfig(n_fft=256, hop_length=160, mel=True, n_mels=24)
 def fake(tmp_path_factory): return fake_cached(tmp_path_factory.mktemp('fake'), sr=22050, seconds=(0.8, 1.6), duration=1.0)
 
 
-def dls_for(fake, mode='channel', pipeline='cached', **kw):
+def dls_for(fake, mode='channel', pipeline='cached', stats_frac=1.0, augment=None):
+    "The 'files' pipeline decodes as the cache was (1 s)"
     root, df, cache = fake
-    return fold_dataloaders(df, 1, mode, SPEC, bs=4, pipeline=pipeline, cache=cache, audio_root=root / 'audio', device='cpu', duration=1.0, **kw)
+    tfms = norm_tfms(mode, SPEC, stats_frac, augment)
+    return pipeline_dataloaders(df, 1, tfms, bs=4, pipeline=pipeline, cache=cache, audio_root=root / 'audio', device='cpu')
 
 
 def independent_specs(fake, rows):

@@ -52,7 +52,7 @@ def make_dls(fake, kind):
                            splitter=FoldSplitter(valid_fold=1),
                            batch_tfms=[AudioNormalize(), AudioToSpec(SPEC), SpecNormalize('channel')])
         return dblock.dataloaders(df, bs=4, num_workers=0)
-    return fold_dataloaders(df, 1, 'channel', SPEC, bs=4, pipeline=kind, cache=cache, audio_root=root / 'audio', device='cpu', duration=SECONDS)
+    return fold_dataloaders(df, 1, 'channel', SPEC, pipeline=kind, cache=cache, audio_root=root / 'audio', bs=4, device='cpu')
 
 
 @pytest.fixture(scope='module')

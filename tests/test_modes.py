@@ -11,7 +11,8 @@ from torch import nn
 
 from esc50_norm import MODES, AudioSpectrogram, SpecNormalize, SpecStatsCallback, SpectrogramConfig, StatsFileError, find_spec_normalize
 from conftest import fake_cached
-from esc50_norm.study import fold_dataloaders
+from esc50_norm.study import norm_tfms
+from esc50_norm.study.pipelines import pipeline_dataloaders
 
 PER_CLIP = 'standard deviations (per clip; cannot be decoded)'
 
@@ -229,9 +230,9 @@ SPEC = SpectrogramConfig(n_fft=256, hop_length=160, mel=True, n_mels=16)
 def fake(tmp_path_factory): return fake_cached(tmp_path_factory.mktemp('fake'), sr=16000, seconds=(0.5, 1.0), duration=0.5)[1:]
 
 
-def dls_for(fake, normalization, **kw):
+def dls_for(fake, normalization, stats_frac=1.0):
     df, cache = fake
-    return fold_dataloaders(df, 1, normalization, SPEC, bs=4, pipeline='cached', cache=cache, device='cpu', **kw)
+    return pipeline_dataloaders(df, 1, norm_tfms(normalization, SPEC, stats_frac), bs=4, pipeline='cached', cache=cache, device='cpu')
 
 
 def every_x(dl):

@@ -363,14 +363,29 @@ def test_the_study_feeds_frozen_and_learned_pcen_alike():
     from esc50_norm.study.normalizations import get_normalization
     from esc50_norm.study.presets import get_preset
     from esc50_norm.study.train import model_for
-    cfg = get_preset('frontends-cpu').spec_cfg
+    preset = get_preset('frontends-cpu')
+    cfg = preset.spec_cfg
     frozen, learned = get_normalization('pcen_frozen'), get_normalization('pcen_learned')
     assert frozen.spec_cfg(cfg) == learned.spec_cfg(cfg) == cfg.for_pcen() and not frozen.wave
     x = AudioTensor(clips(seconds=5.0), sr=16000)
     tf, tl = frozen.tfms(cfg), learned.tfms(cfg)
     assert [type(t) for t in tf] == [type(t) for t in tl] == [AudioToSpec]
     S = tf[0](x)
-    mf, ml = model_for('pcen_frozen', cfg, 50), model_for('pcen_learned', cfg, 50)
+    mf, ml = model_for(preset.arm('pcen_frozen'), 50), model_for(preset.arm('pcen_learned'), 50)
     assert torch.equal(mf[0](S), ml[0](tl[0](x)))
     n_params = lambda m: sum(p.numel() for p in m.parameters())
     assert n_params(ml) - n_params(mf) == 4 * 64                      # alpha, delta, root, smooth_coef per band
+
+
+def test_an_arm_is_the_normalization_resolved_once_for_its_recipe():
+    "What the pipeline, the model and the result row need, from one lookup: spectrogram, batch transforms, a front end"
+    from esc50_norm.study.normalizations import NORMALIZATIONS, norm_tfms
+    from esc50_norm.study.presets import get_preset
+    p = get_preset('frontends-cpu')
+    arm = p.arm('pcen_learned')
+    assert arm.normalization is NORMALIZATIONS['pcen_learned'] and arm.spec == p.spec_cfg.for_pcen()
+    assert [type(t).__name__ for t in arm.tfms] == ['RandomTimeShift', 'AudioToSpec', 'SpecMask']
+    assert arm.tfms[1].cfg == arm.spec
+    assert [type(t) for t in norm_tfms('pcen_learned', p.spec_cfg, p.stats_frac, p.augmentation)] == [type(t) for t in arm.tfms]
+    a, b = arm.frontend(), arm.frontend()
+    assert type(a).__name__ == 'LearnedPCEN' and a is not b and p.arm('global').frontend() is None

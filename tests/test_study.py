@@ -326,7 +326,7 @@ def test_pcen_and_front_ends_train_export_and_predict_a_file_alike(fake_root, tm
     p = tiny(normalizations=(norm,)).resolved('cpu').for_dataset(ds)
     data = load_study_data(p, ds, tmp_path / 'cache', 'cpu', progress=False)
     dls = fold_dataloaders(data.df, 1, norm, p.spec_cfg, bs=4, cache=data.cache, device='cpu')
-    learn = Learner(dls, model_for(norm, p.spec_cfg, len(dls.vocab)))
+    learn = Learner(dls, model_for(p.arm(norm), len(dls.vocab)))
     learn.fit(1, 1e-2)
     x, _ = dls.train.one_batch()
     if norm == 'pcen': assert x.normalized == 'PCEN' and (x >= 0).all()           # PCEN's output, not dB

@@ -1,12 +1,16 @@
 """The normalizations the study compares, by name. Each is one `Normalization`, a plain record read through three
 methods: `spec_cfg(cfg)` (the spectrogram it needs: log, or mel magnitudes for PCEN), `tfms(cfg)` (the batch
-transforms of the pipeline) and `frontend(cfg)` (a module before the model, learned with it, or None). A new one is
-one entry in `NORMALIZATIONS`; a new kind of front end is one entry in `FRONTENDS`, which says what it takes."""
+transforms of the pipeline) and `frontend(cfg)` (a module before the model, learned with it, or None). `resolve` turns
+a name and a recipe's settings into an `Arm`, once: all that the pipeline, the model and the result row need. A new one
+is one entry in `NORMALIZATIONS`; a new kind of front end is one entry in `FRONTENDS`, which says what it takes."""
 from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ['FrontEnd', 'Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_normalization', 'norm_tfms']
+from ..configs import AudioConfig, SpectrogramConfig
+
+__all__ = ['FrontEnd', 'Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_normalization', 'Arm', 'resolve',
+           'norm_tfms']
 
 def _learned_pcen(n_freq: int, cfg):
     from ..pcen import LearnedPCEN
@@ -110,9 +114,28 @@ def get_normalization(name: str) -> Normalization:
     except KeyError: raise ValueError(f"unknown normalization {name!r}; known: {list(NORMALIZATIONS)}") from None
 
 
+@dataclass(frozen=True)
+class Arm:
+    "One normalization resolved for a recipe: the spectrogram it works on, the pipeline's batch transforms, its front end"
+    name: str
+    normalization: Normalization
+    spec: SpectrogramConfig          # the spectrogram it works on (mel magnitudes for PCEN)
+    tfms: list                       # [augmentations of the waveform], the normalization's transforms, [of the spectrogram]
+
+    def frontend(self):
+        "A new module to put before the model (trained with it, exported inside it), or None"
+        front = self.normalization.front
+        return None if front is None else FRONTENDS[front].build(self.spec.n_freq, self.spec)
+
+
+def resolve(name: str, spec_cfg=None, frac: float = 1.0, augment=None) -> Arm:
+    "Normalization `name` on `spec_cfg` (default `BasicSpectrogram`), with the training-only augmentations of `augment`"
+    from ..augment import augment_tfms
+    n, wave, spec = get_normalization(name), *augment_tfms(augment)
+    cfg = spec_cfg or AudioConfig.BasicSpectrogram()
+    return Arm(name, n, n.spec_cfg(cfg), [*wave, *n.tfms(cfg, frac), *spec])
+
+
 def norm_tfms(normalization: str, spec_cfg=None, frac: float = 1.0, augment=None) -> list:
     "The batch transforms of `normalization`, with the training-only augmentations of `augment` around them"
-    from ..augment import augment_tfms
-    from ..configs import AudioConfig
-    wave, spec = augment_tfms(augment)
-    return [*wave, *get_normalization(normalization).tfms(spec_cfg or AudioConfig.BasicSpectrogram(), frac), *spec]
+    return resolve(normalization, spec_cfg, frac, augment).tfms

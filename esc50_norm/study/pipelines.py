@@ -14,7 +14,7 @@ from .datasets import fold_split
 from .normalizations import norm_tfms
 
 __all__ = ['FoldSplitter', 'CachedClip', 'files_datablock', 'cached_datablock', 'device_dataloaders',
-           'fold_dataloaders']
+           'pipeline_dataloaders', 'fold_dataloaders']
 
 
 class FoldSplitter:
@@ -68,21 +68,28 @@ def device_dataloaders(cache: ClipCache, df: pd.DataFrame, valid_fold: int, batc
     return DataLoaders(train, valid, device=train.device)
 
 
-def fold_dataloaders(df: pd.DataFrame, valid_fold: int, normalization: str = 'channel', spec_cfg=None, bs: int = 64,
-                     pipeline: str = 'device', cache: ClipCache | None = None, audio_root=None, device=None,
-                     stats_frac: float = 1.0, augment=None, duration: float = 5.0,
-                     downmix: str = 'mean') -> DataLoaders:
-    "DataLoaders for one validation fold and normalization through `pipeline`: 'files', 'cached' or 'device'"
-    # 'files' decodes `audio_root`/`file` at the spectrogram's rate, `duration`, `downmix`; the others use `cache`
-    tfms = norm_tfms(normalization, spec_cfg, stats_frac, augment)
+def pipeline_dataloaders(df: pd.DataFrame, valid_fold: int, batch_tfms: list, bs: int = 64, pipeline: str = 'device',
+                         cache: ClipCache | None = None, audio_root=None, device=None) -> DataLoaders:
+    "DataLoaders for one validation fold, its batches through `batch_tfms`, by `pipeline`: 'files', 'cached' or 'device'"
+    # 'files' decodes `audio_root`/`file` at the spectrogram's rate, as `cache` was (its duration, downmix; none: 5 s,
+    # mean); the others look the clips up in `cache`
     if pipeline == 'files':
         if audio_root is None:
             raise ValueError("the 'files' pipeline needs the folder the clips' paths start from (audio_root)")
-        sr = next(t.cfg.sample_rate for t in tfms if isinstance(t, AudioToSpec))
-        dblock = files_datablock(audio_root, valid_fold, tfms, sr, duration, downmix)
+        sr = next(t.cfg.sample_rate for t in batch_tfms if isinstance(t, AudioToSpec))
+        s = cache.settings if cache is not None else dict(duration=5.0, downmix='mean')
+        dblock = files_datablock(audio_root, valid_fold, batch_tfms, sr, s['duration'], s['downmix'])
         return dblock.dataloaders(df, bs=bs, device=device, num_workers=0)
     if cache is None: raise ValueError(f"pipeline {pipeline!r} needs a ClipCache")
     if pipeline == 'cached':
-        return cached_datablock(cache, valid_fold, tfms).dataloaders(df, bs=bs, device=device, num_workers=0)
-    if pipeline == 'device': return device_dataloaders(cache, df, valid_fold, tfms, bs=bs, device=device)
+        return cached_datablock(cache, valid_fold, batch_tfms).dataloaders(df, bs=bs, device=device, num_workers=0)
+    if pipeline == 'device': return device_dataloaders(cache, df, valid_fold, batch_tfms, bs=bs, device=device)
     raise ValueError(f"pipeline must be 'files', 'cached' or 'device', got {pipeline!r}")
+
+
+def fold_dataloaders(df: pd.DataFrame, valid_fold: int, normalization: str = 'channel', spec_cfg=None,
+                     pipeline: str = 'device', cache: ClipCache | None = None, audio_root=None,
+                     **kwargs) -> DataLoaders:
+    "DataLoaders for one validation fold and normalization (on `spec_cfg`) by `pipeline`; `kwargs`: `bs`, `device`"
+    return pipeline_dataloaders(df, valid_fold, norm_tfms(normalization, spec_cfg), pipeline=pipeline, cache=cache,
+                                audio_root=audio_root, **kwargs)

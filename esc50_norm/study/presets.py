@@ -9,7 +9,7 @@ from typing import NamedTuple
 from ..compat import later, recorded_dict
 from ..configs import AudioConfig, Augment, SpectrogramConfig
 from .datasets import check_folds, clip_duration
-from .normalizations import NORMALIZATIONS
+from .normalizations import NORMALIZATIONS, Arm, resolve
 from .sizing import size_recipe, sizing_text
 
 __all__ = ['Job', 'run_id', 'Preset', 'PRESETS', 'CHOSEN', 'chosen', 'get_preset', 'GRID_FIELDS', 'PIPELINES']
@@ -91,6 +91,10 @@ class Preset:
     def augmentation(self) -> Augment | None:
         "The `Augment` of this recipe, or None"
         return Augment(**self.augment) if self.augment else None
+
+    def arm(self, normalization: str) -> Arm:
+        "Normalization `normalization` resolved for this recipe: its spectrogram, batch transforms and front end"
+        return resolve(normalization, self.spec_cfg, self.stats_frac, self.augmentation)
 
     def as_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
     def update(self, **kwargs) -> Preset: return replace(self, **kwargs)

@@ -25,8 +25,8 @@ from ..precision import BF16Autocast, ChannelsLastInput, machine
 from .cache import ClipCache, load_or_build_cache
 from .device import pick_device
 from .datasets import Dataset, fold_split, subset_per_class
-from .normalizations import get_normalization
-from .pipelines import fold_dataloaders
+from .normalizations import Arm
+from .pipelines import pipeline_dataloaders
 from .presets import Job, Preset
 from .runs import now, provenance
 
@@ -71,6 +71,12 @@ class StudyData:
     cache: ClipCache
     device: torch.device
 
+    def dataloaders(self, valid_fold: int, batch_tfms: list, bs: int, pipeline: str):
+        "DataLoaders of these clips for one validation fold, their batches through `batch_tfms`, by `pipeline`"
+        fold_split(self.df, valid_fold)                      # an unknown fold fails here, before any work
+        return pipeline_dataloaders(self.df, valid_fold, batch_tfms, bs, pipeline, self.cache, self.dataset.audio_root,
+                                    self.device)
+
 
 def load_study_data(preset: Preset, dataset: Dataset, cache_dir=None, device=None, progress: bool = True,
                     log=print) -> StudyData:
@@ -86,16 +92,12 @@ def load_study_data(preset: Preset, dataset: Dataset, cache_dir=None, device=Non
 
 def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_file=None) -> tuple[dict, pd.DataFrame]:
     "Train xResNet18 from scratch on one fold, normalization and seed: a result row and the per-epoch history"
-    preset = preset.resolved(data.device)
-    fold, normalization, seed = job
-    if fold: fold_split(data.df, fold)                          # an unknown fold fails here, before any work
+    preset, (fold, normalization, seed) = preset.resolved(data.device), job
     started = now()
     set_seed(seed, reproducible=True)
     t_setup = time.perf_counter()
-    dls = fold_dataloaders(data.df, fold, normalization, spec_cfg=preset.spec_cfg, bs=preset.bs,
-                           pipeline=preset.pipeline, cache=data.cache, audio_root=data.dataset.audio_root,
-                           device=data.device, stats_frac=preset.stats_frac, augment=preset.augmentation,
-                           duration=preset.duration, downmix=preset.downmix)
+    arm = preset.arm(normalization)                           # what the pipeline, the model and the row need
+    dls = data.dataloaders(fold, arm.tfms, preset.bs, preset.pipeline)
     setup_s = time.perf_counter() - t_setup                      # DataLoaders, including the stats pass
     if len(dls.train) == 0:
         raise ValueError(f"{job.id}: the training folds hold {len(dls.train.dataset)} clips, "
@@ -103,7 +105,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     timer = EpochTimer()
     cbs = ([timer, FiniteLoss()] + ([ChannelsLastInput()] if preset.channels_last else [])
            + ([MixUp(preset.mixup)] if preset.mixup else []))
-    learn = Learner(dls, model_for(normalization, preset.spec_cfg, len(dls.vocab)), metrics=accuracy, cbs=cbs)
+    learn = Learner(dls, model_for(arm, len(dls.vocab)), metrics=accuracy, cbs=cbs)
     bf16 = BF16Autocast() if preset.bf16 else None           # CUDA: fastai's MixedPrecision; CPU: CPU autocast
     if bf16: learn.add_cb(bf16)
     if data.device.type == 'cuda': torch.cuda.reset_peak_memory_stats(data.device)
@@ -121,7 +123,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     if norm is not None and norm.learns_stats and stats_file is not None:
         norm.save(stats_file, fold=fold, normalization=normalization)
     if model_file is not None: export(learn, model_file)
-    n_train, n = len(dls.train) * dls.train.bs, get_normalization(normalization)
+    n_train, n = len(dls.train) * dls.train.bs, arm.normalization
     acc = hist.accuracy.astype(float)
     row = dict(preset=preset.name, fold=fold, normalization=normalization, seed=seed,
                wave_norm=n.wave, spec_norm=n.spec_norm, mean_only=n.mean_only,
@@ -139,10 +141,10 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     return row, hist
 
 
-def model_for(normalization: str, spec_cfg, n_out: int) -> nn.Module:
-    "xResNet18 from scratch (1 input channel), behind the normalization's front end when it has one"
+def model_for(arm: Arm, n_out: int) -> nn.Module:
+    "xResNet18 from scratch (1 input channel), behind the front end of `arm` when it has one"
     body = xresnet18(pretrained=False, c_in=1, n_out=n_out)
-    front = get_normalization(normalization).frontend(spec_cfg)
+    front = arm.frontend()
     return body if front is None else nn.Sequential(front, body)
 
 
