@@ -84,7 +84,7 @@ def data_report(info: pd.DataFrame | None, duration: float | None = None) -> str
     return '\n'.join(lines + ([f"cropped: {cut}"] if cut else []))
 
 
-def _progress(files: list, progress: bool, log=None):
+def _decoding_progress(files: list, progress: bool, log=None):
     "`files` under a progress bar on a terminal; elsewhere (a file, a pipe) a few lines through `log`, or nothing"
     if not progress: return files
     if sys.stdout.isatty(): return progress_bar(files, leave=False)
@@ -107,7 +107,7 @@ def build_cache(audio_root, files, sr: int = 16000, duration: float = 5.0, downm
     files = [str(f) for f in files]
     x = torch.zeros(len(files), 1, round(sr * duration))
     bad, info = [], []
-    for i, f in enumerate(_progress(files, progress, log)):
+    for i, f in enumerate(_decoding_progress(files, progress, log)):
         try: a = AudioTensor.create(Path(audio_root) / f)
         except AudioLoadError as e:
             bad.append(str(e))
@@ -121,7 +121,7 @@ def build_cache(audio_root, files, sr: int = 16000, duration: float = 5.0, downm
     return cache
 
 
-def _read(path: Path) -> ClipCache | None:
+def _load(path: Path) -> ClipCache | None:
     "The cache file at `path`, or None (with a warning naming it) when it cannot be read: it is then rebuilt"
     try:
         d = torch.load(path, weights_only=True)
@@ -150,7 +150,7 @@ def load_or_build_cache(audio_root, files, cache_dir=None, sr: int = 16000, dura
     settings = dict(sr=sr, duration=duration, downmix=downmix)
     folder = Path(cache_dir or default_cache_dir())
     path = folder / f"{name}-{cache_key([Path(audio_root) / f for f in files], name=name, **settings)}.pt"
-    if path.exists() and (cache := _read(path)) is not None:
+    if path.exists() and (cache := _load(path)) is not None:
         if (why := _mismatch(cache, files, settings)) is None: return cache
         warnings.warn(f"clip cache {path} is damaged ({why}); decoding the clips again")
     cache = build_cache(audio_root, files, sr, duration, downmix, progress, log)

@@ -94,11 +94,11 @@ def cmd_compare(a):
     from ..atomic import write_atomic
     from .report import compare_report, folder_runs, plot_folds
     folders = [a.reference, *a.results]
-    frames = folder_runs(folders)
-    text = compare_report(folders, frames)
+    runs = folder_runs(folders)
+    text = compare_report(folders, runs)
     print(text)
     if a.out: write_atomic(Path(a.out), f"# Comparison of {', '.join(map(str, folders))}\n\n{text}")
-    if a.figure: plot_folds(frames, a.figure)
+    if a.figure: plot_folds(runs, a.figure)
 
 
 def cmd_cache(a):
@@ -165,10 +165,8 @@ def cmd_demo(a):
     demo(a.out)
 
 
-def _parser() -> argparse.ArgumentParser:
-    from .presets import PRESETS
-    p = argparse.ArgumentParser(prog='esc50-norm', description=__doc__)
-    sub = p.add_subparsers(dest='cmd', required=True)
+def _data_options() -> argparse.ArgumentParser:
+    "The options that choose a dataset and its cache, shared by the commands that read one"
     data = argparse.ArgumentParser(add_help=False)
     data.add_argument('--dataset', help="esc50 (default), esc10, KIND:PATH (urbansound8k, csv, folders) or a PATH: "
                                         "an ESC-50 or UrbanSound8K folder, a .csv file, a folder per class")
@@ -183,8 +181,13 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument('--fold-seed', type=_natural, help="the seed of those folds (default 0)")
     data.add_argument('--cache-dir',
                       help="where decoded clips are cached; default $ESC50_NORM_CACHE or ~/.cache/esc50_norm")
+    return data
+
+
+def _recipe_options(presets) -> argparse.ArgumentParser:
+    "The options that choose a preset and override its recipe, shared by the commands that train"
     recipe = argparse.ArgumentParser(add_help=False)
-    recipe.add_argument('--preset', default='quick', help=f"{', '.join(PRESETS)} (default quick)")
+    recipe.add_argument('--preset', default='quick', help=f"{', '.join(presets)} (default quick)")
     recipe.add_argument('--smoke', action='store_true',
                         help="the preset's CI-sized form: folds 1-2, 1 seed, 1 epoch, 1 clip per class and fold")
     recipe.add_argument('--device', help="cuda, cpu, ... (default: the GPU when there is one)")
@@ -203,7 +206,10 @@ def _parser() -> argparse.ArgumentParser:
                              "bf16 autocast + channels-last)")
     recipe.add_argument('--bf16', action='store_true', help="bf16 autocast, also on a CPU without native bf16")
     recipe.add_argument('--channels-last', action='store_true', help="channels-last memory, also without bf16")
+    return recipe
 
+
+def _add_study(sub, data, recipe):
     s = sub.add_parser('study', parents=[data, recipe], help="run (or resume) a preset's grid, then write its report")
     s.add_argument('--out', help="results folder (default results/PRESET); finished runs in it are skipped")
     s.add_argument('--folds', type=_ints)
@@ -212,6 +218,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated names, e.g. none,wave,global,channel,minmax,instance")
     s.add_argument('--shard', type=_shard, default=(0, 1),
                    help="run every n-th job, i/n (1-based): one of n machines or array tasks")
+    _engine_options(s)
+    s.add_argument('--save-models', action='store_true', help="export each run's model as runs/<run>.pkl")
+    s.add_argument('--no-report', action='store_true', help="skip the report (e.g. in all but the last shard)")
+    s.add_argument('--no-baseline', action='store_true', help="skip the classical baseline (once per folder, into "
+                                                              "baseline.json: MFCC statistics + logistic regression "
+                                                              "on the same folds)")
+    s.set_defaults(func=cmd_study)
+
+
+def _engine_options(s):
+    "`study`'s options of where its runs run"
     s.add_argument('--workers', type=int,
                    help="processes per GPU (default: 5 on CUDA, which fills an H100; 1 on the CPU)")
     s.add_argument('--gpus', type=_ints, help="GPUs to use, e.g. 0,1 (default: every visible GPU)")
@@ -221,18 +238,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="how often a run whose worker died is tried again (default 1)")
     s.add_argument('--stop-after', type=float,
                    help="start no run after this many seconds (runs in progress finish; local engine only)")
-    s.add_argument('--save-models', action='store_true', help="export each run's model as runs/<run>.pkl")
-    s.add_argument('--no-report', action='store_true', help="skip the report (e.g. in all but the last shard)")
-    s.add_argument('--no-baseline', action='store_true', help="skip the classical baseline (once per folder, into "
-                                                              "baseline.json: MFCC statistics + logistic regression "
-                                                              "on the same folds)")
-    s.set_defaults(func=cmd_study)
 
+
+def _add_report(sub, data):
     r = sub.add_parser('report', parents=[data],
                        help="tables and plots from results folders (and a comparison when given several)")
     r.add_argument('results', nargs='+', help="results folders (holding preset.json and runs/)")
     r.set_defaults(func=cmd_report)
 
+
+def _add_compare(sub):
     c = sub.add_parser('compare', help="compare results folders with a reference one, normalization by normalization")
     c.add_argument('reference', help="the results folder to compare with, e.g. the committed results/quick-cpu")
     c.add_argument('results', nargs='+', help="the other results folders")
@@ -241,6 +256,8 @@ def _parser() -> argparse.ArgumentParser:
                                     "and their shared contrasts per fold, to this PNG")
     c.set_defaults(func=cmd_compare)
 
+
+def _add_train(sub, data, recipe):
     t = sub.add_parser('train', parents=[data, recipe], help="train one model of a preset and export it for `predict`")
     t.add_argument('--fold', type=_fold, default=1,
                    help="the validation fold (ESC-50: 1-5), or 'all' to train on every fold (default 1)")
@@ -249,11 +266,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--out', help="the model file (default models/PRESET-foldF-NORMALIZATION-seedS.pkl)")
     t.set_defaults(func=cmd_train)
 
+
+def _add_baseline(sub, data, recipe):
     b = sub.add_parser('baseline', parents=[data, recipe], help="the classical baseline alone (MFCC statistics + "
                                                                "logistic regression on every fold) into baseline.json")
     b.add_argument('--out', required=True, help="the folder for baseline.json (a results folder, or one of its own)")
     b.set_defaults(func=cmd_baseline)
 
+
+def _add_predict(sub):
     pr = sub.add_parser('predict', help="the top classes of audio files under an exported model")
     pr.add_argument('model', help="a model file from `esc50-norm train` or `study --save-models`")
     pr.add_argument('files', nargs='+', help="WAV/FLAC/OGG files, any sample rate, channels and length")
@@ -261,16 +282,36 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument('--json', action='store_true', help="print JSON")
     pr.set_defaults(func=cmd_predict)
 
+
+def _add_cache(sub, data, presets):
     d = sub.add_parser('cache', parents=[data], help="decode and cache the clips of a preset, and report on them")
     d.add_argument('--preset', default='quick', help="the preset whose clips to cache: its sample rate, downmix and "
-                                                    f"subset decide the cache ({', '.join(PRESETS)}; default quick)")
+                                                    f"subset decide the cache ({', '.join(presets)}; default quick)")
     d.add_argument('--duration', type=float, help="seconds clips are cropped/padded to (default: the dataset's, "
                                                   "ESC-50: 5; else the 99th percentile of its clips)")
     d.set_defaults(func=cmd_cache)
 
+
+def _add_demo(sub):
     dm = sub.add_parser('demo', help="a DataBlock on generated clips: stats, and a show_batch PNG")
     dm.add_argument('--out', default='demo', help="folder for the generated clips, stats and PNG")
     dm.set_defaults(func=cmd_demo)
+
+
+def _parser() -> argparse.ArgumentParser:
+    "`esc50-norm`'s parser: a subcommand each, sharing the dataset and recipe options"
+    from .presets import PRESETS
+    p = argparse.ArgumentParser(prog='esc50-norm', description=__doc__)
+    sub = p.add_subparsers(dest='cmd', required=True)
+    data, recipe = _data_options(), _recipe_options(PRESETS)
+    _add_study(sub, data, recipe)
+    _add_report(sub, data)
+    _add_compare(sub)
+    _add_train(sub, data, recipe)
+    _add_baseline(sub, data, recipe)
+    _add_predict(sub)
+    _add_cache(sub, data, PRESETS)
+    _add_demo(sub)
     return p
 
 

@@ -38,7 +38,8 @@ def default_workers(device=None) -> int:
     return H100_WORKERS if pick_device(device).type == 'cuda' else 1
 
 
-def _progress(k: int, total: int, job: Job, row: dict, where: str) -> str:
+def _run_line(k: int, total: int, job: Job, row: dict, where: str) -> str:
+    "The line that reports a finished run: the k-th of `total`, its accuracy and time, `where` it ran"
     return (f"[{k}/{total}] {job.id}: accuracy {row['final_accuracy']:.4f} (best {row['best_accuracy']:.4f}) "
             f"in {row['wall_s']:.1f}s{where}")
 
@@ -65,7 +66,7 @@ class InProcess:
         deadline = _Deadline(self.stop_after)
         for k, job in enumerate(todo, 1):
             if deadline.passed(len(todo) - k + 1, log): break
-            try: log(_progress(k, len(todo), job, study.run(job, data, engine='in-process'), ''))
+            try: log(_run_line(k, len(todo), job, study.run(job, data, engine='in-process'), ''))
             except RunTaken as e: log(f"[{k}/{len(todo)}] {e}")
             except Exception:
                 failed.append(job)
@@ -164,67 +165,92 @@ class Local:
         data = replace(study, device='cpu').load_data(log)     # decode once here: the workers only read the cache file
         log(f"data ready: {len(data.df)} clips; each worker reads them from the cache")
         worker_study = replace(study, device='cuda' if device.type == 'cuda' else 'cpu')
-        todo = [Job(*j) for j in todo]
-        slots = slots[:len(todo)]
-        ctx = mp.get_context('spawn')                      # a fresh interpreter per worker: no CUDA state inherited
-        outbox = ctx.Queue()
-        pending, attempts, failed, done, skipped = deque(todo), Counter(), [], set(), []
-        log(f"{len(slots)} worker processes: {', '.join(s.name for s in slots)}")
+        pool = _Pool(worker_study, slots, threads, [Job(*j) for j in todo], self.retries, log)
+        return pool.run(_Deadline(self.stop_after))
 
-        def start(k: int, s: _Slot):
-            s.inbox, s.job = ctx.Queue(), None
-            s.proc = ctx.Process(target=_worker, args=(k, threads, worker_study, s.inbox, outbox), daemon=True)
-            with _environ(s.env), _no_sigint(): s.proc.start()     # env before CUDA starts there; Ctrl-C is ours
 
-        def finish(s: _Slot, job: Job, row: dict | None, err: str | None):
-            s.job = None
-            if job in done: return
-            if row is not None:
-                done.add(job)
-                log(_progress(len(done) + len(failed), len(todo), job, row, f" ({s.name})"))
-            else:
-                failed.append(job)
-                log(f"[{len(done) + len(failed)}/{len(todo)}] {job.id} FAILED on {s.name}:\n{err}")
+class _Pool:
+    "The worker processes of `Local.run`: jobs go to free slots, results come back, a dead worker's job is retried"
+    def __init__(self, study: Study, slots: list, threads: int, todo: list, retries: int, log):
+        self.study, self.slots, self.threads, self.retries, self.log = study, slots[:len(todo)], threads, retries, log
+        self.total = len(todo)
+        self.ctx = mp.get_context('spawn')                 # a fresh interpreter per worker: no CUDA state inherited
+        self.outbox = self.ctx.Queue()
+        self.pending, self.attempts, self.failed, self.done = deque(todo), Counter(), [], set()
 
-        for k, s in enumerate(slots): start(k, s)
-        deadline = _Deadline(self.stop_after)
+    def run(self, deadline: _Deadline) -> list:
+        "Every job done, failed or not started by the deadline: the failed ones"
+        self.log(f"{len(self.slots)} worker processes: {', '.join(s.name for s in self.slots)}")
+        for k, s in enumerate(self.slots): self._start(k, s)
         try:
-            while pending or any(s.job for s in slots):
-                if pending and deadline.passed(len(pending), log): pending.clear()
-                for s in slots:
-                    if s.job is None and pending:
-                        s.job = pending.popleft()
-                        attempts[s.job] += 1
-                        s.inbox.put((s.job, attempts[s.job]))
-                try: kind, k, job, res = outbox.get(timeout=POLL_S)
-                except queue.Empty: kind = None
-                if kind == 'skip' and slots[k].job == job:
-                    slots[k].job = None
-                    skipped.append(job)
-                    log(res)
-                elif kind and slots[k].job == job:
-                    finish(slots[k], job, res if kind == 'done' else None, res if kind == 'fail' else None)
-                for k, s in enumerate(slots):
-                    if s.job is None or s.proc.is_alive(): continue
-                    job, code = s.job, s.proc.exitcode
-                    if study.finished(job): finish(s, job, _row(study, job), None)
-                    elif attempts[job] <= self.retries:
-                        log(f"{job.id}: its worker ({s.name}) died (exit code {code}); "
-                            f"retrying ({attempts[job]} of {self.retries + 1} tries used)")
-                        pending.appendleft(job)
-                        s.job = None
-                    else: finish(s, job, None, f"its worker died (exit code {code}) on each of {attempts[job]} tries")
-                    start(k, s)
+            while self.pending or any(s.job for s in self.slots):
+                if self.pending and deadline.passed(len(self.pending), self.log): self.pending.clear()
+                self._dispatch()
+                self._receive()
+                self._reap()
         except KeyboardInterrupt:
-            for s in slots: s.proc.terminate()             # Ctrl-C: stop now; their claims are taken over on resuming
+            for s in self.slots: s.proc.terminate()        # Ctrl-C: stop now; their claims are taken over on resuming
             raise
-        finally:
-            for s in slots:
-                if s.proc.is_alive(): s.inbox.put(None)
-            for s in slots:
-                s.proc.join(timeout=30)
-                if s.proc.is_alive(): s.proc.terminate()
-        return failed
+        finally: self._stop()
+        return self.failed
+
+    def _start(self, k: int, s: _Slot):
+        s.inbox, s.job = self.ctx.Queue(), None
+        s.proc = self.ctx.Process(target=_worker, args=(k, self.threads, self.study, s.inbox, self.outbox),
+                                  daemon=True)
+        with _environ(s.env), _no_sigint(): s.proc.start()     # env before CUDA starts there; Ctrl-C is ours
+
+    def _dispatch(self):
+        "A pending job to every free slot"
+        for s in self.slots:
+            if s.job is None and self.pending:
+                s.job = self.pending.popleft()
+                self.attempts[s.job] += 1
+                s.inbox.put((s.job, self.attempts[s.job]))
+
+    def _receive(self):
+        "The next worker's message (waiting up to `POLL_S`), if it is about the job its slot holds"
+        try: kind, k, job, res = self.outbox.get(timeout=POLL_S)
+        except queue.Empty: return
+        s = self.slots[k]
+        if s.job != job: return
+        if kind == 'skip':
+            s.job = None
+            self.log(res)
+        else: self._finish(s, job, res if kind == 'done' else None, res if kind == 'fail' else None)
+
+    def _reap(self):
+        "Each dead worker's job: finished after all, tried again, or failed; and a new worker in its slot"
+        for k, s in enumerate(self.slots):
+            if s.job is None or s.proc.is_alive(): continue
+            job, code = s.job, s.proc.exitcode
+            if self.study.finished(job): self._finish(s, job, _row(self.study, job), None)
+            elif self.attempts[job] <= self.retries:
+                self.log(f"{job.id}: its worker ({s.name}) died (exit code {code}); "
+                         f"retrying ({self.attempts[job]} of {self.retries + 1} tries used)")
+                self.pending.appendleft(job)
+                s.job = None
+            else: self._finish(s, job, None, f"its worker died (exit code {code}) on each of {self.attempts[job]} "
+                                             "tries")
+            self._start(k, s)
+
+    def _finish(self, s: _Slot, job: Job, row: dict | None, err: str | None):
+        s.job = None
+        if job in self.done: return
+        if row is not None:
+            self.done.add(job)
+            self.log(_run_line(len(self.done) + len(self.failed), self.total, job, row, f" ({s.name})"))
+        else:
+            self.failed.append(job)
+            self.log(f"[{len(self.done) + len(self.failed)}/{self.total}] {job.id} FAILED on {s.name}:\n{err}")
+
+    def _stop(self):
+        "Each worker told to stop, and joined (terminated after 30 s)"
+        for s in self.slots:
+            if s.proc.is_alive(): s.inbox.put(None)
+        for s in self.slots:
+            s.proc.join(timeout=30)
+            if s.proc.is_alive(): s.proc.terminate()
 
 
 def _row(study: Study, job: Job) -> dict: return read_run(study.file(job, '.json'))
@@ -265,7 +291,7 @@ class Ray:
             job, k = refs.pop(ready[0]), k + 1
             try:
                 row = ray.get(ready[0])
-                log(row['skipped'] if 'skipped' in row else _progress(k, len(todo), job, row, ' (ray)'))
+                log(row['skipped'] if 'skipped' in row else _run_line(k, len(todo), job, row, ' (ray)'))
             except Exception as e:
                 failed.append(job)
                 log(f"[{k}/{len(todo)}] {job.id} FAILED on ray: {e}")
@@ -285,7 +311,7 @@ def _check_reachable(address: str, timeout: float = 10.0):
         with socket.create_connection((host or 'localhost', int(port)), timeout=timeout) as conn:
             conn.settimeout(max(0.1, end - time.monotonic()))
             conn.sendall(_H2_PREFACE)
-            answer = _read(conn, 9, end)
+            answer = _receive(conn, 9, end)
     except (OSError, ValueError) as e:
         raise RuntimeError(f"cannot reach the Ray head at {address} within {timeout:.0f} s ({e}): "
                            "is `ray start --head` running there?") from None
@@ -294,7 +320,7 @@ def _check_reachable(address: str, timeout: float = 10.0):
                            f"{answer[:16]!r}): is that the address `ray start --head` printed?")
 
 
-def _read(conn, n: int, end: float) -> bytes:
+def _receive(conn, n: int, end: float) -> bytes:
     "Up to `n` bytes from `conn` until the peer stops sending or time `end` passes"
     got = b''
     while len(got) < n and time.monotonic() < end:
