@@ -2,7 +2,6 @@
 from __future__ import annotations
 import warnings
 from contextlib import contextmanager
-from typing import Protocol
 
 import torch
 from fastai.data.all import DataLoaders, Transform
@@ -62,17 +61,31 @@ def training_inputs(dl, frac: float = 1.0, before=None):
             yield b[0] if isinstance(b, (tuple, list)) else b
 
 
-class Mode(Protocol):
-    "A spectrogram normalization `(x - shift) / scale` of `SpecNormalize`: a new one is a class and one `MODES` entry"
-    keys: tuple[str, ...]   # the learned stats arrays (attributes of `SpecNormalize`, saved); (): per clip, none
-    options: dict           # its own keyword options and their defaults: given to `arrays`, `shift_scale`; saved
-    counted: str            # the name of the accumulator's count `n`, kept, saved: 'n_per_bin', 'n_clips'; '': none
-    units: tuple[str, str]  # what normalized values measure (colorbar label): divided by the scale; `mean_only`
-    need: str               # the condition on a positive scale, for errors: 'std > 0', 'hi > lo'
-    def shape(self, n_freq) -> tuple | None: ...               # each stats array's shape for `n_freq` bins (None: none)
-    def accumulator(self) -> Accumulator | None: ...           # a new, empty accumulator of the stats (None: no stats)
-    def arrays(self, acc, eps: float, **options) -> dict: ...  # the stats of a filled `acc`; a scale under `eps` is 1
-    def shift_scale(self, x, stats: dict | None, eps: float, **options) -> tuple: ...  # from `stats`, or from `x`
+class Mode:
+    """A spectrogram normalization `(x - shift) / scale` of `SpecNormalize`: a new one is a class and one `MODES` entry.
+    A subclass defines `keys`, `accumulator`, `arrays` and `shift_scale` (a per-clip mode: `shift_scale` alone); the
+    other members have defaults. A class that does not subclass `Mode` defines all nine"""
+    keys: tuple[str, ...] = ()   # the learned stats arrays (attributes of `SpecNormalize`, saved); (): per clip, none
+    options: dict = {}           # its own keyword options and their defaults: given to `arrays`, `shift_scale`; saved
+    counted: str = ''            # the name of the accumulator's count `n`, kept, saved: 'n_per_bin', 'n_clips'; '': none
+    units: tuple[str, str] = ('normalized units', 'offset from the shift')  # the colorbar label; 2nd: `mean_only`
+    need: str = 'scale > 0'      # the condition on a positive scale, for errors: 'std > 0', 'hi > lo'
+
+    def shape(self, n_freq='F') -> tuple | None:
+        "Each stats array's shape for `n_freq` bins (None: no stats); by default one value, or one per bin"
+        return (1, 1, n_freq, 1) if self.keys else None
+
+    def accumulator(self) -> Accumulator | None:
+        "A new, empty accumulator of the stats (None: no stats)"
+        return None
+
+    def arrays(self, acc, eps: float, **options) -> dict:
+        "The stats of a filled `acc`; a scale under `eps` is 1"
+        return {}
+
+    def shift_scale(self, x, stats: dict | None, eps: float, **options) -> tuple:
+        "The shift and scale from `stats`, or from `x` (per clip)"
+        raise NotImplementedError(f"{type(self).__name__} defines no shift_scale")
 
 
 def _unit_below(scale: torch.Tensor, eps: float) -> torch.Tensor:
@@ -81,9 +94,9 @@ def _unit_below(scale: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.where(scale < eps, torch.ones_like(scale), scale)
 
 
-class MeanStd:
+class MeanStd(Mode):
     "`(x - mean) / std` with the training mean/std over `axes` of `[bs, ch, freq, time]` (the axes left out are kept)"
-    keys, options, counted, need = ('mean', 'std'), {}, 'n_per_bin', 'std > 0'
+    keys, counted, need = ('mean', 'std'), 'n_per_bin', 'std > 0'
     units = ('standard deviations', 'offset from the training mean')
     def __init__(self, axes: tuple): self.axes = axes
     def shape(self, n_freq='F') -> tuple: return tuple(1 if a in self.axes else n_freq for a in range(4))
@@ -95,7 +108,7 @@ class MeanStd:
     def shift_scale(self, x, stats: dict, eps: float) -> tuple: return stats['mean'], stats['std']
 
 
-class MinMax:
+class MinMax(Mode):
     "`(x - lo) / (hi - lo)`: lo/hi the mean of the training clips' minima/maxima, or their extremes"
     keys, counted, need = ('lo', 'hi'), 'n_clips', 'hi > lo'
     options = dict(mean_clip_extremes=True)    # lo/hi: the mean of the clips' minima/maxima; False: the least/largest
@@ -111,15 +124,11 @@ class MinMax:
         return stats['lo'], stats['hi'] - stats['lo']
 
 
-class PerClip:
+class PerClip(Mode):
     "`(x - mean) / std` with each clip's own mean/std over `dims` (utterance MVN): nothing to learn, nothing to invert"
-    keys, options, counted, need = (), {}, '', ''
     units = ('standard deviations (per clip; cannot be decoded)',
              'offset from the clip mean (per clip; cannot be decoded)')
     def __init__(self, dims: tuple): self.dims = dims
-    def shape(self, n_freq='F'): return None
-    def accumulator(self): return None
-    def arrays(self, acc, eps: float) -> dict: return {}
 
     def shift_scale(self, x, stats, eps: float) -> tuple:
         std, mean = torch.std_mean(x, dim=self.dims, keepdim=True, correction=0)

@@ -7,6 +7,8 @@ import torch
 from fastai.data.all import DataLoader
 
 from esc50_norm import MODES, AudioSpectrogram, SpecNormalize
+from esc50_norm.normalize import Mode
+from esc50_norm.stats import RunningStats
 from esc50_norm.study import KINDS, get_dataset
 from esc50_norm.study.datasets import DatasetError
 from esc50_norm.study.normalizations import NORMALIZATIONS, Normalization
@@ -48,6 +50,31 @@ def test_a_users_mode_with_an_option_learns_normalizes_saves_and_loads(registere
         SpecNormalize('scaled', q=1)
     with pytest.raises(ValueError, match="was saved with k=3.0, but this SpecNormalize has k=2.0"):
         SpecNormalize.from_file(tmp_path / 's.json', k=2.0)
+
+
+class Centered(Mode):
+    "The least a learned mode defines, subclassing `Mode`: its stats, how they are learned, the shift and scale"
+    keys = ('mean',)
+    def accumulator(self) -> RunningStats: return RunningStats((0, 1, 3))
+    def arrays(self, acc: RunningStats, eps: float) -> dict: return dict(mean=acc.mean)
+    def shift_scale(self, x, stats: dict, eps: float) -> tuple: return stats['mean'], torch.ones_like(stats['mean'])
+
+
+def test_a_mode_that_subclasses_mode_gets_defaults_for_the_rest(monkeypatch, tmp_path):
+    from esc50_norm.study.plugins import _misfit
+    monkeypatch.setitem(MODES, 'centered', Centered())
+    assert _misfit('MODES', 'centered', MODES['centered']) is None              # what a plugin registering it passes
+    x = spectrograms()
+    norm = SpecNormalize('centered')
+    norm.setups(DataLoader(list(x), bs=3))
+    a = x.as_subclass(torch.Tensor).double()
+    assert torch.allclose(norm(x).double(), a - a.mean((0, 1, 3), keepdim=True), atol=1e-4)
+    assert norm(x).normalized == 'normalized units' and norm.n is None and norm.stats['mean'].shape == (1, 1, 5, 1)
+    back = SpecNormalize.from_file(norm.save(tmp_path / 'c.json'))
+    assert torch.equal(back(x), norm(x)) and torch.allclose(back.decode(back(x)), x, atol=1e-4)
+    assert torch.allclose(SpecNormalize('centered', stats=dict(mean=-40.0))(x), x + 40)      # one value, or per bin
+    with pytest.raises(ValueError, match=r"centered stats need shape \(1, 1, 'F', 1\)"):
+        SpecNormalize('centered', stats=dict(mean=torch.zeros(2, 3)))
 
 
 def test_a_users_kind_by_name_by_path_and_on_the_command_line(registered, tmp_path):
