@@ -11,8 +11,7 @@ from .compat import upgrade_spec_normalize
 from .spectrogram import AudioSpectrogram
 from .stats import Accumulator, RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
 
-__all__ = ['AudioNormalize', 'SpecNormalize', 'Mode', 'MODES', 'get_mode', 'MeanStd', 'MinMax', 'PerClip',
-           'training_inputs', 'find_spec_normalize']
+__all__ = ['AudioNormalize', 'SpecNormalize', 'Mode', 'MODES', 'get_mode', 'training_inputs', 'find_spec_normalize']
 
 
 class AudioNormalize(Transform):

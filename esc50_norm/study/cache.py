@@ -17,8 +17,7 @@ from ..atomic import remove_stale_temporaries, write_atomic
 from ..audio import AudioLoadError, AudioTensor, audio_item_tfms
 from .datasets import cropping
 
-__all__ = ['ClipCache', 'cache_key', 'build_cache', 'load_or_build_cache', 'default_cache_dir', 'odd_clips',
-           'data_report']
+__all__ = ['ClipCache', 'load_or_build_cache']
 
 CACHE_VERSION = 2
 SHORT = 0.5

@@ -22,7 +22,7 @@ from .presets import Job
 from .runs import RunTaken, read_run, write_results_csv
 from .study import Study
 
-__all__ = ['InProcess', 'Local', 'Ray', 'ENGINES', 'get_engine', 'default_workers', 'run_study']
+__all__ = ['InProcess', 'Local', 'Ray', 'ENGINES', 'get_engine', 'run_study']
 
 H100_WORKERS = 5
 "Processes per GPU by default: on one H100, 5 and 8 processes gave the same 0.50 s per epoch of the grid"

@@ -13,8 +13,8 @@ import pandas as pd
 from ..configs import SpectrogramConfig
 from .datasets import subset_per_class
 
-__all__ = ['TUNED_ON', 'MIN_FRAMES', 'MIN_STEPS', 'MIN_BATCHES', 'n_frames', 'hop_for', 'bs_for', 'epochs_for',
-           'train_clips', 'steps', 'size_recipe', 'sizing_text']
+__all__ = ['MIN_FRAMES', 'MIN_STEPS', 'n_frames', 'hop_for', 'bs_for', 'epochs_for', 'train_clips', 'steps',
+           'size_recipe', 'sizing_text']
 
 TUNED_ON = ('esc50', 'esc10')
 "Dataset kinds whose clips the presets were tuned on (ESC-50's): their recipes are used as they are, never sized"

@@ -10,18 +10,18 @@ Its modules, each importing only those before it: `base` (the standard frame, th
 (clips checked before any work), `folds` (made, split, subset), `collection` (what the kinds share), one module per
 kind (`esc`, `urbansound`, `csvfile`, `folders`), `clips` (their durations), `registry` (`KINDS`, `get_dataset`).
 """
-from .base import STANDARD, Dataset, DatasetError, standard_frame
-from .checks import IMBALANCE, check_folds, check_meta, check_training, class_balance
+from .base import Dataset, DatasetError, standard_frame
+from .checks import check_folds, check_meta, check_training, class_balance
 from .folds import fold_split, stratified_folds, subset_per_class
 from .collection import Collection, MadeFolds
 from .esc import ESC10, ESC50
 from .urbansound import UrbanSound8K
 from .csvfile import CSVDataset
-from .folders import AUDIO_EXTENSIONS, ClassFolders
-from .clips import DURATION_QUANTILE, clip_duration, clip_info, cropping, summary
-from .registry import KINDS, get_dataset, kind_and_path
+from .folders import ClassFolders
+from .clips import clip_duration, clip_info, cropping, summary
+from .registry import KINDS, get_dataset
 
 __all__ = ['Dataset', 'DatasetError', 'Collection', 'MadeFolds', 'ESC50', 'ESC10', 'UrbanSound8K', 'CSVDataset',
-           'ClassFolders', 'KINDS', 'AUDIO_EXTENSIONS', 'IMBALANCE', 'STANDARD', 'get_dataset', 'kind_and_path',
-           'standard_frame', 'check_meta', 'stratified_folds', 'class_balance', 'check_training', 'check_folds',
-           'fold_split', 'subset_per_class', 'clip_info', 'clip_duration', 'summary', 'DURATION_QUANTILE', 'cropping']
+           'ClassFolders', 'KINDS', 'get_dataset', 'standard_frame', 'check_meta', 'stratified_folds', 'class_balance',
+           'check_training', 'check_folds', 'fold_split', 'subset_per_class', 'clip_info', 'clip_duration', 'summary',
+           'cropping']

@@ -8,7 +8,7 @@ import pandas as pd
 
 from .base import STANDARD, Dataset, DatasetError, _int_folds, _span
 
-__all__ = ['IMBALANCE', 'check_meta', 'class_balance', 'check_training', 'check_folds']
+__all__ = ['check_meta', 'class_balance', 'check_training', 'check_folds']
 
 IMBALANCE = 3.0
 "Class imbalance is warned about when the largest class-in-a-fold has more than this many times the smallest's clips"

@@ -7,7 +7,7 @@ import soundfile as sf
 from .base import Dataset, DatasetError, _range
 from .checks import class_balance
 
-__all__ = ['clip_info', 'DURATION_QUANTILE', 'clip_duration', 'cropping', 'summary']
+__all__ = ['clip_info', 'clip_duration', 'cropping', 'summary']
 
 
 def clip_info(ds: Dataset, files=None) -> pd.DataFrame:

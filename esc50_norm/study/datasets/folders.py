@@ -8,7 +8,7 @@ import pandas as pd
 from .base import DatasetError
 from .collection import MadeFolds
 
-__all__ = ['AUDIO_EXTENSIONS', 'ClassFolders']
+__all__ = ['ClassFolders']
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
 

@@ -9,7 +9,7 @@ from .esc import ESC10, ESC50
 from .folders import ClassFolders
 from .urbansound import UrbanSound8K
 
-__all__ = ['KINDS', 'get_dataset', 'kind_and_path', 'claimed_by']
+__all__ = ['KINDS', 'get_dataset']
 
 KINDS = {'esc50': ESC50, 'esc10': ESC10, 'urbansound8k': UrbanSound8K, 'csv': CSVDataset, 'folders': ClassFolders}
 """Every kind of dataset by name; a new kind is one entry here. A bare path is claimed by the one kind that recognises
