@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from esc50_norm.atomic import claim, write_exclusive
+from esc50_norm.atomic import write_exclusive
+from esc50_norm.study.claims import claim
 from esc50_norm.study.datasets import get_dataset
 from esc50_norm.study.engines import InProcess
 from esc50_norm.study.presets import Job, get_preset
@@ -105,11 +106,11 @@ def _let_a_rival_in(monkeypatch, target, name: str, path: Path, after: bool) -> 
 @pytest.mark.parametrize('moment', ['after our read', 'before our lock'])
 def test_two_takers_of_one_dead_claim_leave_one_holder(tmp_path, monkeypatch, moment):
     "A rival finds the same dead claim and takes it over first: this taker must not remove the rival's live claim"
-    import esc50_norm.atomic as atomic
+    import esc50_norm.study.claims as claims
     y = tmp_path / 'y'
     y.write_text(json.dumps(dict(host=socket.gethostname(), pid=_dead_pid())))
-    if moment == 'after our read': rival = _let_a_rival_in(monkeypatch, atomic, '_holder', y, after=True)
-    else: rival = _let_a_rival_in(monkeypatch, atomic.fcntl, 'flock', y, after=False)   # we hold the dead file open
+    if moment == 'after our read': rival = _let_a_rival_in(monkeypatch, claims, '_holder', y, after=True)
+    else: rival = _let_a_rival_in(monkeypatch, claims.fcntl, 'flock', y, after=False)   # we hold the dead file open
     holder = claim(y, who='me')
     assert rival == [None]                                                      # the rival took the dead claim over
     assert holder is not None and holder['who'] == 'rival', holder              # we were told who holds it
@@ -118,9 +119,9 @@ def test_two_takers_of_one_dead_claim_leave_one_holder(tmp_path, monkeypatch, mo
 
 def test_a_filesystem_without_locks_still_takes_a_dead_claim_over(tmp_path, monkeypatch):
     import errno
-    import esc50_norm.atomic as atomic
+    import esc50_norm.study.claims as claims
     def no_locks(*a): raise OSError(errno.ENOLCK, 'No locks available')
-    monkeypatch.setattr(atomic.fcntl, 'flock', no_locks)
+    monkeypatch.setattr(claims.fcntl, 'flock', no_locks)
     y = tmp_path / 'y'
     y.write_text(json.dumps(dict(host=socket.gethostname(), pid=_dead_pid())))
     assert claim(y, who='me') is None and json.loads(y.read_text())['who'] == 'me'

@@ -4,7 +4,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import exclusive, make_folder, write_atomic, write_exclusive
+from ..atomic import make_folder, write_atomic, write_exclusive
+from .claims import exclusive
 from .device import pick_device
 from .datasets import Dataset, check_training, get_dataset, subset_per_class
 from .presets import Job, Preset
