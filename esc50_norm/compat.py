@@ -1,4 +1,4 @@
-"""Why old files still read: every shim that files written by earlier versions need, in one place.
+"""Why the library's old files still read: every shim that its files written by earlier versions need, in one place.
 
 The committed results (`results/`) were made before some fields and formats existed. Rather than rewrite
 those files (they are data), the code reads them as they are, through the functions here:
@@ -7,20 +7,17 @@ those files (they are data), the code reads them as they are, through the functi
 - stats files of the first format hold `mean`/`std` only, without `arrays` or `mode`; files before 0.4.0 name a count
   `count` (now `n_per_bin` for mean/std, `n_clips` for minmax) and minmax's option `robust` (now `mean_clip_extremes`)
   (`upgrade_stats`, `RENAMED_FIELDS`);
-- run files from before start times were recorded get a start estimated from finish time minus run time
-  (`run_starts`);
-- results folders from before datasets were described hold ESC-50 runs (`recorded_dataset`);
 - models exported by 0.2.0 (`Learner.export`, `study --save-models`) name `esc50_norm.audio.CropPad`, now `AudioCropPad`
   (`RENAMED`, answered by `old_names`), and pickled `SpecNormalize` with a `stats` dict beside float32 copies, a `count`
-  and `robust` (`upgrade_spec_normalize`);
-- run files from before package version and git commit were recorded have no provenance (`predates_provenance`).
+  and `robust` (`upgrade_spec_normalize`).
+The study's results folders have their own: `esc50_norm.study.compat`.
 """
 from __future__ import annotations
 import sys
 from dataclasses import asdict, field, fields
 
-__all__ = ['later', 'recorded_dict', 'upgrade_stats', 'run_starts', 'recorded_dataset', 'predates_provenance',
-           'RENAMED', 'old_names', 'RENAMED_FIELDS', 'upgrade_spec_normalize']
+__all__ = ['later', 'recorded_dict', 'upgrade_stats', 'RENAMED_FIELDS', 'RENAMED', 'old_names',
+           'upgrade_spec_normalize']
 
 _LATER = {'recorded': 'unless default'}
 
@@ -59,26 +56,6 @@ def upgrade_stats(d: dict) -> dict:
     if 'mode' not in d and d['arrays'] == ['mean', 'std']:
         d['mode'] = 'global' if len(d.get('mean') or []) == 1 else 'channel'
     return _renamed_fields(d, d.get('mode'))
-
-
-def run_starts(df):
-    "Each run's start time: recorded, or (run files from before start times were recorded) finish time minus run time"
-    import pandas as pd
-    end = pd.to_datetime(df.finished_at, utc=True)
-    per_run = df.setup_s.astype(float) + df.wall_s.astype(float)
-    recorded = pd.to_datetime(df.started_at, utc=True) if 'started_at' in df else pd.Series(pd.NaT, index=df.index)
-    return recorded.fillna(end - pd.to_timedelta(per_run, unit='s')), bool(recorded.isna().any())
-
-
-def predates_provenance(df) -> bool:
-    "Whether run files (a frame of them) are from before package version and git commit were recorded"
-    return 'git_commit' not in df
-
-
-def recorded_dataset(d: dict | None) -> dict:
-    "The dataset a results folder records; folders from before datasets were described hold ESC-50 runs"
-    # (their fingerprint unknown)
-    return d if d is not None else dict(kind='esc50', name='esc50', fingerprint=None)
 
 
 RENAMED = {'esc50_norm.audio': {'CropPad': 'AudioCropPad'}}

@@ -1,10 +1,10 @@
 """The normalization study, built on the library. Its modules import only the library and those listed before them:
 `esc50` (the ESC-50 files), `datasets` (ESC-50, ESC-10, UrbanSound8K, CSV, folder-per-class), `cache` (decode once),
 `normalizations` (what the study compares), `sizing` (recipes sized by the data), `presets` (recipes and their grids),
-`plugins` (installed packages adding to those registries), `pipelines` (DataLoaders of one fold), `device`, `claims`
-(who runs a run, who rewrites a file), `runs` (the files of a results folder), `train` (one run), `study` (a preset
-bound to its folder), `baseline` (the classical baseline), `engines` (where runs run; `run_study`), `report`, `demo`,
-`cli`.
+`plugins` (installed packages adding to those registries), `pipelines` (DataLoaders of one fold), `device`, `compat`
+(why old results folders still read), `claims` (who runs a run, who rewrites a file), `runs` (the files of a results
+folder), `train` (one run), `study` (a preset bound to its folder), `baseline` (the classical baseline), `engines`
+(where runs run; `run_study`), `report`, `demo`, `cli`.
 Names are imported on first use, so that `esc50-norm report` and `--help` load no training code."""
 import importlib
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_atomic
-from ..compat import recorded_dataset
 from .claims import claim
+from .compat import recorded_dataset
 from .presets import Job, Preset
 
 __all__ = ['PresetFileError', 'read_preset', 'check_dataset', 'reproduces', 'RunFileError', 'run_files', 'read_run',

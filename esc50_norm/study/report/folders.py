@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...compat import run_starts
+from ..compat import run_starts
 from ..presets import Preset
 from ..runs import RunFileError, read_preset, read_results, read_run
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ...atomic import write_atomic
-from ...compat import predates_provenance, recorded_dataset
+from ..compat import predates_provenance, recorded_dataset
 from ..baseline import baseline_text, read_baseline
 from ..presets import Preset, chosen
 from ..runs import damaged_runs, read_preset, running_runs
