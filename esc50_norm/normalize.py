@@ -151,27 +151,93 @@ def get_mode(name: str) -> Mode:
         raise ValueError(f"normalization mode must be one of {list(MODES)}, got {name!r}") from None
 
 
+def _option_names(mode: Mode) -> tuple:
+    "The options saved with a mode's stats: `mean_only`, then its own"
+    return ('mean_only', *mode.options)
+
+
+def _counted(mode: Mode, n: int | None) -> dict:
+    "The count `n` under the mode's name for it (`Mode.counted`, e.g. n_per_bin); nothing for a mode that counts none"
+    return {mode.counted: n} if mode.counted else {}
+
+
+def _mode_arguments(mode: Mode, name: str, options: dict) -> tuple:
+    "The count given among `options` (`Mode.counted`) and the mode's own options, with their defaults"
+    # an option the mode does not declare fails, naming those it has
+    options = dict(options)
+    n = options.pop(mode.counted, None) if mode.counted else None
+    if unknown := [k for k in options if k not in mode.options]:
+        raise ValueError(f"{name!r} normalization has no option {unknown[0]!r}"
+                         + (f" (its options: {', '.join(mode.options)})" if mode.options else ''))
+    return n, {k: options.get(k, default) for k, default in mode.options.items()}
+
+
+def _checked_stats(mode: Mode, name: str, stats: dict, eps: float, options: dict) -> dict:
+    "The stats arrays of `mode` (called `name`), float64 of its shape, checked: names, shape, finite, a scale > 0"
+    # given as numbers, per-bin 1-d, or of the mode's shape (`_stats_view`); used as they are: no scale becomes 1
+    keys = mode.keys
+    if not keys: raise ValueError(f"{name!r} normalization takes no stats: it normalizes each clip by its own")
+    if set(stats) != set(keys): raise ValueError(f"{name} stats are {list(keys)}, got {list(stats)}")
+    a = {k: _stats_view(torch.as_tensor(stats[k], dtype=torch.float64)) for k in keys}
+    if (len({v.shape for v in a.values()}) > 1
+            or any(v.numel() == 0 or v.shape != mode.shape(v.shape[-2]) for v in a.values())):
+        raise ValueError(f"{name} stats need shape {mode.shape()}, got "
+                         + ' and '.join(f"{k} {tuple(v.shape)}" for k, v in a.items()))
+    for k, v in a.items():
+        if not torch.isfinite(v).all():
+            raise ValueError(f"{name} stats must be finite, got {_where(a, ~torch.isfinite(v))}")
+    _, scale = mode.shift_scale(None, a, eps, **options)
+    if not (scale > 0).all(): raise ValueError(f"{name} stats need {mode.need}, got {_where(a, scale <= 0)}")
+    return a
+
+
+def _stats_view(v: torch.Tensor) -> torch.Tensor:
+    "A scalar as `[1,1,1,1]`, a 1-d tensor as per-bin `[1,1,F,1]`, anything else as it is"
+    return v.reshape(1, 1, 1, 1) if v.numel() == 1 else v.reshape(1, 1, -1, 1) if v.ndim == 1 else v
+
+
+def _where(stats: dict, bad: torch.Tensor) -> str:
+    "The stats at the first bin where `bad` holds, e.g. 'mean -4.2, std 0 (bin 3; 2 of 201 bins)'"
+    bad = bad.flatten()
+    i = int(bad.nonzero()[0])
+    vals = ', '.join(f"{k} {v.flatten()[i].item():g}" for k, v in stats.items())
+    return vals if len(bad) == 1 else f"{vals} (bin {i}; {int(bad.sum())} of {len(bad)} bins)"
+
+
+def _fitted(name: str, shift: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) -> tuple:
+    "The stats' `shift` and `scale` viewed for `x` (a batch `[bs, ch, F, T]` or one item `[ch, F, T]`), in its dtype"
+    # on its device; stats whose frequency bins are not those of `x` fail
+    n = shift.shape[-2]
+    if x.ndim < 2 or n not in (1, x.shape[-2]):
+        raise ValueError(f"{name} stats of shape {tuple(shift.shape)} do not fit spectrograms of shape "
+                         f"{tuple(x.shape)}: they have {n} frequency bins, "
+                         f"the data {x.shape[-2] if x.ndim >= 2 else '?'}")
+    view = (1,) * (x.ndim - 2) + tuple(shift.shape[-2:])
+    return shift.view(view).to(x.device, x.dtype), scale.view(view).to(x.device, x.dtype)
+
+
+@contextmanager
+def _errors_as(error: type, before: str, after: str = ''):
+    "A `ValueError` inside is raised again as `error`, its message between `before` and `after`; a `StatsFileError` not"
+    try: yield
+    except StatsFileError: raise
+    except ValueError as e: raise error(f"{before}{e}{after}") from e
+
+
 class SpecNormalize(Transform):
     "Normalize `AudioSpectrogram`s `(x - shift) / scale` by one of the `MODES`, from stats or each clip's own"
     order = 99
     def __init__(self, mode: str = 'global', stats: dict | None = None, frac: float = 1.0, eps: float = 1e-6,
                  mean_only: bool = False, **options):
         "`stats`: the mode's arrays, else `setups` learns them from `frac` of the training batches (0: later)"
-        # stats: numbers, per-bin 1-d, or of the mode's shape; options: the mode's own (`Mode.options`), and its count
-        # (`Mode.counted`, e.g. n_per_bin) of given stats. eps: a learned scale (std, hi - lo) under it, a constant
-        # bin, is stored as 1 (that bin is only shifted, and the saved file loads again); given or loaded stats must
-        # have a scale > 0 and are used as they are; per-clip modes: as learned
+        # options: the mode's own and its count of given stats (`_mode_arguments`). eps: a learned scale (std, hi - lo)
+        # under it, a constant bin, is stored as 1 (that bin is only shifted, and the saved file loads again)
         self.mode, self._mode = mode, get_mode(mode)           # an unknown mode fails here, naming itself
-        n = options.pop(self._mode.counted, None) if self._mode.counted else None
-        if unknown := [k for k in options if k not in self._mode.options]:
-            raise ValueError(f"{mode!r} normalization has no option {unknown[0]!r}"
-                             + (f" (its options: {', '.join(self._mode.options)})" if self._mode.options else ''))
+        n, options = _mode_arguments(self._mode, mode, options)
         if not 0 <= frac <= 1: raise ValueError(f"frac must be in [0, 1] (0: learn the stats later), got {frac}")
         self.frac, self.eps, self.mean_only, self._warned = frac, eps, mean_only, False
-        for k, default in self._mode.options.items(): setattr(self, k, options.get(k, default))
         self.learned = None                         # the share of training batches `learn` used; None: given or loaded
-        for k in self._mode.keys: setattr(self, k, None)
-        if self._mode.counted: setattr(self, self._mode.counted, None)
+        self.__dict__.update({**options, **dict.fromkeys(self._mode.keys), **_counted(self._mode, None)})   # no stats
         if stats is not None: self._set(stats, n)
 
     def __setstate__(self, state: dict):
@@ -182,22 +248,11 @@ class SpecNormalize(Transform):
     def from_file(cls, path, mode: str | None = None, **kwargs) -> SpecNormalize:
         "Build from a stats file written by `save`, with its mode and options (`mode` and `kwargs` must match them)"
         d = load_stats(path, mode=mode)
-        try:
-            m = get_mode(d.get('mode'))
-            opts = {k: d[k] for k in _option_names(m) if k in d}
-            for k, v in opts.items():
-                if k in kwargs and kwargs[k] != v:
-                    raise StatsFileError(f"stats file {path} was saved with {k}={v!r}, "
-                                         f"but this SpecNormalize has {k}={kwargs[k]!r}")
-            n = {m.counted: d.get(m.counted)} if m.counted else {}
-            return cls(d['mode'], stats={k: d[k] for k in d['arrays']}, **n, **{**kwargs, **opts})
-        except StatsFileError: raise
-        except ValueError as e: raise StatsFileError(f"stats file {path}: {e}") from e
+        with _errors_as(StatsFileError, f"stats file {path}: "): return cls(**_file_arguments(d, path, kwargs))
 
     @property
     def parameters(self) -> tuple:
-        "The stats attributes: fastai's `DataLoader.to` moves them to its device, as `Normalize`'s"
-        # float64: not on MPS
+        "The stats attributes: fastai's `DataLoader.to` moves them to its device as `Normalize`'s (float64: not MPS)"
         return self._mode.keys
 
     @property
@@ -232,48 +287,30 @@ class SpecNormalize(Transform):
 
     @property
     def n(self) -> int | None:
-        "The count behind the stats, of what the mode's accumulator counts (`Mode.counted`)"
-        # values per bin, clips
+        "The count behind the stats, of what the mode's accumulator counts (`Mode.counted`: values per bin, clips)"
         return getattr(self, self._mode.counted) if self._mode.counted else None
-
-    def _set(self, stats: dict, n: int | None = None) -> SpecNormalize:
-        "Check the mode's stats arrays (names, shape, finite, positive scale) and use them from now on"
-        keys = self._mode.keys
-        if not keys: raise ValueError(f"{self.mode!r} normalization takes no stats: it normalizes each clip by its own")
-        if set(stats) != set(keys): raise ValueError(f"{self.mode} stats are {list(keys)}, got {list(stats)}")
-        a = {k: _stats_view(torch.as_tensor(stats[k], dtype=torch.float64)) for k in keys}
-        if (len({v.shape for v in a.values()}) > 1
-                or any(v.numel() == 0 or v.shape != self._mode.shape(v.shape[-2]) for v in a.values())):
-            raise ValueError(f"{self.mode} stats need shape {self._mode.shape()}, got "
-                             + ' and '.join(f"{k} {tuple(v.shape)}" for k, v in a.items()))
-        for k, v in a.items():
-            if not torch.isfinite(v).all():
-                raise ValueError(f"{self.mode} stats must be finite, got {_where(a, ~torch.isfinite(v))}")
-        _, scale = self._mode.shift_scale(None, a, self.eps, **self._mode_options)
-        if not (scale > 0).all():
-            raise ValueError(f"{self.mode} stats need {self._mode.need}, got {_where(a, scale <= 0)}")
-        for k, v in a.items(): setattr(self, k, v)
-        if self._mode.counted: setattr(self, self._mode.counted, n)
-        self.learned = None
-        return self
 
     @property
     def _mode_options(self) -> dict: return {k: getattr(self, k) for k in self._mode.options}
+
+    def _set(self, stats: dict, n: int | None = None, learned: float | None = None) -> SpecNormalize:
+        "Check the mode's stats arrays (`_checked_stats`) and use them from now on; `learned`: the share they came from"
+        stats = _checked_stats(self._mode, self.mode, stats, self.eps, self._mode_options)
+        for k, v in {**stats, **_counted(self._mode, n)}.items(): setattr(self, k, v)
+        self.learned = learned
+        return self
 
     def learn(self, dl, frac: float | None = None) -> SpecNormalize:
         "Learn the stats from what this transform receives in every training batch of `dl` (or `frac` of them)"
         # the one stats pass, of `setups` and `SpecStatsCallback`
         if not self.learns_stats:
             raise ValueError(f"{self.mode!r} normalization learns no stats: it normalizes each clip by its own")
-        if isinstance(dl, DataLoaders): dl = dl.train
         frac = self.frac if frac is None else frac
-        acc = accumulate(training_inputs(dl, frac, before=self), self._mode.accumulator())
-        try: self._set(self._mode.arrays(acc, self.eps, **self._mode_options), acc.n)
-        except ValueError as e:
-            raise ValueError(f"stats learned from the training data: {e} "
-                             "(do the training spectrograms hold NaN or inf?)") from e
-        self.learned = frac
-        return self
+        inputs = training_inputs(dl.train if isinstance(dl, DataLoaders) else dl, frac, before=self)
+        acc = accumulate(inputs, self._mode.accumulator())
+        with _errors_as(ValueError, "stats learned from the training data: ",
+                        " (do the training spectrograms hold NaN or inf?)"):
+            return self._set(self._mode.arrays(acc, self.eps, **self._mode_options), acc.n, learned=frac)
 
     def setups(self, dl):
         "Learn the stats from the training `dl` (or `frac` of it), unless the mode learns none or they are given"
@@ -287,18 +324,11 @@ class SpecNormalize(Transform):
         "Shift and scale for `x`, in its dtype: its own (per-clip modes), or the stats, checked against `x`"
         x = x.as_subclass(torch.Tensor)
         shift, scale = self._mode.shift_scale(x, self.stats, self.eps, **self._mode_options)
-        if self.learns_stats:
-            n = shift.shape[-2]
-            if x.ndim < 2 or n not in (1, x.shape[-2]):
-                raise ValueError(f"{self.mode} stats of shape {tuple(shift.shape)} do not fit spectrograms of shape "
-                                 f"{tuple(x.shape)}: they have {n} frequency bins, "
-                                 f"the data {x.shape[-2] if x.ndim >= 2 else '?'}")
-            view = (1,) * (x.ndim - 2) + tuple(shift.shape[-2:])    # a batch [bs, ch, F, T] or one item [ch, F, T]
-            shift, scale = shift.view(view).to(x.device, x.dtype), scale.view(view).to(x.device, x.dtype)
+        if self.learns_stats: shift, scale = _fitted(self.mode, shift, scale, x)
         return shift, (torch.ones_like(scale) if self.mean_only else scale)
 
     def encodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
-        if self.learns_stats and not self.has_stats: return self._unnormalized(x)
+        if self.learns_stats and not self.has_stats: return _unnormalized(self, x)
         m, s = self._shift_scale(x)
         res = (x - m) / s
         res.normalized = self.unit
@@ -312,29 +342,13 @@ class SpecNormalize(Transform):
         res.normalized = False
         return res
 
-    def _unnormalized(self, x):
-        "`x` as it is, with a warning the first time"
-        if not self._warned:
-            self._warned = True
-            warnings.warn(f"{self!r}: spectrograms pass through unnormalized until its stats are learned (setups with "
-                          "frac > 0, SpecStatsCallback), given (stats=) or loaded (from_file)", stacklevel=2)
-        return x
-
     def save(self, path, **info):
         "Write the stats, mode, options and count `n` to a JSON stats file, atomically; `info`: more JSON-able fields"
-        if not self.learns_stats:
-            raise ValueError(f"{self!r} has no stats to save: it normalizes each clip by its own "
-                             "(learns_stats is False)")
-        if not self.has_stats: raise ValueError("SpecNormalize has no stats to save yet")
-        n = {self._mode.counted: self.n} if self._mode.counted else {}
-        return save_stats(path, **self.stats, mode=self.mode, **n, **self.options, **info)
+        return save_stats(path, **_file_fields(self), **info)
 
     def __repr__(self):
         opts = ''.join(f", {k}={v!r}" for k, v in self.options.items())
-        shape = tuple(self.stats[self._mode.keys[0]].shape) if self.has_stats else None
-        what = ('per-clip stats' if not self.learns_stats else 'no stats yet' if not self.has_stats else
-                f"stats {'/'.join(self._mode.keys)} {shape}, {self._mode.counted} {self.n}")
-        return f"SpecNormalize(mode={self.mode!r}{opts}: {what})"
+        return f"SpecNormalize(mode={self.mode!r}{opts}: {_stats_described(self)})"
 
 
 def find_spec_normalize(dl) -> SpecNormalize | None:
@@ -342,19 +356,40 @@ def find_spec_normalize(dl) -> SpecNormalize | None:
     return next((t for t in getattr(dl.after_batch, 'fs', []) if isinstance(t, SpecNormalize)), None)
 
 
-def _option_names(mode: Mode) -> tuple:
-    "The options saved with a mode's stats: `mean_only`, then its own"
-    return ('mean_only', *mode.options)
+def _unnormalized(norm: SpecNormalize, x):
+    "`x` as it is, with a warning the first time `norm` passes a spectrogram through without the stats it needs"
+    if not norm._warned:
+        norm._warned = True
+        warnings.warn(f"{norm!r}: spectrograms pass through unnormalized until its stats are learned (setups with "
+                      "frac > 0, SpecStatsCallback), given (stats=) or loaded (from_file)", stacklevel=2)
+    return x
 
 
-def _stats_view(v: torch.Tensor) -> torch.Tensor:
-    "A scalar as `[1,1,1,1]`, a 1-d tensor as per-bin `[1,1,F,1]`, anything else as it is"
-    return v.reshape(1, 1, 1, 1) if v.numel() == 1 else v.reshape(1, 1, -1, 1) if v.ndim == 1 else v
+def _stats_described(norm: SpecNormalize) -> str:
+    "The stats of `norm` for its repr: their names, shape and count, or that there are none (yet)"
+    if not norm.learns_stats: return 'per-clip stats'
+    if not norm.has_stats: return 'no stats yet'
+    shape = tuple(norm.stats[norm._mode.keys[0]].shape)
+    return f"stats {'/'.join(norm._mode.keys)} {shape}, {norm._mode.counted} {norm.n}"
 
 
-def _where(stats: dict, bad: torch.Tensor) -> str:
-    "The stats at the first bin where `bad` holds, e.g. 'mean -4.2, std 0 (bin 3; 2 of 201 bins)'"
-    bad = bad.flatten()
-    i = int(bad.nonzero()[0])
-    vals = ', '.join(f"{k} {v.flatten()[i].item():g}" for k, v in stats.items())
-    return vals if len(bad) == 1 else f"{vals} (bin {i}; {int(bad.sum())} of {len(bad)} bins)"
+def _file_arguments(d: dict, path, kwargs: dict) -> dict:
+    "The `SpecNormalize` arguments of the stats file `d` (read from `path`): its mode, arrays, count, options, `kwargs`"
+    # an option in `kwargs` that the file holds with another value fails
+    m = get_mode(d.get('mode'))
+    opts = {k: d[k] for k in _option_names(m) if k in d}
+    for k, v in opts.items():
+        if k in kwargs and kwargs[k] != v:
+            raise StatsFileError(f"stats file {path} was saved with {k}={v!r}, "
+                                 f"but this SpecNormalize has {k}={kwargs[k]!r}")
+    return dict(mode=d['mode'], stats={k: d[k] for k in d['arrays']}, **_counted(m, d.get(m.counted)),
+                **{**kwargs, **opts})
+
+
+def _file_fields(norm: SpecNormalize) -> dict:
+    "What `SpecNormalize.save` writes to a stats file: its stats, mode, count `n` and options"
+    if not norm.learns_stats:
+        raise ValueError(f"{norm!r} has no stats to save: it normalizes each clip by its own "
+                         "(learns_stats is False)")
+    if not norm.has_stats: raise ValueError("SpecNormalize has no stats to save yet")
+    return dict(**norm.stats, mode=norm.mode, **_counted(norm._mode, norm.n), **norm.options)
