@@ -11,6 +11,8 @@ _WHERE = {
     # audio files and the item transforms
     'AudioTensor': 'audio', 'AudioLoadError': 'audio', 'NonFiniteAudioError': 'audio', 'DownmixMono': 'audio',
     'Resample': 'audio', 'AudioCropPad': 'audio', 'AudioBlock': 'audio', 'audio_item_tfms': 'audio',
+    # a DataBlock's split by a fold column
+    'FoldSplitter': 'folds',
     # spectrograms
     'SpectrogramConfig': 'configs', 'AudioConfig': 'configs',
     'AudioSpectrogram': 'spectrogram', 'AudioToSpec': 'spectrogram',

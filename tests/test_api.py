@@ -45,3 +45,14 @@ def test_report_and_help_load_no_training_code():
             "print(sorted(m for m in ('torch', 'fastai', 'esc50_norm.study.train', 'esc50_norm.study.engines') if m in sys.modules))")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == '[]'
+
+
+def test_fold_splitter_is_the_librarys_and_the_study_still_names_it():
+    "`FoldSplitter` lives in the library (esc50_norm.folds); `from esc50_norm.study import FoldSplitter` gives the same"
+    import pandas as pd
+    from esc50_norm.study import DatasetError, FoldSplitter, fold_split
+    assert FoldSplitter is esc50_norm.FoldSplitter and FoldSplitter.__module__ == 'esc50_norm.folds'
+    df = pd.DataFrame(dict(fold=[1, 2, 1, 3]))
+    assert FoldSplitter(1)(df) == ([1, 3], [0, 2]) and FoldSplitter(0)(df) == ([0, 1, 2, 3], [])
+    with pytest.raises(ValueError, match=r"fold 4 does not exist; this data has folds \[1, 2, 3\]"): FoldSplitter(4)(df)
+    with pytest.raises(DatasetError, match='fold 4 does not exist'): fold_split(df, 4)     # the study's: its own error

@@ -55,15 +55,21 @@ def _listed(text: str, modules: set) -> list:
 
 
 def test_each_module_imports_only_those_listed_before_it():
-    "The order the Layout of docs/development.md and study/__init__.py give: the library first, then the study; all modules"
+    """The order the Layout of docs/development.md and study/__init__.py give: the library's base (named last, after
+    'Beneath them all'), the library in reading order, then the study; all modules"""
     graph = import_graph()
     lib = {m.split('.')[1] for m in graph if m.count('.') == 1 and not m.endswith('.study')}
     study = {m.split('.')[2] for m in graph if m.startswith('esc50_norm.study.')}
     layout = (PKG.parent / 'docs' / 'development.md').read_text().split('## Layout')[1].split('\n## ')[0]
     lib_part, study_part = layout.split('- `esc50_norm/study/`')
-    lib_order, study_order = _listed(lib_part, lib), _listed(study_part, study)
+    lib_part, base_part = lib_part.split('Beneath them all')
+    reading = _listed(lib_part, lib)
+    lib_order = _listed(base_part, lib) + reading
+    study_order = _listed(study_part, study)
     doc = ast.get_docstring(ast.parse((PKG / 'study' / '__init__.py').read_text()))
-    assert _listed(doc, study) == study_order and set(lib_order) == lib and set(study_order) == study
+    assert _listed(doc, study) == study_order and study_order == list(dict.fromkeys(study_order))
+    assert sorted(lib_order) == sorted(lib) and set(study_order) == study
+    assert reading[0] == 'audio' and reading.index('normalize') < 5        # the reading order starts with the subject
     order = [f"esc50_norm.{m}" for m in lib_order] + [f"esc50_norm.study.{m}" for m in study_order]
     late = {m: sorted(e for e in graph[m] if e in order and order.index(e) > order.index(m)) for m in order}
     assert not {m: e for m, e in late.items() if e}, 'modules importing one listed after them'

@@ -15,8 +15,9 @@ _WHERE = {
     'ClipCache': 'cache', 'load_or_build_cache': 'cache',
     'NORMALIZATIONS': 'normalizations', 'norm_tfms': 'normalizations',
     'Preset': 'presets', 'PRESETS': 'presets', 'get_preset': 'presets', 'Job': 'presets',
-    'FoldSplitter': 'pipelines', 'files_datablock': 'pipelines', 'cached_datablock': 'pipelines',
-    'device_dataloaders': 'pipelines', 'fold_dataloaders': 'pipelines',
+    'FoldSplitter': 'pipelines',                          # the library's (esc50_norm.folds), kept here for old imports
+    'files_datablock': 'pipelines', 'cached_datablock': 'pipelines', 'device_dataloaders': 'pipelines',
+    'fold_dataloaders': 'pipelines',
     'train_one': 'train', 'load_study_data': 'train',
     'size_recipe': 'sizing', 'compute_baseline': 'baseline', 'ensure_baseline': 'baseline', 'read_baseline': 'baseline',
     'read_results': 'runs', 'Study': 'study', 'run_study': 'engines', 'write_report': 'report',

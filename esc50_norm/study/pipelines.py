@@ -8,19 +8,13 @@ from fastai.data.all import CategoryBlock, ColReader, DataBlock, DataLoaders
 
 from ..audio import AudioBlock
 from ..device_dl import DeviceDL
+from ..folds import FoldSplitter
 from ..spectrogram import AudioToSpec
 from .cache import ClipCache
-from .datasets import fold_split
 from .normalizations import norm_tfms
 
-__all__ = ['FoldSplitter', 'CachedClip', 'files_datablock', 'cached_datablock', 'device_dataloaders',
-           'pipeline_dataloaders', 'fold_dataloaders']
-
-
-class FoldSplitter:
-    "Split a metadata frame with a `fold` column: validation = `valid_fold`, training = the other folds (0: all train)"
-    def __init__(self, valid_fold: int): self.valid_fold = valid_fold
-    def __call__(self, df: pd.DataFrame): return fold_split(df, self.valid_fold)
+__all__ = ['CachedClip', 'files_datablock', 'cached_datablock', 'device_dataloaders', 'pipeline_dataloaders',
+           'fold_dataloaders']
 
 
 class CachedClip:

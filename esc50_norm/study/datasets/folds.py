@@ -5,6 +5,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
+from ...folds import fold_split as _fold_split
 from .base import STANDARD, DatasetError
 
 __all__ = ['stratified_folds', 'fold_split', 'subset_per_class']
@@ -41,12 +42,9 @@ def _generate_folds(df: pd.DataFrame, k: int, seed: int, source) -> pd.DataFrame
 
 
 def fold_split(df: pd.DataFrame, valid_fold: int) -> tuple[list, list]:
-    "Indices of the training rows (the other folds) and of the validation rows (`valid_fold`; 0: none, all train)"
-    if valid_fold == 0: return list(range(len(df))), []
-    folds = sorted(map(int, df.fold.unique()))
-    if valid_fold not in folds: raise DatasetError(f"fold {valid_fold!r} does not exist; this data has folds {folds}")
-    is_valid = (df.fold == valid_fold).to_numpy()
-    return list(map(int, (~is_valid).nonzero()[0])), list(map(int, is_valid.nonzero()[0]))
+    "The library's `esc50_norm.folds.fold_split`, an unknown fold a `DatasetError`"
+    try: return _fold_split(df, valid_fold)
+    except ValueError as e: raise DatasetError(str(e)) from None
 
 
 def subset_per_class(df: pd.DataFrame, n: int | None) -> pd.DataFrame:
