@@ -90,6 +90,8 @@ def machines_table(df: pd.DataFrame) -> pd.DataFrame:
     "The machines the runs `df` were made on, one row each with its run count; 'not recorded' where a run file predates"
     cols = [c for c in MACHINE_COLUMNS if c in df]
     m = df[cols].astype(object).where(df[cols].notna(), 'not recorded').astype(str)
+    if 'onednn_max_isa' in m and 'cpu' in df:                  # recorded, and None: oneDNN's ISA was not capped
+        m.loc[df.cpu.notna() & df.onednn_max_isa.isna(), 'onednn_max_isa'] = 'none'
     return m.value_counts(sort=False).rename('runs').reset_index().sort_values('runs', ascending=False, kind='stable')
 
 
