@@ -100,8 +100,11 @@ def test_results_notebook_shows_the_committed_results_as_stored(nb_env):
     wall = (max(end) - min(start)).total_seconds() / 60
     assert f"cv-bf16: 75 of 75 runs finished; NVIDIA H100 80GB HBM3, bf16; wall time {wall:.1f} min" in printed
     assert 'ablation-bf16: 30 of 30 runs finished' in printed
-    summary, folds, paired = shown[:3]
+    summary, folds, verdicts, effects, paired = shown[:5]
     assert re.search(r"^global\s+25\s+0\.7365", summary, re.M) and re.search(r"^4\s+0\.7415\s+0\.7955\s+0\.7645", folds, re.M)
+    assert re.search(r"^channel - global\s+-0\.0150\s+-0\.0239\s+-0\.0061\s+fold\s+MixedLM\s+0\.0229", verdicts, re.M)
+    assert re.search(r"^channel - global\s+0\.0687\s+0\.8514\s+unsettled", verdicts, re.M)      # the wrapped half
+    assert re.search(r"^global - none\s+0\.0110\s+-0\.0020\s+-0\.0035\s+0\.054\s+0\.018\s+0\.0019$", effects, re.M)
     assert re.search(r"^channel - global\s+25\s+-0\.0150.*\s2\s+23\s*$", paired, re.M) and 't_test_p_holm' in paired
     assert any(re.search(r"^global\s+0\.7315\s+0\.7300\s+0\.7270\s+-0\.0015", s, re.M) for s in shown)   # the reference post
     mel = len([p for p in (NBS.parent / 'results' / 'mel-cpu' / 'runs').glob('fold*-seed*.json') if p.name.count('.') == 1])
@@ -141,7 +144,7 @@ def test_inference_notebook_loads_the_model_in_MODEL(nb_env, fake_root, tmp_path
     from esc50_norm.study import fold_dataloaders, get_dataset
     spec = SpectrogramConfig(n_fft=256, hop_length=800, mel=True, n_mels=8)
     dls = fold_dataloaders(get_dataset(data=fake_root, full=False).meta(), 1, 'global', spec, bs=4, pipeline='files',
-                           audio_root=fake_root / 'audio', device='cpu', duration=2.0)
+                           audio_root=fake_root / 'audio', device='cpu')
     learn = Learner(dls, nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 4)), loss_func=CrossEntropyLossFlat())
     learn.fit(1)
     learn.export(tmp_path / 'tiny.pkl')
@@ -149,4 +152,4 @@ def test_inference_notebook_loads_the_model_in_MODEL(nb_env, fake_root, tmp_path
     nb_env.setenv('MODEL', str(tmp_path / 'tiny.pkl'))
     printed, _, images = outputs(execute('03_inference.ipynb'))
     assert 'trained here' not in printed and 'loaded tiny.pkl (0 MB): Sequential, 4 classes' in printed
-    assert re.search(r"[0-4] of 4 right; spectrograms \(1, 8, 41\)", printed) and images == 2
+    assert re.search(r"[0-4] of 4 right; spectrograms \(1, 8, 101\)", printed) and images == 2
