@@ -4,13 +4,22 @@ from dataclasses import asdict, dataclass, replace
 
 from .compat import later, recorded_dict
 
-__all__ = ['SpectrogramConfig', 'AudioConfig', 'PCEN_SCALE', 'BAND_SCALES', 'Augment']
+__all__ = ['SpectrogramConfig', 'AudioConfig', 'PCEN_SCALE', 'BAND_SCALES', 'Augment', 'Decoding']
 
 BAND_SCALES = ('mel', 'linear')
 "How a filterbank's bands can be spaced: on the mel scale (torchaudio's HTK mel), or linearly in Hz (`linear_fbanks`)"
 
 PCEN_SCALE = float(2 ** 31)
 "librosa's scaling of audio magnitudes in [-1, 1] for PCEN (`librosa.pcen(S * 2**31)`): PCEN's defaults assume it"
+
+
+@dataclass(frozen=True)
+class Decoding:
+    "How a clip becomes a model's input waveform: resampled to `sr` Hz, downmixed to mono, cropped or padded to `duration` s"
+    sr: int = 16000
+    duration: float = 5.0
+    downmix: str = 'mean'                      # how channels become one: 'mean' or 'first'
+    def as_dict(self) -> dict: return asdict(self)
 
 
 @dataclass(frozen=True)

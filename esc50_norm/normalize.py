@@ -344,7 +344,8 @@ class SpecNormalize(Transform):
 
     def save(self, path, **info):
         "Write the stats, mode, options and count `n` to a JSON stats file, atomically; `info`: more JSON-able fields"
-        return save_stats(path, **_file_fields(self), **info)
+        fields = _file_fields(self)                   # a mode without stats, or no stats yet: refused before writing
+        return save_stats(path, **fields, **info)
 
     def __repr__(self):
         opts = ''.join(f", {k}={v!r}" for k, v in self.options.items())

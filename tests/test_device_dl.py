@@ -8,6 +8,7 @@ from fastai.data.all import CrossEntropyLossFlat, TensorCategory, TfmdDL
 from fastai.learner import Learner
 from torch import nn
 
+from esc50_norm.configs import Decoding
 from esc50_norm import AudioTensor, DeviceDL, SpectrogramConfig, find_spec_normalize
 from esc50_norm.study import device_dataloaders, load_or_build_cache, norm_tfms, read_meta
 from esc50_norm.study.demo import make_fake_esc50
@@ -76,7 +77,7 @@ def test_both_dataloaders_index_the_one_clips_tensor_without_copies(tmp_path):
     "The device pipeline holds the clips once per worker (not the cache and copies of the train and valid clips)"
     root = make_fake_esc50(tmp_path / 'esc50', clips_per_fold=1, sr=16000, seconds=(0.5, 0.5))
     df = read_meta(root, full=False).rename(columns=dict(filename='file', category='label'))
-    cache = load_or_build_cache(root / 'audio', df.file, tmp_path / 'cache', duration=0.5, progress=False)
+    cache = load_or_build_cache(root / 'audio', df.file, tmp_path / 'cache', decoding=Decoding(duration=0.5), progress=False)
     dls = device_dataloaders(cache, df, 1, bs=4, device='cpu')
     assert dls.train.clips.data_ptr() == dls.valid.clips.data_ptr() == cache.x.data_ptr()
     assert dls.valid.new().clips.data_ptr() == cache.x.data_ptr()

@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from esc50_norm.configs import Decoding
 from esc50_norm import AudioConfig, AudioLoadError, AudioTensor, audio_item_tfms
 from esc50_norm.study import ESC50Error, esc50_path, fold_dataloaders, load_or_build_cache, read_meta
 from esc50_norm.study.datasets import get_dataset, subset_per_class
@@ -94,23 +95,23 @@ def test_esc10_rows_are_the_marked_ones(fake):
 def test_cache_is_built_once_and_names_unreadable_clips(fake, tmp_path):
     df = read_meta(fake, full=False)
     files = [fake / 'audio' / f for f in df.filename]
-    a = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
+    a = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', decoding=Decoding(duration=1.0), progress=False)
     assert a.x.shape == (20, 1, 16000) and len(list((tmp_path / 'c').glob('clips-*.pt'))) == 1
     direct = Pipeline([AudioTensor.create, *audio_item_tfms(16000, True, 1.0)])(files[3])
     assert torch.equal(a.x[3], direct.as_subclass(torch.Tensor))
-    b = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
+    b = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', decoding=Decoding(duration=1.0), progress=False)
     assert torch.equal(a.x, b.x) and b.filenames == a.filenames
     assert len(list((tmp_path / 'c').glob('clips-*.pt'))) == 1
     files[5].write_bytes(b'not audio at all')
     with pytest.raises(AudioLoadError, match=files[5].name):
-        load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
+        load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', decoding=Decoding(duration=1.0), progress=False)
 
 
 def test_silent_clip_is_cached_with_a_warning_naming_it(fake, tmp_path):
     df = read_meta(fake, full=False)
     sf.write(fake / 'audio' / df.filename[0], torch.zeros(8000).numpy(), 16000)
     with pytest.warns(UserWarning, match=f"silent.*{df.filename[0]}"):
-        load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
+        load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', decoding=Decoding(duration=1.0), progress=False)
 
 
 def test_cache_keeps_each_source_clip_and_reports_odd_ones(fake, tmp_path):
@@ -118,13 +119,13 @@ def test_cache_keeps_each_source_clip_and_reports_odd_ones(fake, tmp_path):
     df = read_meta(fake, full=False)
     sf.write(fake / 'audio' / df.filename[1], torch.rand(3000).numpy() - 0.5, 16000)          # 0.19 s among 0.5-1 s clips
     with pytest.warns(UserWarning, match=f"far shorter than the rest.*{df.filename[1]} \\(0.19 s\\)"):
-        cache = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
+        cache = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', decoding=Decoding(duration=1.0), progress=False)
     info = cache.info.set_index('filename')
     for f in df.filename[:6]:
         direct = AudioTensor.create(fake / 'audio' / f)
         assert info.loc[f, 'duration'] == pytest.approx(direct.duration) and info.loc[f, 'channels'] == direct.nchannels
         assert info.loc[f, 'sr'] == direct.sr
-    again = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', duration=1.0, progress=False)
+    again = load_or_build_cache(fake / 'audio', df.filename, tmp_path / 'c', decoding=Decoding(duration=1.0), progress=False)
     assert again.info.equals(cache.info) and again.report() == cache.report()
     assert cache.report().splitlines()[0].startswith('20 clips: 0.19-') and 'silent (all zeros): none' in cache.report()
 

@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from esc50_norm.configs import Decoding
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.demo import make_fake_esc50
 
@@ -202,7 +203,7 @@ def test_a_truncated_preset_file_is_named(finished, args, capsys):
 def test_a_damaged_clip_cache_is_rebuilt_with_a_warning_and_stale_temporaries_removed(fake_root, tmp_path):
     from esc50_norm.study.cache import load_or_build_cache
     files = sorted(p.name for p in (fake_root / 'audio').iterdir())[:4]
-    first = load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False)
+    first = load_or_build_cache(fake_root / 'audio', files, tmp_path, decoding=Decoding(duration=1.0), progress=False)
     cache_file, = tmp_path.glob('clips-*.pt')
     cache_file.write_bytes(cache_file.read_bytes()[:1000])
     dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True).stdout.strip()
@@ -210,9 +211,9 @@ def test_a_damaged_clip_cache_is_rebuilt_with_a_warning_and_stale_temporaries_re
     stale = tmp_path / f".{cache_file.name}.{socket.gethostname()}.{dead}.0123abcd.tmp-atomic"
     stale.write_bytes(b'half a cache')
     with pytest.warns(UserWarning, match=f"clip cache {cache_file} is damaged"):
-        again = load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False)
+        again = load_or_build_cache(fake_root / 'audio', files, tmp_path, decoding=Decoding(duration=1.0), progress=False)
     assert torch.equal(again.x, first.x) and not stale.exists()
-    assert load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False).filenames == files
+    assert load_or_build_cache(fake_root / 'audio', files, tmp_path, decoding=Decoding(duration=1.0), progress=False).filenames == files
 
 
 def test_a_batch_larger_than_the_training_folds_is_refused_once_before_any_work(args, tmp_path, capsys):
@@ -258,12 +259,12 @@ def test_a_csv_with_one_fold_is_refused_once_before_any_work_and_train_names_onl
 def test_a_cache_file_of_other_clips_is_damaged_named_and_rebuilt(fake_root, tmp_path):
     from esc50_norm.study.cache import load_or_build_cache
     files = sorted(p.name for p in (fake_root / 'audio').iterdir())[:4]
-    first = load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False)
+    first = load_or_build_cache(fake_root / 'audio', files, tmp_path, decoding=Decoding(duration=1.0), progress=False)
     cache_file, = tmp_path.glob('clips-*.pt')
     torch.save(dict(x=first.x[:3], filenames=files[:3], sr=16000, settings=first.settings,
                     info=first.info[:3].to_dict(orient='list')), cache_file)
     with pytest.warns(UserWarning, match=rf"clip cache {cache_file} is damaged \(it lists 3 clips, not the 4 expected"):
-        again = load_or_build_cache(fake_root / 'audio', files, tmp_path, duration=1.0, progress=False)
+        again = load_or_build_cache(fake_root / 'audio', files, tmp_path, decoding=Decoding(duration=1.0), progress=False)
     assert torch.equal(again.x, first.x) and len(torch.load(cache_file, weights_only=True)['filenames']) == 4
 
 

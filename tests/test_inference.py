@@ -14,6 +14,7 @@ from fastai.data.all import CategoryBlock, ColReader, CrossEntropyLossFlat, Data
 from fastai.learner import Learner, load_learner
 from torch import nn
 
+from esc50_norm.configs import Decoding
 from esc50_norm import (AudioBlock, AudioCropPad, AudioLoadError, AudioNormalize, AudioTensor, AudioToSpec, ModelLoadError,
                         NonFiniteAudioError, PredictionError, SpecNormalize, SpectrogramConfig, find_spec_normalize, load_exported,
                         predict_files)
@@ -32,7 +33,7 @@ def fake(tmp_path_factory):
     d = tmp_path_factory.mktemp('inf')
     root = make_fake_esc50(d / 'esc50', clips_per_fold=1, sr=SR, seconds=(1.0, 2.0))
     df = get_dataset(data=root, full=False).meta()
-    cache = load_or_build_cache(root / 'audio', df.file, d / 'cache', sr=SR, duration=SECONDS, progress=False)
+    cache = load_or_build_cache(root / 'audio', df.file, d / 'cache', decoding=Decoding(SR, SECONDS), progress=False)
     rng = np.random.default_rng(1)
     t = np.arange(7 * 48000) / 48000
     sf.write(d / 'stereo48k.wav', np.stack([np.sin(2 * np.pi * 2500 * t), rng.standard_normal(len(t))], 1).astype('float32') * 0.3, 48000)

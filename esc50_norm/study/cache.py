@@ -15,6 +15,7 @@ from fastprogress.fastprogress import progress_bar
 
 from ..atomic import remove_stale_temporaries, write_atomic
 from ..audio import AudioLoadError, AudioTensor, audio_item_tfms
+from ..configs import Decoding
 from .datasets import cropping
 
 __all__ = ['ClipCache', 'load_or_build_cache']
@@ -98,10 +99,10 @@ def _lines(files: list, log, parts: int = 4):
         yield f
 
 
-def build_cache(audio_root, files, sr: int = 16000, duration: float = 5.0, downmix: str = 'mean', progress: bool = True,
-                log=None) -> ClipCache:
+def build_cache(audio_root, files, decoding: Decoding = Decoding(), progress: bool = True, log=None) -> ClipCache:
     """Decode, downmix, resample and crop/pad every file under `audio_root`, noting each source's duration, rate,
     channels and peak; odd clips are warned about unless `log` is given (the caller prints the data report)"""
+    sr, duration, downmix = decoding.sr, decoding.duration, decoding.downmix
     tfms = Pipeline(audio_item_tfms(sr, True, duration, downmix))
     files = [str(f) for f in files]
     x = torch.zeros(len(files), 1, round(sr * duration))
@@ -114,7 +115,7 @@ def build_cache(audio_root, files, sr: int = 16000, duration: float = 5.0, downm
         info.append(dict(filename=f, duration=a.duration, sr=a.sr, channels=a.nchannels, peak=float(a.abs().max())))
         x[i] = tfms(a).as_subclass(torch.Tensor)
     if bad: raise AudioLoadError(f"{len(bad)} clips under {audio_root} could not be used:\n" + "\n".join(bad))
-    cache = ClipCache(x, files, sr, dict(sr=sr, duration=duration, downmix=downmix), pd.DataFrame(info))
+    cache = ClipCache(x, files, sr, decoding.as_dict(), pd.DataFrame(info))
     if log is None and any(odd_clips(cache.info, duration).values()):
         warnings.warn(f"some clips under {audio_root} may not be what they seem:\n{cache.report()}")
     return cache
@@ -141,18 +142,18 @@ def _mismatch(cache: ClipCache, files: list, settings: dict) -> str | None:
     return None
 
 
-def load_or_build_cache(audio_root, files, cache_dir=None, sr: int = 16000, duration: float = 5.0,
-                        downmix: str = 'mean', progress: bool = True, log=None, name: str = 'clips') -> ClipCache:
-    "The clips `files` (paths under `audio_root`) of dataset `name` decoded with these settings, read from the cache"
+def load_or_build_cache(audio_root, files, cache_dir=None, decoding: Decoding = Decoding(), progress: bool = True,
+                        log=None, name: str = 'clips') -> ClipCache:
+    "The clips `files` (paths under `audio_root`) of dataset `name` decoded by `decoding`, read from the cache"
     # else decoded once and saved, atomically
     files = [str(f) for f in files]
-    settings = dict(sr=sr, duration=duration, downmix=downmix)
+    settings = decoding.as_dict()
     folder = Path(cache_dir or default_cache_dir())
     path = folder / f"{name}-{cache_key([Path(audio_root) / f for f in files], name=name, **settings)}.pt"
     if path.exists() and (cache := _load(path)) is not None:
         if (why := _mismatch(cache, files, settings)) is None: return cache
         warnings.warn(f"clip cache {path} is damaged ({why}); decoding the clips again")
-    cache = build_cache(audio_root, files, sr, duration, downmix, progress, log)
+    cache = build_cache(audio_root, files, decoding, progress, log)
     if log: log(f"decoded {len(cache)} clips into {path}\n{cache.report()}")
     remove_stale_temporaries(folder)                       # what killed builds left behind
     write_atomic(path, lambda tmp: torch.save(dict(x=cache.x, filenames=cache.filenames, sr=cache.sr,

@@ -146,6 +146,7 @@ def cmd_train(a):
     name = f"{preset.name}-fold{'all' if not a.fold else a.fold}-{a.normalization}-seed{a.seed}.pkl"
     out = _model_file(Path(a.out or f"models/{name}"))
     data = load_study_data(preset, ds, a.cache_dir, a.device)
+    preset = preset.resolved(data.device)
     row, _ = train_one(preset, data, Job(a.fold, a.normalization, a.seed), model_file=out)
     where = ('no validation fold: trained on every fold' if not a.fold else
              f"validation accuracy on fold {a.fold}: {row['final_accuracy']:.4f}")

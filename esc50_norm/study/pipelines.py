@@ -65,8 +65,12 @@ def device_dataloaders(cache: ClipCache, df: pd.DataFrame, valid_fold: int, batc
 def pipeline_dataloaders(df: pd.DataFrame, valid_fold: int, batch_tfms: list, bs: int = 64, pipeline: str = 'device',
                          cache: ClipCache | None = None, audio_root=None, device=None) -> DataLoaders:
     "DataLoaders for one validation fold, its batches through `batch_tfms`, by `pipeline`: 'files', 'cached' or 'device'"
-    # 'files' decodes `audio_root`/`file` at the spectrogram's rate, as `cache` was (its duration, downmix; none: 5 s,
-    # mean); the others look the clips up in `cache`
+    # 'device' and 'cached' look the clips up in `cache`; 'files' decodes `audio_root`/`file` at the spectrogram's rate,
+    # as `cache` was (its duration, downmix; none: 5 s, mean)
+    if pipeline in ('device', 'cached') and cache is None: raise ValueError(f"pipeline {pipeline!r} needs a ClipCache")
+    if pipeline == 'device': return device_dataloaders(cache, df, valid_fold, batch_tfms, bs=bs, device=device)
+    if pipeline == 'cached':
+        return cached_datablock(cache, valid_fold, batch_tfms).dataloaders(df, bs=bs, device=device, num_workers=0)
     if pipeline == 'files':
         if audio_root is None:
             raise ValueError("the 'files' pipeline needs the folder the clips' paths start from (audio_root)")
@@ -74,10 +78,6 @@ def pipeline_dataloaders(df: pd.DataFrame, valid_fold: int, batch_tfms: list, bs
         s = cache.settings if cache is not None else dict(duration=5.0, downmix='mean')
         dblock = files_datablock(audio_root, valid_fold, batch_tfms, sr, s['duration'], s['downmix'])
         return dblock.dataloaders(df, bs=bs, device=device, num_workers=0)
-    if cache is None: raise ValueError(f"pipeline {pipeline!r} needs a ClipCache")
-    if pipeline == 'cached':
-        return cached_datablock(cache, valid_fold, batch_tfms).dataloaders(df, bs=bs, device=device, num_workers=0)
-    if pipeline == 'device': return device_dataloaders(cache, df, valid_fold, batch_tfms, bs=bs, device=device)
     raise ValueError(f"pipeline must be 'files', 'cached' or 'device', got {pipeline!r}")
 
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import NamedTuple
 
 from ..compat import later, recorded_dict
-from ..configs import AudioConfig, Augment, SpectrogramConfig
+from ..configs import AudioConfig, Augment, Decoding, SpectrogramConfig
 from .datasets import check_folds, clip_duration
 from .normalizations import NORMALIZATIONS, Arm, resolve
 from .sizing import size_recipe, sizing_text
@@ -88,6 +88,11 @@ class Preset:
     @property
     def spec_cfg(self) -> SpectrogramConfig: return SpectrogramConfig(**self.spec)
     @property
+    def decoding(self) -> Decoding:
+        "How the clips are decoded for this recipe (its duration decided for a dataset first)"
+        if self.duration is None: raise ValueError("resolve the preset for a dataset first: its clip duration")
+        return Decoding(self.sr, self.duration, self.downmix)
+    @property
     def augmentation(self) -> Augment | None:
         "The `Augment` of this recipe, or None"
         return Augment(**self.augment) if self.augment else None
@@ -128,7 +133,7 @@ class Preset:
     def recipe(self) -> dict:
         "What decides one run's result: every field but the grid's, later fields only where they are not their default"
         d = json.loads(json.dumps(recorded_dict(self)))
-        if d['bf16'] is None or d['channels_last'] is None: raise ValueError("resolve the preset for a device first")
+        if d['bf16'] is None or d['channels_last'] is None: raise ValueError("resolve the preset for a device first: Preset.resolved(device)")
         if d['duration'] is None:
             raise ValueError("resolve the preset for a dataset first: its clip duration decides the runs")
         return {k: v for k, v in d.items() if k not in GRID_FIELDS}

@@ -84,15 +84,16 @@ def load_study_data(preset: Preset, dataset: Dataset, cache_dir=None, device=Non
     device = pick_device(device)
     if preset.duration is None: preset = preset.for_dataset(dataset, log=log)
     df = subset_per_class(dataset.meta(), preset.clips_per_class)
-    cache = load_or_build_cache(dataset.audio_root, df.file, cache_dir, preset.sr, preset.duration, preset.downmix,
-                                progress, log=log, name=dataset.name)
+    cache = load_or_build_cache(dataset.audio_root, df.file, cache_dir, preset.decoding, progress, log=log,
+                                name=dataset.name)
     if preset.pipeline == 'device': cache = replace(cache, x=cache.x.to(device))
     return StudyData(dataset, df, cache, device)
 
 
 def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_file=None) -> tuple[dict, pd.DataFrame]:
-    "Train xResNet18 from scratch on one fold, normalization and seed: a result row and the per-epoch history"
-    preset, (fold, normalization, seed) = preset.resolved(data.device), job
+    "Train xResNet18 from scratch on one fold, normalization and seed of `preset`, resolved for `data.device`"
+    # returns a result row and the per-epoch history
+    (fold, normalization, seed), training_hash = job, preset.training_hash()     # an unresolved preset fails here
     started = now()
     set_seed(seed, reproducible=True)
     t_setup = time.perf_counter()
@@ -119,10 +120,6 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     if not np.isfinite(losses.to_numpy()).all():
         raise FloatingPointError(f"{job.id}: a loss is NaN or infinite ({losses.iloc[-1].to_dict()}): "
                                  "the run is failed, not recorded")
-    norm = find_spec_normalize(dls.train)
-    if norm is not None and norm.learns_stats and stats_file is not None:
-        norm.save(stats_file, fold=fold, normalization=normalization)
-    if model_file is not None: export(learn, model_file)
     n_train, n = len(dls.train) * dls.train.bs, arm.normalization
     acc = hist.accuracy.astype(float)
     row = dict(preset=preset.name, fold=fold, normalization=normalization, seed=seed,
@@ -136,9 +133,18 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
                n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset), dataset=data.dataset.name,
                dataset_kind=data.dataset.kind, dataset_fingerprint=data.dataset.fingerprint(),
                **_environment(data.device, bf16), **provenance(),
-               training_hash=preset.training_hash(), started_at=started, finished_at=now(),
+               training_hash=training_hash, started_at=started, finished_at=now(),
                config=json.dumps(preset.as_dict(), sort_keys=True))
+    save_outputs(learn, job, stats_file, model_file)
     return row, hist
+
+
+def save_outputs(learn: Learner, job: Job, stats_file=None, model_file=None):
+    "Write a trained run's stats (when its normalization learns them) and its exported model, where asked"
+    norm = find_spec_normalize(learn.dls.train)
+    if norm is not None and norm.learns_stats and stats_file is not None:
+        norm.save(stats_file, fold=job.fold, normalization=job.normalization)
+    if model_file is not None: export(learn, model_file)
 
 
 def model_for(arm: Arm, n_out: int) -> nn.Module:
