@@ -12,7 +12,7 @@ from esc50_norm.study.cli import main as cli
 from esc50_norm.study.datasets import get_dataset
 from esc50_norm.study.engines import run_study
 from esc50_norm.study.presets import get_preset
-from esc50_norm.study.runs import read_results
+from esc50_norm.study.runs import read_results, same_dataset
 from esc50_norm.study.study import Study
 from esc50_norm import load_exported
 from esc50_norm.stats import load_stats
@@ -374,6 +374,13 @@ def test_a_folder_says_which_data_it_came_from_and_refuses_other_data(shared_esc
     assert s.todo() == []
     with pytest.raises(ValueError, match=r"holds runs of dataset esc10 \(esc10, fingerprint [0-9a-f]{12}\), not of esc50"):
         Study(fp32, out, dataset=get_dataset(data=shared_esc50), device='cpu').prepare()
+
+
+def test_same_dataset_compares_the_kind_and_fingerprints_where_both_are_known():
+    esc = dict(kind='esc50', name='esc50', fingerprint='a' * 12)
+    assert same_dataset(esc, {**esc, 'name': 'my copy'}) and same_dataset(None, esc)     # None: before datasets were recorded
+    assert not same_dataset(esc, {**esc, 'fingerprint': 'b' * 12})
+    assert not same_dataset(None, dict(kind='esc10', name='esc10', fingerprint=None))
 
 
 def test_a_folder_from_before_datasets_were_recorded_refuses_a_partial_copy(fake_root, tmp_path):

@@ -19,9 +19,9 @@ from .claims import claim
 from .compat import recorded_dataset
 from .presets import Job, Preset
 
-__all__ = ['PresetFileError', 'read_preset', 'check_dataset', 'reproduces', 'RunFileError', 'run_files', 'read_run',
-           'damaged_runs', 'read_results', 'write_results_csv', 'record_run', 'RunTaken', 'mark_running', 'running_runs',
-           'provenance', 'now']
+__all__ = ['PresetFileError', 'read_preset', 'same_dataset', 'check_dataset', 'reproduces', 'RunFileError', 'run_files',
+           'read_run', 'damaged_runs', 'read_results', 'write_results_csv', 'record_run', 'RunTaken', 'mark_running',
+           'running_runs', 'provenance', 'now']
 
 KEYS = ['preset', 'fold', 'normalization', 'seed']
 
@@ -39,14 +39,20 @@ def read_preset(out) -> Preset:
         raise PresetFileError(f"{f} is damaged ({e}); move it away or use another --out folder") from None
 
 
+def same_dataset(a: dict | None, b: dict | None) -> bool:
+    "Whether two recorded datasets are one: the same kind, and the same fingerprint where both are known"
+    a, b = recorded_dataset(a), recorded_dataset(b)
+    fa, fb = a['fingerprint'], b['fingerprint']
+    return a['kind'] == b['kind'] and (None in (fa, fb) or fa == fb)
+
+
 def check_dataset(out, recorded: dict | None, ds):
     "Refuse dataset `ds` for results folder `out` whose runs came from the `recorded` one (by kind and fingerprint)"
     rec = recorded_dataset(recorded)
     if recorded is None and not getattr(ds, 'full', True):
         raise ValueError(f"{out} was recorded before datasets were, so it holds runs of the full ESC-50; a partial "
                          f"copy ({ds.name} at {ds.root}, --partial-data) goes in another --out folder")
-    same = rec['kind'] == ds.kind and (rec['fingerprint'] is None or rec['fingerprint'] == ds.fingerprint())
-    if not same:
+    if not same_dataset(rec, dict(kind=ds.kind, name=ds.name, fingerprint=ds.fingerprint())):
         raise ValueError(f"{out} holds runs of dataset {rec['name']} "
                          f"({rec['kind']}, fingerprint {rec['fingerprint']}), "
                          f"not of {ds.name} ({ds.kind}, fingerprint {ds.fingerprint()}); use another --out folder")
@@ -54,11 +60,8 @@ def check_dataset(out, recorded: dict | None, ds):
 
 def reproduces(out, committed) -> bool:
     "Whether results folder `out` repeats `committed`'s study: the same recipe (hash) on the same dataset"
-    # the same dataset: kind and fingerprint
     a, b = read_preset(out), read_preset(committed)
-    da, db = recorded_dataset(a.dataset), recorded_dataset(b.dataset)
-    fa, fb = da['fingerprint'], db['fingerprint']
-    return a.training_hash() == b.training_hash() and da['kind'] == db['kind'] and (None in (fa, fb) or fa == fb)
+    return a.training_hash() == b.training_hash() and same_dataset(a.dataset, b.dataset)
 
 
 class RunFileError(ValueError):

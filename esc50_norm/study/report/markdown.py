@@ -10,7 +10,7 @@ from ...atomic import write_atomic
 from ..compat import predates_provenance, recorded_dataset
 from ..baseline import baseline_text, read_baseline
 from ..presets import Preset, chosen
-from ..runs import damaged_runs, read_preset, running_runs
+from ..runs import damaged_runs, read_preset, running_runs, same_dataset
 from .baselines import baseline_table, baseline_verdict
 from .compare import compare_equivalence, compare_folders, compare_verdicts, fold_contrasts
 from .folders import (folder_runs, machines_table, missing_runs, predates_machines, read_folder, read_histories,
@@ -207,15 +207,14 @@ def _named(d: dict) -> str: return f"{d['name']} ({d['kind']}, fingerprint {d['f
 def _differences_of_setup(folders) -> list:
     "Sentences naming the folders whose recipe or dataset differ from the first one's (they measure another thing)"
     presets, notes = [read_preset(f) for f in folders], []
-    ref, ref_data = presets[0], recorded_dataset(presets[0].dataset)
+    ref = presets[0]
     for f, p in zip(folders[1:], presets[1:]):
         if p.training_hash() != ref.training_hash():
             changed = sorted(k for k in set(ref.recipe()) | set(p.recipe()) if ref.recipe().get(k) != p.recipe().get(k))
             notes.append(f"{f} has another recipe than {folders[0]} (changed: {changed})")
-        d = recorded_dataset(p.dataset)
-        fps = {d['fingerprint'], ref_data['fingerprint']}
-        if d['kind'] != ref_data['kind'] or (None not in fps and len(fps) > 1):
-            notes.append(f"{f} holds runs of dataset {_named(d)}, {folders[0]} of {_named(ref_data)}")
+        if not same_dataset(p.dataset, ref.dataset):
+            notes.append(f"{f} holds runs of dataset {_named(recorded_dataset(p.dataset))}, {folders[0]} of "
+                         f"{_named(recorded_dataset(ref.dataset))}")
     return notes
 
 
