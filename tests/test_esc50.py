@@ -62,7 +62,7 @@ def test_empty_binary_or_foreign_csv_is_named(fake, content, message):
 def test_non_integer_folds_are_named(fake):
     df = pd.read_csv(fake / 'meta' / 'esc50.csv')
     df.assign(fold=['one', '2.5', *df.fold[2:]]).to_csv(fake / 'meta' / 'esc50.csv', index=False)
-    with pytest.raises(ESC50Error, match=r"esc50\.csv has folds that are not integers: \['one', '2\.5'\]"): read_meta(fake, full=False)
+    with pytest.raises(ESC50Error, match=r"esc50\.csv: 2 folds are not integers: \['one', '2\.5'\]"): read_meta(fake, full=False)
 
 
 @pytest.mark.parametrize('kind', ['esc50', 'esc10'])
@@ -73,10 +73,10 @@ def test_a_read_validates_the_table_once_and_the_files_once(kind, fake, monkeypa
     df = pd.read_csv(fake / 'meta' / 'esc50.csv')
     df.assign(esc10=df.target < 2).to_csv(fake / 'meta' / 'esc50.csv', index=False)
     calls = []
-    for mod, name in ((esc50, 'validate_meta'), (esc50, '_check_audio'), (checks, '_check_files')):
+    for mod, name in ((esc50, 'validate_meta'), (esc50, '_with_audio'), (checks, 'check_files')):
         monkeypatch.setattr(mod, name, lambda *a, _f=getattr(mod, name), _n=name, **k: calls.append(_n) or _f(*a, **k))
     assert len(get_dataset(kind, data=fake, full=False).meta()) == (20 if kind == 'esc50' else 10)
-    assert calls == ['validate_meta', '_check_files']
+    assert calls == ['validate_meta', 'check_files']
 
 
 def test_esc10_rows_are_the_marked_ones(fake):
@@ -87,7 +87,7 @@ def test_esc10_rows_are_the_marked_ones(fake):
     assert ten.filename.tolist() == df.filename[df.target < 2].tolist() and set(ten.category) == set(df.category[df.target < 2])
     with pytest.raises(ESC50Error, match='ESC-10 has 400 clips, 10 classes of 40; these esc10 rows have 10 clips, 2 classes'): read_esc10(fake)
     (fake / 'audio' / ten.filename[3]).unlink()
-    with pytest.raises(ESC50Error, match=f"1 clips listed in .*esc50.csv are missing .*{ten.filename[3]}"): read_esc10(fake, full=False)
+    with pytest.raises(ESC50Error, match=f"1 of 10 clips listed in .*esc50.csv are missing .*{ten.filename[3]}"): read_esc10(fake, full=False)
     df.drop(columns='esc10').to_csv(fake / 'meta' / 'esc50.csv', index=False)
     with pytest.raises(ESC50Error, match='has no esc10 column'): read_esc10(fake, full=False)
 

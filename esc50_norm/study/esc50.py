@@ -5,8 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ['ESC50_URL', 'ENV_VAR', 'FOLDS', 'ESC50Error', 'esc50_path', 'download_esc50', 'read_csv_checked',
-           'read_meta', 'validate_meta', 'read_esc10']
+from . import tables
+from .tables import int_folds, read_csv_checked, with_columns
+
+__all__ = ['ESC50_URL', 'ENV_VAR', 'FOLDS', 'ESC50Error', 'esc50_path', 'download_esc50', 'read_meta', 'validate_meta',
+           'read_esc10']
 
 ESC50_URL = 'https://github.com/karolpiczak/ESC-50/archive/master.zip'
 ENV_VAR = 'ESC50_PATH'
@@ -47,32 +50,11 @@ def download_esc50(base='~/.fastdownload', url: str = ESC50_URL) -> Path:
     return found
 
 
-def read_csv_checked(path, error: type = ESC50Error) -> pd.DataFrame:
-    "Read a metadata CSV; a missing, empty, binary or row-less file is an `error` that names it"
-    path = Path(path)
-    if not path.is_file(): raise error(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
-    try: df = pd.read_csv(path)
-    except pd.errors.EmptyDataError: raise error(f"{path} is empty: a CSV with a header row is needed") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise error(f"{path} is not a readable CSV ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-    if not len(df): raise error(f"{path} has no rows (columns: {list(df.columns)})")
-    return df
-
-
-def _bad_folds(folds: pd.Series) -> list:
-    "The values of a fold column that are not integers (as they are written)"
-    num = pd.to_numeric(folds, errors='coerce')
-    return list(dict.fromkeys(folds[num.isna() | (num % 1 != 0)].astype(str)))
-
-
 def validate_meta(df: pd.DataFrame, root=None, full: bool = True) -> pd.DataFrame:
     "Check the table of `root`/meta/esc50.csv: columns, folds and classes (`full`: 2000 rows, 50 classes of 40 clips)"
     csv = _csv(root) if root is not None else 'esc50.csv'
-    missing_cols = [c for c in COLUMNS if c not in df.columns]
-    if missing_cols: raise ESC50Error(f"{csv} lacks columns {missing_cols} (it has {list(df.columns)[:10]})")
-    not_int = _bad_folds(df.fold)
-    if not_int: raise ESC50Error(f"{csv} has folds that are not integers: {not_int[:5]}")
-    df = df.assign(fold=df.fold.astype(int))
+    df = with_columns(df, COLUMNS, csv, error=ESC50Error)
+    df = df.assign(fold=int_folds(df.fold, csv, ESC50Error))
     bad_folds = sorted(set(df.fold) - set(FOLDS))
     if bad_folds: raise ESC50Error(f"{csv} has folds {bad_folds}; ESC-50 folds are 1-5")
     if df.groupby('target').category.nunique().max() > 1:
@@ -88,26 +70,23 @@ def validate_meta(df: pd.DataFrame, root=None, full: bool = True) -> pd.DataFram
     return df
 
 
-def _check_audio(df: pd.DataFrame, root) -> pd.DataFrame:
-    "`df`, whose every `filename` must be a file under `root`/audio"
-    absent = [f for f in df.filename if not (Path(root) / 'audio' / f).is_file()]
-    if absent:
-        raise ESC50Error(f"{len(absent)} clips listed in {_csv(root)} are missing from {Path(root) / 'audio'}: "
-                         f"{absent[:5]}")
+def _with_audio(df: pd.DataFrame, root) -> pd.DataFrame:
+    "`df`, whose every `filename` must be a readable file under `root`/audio"
+    tables.check_files(df.filename, _csv(root), Path(root) / 'audio', ESC50Error)
     return df
 
 
 def read_meta(root, full: bool = True, check_files: bool = True) -> pd.DataFrame:
     "Read and validate `root`/meta/esc50.csv once: the native frame (filename, fold, target, category, esc10, ...)"
     # check_files=False: the caller checks them (a `Dataset`'s `meta()` does, for every kind)
-    df = validate_meta(read_csv_checked(_csv(root)), root, full=full).reset_index(drop=True)
-    return _check_audio(df, root) if check_files else df
+    df = validate_meta(read_csv_checked(_csv(root), ESC50Error), root, full=full).reset_index(drop=True)
+    return _with_audio(df, root) if check_files else df
 
 
 def read_esc10(root, full: bool = True, check_files: bool = True) -> pd.DataFrame:
     "The ESC-10 rows of `root`/meta/esc50.csv (its `esc10` column), validated once; `full`: 400 clips, 10 classes of 40"
     csv = _csv(root)
-    df = validate_meta(read_csv_checked(csv), root, full=False)
+    df = validate_meta(read_csv_checked(csv, ESC50Error), root, full=False)
     if 'esc10' not in df.columns: raise ESC50Error(f"{csv} has no esc10 column, which marks the ESC-10 clips")
     marked = df.esc10.astype(str).str.lower()
     odd = sorted(set(marked) - {'true', 'false'})
@@ -119,4 +98,4 @@ def read_esc10(root, full: bool = True, check_files: bool = True) -> pd.DataFram
         if len(df) != 400 or len(per_class) != 10 or (per_class != 40).any():
             raise ESC50Error(f"{csv}: ESC-10 has 400 clips, 10 classes of 40; these esc10 rows have {len(df)} clips, "
                              f"{len(per_class)} classes ({per_class.to_dict()})")
-    return _check_audio(df, root) if check_files else df
+    return _with_audio(df, root) if check_files else df

@@ -40,22 +40,6 @@ def standard_frame(df: pd.DataFrame, file: str, label: str, fold: str | None = N
     return pd.concat([std, rest.rename(columns={c: f"source_{c}" for c in STANDARD if c in rest.columns})], axis=1)
 
 
-def _with_columns(df: pd.DataFrame, needed, source, hint: str = '') -> pd.DataFrame:
-    "`df`, which must have the columns `needed`; the error names `source`, the missing columns and those it has"
-    missing = [c for c in needed if c not in df.columns]
-    if missing: raise DatasetError(f"{source} lacks columns {missing} (it has {list(df.columns)[:12]}){hint}")
-    return df
-
-
-def _int_folds(folds: pd.Series, source) -> pd.Series:
-    "The fold column as integers; the error names `source` and the values that are not integers"
-    num = pd.to_numeric(folds, errors='coerce')
-    bad = folds[num.isna() | (num % 1 != 0)]
-    if len(bad):
-        raise DatasetError(f"{source}: {len(bad)} folds are not integers: {list(dict.fromkeys(bad.astype(str)))[:5]}")
-    return num.astype(int)
-
-
 def _range(lo, hi) -> str: return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
 

@@ -1,12 +1,11 @@
 "A dataset's clips checked before any work: the frame, its folds, its files, its class balance; a grid's folds"
 from __future__ import annotations
-import os
 import warnings
-from pathlib import Path
 
 import pandas as pd
 
-from .base import STANDARD, Dataset, DatasetError, _int_folds, _span
+from ..tables import check_files, int_folds
+from .base import STANDARD, Dataset, DatasetError, _span
 
 __all__ = ['check_meta', 'class_balance', 'check_training', 'check_folds']
 
@@ -26,7 +25,7 @@ def check_meta(df: pd.DataFrame, source, audio_root, folds: tuple | None = None)
                            f"{single[:8]}")
     dup = list(dict.fromkeys(df.file[df.file.duplicated()]))
     if dup: raise DatasetError(f"{source} lists {len(dup)} files more than once: {dup[:5]}")
-    _check_files(df.file, source, Path(audio_root))
+    check_files(df.file, source, audio_root, DatasetError)
     text, strong = class_balance(df)
     if strong: warnings.warn(f"{source}: strongly imbalanced classes; {text}")
     return df
@@ -44,7 +43,7 @@ def _typed(df: pd.DataFrame, source) -> pd.DataFrame:
                            f"data rows {list(map(int, no_file[:5]))} (from 0)")
     no_label = df.file[df.label.isna() | (df.label.astype(str).str.strip() == '')]
     if len(no_label): raise DatasetError(f"{source}: {len(no_label)} rows have no label: {list(no_label[:5])}")
-    return df.assign(file=df.file.astype(str), label=df.label.astype(str), fold=_int_folds(df.fold, source))
+    return df.assign(file=df.file.astype(str), label=df.label.astype(str), fold=int_folds(df.fold, source, DatasetError))
 
 
 def _check_folds_present(fold: pd.Series, source, folds: tuple | None):
@@ -59,28 +58,6 @@ def _check_folds_present(fold: pd.Series, source, folds: tuple | None):
     expected = folds if folds is not None else tuple(range(1, present[-1] + 1))
     empty = [f for f in expected if f not in present]
     if empty: raise DatasetError(f"{source}: fold(s) {empty} of {_span(expected)} have no clips")
-
-
-def _check_files(files, source, audio_root: Path):
-    "Every file present, a regular file and readable; the errors give the count and the first few"
-    missing, unreadable = [], []
-    for f in files:
-        p = audio_root / f
-        try: st = p.stat()
-        except FileNotFoundError:
-            missing.append(f)
-            continue
-        except OSError as e:
-            unreadable.append(f"{f} ({type(e).__name__})")
-            continue
-        if not p.is_file(): unreadable.append(f"{f} (not a file)")
-        elif not os.access(p, os.R_OK): unreadable.append(f"{f} (no read permission)")
-    if missing:
-        raise DatasetError(f"{len(missing)} of {len(files)} clips listed in {source} are missing from {audio_root}: "
-                           f"{missing[:5]}")
-    if unreadable:
-        raise DatasetError(f"{len(unreadable)} clips listed in {source} cannot be read under {audio_root}: "
-                           f"{unreadable[:5]}")
 
 
 def class_balance(df: pd.DataFrame) -> tuple[str, bool]:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..esc50 import read_csv_checked
-from .base import STANDARD, DatasetError, _with_columns, standard_frame
+from ..tables import read_csv_checked, with_columns
+from .base import STANDARD, DatasetError, standard_frame
 from .collection import FOLD_DEFAULTS, MadeFolds
 
 __all__ = ['CSVDataset']
@@ -33,7 +33,7 @@ class CSVDataset(MadeFolds):
                                                  **({'fold': 'fold'} if 'fold' in df.columns else {}))
         file, label, fold = (self.used_columns.get(k) for k in STANDARD)
         hint = "" if self.columns else "; name them with columns=dict(file=..., label=..., fold=...)"
-        df = _with_columns(df, [file, label, *([fold] if fold else [])], self.csv, hint)
+        df = with_columns(df, [file, label, *([fold] if fold else [])], self.csv, hint, DatasetError)
         if fold is None: return self._made_folds(standard_frame(df, file, label))
         if (self.k_folds, self.fold_seed) != tuple(FOLD_DEFAULTS.values()):
             raise DatasetError(f"{self.csv} has its own folds (column {fold!r}); "

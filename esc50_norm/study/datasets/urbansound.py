@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..esc50 import read_csv_checked
-from .base import DatasetError, _int_folds, _with_columns, standard_frame
+from ..tables import int_folds, read_csv_checked, with_columns
+from .base import DatasetError, standard_frame
 from .collection import Collection
 
 __all__ = ['UrbanSound8K']
@@ -27,7 +27,7 @@ class UrbanSound8K(Collection):
     def source(self) -> Path: return self.root / 'metadata' / 'UrbanSound8K.csv'
 
     def _read(self) -> pd.DataFrame:
-        df = _with_columns(read_csv_checked(self.source, DatasetError), self.COLUMNS, self.source)
-        df = df.assign(fold=_int_folds(df.fold, self.source))
+        df = with_columns(read_csv_checked(self.source, DatasetError), self.COLUMNS, self.source, error=DatasetError)
+        df = df.assign(fold=int_folds(df.fold, self.source, DatasetError))
         return standard_frame(df.assign(file='fold' + df.fold.astype(str) + '/' + df.slice_file_name.astype(str)),
                               'file', 'class', 'fold')
