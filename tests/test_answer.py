@@ -1,7 +1,8 @@
 """Every sentence of the answer says what its report's computed verdict says (README, the results page, notebook 02).
 
 A claim is a link `[a − b: VERDICT](results/FOLDER/report.md#verdicts)`: the contrast `a - b` of that folder's verdict
-table must have exactly that verdict. A sentence that calls a tie needs a claim of equivalence; one that calls a win or
+table must have exactly that verdict; or, across two folders, `[F − R on NORM: VERDICT](results/F/against-R.md#verdicts)`:
+the verdict of F minus R for normalization NORM in their comparison (`esc50-norm compare results/R results/F`). A sentence that calls a tie needs a claim of equivalence; one that calls a win or
 a loss needs an ahead/behind claim."""
 import json
 import re
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from esc50_norm.study.report import folder_verdicts
+from esc50_norm.study.report import compare_report, compare_verdicts, folder_verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIM = re.compile(r"\[([\w]+) − ([\w]+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
                    r"\((?:\.\./)?results/([\w.-]+)/report\.md#verdicts\)")
+COMPARED = re.compile(r"\[([\w.-]+) − ([\w.-]+) on (\w+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
+                      r"\((?:\.\./)?results/([\w.-]+)/against-([\w.-]+)\.md#verdicts\)")
 TIE = re.compile(r"\b(ties?|tied|tie with|does nothing|no better than|as good as|cannot be told apart|"
                  r"does not matter|makes no difference)\b", re.I)
 WIN = re.compile(r"\b(beats?|outperforms?|better than|worse than|wins? over|loses to|is ahead|is behind)\b", re.I)
@@ -24,6 +27,12 @@ WIN = re.compile(r"\b(beats?|outperforms?|better than|worse than|wins? over|lose
 def verdicts(folder: str) -> dict:
     t = folder_verdicts(ROOT / 'results' / folder)
     return {c.replace(' - ', ' − '): (v, m) for c, v, m in zip(t.index, t.verdict, t.margin)}
+
+
+@lru_cache(maxsize=None)
+def compared(folder: str, reference: str) -> dict:
+    t = compare_verdicts([ROOT / 'results' / reference, ROOT / 'results' / folder])
+    return {n: v for (_, n), v in t.verdict.items()}
 
 
 def sentences(text: str) -> list:
@@ -42,8 +51,13 @@ def check(text: str) -> list:
             computed = verdicts(folder).get(f"{a} − {b}")
             if computed is None: bad.append(f"{folder} has no contrast {a} − {b}: {s!r}")
             elif said != computed[0]: bad.append(f"{folder} {a} − {b} is {computed[0]!r}, the text says {said!r}: {s!r}")
-        said = {c[2] for c in claims}
-        bare = CLAIM.sub('', s)
+        across = COMPARED.findall(s)
+        for a, b, norm, said, folder, ref in across:
+            if (a, b) != (folder, ref): bad.append(f"the claim {a} − {b} links to {folder}/against-{ref}.md: {s!r}")
+            elif said != compared(folder, ref).get(norm, 'absent'):
+                bad.append(f"{a} − {b} on {norm} is {compared(folder, ref).get(norm)!r}, the text says {said!r}: {s!r}")
+        said = {c[2] for c in claims} | {c[3] for c in across}
+        bare = COMPARED.sub('', CLAIM.sub('', s))
         if TIE.search(bare) and not any(v.startswith('equivalent') for v in said):
             bad.append(f"a tie without an equivalence claim: {s!r}")
         if WIN.search(bare) and not said & {'ahead', 'behind'}:
@@ -82,3 +96,21 @@ def test_the_check_fails_when_a_sentence_claims_more_than_its_verdict():
     assert check(text + "\n\nPer-channel statistics are as good as global "
                         "[channel − global: equivalent within ±0.01](results/mel-cpu/report.md#verdicts).\n") == []
     assert 'has no contrast' in check("[global − channel: unsettled](results/mel-cpu/report.md#verdicts).")[0]
+
+
+@pytest.mark.parametrize('path', sorted((ROOT / 'results').glob('*/against-*.md')), ids=lambda p: p.parent.name)
+def test_committed_comparisons_are_what_compare_writes_now(path, monkeypatch):
+    "results/F/against-R.md is `esc50-norm compare results/R results/F --out ...`, regenerated from the run files"
+    monkeypatch.chdir(ROOT)
+    folders = [Path('results') / path.stem[len('against-'):], Path('results') / path.parent.name]
+    with pytest.warns(UserWarning, match='comparing unlike results'):       # linear bands against mel: its point
+        text = compare_report(folders)
+    assert path.read_text() == f"# Comparison of {', '.join(map(str, folders))}\n\n{text}"
+
+
+def test_a_claim_across_folders_is_checked_against_their_comparison():
+    ok = '[linear-cpu − mel-cpu on global: {}](results/linear-cpu/against-mel-cpu.md#verdicts).'
+    right = compared('linear-cpu', 'mel-cpu')['global']
+    wrong = next(v for v in ('ahead', 'behind', 'unsettled') if v != right)
+    assert check(ok.format(right)) == [] and "the text says" in check(ok.format(wrong))[0]
+    assert 'links to' in check('[linear-cpu − mel-cpu on global: unsettled](results/mel-cpu/against-linear-cpu.md#verdicts).')[0]

@@ -231,7 +231,8 @@ def _fold_section(frames: dict) -> list:
 def _verdicts_section(ref: str, v: pd.DataFrame, margin: float) -> list:
     "The per-normalization verdicts of a comparison, with where their statistics come from"
     if not len(v): return []
-    return [f"Verdicts on each folder minus `{ref}`, per normalization (the rules of a grid's contrasts):", "",
+    return ["## Verdicts", "",
+            f"Verdicts on each folder minus `{ref}`, per normalization (the rules of a grid's contrasts):", "",
             how_to_read(v, margin, family='all rows of this table'), "",
             _md(v.reset_index().set_index('folder')[['normalization', 'pairs', 'folds', 'unit', 'test',
                                                       *VERDICT_COLUMNS]]), ""]
