@@ -25,6 +25,7 @@ from esc50_norm.study.device import pick_device
 from fastai.vision.models.xresnet import xresnet18
 
 from esc50_norm import AudioConfig
+from esc50_norm.configs import Decoding
 from esc50_norm.study import esc50_path, load_or_build_cache, read_meta, subset_per_class
 from esc50_norm.study.normalizations import norm_tfms
 from esc50_norm.study.pipelines import cached_datablock, device_dataloaders, files_datablock
@@ -83,7 +84,7 @@ def main(argv=None):
     cfg = AudioConfig.BasicSpectrogram()
     cache_dir = a.cache_dir or tempfile.mkdtemp(prefix='esc50-bench-')
     t0 = time.perf_counter()
-    cache = load_or_build_cache(root / 'audio', df.file, cache_dir, downmix='sum', progress=False)
+    cache = load_or_build_cache(root / 'audio', df.file, cache_dir, Decoding(downmix='sum'), progress=False)
     build_s = time.perf_counter() - t0
     print(f"{len(df)} clips; cache built in {build_s:.1f}s ({len(df) / build_s:.0f} clips/s, a one-time cost); device {device}")
     stages = ['load', 'spec'] + (['train'] if a.train else [])

@@ -4,6 +4,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 
+from esc50_norm.configs import Decoding
 from esc50_norm.study.demo import make_fake_esc50
 
 matplotlib.use('Agg')
@@ -39,4 +40,4 @@ def fake_cached(d: Path, sr: int, seconds: tuple, duration: float) -> tuple:
     from esc50_norm.study import get_dataset, load_or_build_cache
     root = make_fake_esc50(d / 'esc50', clips_per_fold=2, sr=sr, seconds=seconds)
     df = get_dataset(data=root, full=False).meta()
-    return root, df, load_or_build_cache(root / 'audio', df.file, d / 'cache', sr=16000, duration=duration, progress=False)
+    return root, df, load_or_build_cache(root / 'audio', df.file, d / 'cache', Decoding(16000, duration), progress=False)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from esc50_norm.configs import Decoding
 from esc50_norm.study import PRESETS, Study, get_dataset, get_preset
 from esc50_norm.study.baseline import compute_baseline, ensure_baseline, read_baseline
 from esc50_norm.study.cache import load_or_build_cache
@@ -91,7 +92,7 @@ def test_the_default_duration_keeps_nearly_every_clip_and_the_cropping_is_report
     assert f"the 99th percentile of its {len(d)} clips" in logs[0]
     if len(cut): assert logs[1].startswith(f"warning: {len(cut)} of {len(d)} clips are longer than {length:.2f} s")
     df = ds.meta()                           # --duration 0.8: the data report counts the cropped clips and their loss
-    cache = load_or_build_cache(ds.audio_root, df.file, tmp_path / 'c', duration=0.8, progress=False, log=logs.append)
+    cache = load_or_build_cache(ds.audio_root, df.file, tmp_path / 'c', Decoding(duration=0.8), progress=False, log=logs.append)
     lost = 1 - 0.8 / d[d > 0.8]
     line = next(l for l in cache.report().splitlines() if l.startswith('cropped:'))
     assert f"{int((d > 0.8).sum())} of {len(d)} clips are longer than 0.80 s" in line
@@ -103,7 +104,7 @@ def test_the_default_duration_keeps_nearly_every_clip_and_the_cropping_is_report
 
 def test_progress_to_a_pipe_is_a_few_lines(tones, tmp_path, capsys):
     ds = get_dataset(tones)
-    load_or_build_cache(ds.audio_root, ds.meta().file, tmp_path / 'c', duration=1.0, progress=True, log=print)
+    load_or_build_cache(ds.audio_root, ds.meta().file, tmp_path / 'c', Decoding(duration=1.0), progress=True, log=print)
     out = capsys.readouterr().out
     assert '\r' not in out and len(out.splitlines()) < 15 and 'decoding: 18 of 72 clips' in out
 
