@@ -15,10 +15,10 @@ PCEN_SCALE = float(2 ** 31)
 
 @dataclass(frozen=True)
 class Decoding:
-    "How a clip becomes a model's input waveform: resampled to `sr` Hz, downmixed to mono, cropped or padded to `duration` s"
+    "How a clip becomes the model's waveform: resampled to `sr` Hz, downmixed to mono, cropped or padded to `duration`"
     sr: int = 16000
     duration: float = 5.0
-    downmix: str = 'mean'                      # how channels become one: 'mean' or 'first'
+    downmix: str = 'mean'                      # how channels become one: 'mean' or 'sum' (`DownmixMono`)
     def as_dict(self) -> dict: return asdict(self)
 
 

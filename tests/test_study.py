@@ -160,11 +160,13 @@ _FLAGS = dict(fp32=dict(bf16=False, channels_last=False), bf16=dict(bf16=True, c
 @pytest.mark.parametrize('folder,preset,precision', [('cv-bf16', 'cv', 'default'), ('blog-bf16', 'blog', 'default'),
                                                      ('blog-fp32', 'blog', 'fp32'), ('ablation-bf16', 'ablation', 'default'),
                                                      ('quick-cpu', 'quick', 'fp32'), ('quick-bf16-cpu', 'quick', 'bf16')])
-def test_committed_folders_resume_with_the_defaults_they_were_made_with(folder, preset, precision, tmp_path, request):
+def test_committed_folders_resume_with_the_defaults_they_were_made_with(folder, preset, precision, tmp_path, request,
+                                                                        monkeypatch):
     "The recipe hash of the committed H100 and CPU folders is that of today's preset, resolved as they ran"
-    out = _copy(folder, tmp_path)
+    out, shared = _copy(folder, tmp_path), request.getfixturevalue('shared_esc50')
+    monkeypatch.setenv('ESC50_PATH', str(shared))          # the default dataset (no download) of folders without one
     recorded = json.loads((out / 'preset.json').read_text()).get('dataset')       # a recorded fingerprint is checked on the data
-    ds = get_dataset(data=request.getfixturevalue('shared_esc50')) if recorded else None
+    ds = get_dataset(data=shared) if recorded else None
     device = 'cpu' if folder.endswith('cpu') else 'cuda'
     before = (out / 'preset.json').read_text()
     s = Study(get_preset(preset, **_FLAGS[precision]), out, dataset=ds, device=device)

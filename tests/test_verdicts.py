@@ -193,7 +193,7 @@ def test_machines_are_listed_with_run_counts_and_old_run_files_say_they_predate(
     m = machines_table(df)
     assert list(m.runs) == [3, 1] and m.iloc[1].cpu == 'not recorded' and m.iloc[1].onednn_max_isa == 'not recorded'
     assert m.iloc[0].onednn_max_isa == 'none'       # recorded, and no cap was set
-    text = (RESULTS / 'frontends-cpu' / 'report.md').read_text()
+    text = (RESULTS / 'mel-cpu' / 'report.md').read_text()
     assert ("Machines: these run files predate the recording of the CPU model, its bf16/AMX and oneDNN; they name "
             "device cpu (2 cores); torch 2.14.1+cu130; threads 1.") in text
 

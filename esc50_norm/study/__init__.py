@@ -1,5 +1,6 @@
 """The normalization study, built on the library. Its modules import only the library and those listed before them:
-`tables` (metadata tables checked before any work), `esc50` (the ESC-50 files), `datasets` (ESC-50, ESC-10, UrbanSound8K, CSV, folder-per-class), `cache` (decode once),
+`tables` (metadata tables checked before any work), `esc50` (the ESC-50 files),
+`datasets` (ESC-50, ESC-10, UrbanSound8K, CSV, folder-per-class), `cache` (decode once),
 `normalizations` (what the study compares), `sizing` (recipes sized by the data), `presets` (recipes and their grids),
 `plugins` (installed packages adding to those registries), `pipelines` (DataLoaders of one fold), `device`, `compat`
 (why old results folders still read), `claims` (who runs a run, who rewrites a file), `runs` (the files of a results

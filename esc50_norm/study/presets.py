@@ -133,7 +133,8 @@ class Preset:
     def recipe(self) -> dict:
         "What decides one run's result: every field but the grid's, later fields only where they are not their default"
         d = json.loads(json.dumps(recorded_dict(self)))
-        if d['bf16'] is None or d['channels_last'] is None: raise ValueError("resolve the preset for a device first: Preset.resolved(device)")
+        if d['bf16'] is None or d['channels_last'] is None:
+            raise ValueError("resolve the preset for a device first: Preset.resolved(device)")
         if d['duration'] is None:
             raise ValueError("resolve the preset for a dataset first: its clip duration decides the runs")
         return {k: v for k, v in d.items() if k not in GRID_FIELDS}
