@@ -7,6 +7,7 @@ import torch
 from fastai.data.all import CategoryBlock, ColReader, DataBlock, DataLoaders
 
 from ..audio import AudioBlock
+from ..configs import Decoding
 from ..device_dl import DeviceDL
 from ..folds import FoldSplitter
 from ..spectrogram import AudioToSpec
@@ -66,7 +67,7 @@ def pipeline_dataloaders(df: pd.DataFrame, valid_fold: int, batch_tfms: list, bs
                          cache: ClipCache | None = None, audio_root=None, device=None) -> DataLoaders:
     "DataLoaders for one validation fold, its batches through `batch_tfms`, by `pipeline`: 'files', 'cached' or 'device'"
     # 'device' and 'cached' look the clips up in `cache`; 'files' decodes `audio_root`/`file` at the spectrogram's rate,
-    # as `cache` was (its duration, downmix; none: 5 s, mean)
+    # as `cache` was (its duration, downmix; none: `Decoding`'s defaults)
     if pipeline in ('device', 'cached') and cache is None: raise ValueError(f"pipeline {pipeline!r} needs a ClipCache")
     if pipeline == 'device': return device_dataloaders(cache, df, valid_fold, batch_tfms, bs=bs, device=device)
     if pipeline == 'cached':
@@ -75,7 +76,7 @@ def pipeline_dataloaders(df: pd.DataFrame, valid_fold: int, batch_tfms: list, bs
         if audio_root is None:
             raise ValueError("the 'files' pipeline needs the folder the clips' paths start from (audio_root)")
         sr = next(t.cfg.sample_rate for t in batch_tfms if isinstance(t, AudioToSpec))
-        s = cache.settings if cache is not None else dict(duration=5.0, downmix='mean')
+        s = cache.settings if cache is not None else Decoding().as_dict()
         dblock = files_datablock(audio_root, valid_fold, batch_tfms, sr, s['duration'], s['downmix'])
         return dblock.dataloaders(df, bs=bs, device=device, num_workers=0)
     raise ValueError(f"pipeline must be 'files', 'cached' or 'device', got {pipeline!r}")

@@ -32,7 +32,6 @@ def n_frames(spec: dict, duration: float) -> int:
     return cfg.n_frames(round(cfg.sample_rate * duration))
 
 
-
 def hop_for(spec: dict, duration: float, min_frames: int = MIN_FRAMES) -> int:
     "The spectrogram's hop (`SpectrogramConfig.hop`), halved until a clip of `duration` s has `min_frames` frames"
     hop = SpectrogramConfig(**spec).hop
