@@ -12,6 +12,7 @@ from esc50_norm.study.cli import main as cli
 from esc50_norm.study.datasets import get_dataset
 from esc50_norm.study.engines import run_study
 from esc50_norm.study.presets import get_preset
+from esc50_norm.study.report import write_report
 from esc50_norm.study.runs import read_results, same_dataset
 from esc50_norm.study.study import Study
 from esc50_norm import load_exported
@@ -100,9 +101,13 @@ def test_a_wider_grid_in_the_same_folder_grows_its_preset(study, tmp_path):
     out = tmp_path / 'res'
     study(tiny(normalizations=('none',)), out)
     study(tiny(normalizations=('channel',), seeds=(1,)), out)
-    p = json.loads((out / 'preset.json').read_text())
-    assert p['normalizations'] == ['none', 'channel'] and p['seeds'] == [0, 1]
-    assert len(read_results(out)) == 2
+    p = json.loads((out / 'preset.json').read_text())      # the axes' union would plan none/1 and channel/0: beside it
+    assert (p['normalizations'], p['seeds'], p['added']) == (['none'], [0], [dict(folds=[1], normalizations=['channel'],
+                                                                                   seeds=[1])])
+    study(tiny(normalizations=('channel',), seeds=(2,)), out)      # a grid that adds only its own runs takes the seed
+    assert json.loads((out / 'preset.json').read_text())['added'] == [dict(folds=[1], normalizations=['channel'],
+                                                                          seeds=[1, 2])]
+    assert len(read_results(out)) == 3 and "Complete grid: 3 of 3 runs" in write_report(out).read_text()
 
 
 def test_unknown_fold_normalization_preset_and_augmentation_are_named():

@@ -32,7 +32,7 @@ class Job(NamedTuple):
 def _spec(**kw) -> dict: return AudioConfig.BasicSpectrogram(**kw).as_dict()
 def _mel(**kw) -> dict: return AudioConfig.BasicMelSpectrogram(**kw).as_dict()
 
-GRID_FIELDS = ('name', 'folds', 'normalizations', 'seeds', 'pipeline', 'dataset', 'given', 'sized')
+GRID_FIELDS = ('name', 'folds', 'normalizations', 'seeds', 'added', 'pipeline', 'dataset', 'given', 'sized')
 """Fields that choose which runs to make, how to feed them, or which data (checked on its own, by fingerprint), and the
 notes of sizing (what it kept, what it derived: their effect is in the recipe's own fields): left out of the recipe
 hash"""
@@ -62,11 +62,14 @@ class Preset:
     dataset: dict | None = later(None)         # `Dataset.describe()` of the data; None: ESC-50, from before that
     given: tuple = later(())                   # recipe fields set by hand (epochs, bs, spec): sizing keeps them
     sized: dict | None = later(None)           # what sizing derived: field -> [preset's, derived], frames, steps
+    added: tuple = later(())                   # grids run into the folder beside the main one: {folds, normalizations,
+                                               # seeds} each, where the axes' union would plan runs nobody asked for
 
     def __post_init__(self):
         self.folds = None if self.folds is None else tuple(int(f) for f in self.folds)
         self.seeds, self.normalizations = tuple(int(s) for s in self.seeds), tuple(self.normalizations)
         self.given = tuple(self.given)
+        self.added = tuple({k: tuple(g[k]) for k in _AXES} for g in self.added)
         unknown = [n for n in self.normalizations if n not in NORMALIZATIONS]
         if unknown: raise ValueError(f"unknown normalizations {unknown}; known: {list(NORMALIZATIONS)}")
         if self.folds is not None and [f for f in self.folds if f < 1]:
@@ -104,11 +107,29 @@ class Preset:
     def as_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
     def update(self, **kwargs) -> Preset: return replace(self, **kwargs)
 
+    @property
+    def grids(self) -> list:
+        "The grids this preset plans, each {folds, normalizations, seeds}: its own, then those added to its folder"
+        return [{k: getattr(self, k) for k in _AXES}, *self.added]
+
     def jobs(self) -> list:
-        "Every (fold, normalization, seed) of the grid"
+        "Every (fold, normalization, seed) of the grids, once each"
         if self.folds is None:
             raise ValueError(f"preset {self.name!r} runs every fold of its dataset: resolve it for a dataset first")
-        return [Job(f, n, s) for f in self.folds for n in self.normalizations for s in self.seeds]
+        return list(dict.fromkeys(j for g in self.grids for j in _product(g)))
+
+    def grown(self, other: Preset) -> Preset:
+        "This folder's preset planning `other`'s runs too: a grid takes `other`'s axes where that plans nothing else"
+        new = set(other.jobs())
+        if new <= set(self.jobs()): return self
+        grids = self.grids
+        for i, g in enumerate(grids):
+            union = {k: tuple(dict.fromkeys(g[k] + getattr(other, k))) for k in _AXES}
+            if set(_product(union)) == set(_product(g)) | new:
+                grids[i] = union
+                break
+        else: grids.append(other.grids[0])
+        return self.update(**grids[0], added=tuple(grids[1:]))
 
     def for_dataset(self, ds, log=print) -> Preset:
         "The preset with the dataset's part decided: its folds (None: all; others checked), clip duration and sizing"
@@ -148,6 +169,10 @@ class Preset:
         return self.update(name=f"{self.name}-smoke", folds=(1, 2), seeds=(0,), epochs=1, bs=16, clips_per_class=1,
                            spec=_spec(n_fft=256, hop_length=2000, mel=True, n_mels=16,
                                       band_scale=self.spec_cfg.band_scale), given=('epochs', 'bs', 'spec'))
+
+
+_AXES = ('folds', 'normalizations', 'seeds')
+def _product(g: dict) -> list: return [Job(f, n, s) for f in g['folds'] for n in g['normalizations'] for s in g['seeds']]
 
 
 _RULES = dict(epochs='at least 1', bs='at least 1', sr='at least 1', lr='a positive number',

@@ -96,8 +96,7 @@ class Study:
             if write_exclusive(f, json.dumps(recorded.as_dict(), indent=1)): return
         with exclusive(self.out / '.preset.json.lock'):      # read, merge, write back: nobody grows it between
             old = self._same_recipe(read_preset(self.out))
-            grown = old.update(**{k: tuple(dict.fromkeys(getattr(old, k) + getattr(self.preset, k)))
-                                  for k in ('folds', 'normalizations', 'seeds')})
+            grown = old.grown(self.preset)
             if grown != old: write_atomic(f, json.dumps(grown.as_dict(), indent=1))
 
     def load_data(self, log=print):

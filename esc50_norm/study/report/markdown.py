@@ -93,14 +93,17 @@ def _idle(t: dict) -> str:
             if t['wall_s'] - t['busy_s'] >= 3 else '')
 
 
+def _grid_text(g: dict) -> str:
+    return f"folds {list(g['folds'])} x normalizations {list(g['normalizations'])} x seeds {list(g['seeds'])}"
+
+
 def _header(out: Path, preset: Preset, df: pd.DataFrame) -> list:
     "The report's head: the grid, the recipe and how it was chosen, the data, and which runs are finished"
     missing, running, damaged = missing_runs(df, preset), running_runs(out), damaged_runs(out)
     n_exp = len(preset.jobs())
     lines = [f"# Results: preset `{preset.name}`", "",
              f"Metric: `{METRIC}` (validation accuracy after the last of {preset.epochs} epochs). "
-             f"Grid: folds {list(preset.folds)} x normalizations {list(preset.normalizations)} "
-             f"x seeds {list(preset.seeds)}.", "",
+             f"Grid: {', then '.join(map(_grid_text, preset.grids))}.", "",
              _recipe_line(preset), "", f"How this recipe was chosen: {chosen(preset.name)}", ""]
     lines += [_data_line(preset.dataset), ""] if preset.dataset else []
     if missing:
