@@ -71,7 +71,7 @@ def main(argv=None):
     for name in a.presets.split(','):
         preset = get_preset(name, clips_per_class=a.clips_per_class, bs=a.bs, folds=(1,)).for_dataset(ds, log=None)
         data = None if a.no_epoch else load_study_data(preset, ds, a.cache_dir, 'cpu', progress=False, log=None)
-        cfg, n = preset.spec_cfg, int(round(preset.sr * preset.duration))
+        cfg, n = preset.spec, int(round(preset.sr * preset.duration))
         shape = (preset.bs, 1, cfg.n_freq, cfg.n_frames(n))
         size = f"1x{shape[2]}x{shape[3]}"
         times = {(kind, prec): [] for kind in ('step', 'epoch') for prec in PRECISIONS}

@@ -326,7 +326,7 @@ def test_pcen_of_the_cpu_grid_smooths_at_its_hop_of_512(name):
     "frontends-cpu (64 mel bins, hop 512): the study's PCEN, fixed or learned at init, is librosa's at sr 16000, hop 512"
     from esc50_norm.study.normalizations import get_normalization
     from esc50_norm.study.presets import get_preset
-    cfg, norm = get_preset('frontends-cpu').spec_cfg, get_normalization(name)
+    cfg, norm = get_preset('frontends-cpu').spec, get_normalization(name)
     assert cfg.hop == 512 and cfg.n_freq == 64
     x = AudioTensor(clips(seconds=5.0), sr=16000)
     tfms = norm.tfms(cfg)
@@ -364,7 +364,7 @@ def test_the_study_feeds_frozen_and_learned_pcen_alike():
     from esc50_norm.study.presets import get_preset
     from esc50_norm.study.train import model_for
     preset = get_preset('frontends-cpu')
-    cfg = preset.spec_cfg
+    cfg = preset.spec
     frozen, learned = get_normalization('pcen_frozen'), get_normalization('pcen_learned')
     assert frozen.spec_cfg(cfg) == learned.spec_cfg(cfg) == cfg.for_pcen() and not frozen.wave
     x = AudioTensor(clips(seconds=5.0), sr=16000)
@@ -383,9 +383,9 @@ def test_an_arm_is_the_normalization_resolved_once_for_its_recipe():
     from esc50_norm.study.presets import get_preset
     p = get_preset('frontends-cpu')
     arm = p.arm('pcen_learned')
-    assert arm.normalization is NORMALIZATIONS['pcen_learned'] and arm.spec == p.spec_cfg.for_pcen()
+    assert arm.normalization is NORMALIZATIONS['pcen_learned'] and arm.spec == p.spec.for_pcen()
     assert [type(t).__name__ for t in arm.tfms] == ['RandomTimeShift', 'AudioToSpec', 'SpecMask']
     assert arm.tfms[1].cfg == arm.spec
-    assert [type(t) for t in norm_tfms('pcen_learned', p.spec_cfg, p.stats_frac, p.augmentation)] == [type(t) for t in arm.tfms]
+    assert [type(t) for t in norm_tfms('pcen_learned', p.spec, p.stats_frac, p.augment)] == [type(t) for t in arm.tfms]
     a, b = arm.frontend(), arm.frontend()
     assert type(a).__name__ == 'LearnedPCEN' and a is not b and p.arm('global').frontend() is None

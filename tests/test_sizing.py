@@ -31,8 +31,8 @@ def test_frames_hop_batch_and_epochs_follow_the_rules():
     quick = PRESETS['quick'].spec
     assert n_frames(quick, 5.0) == 79 and n_frames(quick, 1.27) == 20         # the 1.27-s words: 20 frames
     assert hop_for(quick, 5.0) == 1024 and hop_for(quick, 1.27) == 256
-    assert n_frames({**quick, 'hop_length': 256}, 1.27) == 80
-    assert n_frames({**quick, 'center': False}, 1.0) == 1 + (16000 - 1024) // 1024
+    assert n_frames(quick.update(hop_length=256), 1.27) == 80
+    assert n_frames(quick.update(center=False), 1.0) == 1 + (16000 - 1024) // 1024
     assert bs_for(64, 1600) == 64 and bs_for(64, 240) == 32 and bs_for(64, 5) == 2
     assert epochs_for(4, 1600, 64) == 8 and epochs_for(4, 240, 32) == 29 and epochs_for(40, 240, 32) == 40
 
@@ -62,7 +62,7 @@ def test_a_small_collection_gets_enough_frames_batches_and_steps_and_preset_json
     p = get_preset('quick').resolved('cpu').for_dataset(ds, log=logs.append)
     n_train = len(ds.meta()) - int((ds.meta().fold == 1).sum())            # 72 clips in 5 folds; quick: fold 1
     assert n_frames(p.spec, p.duration) >= MIN_FRAMES > n_frames(PRESETS['quick'].spec, p.duration)
-    assert p.spec['hop_length'] == 256 and p.bs == 8 and n_train // p.bs * p.epochs >= MIN_STEPS
+    assert p.spec.hop_length == 256 and p.bs == 8 and n_train // p.bs * p.epochs >= MIN_STEPS
     assert p.sized['hop_length'] == [1024, 256] and p.sized['bs'] == [64, 8] and p.sized['epochs'] == [4, p.epochs]
     assert p.sized['steps'] == n_train // 8 * p.epochs and p.sized['train_clips'] == n_train
     assert any(l.startswith(f"recipe sized for tones: hop 1024 -> 256 ({p.sized['frames']} frames") for l in logs)
@@ -76,7 +76,7 @@ def test_a_small_collection_gets_enough_frames_batches_and_steps_and_preset_json
 def test_epochs_and_bs_set_by_hand_and_the_smoke_form_are_kept(tones):
     ds = get_dataset(tones)
     p = get_preset('quick', epochs=3, bs=16).for_dataset(ds, log=None)
-    assert (p.epochs, p.bs, p.spec['hop_length']) == (3, 16, 256) and set(p.sized) >= {'hop_length'}
+    assert (p.epochs, p.bs, p.spec.hop_length) == (3, 16, 256) and set(p.sized) >= {'hop_length'}
     assert 'epochs' not in p.sized and 'bs' not in p.sized
     s = get_preset('quick', smoke=True).for_dataset(ds, log=None)
     assert s.sized is None and (s.epochs, s.bs) == (1, 16) and s.spec == PRESETS['quick'].smoke().spec

@@ -80,7 +80,7 @@ def test_linear_cpu_is_mel_cpu_but_for_the_spacing_of_its_bands():
     assert a['spec'].pop('band_scale') == 'linear' and 'band_scale' not in b['spec']       # mel: the default, unrecorded
     assert a == b and lin.training_hash() != mel.training_hash()
     assert set(lin.normalizations) <= set(mel.normalizations) and lin.seeds == mel.seeds and lin.folds == mel.folds
-    assert lin.smoke().spec_cfg.band_scale == 'linear'
+    assert lin.smoke().spec.band_scale == 'linear'
 
 
 def test_the_committed_mel_cpu_folder_keeps_its_recipe_hash():

@@ -123,18 +123,18 @@ def test_presets_match_the_reference_recipe_and_their_estimates(tmp_path):
     esc50 = get_dataset()                                           # folds and clip duration known without reading the data
     blog = get_preset('blog').for_dataset(esc50)
     assert (blog.folds, blog.seeds, blog.epochs, blog.bs, blog.lr, blog.duration) == ((1,), (0, 1, 2, 3, 4), 20, 64, 1e-3, 5.0)
-    assert blog.spec_cfg.n_freq == 201 and blog.spec_cfg.n_frames(80000) == 401
+    assert blog.spec.n_freq == 201 and blog.spec.n_frames(80000) == 401
     cv = get_preset('cv')
     assert cv.folds is None and cv.for_dataset(esc50).folds == (1, 2, 3, 4, 5) and len(cv.for_dataset(esc50).jobs()) == 75
     from fake_collections import make_urbansound8k                 # the dataset supplies the folds: cv on UrbanSound8K has 10
     us8k = get_dataset(make_urbansound8k(tmp_path / 'us8k'))
     assert cv.for_dataset(us8k, log=None).folds == tuple(range(1, 11)) and len(cv.for_dataset(us8k, log=None).jobs()) == 150
     mel, strong = get_preset('mel').for_dataset(esc50), get_preset('strong').for_dataset(esc50)
-    assert mel.spec_cfg.n_freq == 128 and mel.spec_cfg.n_frames(80000) == 313 and len(mel.jobs()) == 150
+    assert mel.spec.n_freq == 128 and mel.spec.n_frames(80000) == 313 and len(mel.jobs()) == 150
     assert set(mel.normalizations) == {'none', 'wave', 'global', 'channel', 'minmax', 'instance'}
-    assert len(strong.jobs()) == 60 and strong.mixup > 0 and strong.augmentation.freq_mask > 0
+    assert len(strong.jobs()) == 60 and strong.mixup > 0 and strong.augment.freq_mask > 0
     mel_cpu = get_preset('mel-cpu').for_dataset(esc50)
-    assert (mel_cpu.spec_cfg.n_freq, mel_cpu.spec_cfg.n_frames(80000), len(mel_cpu.jobs()), mel_cpu.epochs) == (64, 157, 60, 20)
+    assert (mel_cpu.spec.n_freq, mel_cpu.spec.n_frames(80000), len(mel_cpu.jobs()), mel_cpu.epochs) == (64, 157, 60, 20)
     assert mel_cpu.normalizations == mel.normalizations and mel_cpu.seeds == (0, 1)
     smoke = get_preset('mel', smoke=True)
     assert smoke.normalizations == mel.normalizations and (smoke.epochs, smoke.clips_per_class, smoke.folds) == (1, 1, (1, 2))
@@ -332,7 +332,7 @@ def test_pcen_and_front_ends_train_export_and_predict_a_file_alike(fake_root, tm
     ds = esc50(fake_root)
     p = tiny(normalizations=(norm,)).resolved('cpu').for_dataset(ds)
     data = load_study_data(p, ds, tmp_path / 'cache', 'cpu', progress=False)
-    dls = fold_dataloaders(data.df, 1, norm, p.spec_cfg, bs=4, cache=data.cache, device='cpu')
+    dls = fold_dataloaders(data.df, 1, norm, p.spec, bs=4, cache=data.cache, device='cpu')
     learn = Learner(dls, model_for(p.arm(norm), len(dls.vocab)))
     learn.fit(1, 1e-2)
     x, _ = dls.train.one_batch()
@@ -361,7 +361,7 @@ def test_cpu_forms_of_the_strong_recipe_are_it_on_mel_cpus_input(name, big):
     "strong-cpu and frontends-cpu: the same augmentation, mixup, lr and normalizations as on the GPU, on 1x64x157, 1 seed"
     p, g, esc50 = get_preset(name), get_preset(big), get_dataset()
     assert (p.lr, p.mixup, p.augment, p.normalizations) == (g.lr, g.mixup, g.augment, g.normalizations)
-    assert p.spec == get_preset('mel-cpu').spec and (p.spec_cfg.n_freq, p.spec_cfg.n_frames(80000)) == (64, 157)
+    assert p.spec == get_preset('mel-cpu').spec and (p.spec.n_freq, p.spec.n_frames(80000)) == (64, 157)
     assert p.seeds == (0,) and p.epochs == 60 and p.spec != g.spec
     assert len(p.for_dataset(esc50).jobs()) == 5 * len(g.normalizations)                # frontends-cpu: 30 runs
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import NamedTuple
 
-from ..compat import later, recorded_dict
+from ..compat import later, later_defaults
 from ..configs import AudioConfig, Augment, Decoding, SpectrogramConfig
 from .datasets import check_folds, clip_duration
 from .normalizations import NORMALIZATIONS, Arm, resolve
@@ -29,8 +29,8 @@ class Job(NamedTuple):
     def id(self) -> str: return run_id(*self)
 
 
-def _spec(**kw) -> dict: return AudioConfig.BasicSpectrogram(**kw).as_dict()
-def _mel(**kw) -> dict: return AudioConfig.BasicMelSpectrogram(**kw).as_dict()
+def _spec(**kw) -> SpectrogramConfig: return AudioConfig.BasicSpectrogram(**kw)
+def _mel(**kw) -> SpectrogramConfig: return AudioConfig.BasicMelSpectrogram(**kw)
 
 GRID_FIELDS = ('name', 'folds', 'normalizations', 'seeds', 'added', 'pipeline', 'dataset', 'given', 'sized')
 """Fields that choose which runs to make, how to feed them, or which data (checked on its own, by fingerprint), and the
@@ -48,7 +48,7 @@ class Preset:
     epochs: int = 20
     bs: int = 64
     lr: float = 1e-3
-    spec: dict = field(default_factory=_spec)
+    spec: SpectrogramConfig = field(default_factory=_spec)      # recorded as its dict (`SpectrogramConfig.as_dict`)
     sr: int = 16000
     duration: float | None = None              # None: the dataset's clip duration (ESC-50: 5 s), else its clips' median
     downmix: str = 'sum'
@@ -57,7 +57,7 @@ class Preset:
     bf16: bool | None = None                   # None: bf16 autocast on CUDA and on a CPU with native bf16, else fp32
     channels_last: bool | None = None          # None: with bf16
     stats_frac: float = 1.0
-    augment: dict | None = later(None)         # Augment fields; None: no augmentation
+    augment: Augment | None = later(None)      # None: no augmentation; recorded as its dict
     mixup: float = later(0.0)                  # fastai MixUp's alpha; 0: off
     dataset: dict | None = later(None)         # `Dataset.describe()` of the data; None: ESC-50, from before that
     given: tuple = later(())                   # recipe fields set by hand (epochs, bs, spec): sizing keeps them
@@ -69,6 +69,8 @@ class Preset:
         self.folds = None if self.folds is None else tuple(int(f) for f in self.folds)
         self.seeds, self.normalizations = tuple(int(s) for s in self.seeds), tuple(self.normalizations)
         self.given = tuple(self.given)
+        if isinstance(self.spec, dict): self.spec = SpectrogramConfig(**self.spec)     # as read from a preset.json
+        if isinstance(self.augment, dict): self.augment = Augment(**self.augment) if self.augment else None
         self.added = tuple({k: tuple(g[k]) for k in _AXES} for g in self.added)
         unknown = [n for n in self.normalizations if n not in NORMALIZATIONS]
         if unknown: raise ValueError(f"unknown normalizations {unknown}; known: {list(NORMALIZATIONS)}")
@@ -86,25 +88,21 @@ class Preset:
             raise ValueError(f"pipeline must be one of {list(PIPELINES)}, got {self.pipeline!r}")
         if self.folds == () or not (self.seeds and self.normalizations):
             raise ValueError("a preset needs at least one fold, seed and normalization")
-        if self.augment is not None: self.augmentation                 # an unknown augmentation field fails here
 
-    @property
-    def spec_cfg(self) -> SpectrogramConfig: return SpectrogramConfig(**self.spec)
     @property
     def decoding(self) -> Decoding:
         "How the clips are decoded for this recipe (its duration decided for a dataset first)"
         if self.duration is None: raise ValueError("resolve the preset for a dataset first: its clip duration")
         return Decoding(self.sr, self.duration, self.downmix)
-    @property
-    def augmentation(self) -> Augment | None:
-        "The `Augment` of this recipe, or None"
-        return Augment(**self.augment) if self.augment else None
-
     def arm(self, normalization: str) -> Arm:
         "Normalization `normalization` resolved for this recipe: its spectrogram, batch transforms and front end"
-        return resolve(normalization, self.spec_cfg, self.stats_frac, self.augmentation)
+        return resolve(normalization, self.spec, self.stats_frac, self.augment)
 
-    def as_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
+    def as_dict(self) -> dict:
+        "Every field as JSON has it: the spectrogram and augmentation as their dicts (preset.json's form)"
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d.update(spec=self.spec.as_dict(), augment=self.augment and self.augment.as_dict())
+        return json.loads(json.dumps(d))
     def update(self, **kwargs) -> Preset: return replace(self, **kwargs)
 
     @property
@@ -153,7 +151,8 @@ class Preset:
 
     def recipe(self) -> dict:
         "What decides one run's result: every field but the grid's, later fields only where they are not their default"
-        d = json.loads(json.dumps(recorded_dict(self)))
+        defaults = later_defaults(Preset)
+        d = {k: v for k, v in self.as_dict().items() if not (k in defaults and v == json.loads(json.dumps(defaults[k])))}
         if d['bf16'] is None or d['channels_last'] is None:
             raise ValueError("resolve the preset for a device first: Preset.resolved(device)")
         if d['duration'] is None:
@@ -168,7 +167,7 @@ class Preset:
         # and 16 bands (on the preset's band scale)
         return self.update(name=f"{self.name}-smoke", folds=(1, 2), seeds=(0,), epochs=1, bs=16, clips_per_class=1,
                            spec=_spec(n_fft=256, hop_length=2000, mel=True, n_mels=16,
-                                      band_scale=self.spec_cfg.band_scale), given=('epochs', 'bs', 'spec'))
+                                      band_scale=self.spec.band_scale), given=('epochs', 'bs', 'spec'))
 
 
 _AXES = ('folds', 'normalizations', 'seeds')
@@ -179,7 +178,7 @@ _RULES = dict(epochs='at least 1', bs='at least 1', sr='at least 1', lr='a posit
               duration='a positive number of seconds', clips_per_class='at least 1 (or None: all)',
               stats_frac='in (0, 1]', mixup='0 (off) or a positive alpha')
 
-_STRONG_AUG = dict(shift=1.0, freq_mask=0.2, time_mask=0.2, masks=1)
+_STRONG_AUG = Augment(shift=1.0, freq_mask=0.2, time_mask=0.2, masks=1)
 _MEL_CPU = _mel(n_mels=64, hop_length=512)      # 1x64x157 for 5 s at 16 kHz: the CPU grids' input
 _LINEAR_CPU = _mel(n_mels=64, hop_length=512, band_scale='linear')   # the same, 64 bands spaced linearly over 0-8 kHz
 

@@ -26,16 +26,15 @@ MIN_BATCHES = 4
 "An epoch has at least this many batches (ESC-50 at bs 64: 25)"
 
 
-def n_frames(spec: dict, duration: float) -> int:
-    "Spectrogram frames of a clip of `duration` s under `spec` (a `SpectrogramConfig` as a dict): its `n_frames`"
-    cfg = SpectrogramConfig(**spec)
-    return cfg.n_frames(round(cfg.sample_rate * duration))
+def n_frames(spec: SpectrogramConfig, duration: float) -> int:
+    "Spectrogram frames of a clip of `duration` s under `spec`: its `n_frames`"
+    return spec.n_frames(round(spec.sample_rate * duration))
 
 
-def hop_for(spec: dict, duration: float, min_frames: int = MIN_FRAMES) -> int:
+def hop_for(spec: SpectrogramConfig, duration: float, min_frames: int = MIN_FRAMES) -> int:
     "The spectrogram's hop (`SpectrogramConfig.hop`), halved until a clip of `duration` s has `min_frames` frames"
-    hop = SpectrogramConfig(**spec).hop
-    while hop > 1 and n_frames({**spec, 'hop_length': hop}, duration) < min_frames: hop //= 2
+    hop = spec.hop
+    while hop > 1 and n_frames(spec.update(hop_length=hop), duration) < min_frames: hop //= 2
     return hop
 
 
@@ -66,20 +65,19 @@ def size_recipe(preset, ds) -> dict:
     """What `preset` (folds and duration decided) changes for dataset `ds`: field -> new value, and `sized`, the record
     of what was derived; {} for the kinds of `TUNED_ON`, or when nothing needs changing"""
     if ds.kind in TUNED_ON: return {}
-    spec, given = dict(preset.spec), set(preset.given)
-    cfg = SpectrogramConfig(**spec)
+    cfg, given = preset.spec, set(preset.given)
     n_train = train_clips(ds.meta(), preset.folds, preset.clips_per_class)
-    hop = cfg.hop if 'spec' in given else hop_for(spec, preset.duration)
+    hop = cfg.hop if 'spec' in given else hop_for(cfg, preset.duration)
     bs = preset.bs if 'bs' in given else bs_for(preset.bs, n_train)
     epochs = preset.epochs if 'epochs' in given else epochs_for(preset.epochs, n_train, bs)
     new = dict(hop_length=hop, bs=bs, epochs=epochs)
     old = dict(hop_length=cfg.hop, bs=preset.bs, epochs=preset.epochs)
     if new == old: return {}
     sized = {k: [old[k], v] for k, v in new.items() if v != old[k]}
-    sized.update(frames=n_frames({**spec, 'hop_length': hop}, preset.duration), steps=steps(n_train, bs, epochs),
+    sized.update(frames=n_frames(cfg.update(hop_length=hop), preset.duration), steps=steps(n_train, bs, epochs),
                  train_clips=n_train, duration=preset.duration,
                  rules=dict(min_frames=MIN_FRAMES, min_batches=MIN_BATCHES, min_steps=MIN_STEPS))
-    return dict(spec=spec if hop == cfg.hop else {**spec, 'hop_length': hop}, bs=bs, epochs=epochs, sized=sized)
+    return dict(spec=cfg if hop == cfg.hop else cfg.update(hop_length=hop), bs=bs, epochs=epochs, sized=sized)
 
 
 def sizing_text(name: str, sized: dict) -> str:

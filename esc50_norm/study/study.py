@@ -80,7 +80,7 @@ class Study:
         device = str(self.device or pick_device()).split(':')[0]
         if not old.bf16 or device != 'cpu' or native_bf16('cpu'):
             return f"{text}; {flags} resumes the folder as recorded (or use another --out folder)"
-        cfg, n = self.preset.spec_cfg, int(round(self.preset.sr * self.preset.duration))
+        cfg, n = self.preset.spec, int(round(self.preset.sr * self.preset.duration))
         shape = (min(self.preset.bs, 8), 1, cfg.n_freq, cfg.n_frames(n))
         return (f"{text}. This CPU has no native bf16 (neither avx512_bf16 nor amx_bf16 among its flags): {flags} "
                 f"resumes the folder as recorded, in emulated bf16, where a training step of the preset's model on its "

@@ -24,7 +24,7 @@ def _cause(df: pd.DataFrame, preset: Preset) -> str:
     from ..sizing import MIN_FRAMES, MIN_STEPS, n_frames
     n_train = int(df.n_train.min()) if 'n_train' in df else None
     steps = None if n_train is None else n_train // preset.bs * preset.epochs
-    nf, hop = n_frames(preset.spec, preset.duration), preset.spec_cfg.hop
+    nf, hop = n_frames(preset.spec, preset.duration), preset.spec.hop
     causes = []
     if steps is not None and steps < MIN_STEPS:
         causes.append(f"too few optimizer steps ({steps}: {n_train // preset.bs} batches of {preset.bs} per epoch x "

@@ -38,13 +38,13 @@ def _md(df: pd.DataFrame, digits: int = 4) -> str:
 
 
 def _recipe_line(p: Preset) -> str:
-    s = p.spec_cfg
+    s = p.spec
     bins = (('log-mel ' if s.band_scale == 'mel' else 'log linear-band ') + str(s.n_mels) if s.mel
             else 'linear ' + str(s.n_freq))
     spec = (f"{bins} bins, "
             f"n_fft {s.n_fft}, hop {s.hop_length}")
     prec = 'bf16 autocast' if p.bf16 else 'fp32' if p.bf16 is False else 'bf16 on CUDA'
-    extra = (f", augmentation {p.augment}" if p.augment else '') + (f", mixup {p.mixup}" if p.mixup else '')
+    extra = (f", augmentation {p.augment.as_dict()}" if p.augment else '') + (f", mixup {p.mixup}" if p.mixup else '')
     return (f"Recipe: {spec}; xResNet18 from scratch, bs {p.bs}, fit_one_cycle({p.epochs}) at lr {p.lr}; {prec}"
             f"{', channels-last' if p.channels_last else ''}{extra}; "
             f"clips per class and fold: {p.clips_per_class or 'all'}.")
