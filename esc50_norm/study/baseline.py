@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ['FEATURES', 'CLASSIFIER', 'clip_features', 'fold_accuracies', 'compute_baseline', 'baseline_key',
-           'read_baseline', 'ensure_baseline', 'baseline_text']
+__all__ = ['compute_baseline', 'read_baseline', 'ensure_baseline', 'baseline_text']
 
 FEATURES = dict(n_mfcc=20, n_mels=64, n_fft=1024, hop_length=256, stats=['mean', 'std', 'delta mean', 'delta std'])
 "Per clip: 20 MFCCs (64 mel bins, n_fft 1024, hop 256) over the frames of its own length: mean, std, of their deltas"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..atomic import pid_alive, write_exclusive
 
-__all__ = ['claim', 'claim_holder', 'exclusive']
+__all__ = ['claim', 'exclusive']
 
 
 def claim_holder(path) -> dict | None:

@@ -14,7 +14,7 @@ from ..spectrogram import AudioToSpec
 from .cache import ClipCache
 from .normalizations import norm_tfms
 
-__all__ = ['CachedClip', 'files_datablock', 'cached_datablock', 'device_dataloaders', 'pipeline_dataloaders',
+__all__ = ['files_datablock', 'cached_datablock', 'device_dataloaders', 'pipeline_dataloaders',
            'fold_dataloaders']
 
 

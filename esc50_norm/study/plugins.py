@@ -11,7 +11,7 @@ import os
 from importlib.metadata import entry_points
 from types import ModuleType
 
-__all__ = ['GROUP', 'NO_PLUGINS', 'PluginError', 'plugin_entry_points', 'load_plugin', 'load_plugins']
+__all__ = ['GROUP', 'NO_PLUGINS', 'PluginError', 'load_plugins']
 
 GROUP = 'esc50_norm.plugins'
 "The entry-point group of `esc50-norm` plugins"

@@ -12,7 +12,7 @@ from .datasets import check_folds, clip_duration
 from .normalizations import NORMALIZATIONS, Arm, resolve
 from .sizing import size_recipe, sizing_text
 
-__all__ = ['Job', 'run_id', 'Preset', 'PRESETS', 'CHOSEN', 'chosen', 'get_preset', 'GRID_FIELDS', 'PIPELINES']
+__all__ = ['Job', 'Preset', 'PRESETS', 'CHOSEN', 'chosen', 'get_preset', 'PIPELINES']
 
 PIPELINES = ('device', 'cached', 'files')
 

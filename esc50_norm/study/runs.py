@@ -19,7 +19,7 @@ from .claims import claim
 from .compat import recorded_dataset
 from .presets import Job, Preset
 
-__all__ = ['PresetFileError', 'read_preset', 'same_dataset', 'check_dataset', 'reproduces', 'RunFileError', 'run_files',
+__all__ = ['PresetFileError', 'read_preset', 'same_dataset', 'check_dataset', 'reproduces', 'RunFileError',
            'read_run', 'damaged_runs', 'read_results', 'write_results_csv', 'record_run', 'RunTaken', 'mark_running',
            'running_runs', 'provenance', 'now']
 

@@ -6,7 +6,7 @@ import pandas as pd
 from ..presets import Preset
 from .statistics import fold_table
 
-__all__ = ['FAR_BELOW', 'baseline_table', 'baseline_verdict']
+__all__ = ['baseline_table', 'baseline_verdict']
 
 
 FAR_BELOW = 0.05

@@ -10,7 +10,7 @@ from ..presets import Preset
 from ..runs import RunFileError, read_preset, read_results, read_run
 
 __all__ = ['read_folder', 'folder_runs', 'missing_runs', 'read_histories', 'study_time', 'machines_table',
-           'predates_machines', 'MACHINE_COLUMNS', 'HISTORY_COLUMNS']
+           'predates_machines']
 
 
 def read_folder(out) -> tuple[Preset, pd.DataFrame]:

@@ -13,7 +13,7 @@ from statsmodels.stats.weightstats import ttost_paired
 
 from ..normalizations import NORMALIZATIONS
 
-__all__ = ['METRIC', 'RESOLUTION', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_table', 'fold_table',
+__all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_table', 'fold_table',
            'paired_differences', 'wilcoxon_p', 'holm', 'fold_aware', 'fold_aware_table', 'fold_effects', 'tost_p',
            'units_needed', 'equivalence', 'budget_table']
 
