@@ -7,9 +7,10 @@ those files (they are data), the code reads them as they are, through the functi
 - stats files of the first format hold `mean`/`std` only, without `arrays` or `mode`; files before 0.4.0 name a count
   `count` (now `n_per_bin` for mean/std, `n_clips` for minmax) and minmax's option `robust` (now `mean_clip_extremes`)
   (`upgrade_stats`, `RENAMED_FIELDS`);
-- models exported by 0.2.0 (`Learner.export`, `study --save-models`) name `esc50_norm.audio.CropPad`, now `AudioCropPad`
-  (`RENAMED`, answered by `old_names`), and pickled `SpecNormalize` with a `stats` dict beside float32 copies, a `count`
-  and `robust` (`upgrade_spec_normalize`).
+- models exported by 0.2.0 (`Learner.export`, `study --save-models`) name `esc50_norm.audio.CropPad`, now
+  `AudioCropPad`; models the study exported with channels-last before `ChannelsLastInput` moved into the library name
+  `esc50_norm.study.train.ChannelsLast` (both in `RENAMED`, answered by `old_names`); 0.2.0's pickled `SpecNormalize`
+  holds a `stats` dict beside float32 copies, a `count` and `robust` (`upgrade_spec_normalize`).
 The study's results folders have their own: `esc50_norm.study.compat`.
 """
 from __future__ import annotations
@@ -58,7 +59,8 @@ def upgrade_stats(d: dict) -> dict:
     return _renamed_fields(d, d.get('mode'))
 
 
-RENAMED = {'esc50_norm.audio': {'CropPad': 'AudioCropPad'}}
+RENAMED = {'esc50_norm.audio': {'CropPad': 'AudioCropPad'},
+           'esc50_norm.study.train': {'ChannelsLast': 'ChannelsLastInput'}}   # the study's own callback, once
 "Names of earlier versions that exported models still ask for, by module: old name -> today's"
 
 

@@ -30,6 +30,17 @@ def test_every_public_name_resolves_from_its_submodule():
     with pytest.raises(AttributeError, match="module 'esc50_norm' has no attribute 'CropPad'"): esc50_norm.CropPad
 
 
+@pytest.mark.parametrize('module,old,new', [('esc50_norm.audio', 'CropPad', 'AudioCropPad'),
+                                            ('esc50_norm.study.train', 'ChannelsLast', 'ChannelsLastInput')])
+def test_names_that_older_exports_pickled_unpickle_as_todays_without_being_defined(module, old, new):
+    "An export names a class by module and name (pickle's GLOBAL); the old name resolves, but shadows nothing"
+    import pickle
+    mod = importlib.import_module(module)
+    assert pickle.loads(f"c{module}\n{old}\n.".encode()) is getattr(mod, new)
+    assert old not in vars(mod) and old not in getattr(mod, '__all__', [])
+    with pytest.raises(AttributeError, match="'Nothing'"): pickle.loads(f"c{module}\nNothing\n.".encode())
+
+
 def test_importing_the_package_imports_neither_torch_nor_fastai():
     code = ("import sys, esc50_norm; heavy = sorted(m for m in ('torch', 'fastai', 'torchaudio') if m in sys.modules); "
             "print(esc50_norm.__version__, heavy)")

@@ -20,6 +20,7 @@ from fastai.torch_core import set_seed
 from fastai.vision.models.xresnet import xresnet18
 
 from ..atomic import write_atomic
+from ..compat import old_names
 from ..normalize import find_spec_normalize
 from ..precision import BF16Autocast, ChannelsLastInput, machine
 from .cache import ClipCache, load_or_build_cache
@@ -29,8 +30,6 @@ from .normalizations import Arm
 from .pipelines import pipeline_dataloaders
 from .presets import Job, Preset
 from .runs import now, provenance
-
-ChannelsLast = ChannelsLastInput           # the name older exports pickled
 
 __all__ = ['model_for', 'StudyData', 'load_study_data', 'train_one', 'resident_gib', 'release_memory']
 
@@ -183,3 +182,6 @@ def _environment(device: torch.device, bf16: BF16Autocast | None = None) -> dict
                 rss_gib=None if rss is None else round(rss, 3), **machine(),
                 bf16_fp32_convs=None if fp32_convs is None else ', '.join(fp32_convs),
                 torch=torch.__version__, torchaudio=torchaudio.__version__, fastai=fastai.__version__)
+
+
+__getattr__ = old_names(__name__)         # the names older exports pickled (`esc50_norm.compat.RENAMED`)
