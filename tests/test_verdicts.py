@@ -217,9 +217,9 @@ def test_reports_state_where_the_statistics_come_from():
 
 
 def test_compare_gives_per_normalization_verdicts_by_the_same_rules():
-    frames = {'mel-cpu': read_results(RESULTS / 'mel-cpu'), 'frontends-cpu': read_results(RESULTS / 'frontends-cpu')}
-    v = compare_verdicts(list(frames), frames=frames).loc['frontends-cpu']
-    w = pd.concat(frames, names=['folder']).reset_index(0).pivot_table(
+    runs = {'mel-cpu': read_results(RESULTS / 'mel-cpu'), 'frontends-cpu': read_results(RESULTS / 'frontends-cpu')}
+    v = compare_verdicts(list(runs), runs=runs).loc['frontends-cpu']
+    w = pd.concat(runs, names=['folder']).reset_index(0).pivot_table(
         index=['normalization', 'fold', 'seed'], columns='folder', values='final_accuracy').dropna()
     d = (w['frontends-cpu'] - w['mel-cpu']).loc['global']                          # seed 0 of each fold: one a fold
     assert v.loc['global', 'p'] == pytest.approx(st.ttest_1samp(d, 0).pvalue) and v.loc['global', 'verdict'] == 'ahead'

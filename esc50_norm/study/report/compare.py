@@ -19,48 +19,48 @@ def _matched(ref: pd.DataFrame, new: pd.DataFrame, metric: str = METRIC) -> pd.D
     return (wide['new'] - wide['ref']) if {'new', 'ref'} <= set(wide) else pd.Series(dtype=float)
 
 
-def _per_normalization(frames: dict) -> dict:
+def _per_normalization(runs: dict) -> dict:
     "(later folder, normalization) -> its runs' differences to the first folder's, indexed by fold and seed"
-    ref, out = next(iter(frames.values())), {}
-    for name, df in list(frames.items())[1:]:
+    ref, out = next(iter(runs.values())), {}
+    for name, df in list(runs.items())[1:]:
         d = _matched(ref, df)
         present = set(d.index.get_level_values(0)) if len(d) else set()
         out.update({(name, n): d.loc[n] for n in NORMALIZATIONS if n in present})
     return out
 
 
-def compare_folders(folders, frames: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compare_folders(folders, runs: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Per normalization, each folder's mean; and each later folder minus the first, paired on (fold, seed)"
-    # the paired differences Holm-corrected; `frames`: the folders' runs when already read (`folder_runs`)
-    frames = frames or folder_runs(folders)
-    present = set().union(*(set(d.normalization) for d in frames.values()))
-    means = pd.concat({n: summary_table(d)['mean'] for n, d in frames.items() if len(d)}, axis=1)
+    # the paired differences Holm-corrected; `runs`: the folders' runs when already read (`folder_runs`)
+    runs = runs or folder_runs(folders)
+    present = set().union(*(set(d.normalization) for d in runs.values()))
+    means = pd.concat({n: summary_table(d)['mean'] for n, d in runs.items() if len(d)}, axis=1)
     means = means.reindex([n for n in NORMALIZATIONS if n in present])
     rows = [dict(folder=name, normalization=norm, **_paired_row(d.to_numpy(float)))
-            for (name, norm), d in _per_normalization(frames).items()]
+            for (name, norm), d in _per_normalization(runs).items()]
     paired = _notes(_holm(pd.DataFrame(rows).set_index(['folder', 'normalization']))) if rows else pd.DataFrame()
     return means, paired
 
 
-def fold_means(frames: dict, metric: str = METRIC) -> pd.DataFrame:
+def fold_means(runs: dict, metric: str = METRIC) -> pd.DataFrame:
     "Each folder's mean accuracy per normalization (rows) and fold (columns): folder -> normalization as the index"
-    per = {name: df.groupby(['normalization', 'fold'])[metric].mean() for name, df in frames.items() if len(df)}
+    per = {name: df.groupby(['normalization', 'fold'])[metric].mean() for name, df in runs.items() if len(df)}
     return pd.concat(per, names=['folder']).unstack('fold')
 
 
-def _shared(frames: dict) -> list:
+def _shared(runs: dict) -> list:
     "The normalizations every folder holds, in the registry's order"
-    return [n for n in NORMALIZATIONS if all(n in set(df.normalization) for df in frames.values())]
+    return [n for n in NORMALIZATIONS if all(n in set(df.normalization) for df in runs.values())]
 
 
-def fold_contrasts(frames: dict, metric: str = METRIC) -> pd.DataFrame:
+def fold_contrasts(runs: dict, metric: str = METRIC) -> pd.DataFrame:
     "The contrasts of the normalizations every folder holds, per fold: mean paired difference over seeds, per folder"
     # rows (contrast, fold); columns: folders; `agree`: whether every folder's difference has the same sign
-    pairs = contrasts(_shared(frames))
-    if not pairs: return pd.DataFrame(columns=[*frames, 'agree'])
+    pairs = contrasts(_shared(runs))
+    if not pairs: return pd.DataFrame(columns=[*runs, 'agree'])
     per_fold = lambda df: pd.concat({k: v.groupby('fold').mean() for k, v in _differences(df, pairs, metric).items()},
                                     names=['contrast'])
-    table = pd.DataFrame({name: per_fold(df) for name, df in frames.items()}).dropna()
+    table = pd.DataFrame({name: per_fold(df) for name, df in runs.items()}).dropna()
     table['agree'] = np.sign(table).nunique(axis=1) == 1
     return table
 
@@ -76,22 +76,22 @@ def _equivalent(d: pd.Series, margin: float) -> dict:
                 equivalent=bool(p < ALPHA) if spread else r['pairs'] > 1 and abs(r['estimate']) < margin)
 
 
-def compare_equivalence(folders, margin: float = EQUIVALENCE_MARGIN, frames: dict | None = None) -> pd.DataFrame:
+def compare_equivalence(folders, margin: float = EQUIVALENCE_MARGIN, runs: dict | None = None) -> pd.DataFrame:
     """Each later folder against the first over all their matched runs: the pooled paired difference (fold-aware: a
     random intercept per fold when folds hold several runs), and whether it lies within +-`margin` (TOST at 0.05)"""
-    frames = frames or folder_runs(folders)
-    ref, rows = next(iter(frames.values())), []
-    for name, df in list(frames.items())[1:]:
+    runs = runs or folder_runs(folders)
+    ref, rows = next(iter(runs.values())), []
+    for name, df in list(runs.items())[1:]:
         d = _matched(ref, df)
         if len(d): rows.append(dict(folder=name, **_equivalent(d, margin)))
     return pd.DataFrame(rows).set_index('folder') if rows else pd.DataFrame()
 
 
-def compare_verdicts(folders, margin: float = VERDICT_MARGIN, frames: dict | None = None) -> pd.DataFrame:
+def compare_verdicts(folders, margin: float = VERDICT_MARGIN, runs: dict | None = None) -> pd.DataFrame:
     """Per later folder and normalization, the verdict on `later - first` run by run, by the rules of a grid's
     contrasts (`verdicts`): fold-aware test, Holm over all rows, TOST against +-`margin`"""
-    frames = frames or folder_runs(folders)
-    diffs = _per_normalization(frames)
+    runs = runs or folder_runs(folders)
+    diffs = _per_normalization(runs)
     if not diffs: return pd.DataFrame()
     t = pd.DataFrame.from_dict({k: fold_aware(d) for k, d in diffs.items()}, orient='index')
     t.index.names = ['folder', 'normalization']

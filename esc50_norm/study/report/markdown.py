@@ -221,10 +221,10 @@ def _differences_of_setup(folders) -> list:
     return notes
 
 
-def _fold_section(frames: dict) -> list:
+def _fold_section(runs: dict) -> list:
     "The contrasts every folder holds, fold by fold, and where the folders' signs disagree"
-    fc = fold_contrasts(frames)
-    if len(frames) < 2 or not len(fc): return []
+    fc = fold_contrasts(runs)
+    if len(runs) < 2 or not len(fc): return []
     off = [f"`{c}` in fold {f}" for c, f in fc.index[~fc.agree]]
     return ["Contrasts every folder holds, fold by fold (mean over seeds; `agree`: one sign in every folder):", "",
             _md(fc.reset_index().set_index('contrast')), "",
@@ -255,14 +255,14 @@ def _reproduces(ref: str, eq: pd.DataFrame, v: pd.DataFrame) -> list:
     return lines + [""]
 
 
-def compare_report(folders, frames: dict | None = None, margin: float = VERDICT_MARGIN) -> str:
+def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MARGIN) -> str:
     "A markdown comparison of results folders: means per normalization, each folder's differences to the first"
-    # the differences run by run with their verdicts (within +-`margin`), and fold by fold; `frames`: the folders'
+    # the differences run by run with their verdicts (within +-`margin`), and fold by fold; `runs`: the folders'
     # runs when already read (`folder_runs`)
     notes = _differences_of_setup(folders)
     for n in notes: warnings.warn(f"comparing unlike results: {n}")
-    frames = frames or folder_runs(folders)
-    means, paired = compare_folders(folders, frames)
+    runs = runs or folder_runs(folders)
+    means, paired = compare_folders(folders, runs)
     ref, table = means.columns[0], means.copy()
     for col in means.columns[1:]: table[f"{col} - {ref}"] = means[col] - means[ref]
     lines = [f"**Warning: {n}: the differences below measure that change, not a repeat of one study.**" for n in notes]
@@ -271,10 +271,10 @@ def compare_report(folders, frames: dict | None = None, margin: float = VERDICT_
     if len(paired):
         lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; pair-level tests, "
                   "`_holm`: adjusted over all rows):", "", _md(paired.reset_index().set_index('folder')), ""]
-        v, eq = compare_verdicts(folders, margin, frames), compare_equivalence(folders, frames=frames)
+        v, eq = compare_verdicts(folders, margin, runs), compare_equivalence(folders, runs=runs)
         lines += _verdicts_section(ref, v, margin)
         lines += [f"Reproduction of `{ref}` over all matched runs (two one-sided tests of the fold-aware estimate, "
                   f"margin +-{EQUIVALENCE_MARGIN}: equivalent when its 90% CI lies within it):", "", _md(eq), ""]
         lines += _reproduces(ref, eq, v)
-    lines += _fold_section(frames)
+    lines += _fold_section(runs)
     return '\n'.join(lines)

@@ -71,18 +71,18 @@ def plot_curves(hist: pd.DataFrame, path=None, title: str = ''):
     return _save(fig, path)
 
 
-def plot_folds(frames: dict, path=None, metric: str = METRIC, title: str = ''):
+def plot_folds(runs: dict, path=None, metric: str = METRIC, title: str = ''):
     "Per normalization every folder holds, each folder's per-fold mean accuracy; then the shared contrasts per fold"
-    means, diffs = fold_means(frames, metric), fold_contrasts(frames, metric)
-    shared = _shared(frames)
-    if not shared: raise ValueError(f"{', '.join(frames)} share no normalization: nothing to plot fold by fold")
+    means, diffs = fold_means(runs, metric), fold_contrasts(runs, metric)
+    shared = _shared(runs)
+    if not shared: raise ValueError(f"{', '.join(runs)} share no normalization: nothing to plot fold by fold")
     n = len(shared) + (len(diffs) > 0)
     fig, axs = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
     axs = axs[0]
     for ax, norm in zip(axs, shared):
         if ax is not axs[0]: ax.sharey(axs[0])                      # one scale: the levels compare across panels
         ax.set_xticks(sorted(means.columns))
-        for k, name in enumerate(frames):
+        for k, name in enumerate(runs):
             row = means.loc[(name, norm)].dropna()
             ax.plot(row.index, row.to_numpy(float), marker='o', color=f"C{k}", label=name)
         ax.set_title(norm)
@@ -92,10 +92,10 @@ def plot_folds(frames: dict, path=None, metric: str = METRIC, title: str = ''):
     axs[0].legend(fontsize=8)
     if len(diffs):
         ax, labels = axs[-1], list(dict.fromkeys(diffs.index.get_level_values('contrast')))
-        for k, name in enumerate(frames):
+        for k, name in enumerate(runs):
             for i, c in enumerate(labels):
                 v = diffs.loc[c, name]
-                ax.scatter(i + (k - (len(frames) - 1) / 2) * 0.25 + np.zeros(len(v)), v.to_numpy(float), s=16,
+                ax.scatter(i + (k - (len(runs) - 1) / 2) * 0.25 + np.zeros(len(v)), v.to_numpy(float), s=16,
                            color=f"C{k}", label=name if i == 0 else None, zorder=2)
         ax.axhline(0, color='gray', lw=1)
         ax.set_xticks(range(len(labels)), [c.replace(' - ', '\n- ') for c in labels])
