@@ -250,7 +250,7 @@ def test_the_strong_recipes_smoke_study_is_covered_by_the_front_ends_and_mel_one
 
 @pytest.mark.slow
 @pytest.mark.parametrize('preset,runs,dataset,classes', [('smoke', 6, 'esc50', 50), ('mel-cpu', 12, 'esc50', 50),
-                                                         ('frontends-cpu', 12, 'esc50', 50), ('quick', 6, 'esc10', 10)])
+                                                         ('frontends-cpu', 14, 'esc50', 50), ('quick', 6, 'esc10', 10)])
 def test_smoke_form_of_each_preset_on_real_clips(shared_esc50, tmp_path, preset, runs, dataset, classes):
     "CI's end-to-end studies: each preset in its smoke form (1 clip per class and fold, 1 epoch) on the real ESC-50 copy, and on ESC-10"
     # mel, strong and frontends: their smoke forms are those of the CPU grids (test_the_smoke_form_of_each_cpu_grid_is_that_of_its_gpu_grid);
@@ -360,8 +360,10 @@ def test_frontends_preset_contrasts_each_against_global():
     p = get_preset('frontends')
     assert (p.epochs, p.lr, p.mixup, p.augment, p.spec) == (get_preset('strong').epochs, 2e-3, 0.4, get_preset('strong').augment, get_preset('strong').spec)
     assert contrasts(p.normalizations) == [('channel', 'global'), ('instance', 'global'), ('pcen', 'global'),
-                                           ('pcen_learned', 'global'), ('pcen_learned', 'pcen'), ('bn_freq', 'global')]
-    assert len(p.for_dataset(get_dataset()).jobs()) == 90
+                                           ('pcen_learned', 'global'), ('pcen_learned', 'pcen'),
+                                           ('pcen_learned', 'pcen_frozen'), ('bn_freq', 'global'),
+                                           ('pcen_frozen', 'global'), ('pcen_frozen', 'pcen')]
+    assert len(p.for_dataset(get_dataset()).jobs()) == 5 * 7 * 5                     # folds x normalizations x seeds
 
 
 @pytest.mark.parametrize('name,big', [('strong-cpu', 'strong'), ('frontends-cpu', 'frontends')])
@@ -371,7 +373,7 @@ def test_cpu_forms_of_the_strong_recipe_are_it_on_mel_cpus_input(name, big):
     assert (p.lr, p.mixup, p.augment, p.normalizations) == (g.lr, g.mixup, g.augment, g.normalizations)
     assert p.spec == get_preset('mel-cpu').spec and (p.spec.n_freq, p.spec.n_frames(80000)) == (64, 157)
     assert p.seeds == (0,) and p.epochs == 60 and p.spec != g.spec
-    assert len(p.for_dataset(esc50).jobs()) == 5 * len(g.normalizations)                # frontends-cpu: 30 runs
+    assert len(p.for_dataset(esc50).jobs()) == 5 * len(g.normalizations)                # frontends-cpu: 35 runs
 
 
 @pytest.mark.slow

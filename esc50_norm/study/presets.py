@@ -180,6 +180,7 @@ _RULES = dict(epochs='at least 1', bs='at least 1', sr='at least 1', lr='a posit
 
 _STRONG_AUG = Augment(shift=1.0, freq_mask=0.2, time_mask=0.2, masks=1)
 _MEL_CPU = _mel(n_mels=64, hop_length=512)      # 1x64x157 for 5 s at 16 kHz: the CPU grids' input
+_FRONTENDS = ('global', 'channel', 'instance', 'pcen', 'pcen_learned', 'bn_freq', 'pcen_frozen')
 _LINEAR_CPU = _mel(n_mels=64, hop_length=512, band_scale='linear')   # the same, 64 bands spaced linearly over 0-8 kHz
 
 PRESETS = {
@@ -198,10 +199,10 @@ PRESETS = {
     'strong': Preset('strong', folds=None, normalizations=('none', 'global', 'channel', 'instance'), seeds=(0, 1, 2),
                      epochs=80, lr=2e-3, spec=_mel(), augment=_STRONG_AUG, mixup=0.4),
     # the strong recipe over the normalizations strong systems use: PCEN fixed (librosa) and learned (LEAF), PANNs'
-    # input BatchNorm over mel bins, against global, channel and per-clip statistics
-    'frontends': Preset('frontends', folds=None,
-                        normalizations=('global', 'channel', 'instance', 'pcen', 'pcen_learned', 'bn_freq'),
-                        seeds=(0, 1, 2), epochs=80, lr=2e-3, spec=_mel(), augment=_STRONG_AUG, mixup=0.4),
+    # input BatchNorm over mel bins, against global, channel and per-clip statistics; pcen_frozen: learned PCEN's module
+    # frozen at its start, so that pcen_learned - pcen_frozen is learning alone; 5 seeds a fold
+    'frontends': Preset('frontends', folds=None, normalizations=_FRONTENDS, seeds=(0, 1, 2, 3, 4), epochs=80, lr=2e-3,
+                        spec=_mel(), augment=_STRONG_AUG, mixup=0.4),
     # the mel grid sized for 2 CPU cores (about 5 h in bf16 here): 64 mel bins x 157 frames (hop 512), 20 epochs
     'mel-cpu': Preset('mel-cpu', folds=None, normalizations=('none', 'wave', 'global', 'channel', 'minmax', 'instance'),
                       seeds=(0, 1), spec=_MEL_CPU),
@@ -214,9 +215,8 @@ PRESETS = {
     # A run costs 32 min on one thread beside another (16 s an epoch of the grid on 2 cores): 8 h for 30 runs
     'strong-cpu': Preset('strong-cpu', folds=None, normalizations=('none', 'global', 'channel', 'instance'), seeds=(0,),
                          epochs=60, lr=2e-3, spec=_MEL_CPU, augment=_STRONG_AUG, mixup=0.4),
-    'frontends-cpu': Preset('frontends-cpu', folds=None,
-                            normalizations=('global', 'channel', 'instance', 'pcen', 'pcen_learned', 'bn_freq'),
-                            seeds=(0,), epochs=60, lr=2e-3, spec=_MEL_CPU, augment=_STRONG_AUG, mixup=0.4),
+    'frontends-cpu': Preset('frontends-cpu', folds=None, normalizations=_FRONTENDS, seeds=(0,), epochs=60, lr=2e-3,
+                            spec=_MEL_CPU, augment=_STRONG_AUG, mixup=0.4),
     # a real but small comparison for 2 CPU cores (about 7 minutes): 32 mel bins x 79 frames, 4 epochs, 3 seeds
     'quick': Preset('quick', seeds=(0, 1, 2), epochs=4, spec=_spec(n_fft=1024, hop_length=1024, mel=True, n_mels=32)),
 }
