@@ -312,3 +312,26 @@ def test_compare_warns_across_recipes_and_datasets(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         assert not compare_report([RESULTS / 'quick-cpu', RESULTS / 'quick-cpu']).startswith('**Warning')
+
+
+def _typed_rows(section: str) -> dict:
+    "The body rows of the markdown tables in `section`: first cell -> the others, bold marks and signs made plain"
+    rows = [l for l in section.splitlines() if l.startswith('| ') and not l.startswith('| normalization')]
+    plain = lambda c: c.strip().strip('*').replace('−', '-')
+    return {plain(cells[0]): [plain(c) for c in cells[1:]] for cells in (l.strip().strip('|').split('|') for l in rows)}
+
+
+def test_the_typed_tables_of_the_reference_and_the_ablation_are_the_run_files():
+    "The two tables the results page types (beside a published number, or as a 2x2 design) against the raw run files"
+    fp32, bf16, abl = (_raw_runs(f).groupby('normalization').final_accuracy.mean() for f in ('blog-fp32', 'blog-bf16', 'ablation-bf16'))
+    ref = _typed_rows(_readme_section('### Fold 1 against the reference post'))
+    assert set(ref) == {'none', 'global', 'channel'}
+    for norm, (post, ours, diff, ours_bf16) in ref.items():
+        assert (float(ours), float(ours_bf16)) == (round(fp32[norm], 4), round(bf16[norm], 4))
+        assert float(diff) == pytest.approx(float(ours) - float(post), abs=1e-9)
+    ablation = _typed_rows(_readme_section('### What the ablation adds'))
+    assert set(ablation) == set(abl.index)
+    for norm, (wave, spec, mean) in ablation.items():
+        assert float(mean) == round(abl[norm], 4)
+        assert (wave == 'yes') == (norm in ('wave', 'global', 'channel'))
+        assert spec == ('no' if norm in ('none', 'wave') else norm.removesuffix('_nowave'))
