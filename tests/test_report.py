@@ -316,7 +316,8 @@ def test_compare_warns_across_recipes_and_datasets(capsys):
 
 def _typed_rows(section: str) -> dict:
     "The body rows of the markdown tables in `section`: first cell -> the others, bold marks and signs made plain"
-    rows = [l for l in section.splitlines() if l.startswith('| ') and not l.startswith('| normalization')]
+    lines = section.splitlines()
+    rows = [l for l, after in zip(lines, lines[1:] + ['']) if l.startswith('| ') and not after.startswith('|---')]
     plain = lambda c: c.strip().strip('*').replace('−', '-')
     return {plain(cells[0]): [plain(c) for c in cells[1:]] for cells in (l.strip().strip('|').split('|') for l in rows)}
 
@@ -335,3 +336,14 @@ def test_the_typed_tables_of_the_reference_and_the_ablation_are_the_run_files():
         assert float(mean) == round(abl[norm], 4)
         assert (wave == 'yes') == (norm in ('wave', 'global', 'channel'))
         assert spec == ('no' if norm in ('none', 'wave') else norm.removesuffix('_nowave'))
+
+
+def test_the_typed_table_of_the_epoch_probes_is_their_run_files():
+    "How frontends-cpu's 60 epochs were chosen: each probe's final and best accuracy, best epoch and run time"
+    probes = _typed_rows(_readme_section('### The strong recipe and the front ends'))
+    assert set(probes) == {'40', '45', '60'}
+    for epochs, (final, best, minutes, *_) in probes.items():
+        run = json.loads((RESULTS / f"frontends-cpu-probe{epochs}" / 'runs' / 'fold1-global-seed0.json').read_text())
+        assert run['epochs'] == int(epochs) and float(final) == round(run['final_accuracy'], 4)
+        assert best.split() == [f"{run['best_accuracy']:.4f}", f"({run['best_epoch']})"]
+        assert float(minutes.split()[0]) == pytest.approx(run['wall_s'] / 60, abs=0.7)
