@@ -347,3 +347,19 @@ def test_the_typed_table_of_the_epoch_probes_is_their_run_files():
         assert run['epochs'] == int(epochs) and float(final) == round(run['final_accuracy'], 4)
         assert best.split() == [f"{run['best_accuracy']:.4f}", f"({run['best_epoch']})"]
         assert float(minutes.split()[0]) == pytest.approx(run['wall_s'] / 60, abs=0.7)
+
+
+def test_the_typed_table_of_cpu_precision_is_the_benchmarks_file():
+    "fp32 against bf16 on the CPU, as the results page types it: each cell from a row of benchmarks/precision-cpu.md"
+    bench = RESULTS.parent / 'benchmarks' / 'precision-cpu.md'
+    measured = [r.split('|')[1:-1] for r in bench.read_text().splitlines() if re.match(r"\| mel", r)]
+    measured = [dict(preset=c[0].strip(), what=c[3].strip(), fp32=float(c[4]), bf16=float(c[5]), x=float(c[6])) for c in measured]
+    rows = _typed_rows(_readme_section('### bf16 and channels-last'))
+    assert len(rows) == 2
+    for name, cells in rows.items():
+        preset = re.match(r"`([\w-]+)`", name)[1]
+        for what, cell, digits in (('bare xResNet18 step', cells[0], 2), ("study's epoch", cells[1], 1)):
+            fp32, bf16, x = (float(v) for v in re.findall(r"[\d.]+(?=\s*s|×)", cell))
+            near = lambda a, b, d: abs(a - b) <= 0.5001 * 10 ** -d          # rounded half up or half to even
+            assert any(near(m['fp32'], fp32, digits) and near(m['bf16'], bf16, digits) and near(m['x'], x, 2)
+                       for m in measured if (m['preset'], m['what']) == (preset, what)), (preset, what, cell)
