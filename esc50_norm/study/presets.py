@@ -180,8 +180,8 @@ _RULES = dict(epochs='at least 1', bs='at least 1', sr='at least 1', lr='a posit
 
 _STRONG_AUG = Augment(shift=1.0, freq_mask=0.2, time_mask=0.2, masks=1)
 _MEL_CPU = _mel(n_mels=64, hop_length=512)      # 1x64x157 for 5 s at 16 kHz: the CPU grids' input
-_FRONTENDS = ('global', 'channel', 'instance', 'pcen', 'pcen_learned', 'bn_freq', 'pcen_frozen')
 _LINEAR_CPU = _mel(n_mels=64, hop_length=512, band_scale='linear')   # the same, 64 bands spaced linearly over 0-8 kHz
+_FRONTENDS = ('global', 'channel', 'instance', 'pcen', 'pcen_learned', 'bn_freq', 'pcen_frozen')   # frontends' arms
 
 PRESETS = {
     # the reference recipe: BasicSpectrogram 1x201x401, xResNet18 from scratch, bs 64, fit_one_cycle(20), fold 1,
