@@ -47,7 +47,7 @@ def _by_hand(folder: str, contrasts: list, margin: float = 0.01) -> pd.DataFrame
             est, se, dist = fit.fe_params['Intercept'], fit.bse_fe['Intercept'], st.t(len(fm) - 1)
             p = 2 * dist.sf(abs(est / se))                      # the Wald statistic on t, folds - 1 df
             groups = [g.d.to_numpy() for _, g in d.groupby('fold')]
-            anova = st.f_oneway(*groups).pvalue
+            anova = st.f_oneway(*groups).pvalue if min(map(len, groups)) > 1 else np.nan   # a fold of one seed: none
         else:
             est, se, p, dist = fm.mean(), fm.std(ddof=1) / np.sqrt(len(fm)), st.ttest_1samp(fm, 0).pvalue, st.t(len(fm) - 1)
             anova = np.nan
@@ -221,6 +221,9 @@ def test_compare_gives_per_normalization_verdicts_by_the_same_rules():
     v = compare_verdicts(list(runs), runs=runs).loc['frontends-cpu']
     w = pd.concat(runs, names=['folder']).reset_index(0).pivot_table(
         index=['normalization', 'fold', 'seed'], columns='folder', values='final_accuracy').dropna()
-    d = (w['frontends-cpu'] - w['mel-cpu']).loc['global']                          # seed 0 of each fold: one a fold
-    assert v.loc['global', 'p'] == pytest.approx(st.ttest_1samp(d, 0).pvalue) and v.loc['global', 'verdict'] == 'ahead'
+    d = (w['frontends-cpu'] - w['mel-cpu']).loc['channel']                         # seed 0 of each fold: one a fold
+    assert v.loc['channel', 'p'] == pytest.approx(st.ttest_1samp(d, 0).pvalue) and v.loc['channel', 'verdict'] == 'ahead'
+    g = (w['frontends-cpu'] - w['mel-cpu']).loc['global']                          # seed 1 too in some folds: MixedLM
+    assert (v.loc['global', 'test'], v.loc['global', 'pairs']) == ('MixedLM', len(g))
+    assert v.loc['global', 'fold_t_p'] == pytest.approx(st.ttest_1samp(g.groupby(level='fold').mean(), 0).pvalue)
     assert set(v.index) == {'global', 'channel', 'instance'}
