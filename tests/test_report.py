@@ -349,6 +349,9 @@ def test_the_typed_table_of_the_epoch_probes_is_their_run_files():
         assert float(minutes.split()[0]) == pytest.approx(run['wall_s'] / 60, abs=0.7)
 
 
+def _near(a: float, b: float, digits: int) -> bool: return abs(a - b) <= 0.5001 * 10 ** -digits   # either rounding
+
+
 def test_the_typed_table_of_cpu_precision_is_the_benchmarks_file():
     "fp32 against bf16 on the CPU, as the results page types it: each cell from a row of benchmarks/precision-cpu.md"
     bench = RESULTS.parent / 'benchmarks' / 'precision-cpu.md'
@@ -360,6 +363,5 @@ def test_the_typed_table_of_cpu_precision_is_the_benchmarks_file():
         preset = re.match(r"`([\w-]+)`", name)[1]
         for what, cell, digits in (('bare xResNet18 step', cells[0], 2), ("study's epoch", cells[1], 1)):
             fp32, bf16, x = (float(v) for v in re.findall(r"[\d.]+(?=\s*s|×)", cell))
-            near = lambda a, b, d: abs(a - b) <= 0.5001 * 10 ** -d          # rounded half up or half to even
-            assert any(near(m['fp32'], fp32, digits) and near(m['bf16'], bf16, digits) and near(m['x'], x, 2)
+            assert any(_near(m['fp32'], fp32, digits) and _near(m['bf16'], bf16, digits) and _near(m['x'], x, 2)
                        for m in measured if (m['preset'], m['what']) == (preset, what)), (preset, what, cell)
