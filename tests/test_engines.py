@@ -63,11 +63,14 @@ def _cli(root, cache_dir, out, *engine_args) -> str:
     return buf.getvalue()
 
 
-def test_two_worker_processes_give_the_run_files_of_one(fake_root, cache_dir, one_process, tmp_path):
+def test_two_worker_processes_give_the_run_files_of_one(fake_root, cache_dir, one_process, tmp_path, capfd):
     out = tmp_path / 'res'
+    before = os.environ.get('PYTHONWARNINGS')
     printed = _cli(fake_root, cache_dir, out, '--workers', '2')
     same_runs(one_process, out)
     assert '2 worker processes: cpu worker 1, cpu worker 2' in printed
+    assert 'torch.jit.script' not in capfd.readouterr().err        # fastai's import warning, silenced in the workers too
+    assert os.environ.get('PYTHONWARNINGS') == before               # and the command leaves the variable as it was
     assert len([l for l in printed.splitlines() if l.startswith('[') and 'accuracy' in l]) == 3   # a line per finished run
     rows = [json.loads((out / 'runs' / f"fold1-{n}-seed0.json").read_text()) for n in GRID['normalizations']]
     assert {r['engine'] for r in rows} == {'local'} and {r['attempt'] for r in rows} == {1}

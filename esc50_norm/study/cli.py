@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ['main']
@@ -326,8 +327,28 @@ def _load_plugins() -> bool:
     return True
 
 
+FASTAI_JIT = '`torch.jit.script` is deprecated'
+"The FutureWarning that importing fastai.layers raises under torch 2.11+ (it scripts its activations): not the user's"
+
+
+@contextmanager
+def _quiet_fastai_import():
+    "`FASTAI_JIT` silenced here and, through PYTHONWARNINGS, in the worker processes started meanwhile; both restored"
+    own = os.environ.get('PYTHONWARNINGS')
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=FASTAI_JIT, category=FutureWarning)
+        os.environ['PYTHONWARNINGS'] = ','.join(filter(None, [own, f"ignore:{FASTAI_JIT}:FutureWarning"]))
+        try: yield
+        finally:
+            if own is None: os.environ.pop('PYTHONWARNINGS', None)
+            else: os.environ['PYTHONWARNINGS'] = own
+
+
 def main(argv=None) -> int:
-    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')   # raised by an import in torchaudio
+    with _quiet_fastai_import(): return _main(argv)
+
+
+def _main(argv) -> int:
     if not _load_plugins(): return 2
     a = _parser().parse_args(argv)
     try: return a.func(a) or 0
