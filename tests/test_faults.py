@@ -280,14 +280,22 @@ def test_ctrl_c_prints_one_line_of_what_finished_and_how_to_resume(args, tmp_pat
         "the same command resumes the others"]
 
 
+def _as_in_a_terminal():
+    "SIGINT at its default in a child, as a shell with job control leaves it (a background job of a plain shell ignores it)"
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_worker_started_by_the_local_engine_ignores_ctrl_c():
     "The study process handles Ctrl-C and stops its workers: they print no KeyboardInterrupt traceback of their own"
     from esc50_norm.study.engines import _no_sigint
-    with _no_sigint():
-        code = 'import os, signal; os.kill(os.getpid(), signal.SIGINT); print("still here")'
-        res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
-    assert res.stdout.strip() == 'still here' and 'KeyboardInterrupt' not in res.stderr
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a terminal, however the suite was started
+    try:
+        with _no_sigint():
+            code = 'import os, signal; os.kill(os.getpid(), signal.SIGINT); print("still here")'
+            res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+        assert res.stdout.strip() == 'still here' and 'KeyboardInterrupt' not in res.stderr
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally: signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.slow
@@ -295,7 +303,7 @@ def test_ctrl_c_on_a_study_with_workers_prints_one_line_and_no_tracebacks(args, 
     out = tmp_path / 'res'
     argv = args('--workers', '2', '--seeds', '0,1,2,3', '--no-report', out=out)
     proc = subprocess.Popen([CLI, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, 'MPLBACKEND': 'Agg'}, start_new_session=True)
+                            env={**os.environ, 'MPLBACKEND': 'Agg'}, start_new_session=True, preexec_fn=_as_in_a_terminal)
     end = time.monotonic() + 120
     while time.monotonic() < end and not list(out.glob('runs/*.running.json')): time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGINT)                                  # as Ctrl-C does: the whole process group
