@@ -1,4 +1,9 @@
 "bf16 autocast on the CPU: the forward pass and the loss only, so that training follows fp32; the CPU flags that enable it"
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -143,3 +148,30 @@ def test_bf16_autocast_guards_narrow_convolutions_alike_on_every_cpu(flags, monk
         with learn.no_bar(), learn.no_logging(): learn.fit(2)
     assert cb.fp32_convs == ('1',) and all(torch.isfinite(p).all() for p in net.parameters())
     assert not any(m._forward_pre_hooks for m in net)             # the hooks are gone after the fit
+
+
+AS_CPU = Path(__file__).parents[1] / 'scripts' / 'as-cpu'
+
+
+@pytest.mark.parametrize('kind, native, cap, isa', [('avx2', False, 'AVX2', 'AVX2'),
+                                                    ('avx512_bf16', True, 'AVX512', 'AVX512_CORE_BF16')])
+def test_as_cpu_shows_the_code_another_kind_of_cpu(kind, native, cap, isa):
+    "scripts/as-cpu: the flags the library reads, the kernels torch picks and the run files' machine are the other kind's"
+    if kind not in _cpu_flags(): pytest.skip(f"this CPU has no {kind}")
+    code = ('import json, torch; from esc50_norm.precision import machine; '
+            'print(json.dumps([torch.backends.cpu.get_cpu_capability(), machine()]))')
+    res = subprocess.run([str(AS_CPU), kind, sys.executable, '-W', 'ignore', '-c', code], capture_output=True, text=True,
+                         timeout=120)
+    if res.returncode and ('unshare' in res.stderr or 'mount' in res.stderr):
+        pytest.skip(f"no private mount namespace here: {res.stderr.strip()}")
+    assert res.returncode == 0, res.stderr
+    capability, m = json.loads(res.stdout.splitlines()[-1])
+    assert capability == cap and (m['cpu_bf16'], m['cpu_amx']) == (native, False)
+    assert m['cpu'].startswith(f"emulated {kind} CPU on ") and m['onednn_max_isa'] == isa
+
+
+def test_as_cpu_names_what_it_cannot_do():
+    res = subprocess.run([str(AS_CPU), 'sse', 'true'], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2 and "no CPU kind 'sse' (avx2 or avx512_bf16)" in res.stderr
+    res = subprocess.run([str(AS_CPU), 'avx2'], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2 and 'usage: scripts/as-cpu avx2|avx512_bf16 CMD...' in res.stderr
