@@ -328,7 +328,7 @@ def _load_plugins() -> bool:
 
 
 FASTAI_JIT = '`torch.jit.script` is deprecated'
-"The FutureWarning that importing fastai.layers raises under torch 2.11+ (it scripts its activations): not the user's"
+"The FutureWarning of torch that importing fastai.layers raises (it scripts its activations): not the user's to act on"
 
 
 @contextmanager
