@@ -33,24 +33,25 @@ def _holm(p: np.ndarray) -> np.ndarray:
 
 
 def _by_hand(folder: str, contrasts: list, margin: float = 0.01) -> pd.DataFrame:
-    """Per contrast, from the raw files: MixedLM (formula API, random intercept per fold) when folds hold several seeds,
-    else the t-test of the fold differences; the fold means' t-test, the ANOVA by fold, TOST and the verdict"""
+    """Per contrast, from the raw files: MixedLM (formula API, random intercept per fold) when folds hold several seeds
+    and it gives a finite SE, else the t-test of the fold differences; the fold means' t-test, the ANOVA by fold, TOST
+    and the verdict"""
     w = _raw(folder).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     rows = {}
     for a, b in contrasts:
         d = (w[a] - w[b]).dropna().rename('d').reset_index()
         fm = d.groupby('fold').d.mean()
+        dist, anova = st.t(len(fm) - 1), np.nan
+        est, se, p = fm.mean(), fm.std(ddof=1) / np.sqrt(len(fm)), st.ttest_1samp(fm, 0).pvalue
         if len(d) > len(fm):
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 fit = smf.mixedlm('d ~ 1', d, groups=d['fold']).fit(reml=True)
-            est, se, dist = fit.fe_params['Intercept'], fit.bse_fe['Intercept'], st.t(len(fm) - 1)
-            p = 2 * dist.sf(abs(est / se))                      # the Wald statistic on t, folds - 1 df
+            if np.isfinite(fit.bse_fe['Intercept']):            # else no fit: the fold t-test stands
+                est, se = fit.fe_params['Intercept'], fit.bse_fe['Intercept']
+                p = 2 * dist.sf(abs(est / se))                  # the Wald statistic on t, folds - 1 df
             groups = [g.d.to_numpy() for _, g in d.groupby('fold')]
             anova = st.f_oneway(*groups).pvalue if min(map(len, groups)) > 1 else np.nan   # a fold of one seed: none
-        else:
-            est, se, p, dist = fm.mean(), fm.std(ddof=1) / np.sqrt(len(fm)), st.ttest_1samp(fm, 0).pvalue, st.t(len(fm) - 1)
-            anova = np.nan
         tost = max(dist.sf((est + margin) / se), dist.cdf((est - margin) / se))
         rows[f"{a} - {b}"] = dict(estimate=est, se=se, p=p, fold_t_p=st.ttest_1samp(fm, 0).pvalue, anova_p=anova,
                                   ci90_low=est - dist.ppf(0.95) * se, ci90_high=est + dist.ppf(0.95) * se, tost_p=tost,
