@@ -7,6 +7,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from unittest.mock import patch
 
 __all__ = ['main']
 
@@ -334,14 +335,10 @@ FASTAI_JIT = '`torch.jit.script` is deprecated'
 @contextmanager
 def _quiet_fastai_import():
     "`FASTAI_JIT` silenced here and, through PYTHONWARNINGS, in the worker processes started meanwhile; both restored"
-    own = os.environ.get('PYTHONWARNINGS')
-    with warnings.catch_warnings():
+    quiet = ','.join(filter(None, [os.environ.get('PYTHONWARNINGS'), f"ignore:{FASTAI_JIT}:FutureWarning"]))
+    with warnings.catch_warnings(), patch.dict(os.environ, PYTHONWARNINGS=quiet):
         warnings.filterwarnings('ignore', message=FASTAI_JIT, category=FutureWarning)
-        os.environ['PYTHONWARNINGS'] = ','.join(filter(None, [own, f"ignore:{FASTAI_JIT}:FutureWarning"]))
-        try: yield
-        finally:
-            if own is None: os.environ.pop('PYTHONWARNINGS', None)
-            else: os.environ['PYTHONWARNINGS'] = own
+        yield
 
 
 def main(argv=None) -> int:
