@@ -20,7 +20,9 @@ case "${1:-}" in
     echo "$(ls $data/audio | wc -l) clips in $data" ;;
   study)
     preset=$2; shift 2
-    if ! python3 -c "import fastai, statsmodels, sklearn" 2>/dev/null; then pip install -q --no-deps .device-wheels/*.whl; fi
+    # the wheels go to the Python that runs the study: `pip` on the PATH there belongs to another one
+    if ! python3 -c "import fastai, statsmodels, sklearn, soundfile" 2>/dev/null; then
+      python3 -m pip install -q --no-deps .device-wheels/*.whl; fi
     if [ -f .device-wheels/PROVENANCE ]; then cp .device-wheels/PROVENANCE ~/PROVENANCE; fi
     if [ -f ~/PROVENANCE ]; then set -a; . ~/PROVENANCE; set +a; fi
     export PYTHONPATH=$PWD ESC50_PATH=$data ESC50_NORM_CACHE=~/esc50-cache PYTHONUNBUFFERED=1
