@@ -1,5 +1,16 @@
 "Shared fixtures: a small generated ESC-50-shaped folder, and the real ESC-50 copy beside the repository when there is one"
+import os
 from pathlib import Path
+
+
+def _share_the_cores():
+    "Under pytest-xdist (scripts/test), each worker's torch and the processes it starts get its share of the cores, not all of them"
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1 and 'OMP_NUM_THREADS' not in os.environ:   # before torch is imported; a thread count set by hand is kept
+        os.environ['OMP_NUM_THREADS'] = str(max(1, len(os.sched_getaffinity(0)) // workers))
+
+
+_share_the_cores()
 
 import matplotlib
 import pytest
