@@ -143,7 +143,7 @@ def test_the_report_puts_the_baseline_beside_the_deep_model_and_names_the_likely
     assert cli(['report', str(tmp_path / 'quick')]) == 0
     out = capsys.readouterr().out
     assert 'accuracy per normalization' in out and 'far below' in out
-    assert re.search(r"\|\s+global \|\s+3 \|\s+0\.42\s+\|", out)
+    assert re.search(r"\|\s+global \|\s+1 \|\s+3 \|\s+0\.42\s+\|", out)           # folds, runs, mean
     text = write_report(_with_baseline(tmp_path / 'b', {'1': 0.45})).read_text()
     assert 'The deep model is within 0.05 of the classical baseline: its best normalization, global, reaches' in text
 

@@ -83,13 +83,17 @@ def cmd_study(a):
 
 
 def cmd_report(a):
-    from .report import compare_report, terminal_summary, write_report
+    from .report import check_poolable, compare_report, terminal_summary, write_pooled_report, write_report
     from .runs import check_dataset, read_preset
+    if a.pool:
+        if len(a.results) > 1: raise ValueError(f"--with pools into one results folder; {len(a.results)} were given")
+        check_poolable([*a.results, *a.pool])                       # before any work: one recipe, one dataset
     if a.dataset or a.data:
         ds = _dataset(a)
         for out in a.results: check_dataset(out, read_preset(out).dataset, ds)
     for out in a.results: print(f"report: {write_report(out)}\n{terminal_summary(out)}\n")
     if len(a.results) > 1: print(compare_report(a.results))
+    if a.pool: print(f"pooled report: {write_pooled_report([*a.results, *a.pool])}")
 
 
 def cmd_compare(a):
@@ -247,6 +251,9 @@ def _add_report(sub, data):
     r = sub.add_parser('report', parents=[data],
                        help="tables and plots from results folders (and a comparison when given several)")
     r.add_argument('results', nargs='+', help="results folders (holding preset.json and runs/)")
+    r.add_argument('--with', dest='pool', action='append', default=[], metavar='FOLDER',
+                   help="pool this folder's runs of the same recipe with the results folder's, as one grid, into "
+                        "RESULTS/with-FOLDER.md (its verdicts, and which pairs span two machines); may be repeated")
     r.set_defaults(func=cmd_report)
 
 

@@ -1,13 +1,14 @@
 "Turn results folders into tables (mean, CI, fold-aware paired contrasts with Holm-corrected p-values and verdicts) and plots"
-from . import baselines, compare, folders, markdown, plots, statistics, verdicts
+from . import baselines, compare, folders, markdown, plots, pooled, statistics, verdicts
 from .baselines import *
 from .compare import *
 from .folders import *
 from .markdown import *
 from .markdown import _md  # noqa: F401  (tests format tables with it)
 from .plots import *
+from .pooled import *
 from .statistics import *
 from .verdicts import *
 
 __all__ = [*statistics.__all__, *verdicts.__all__, *folders.__all__, *compare.__all__, *baselines.__all__,
-           *plots.__all__, *markdown.__all__]
+           *plots.__all__, *markdown.__all__, *pooled.__all__]

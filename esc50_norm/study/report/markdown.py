@@ -80,7 +80,7 @@ def terminal_summary(out) -> str:
     "What `report` and `study` print: the accuracy per normalization and, when there is one, the baseline's verdict"
     preset, df = read_folder(out)
     if not len(df): return f"{out}: no finished runs yet"
-    table = summary_table(df)[['n', 'mean', 'std', 'ci95_low', 'ci95_high']]
+    table = summary_table(df)[['folds', 'n', 'mean', 'std', 'ci95_low', 'ci95_high']]
     lines, b = [f"{out}: accuracy per normalization", "", _md(table)], read_baseline(out)
     if b is not None:
         lines += ["", baseline_text(b, sorted(map(int, df.fold.unique()))), baseline_verdict(df, b, preset)]

@@ -15,7 +15,7 @@ from ..normalizations import NORMALIZATIONS
 
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_table', 'fold_table',
            'paired_differences', 'wilcoxon_p', 'holm', 'fold_aware', 'fold_aware_table', 'fold_effects', 'tost_p',
-           'units_needed', 'equivalence', 'budget_table']
+           'units_needed', 'equivalence', 'budget_table', 'fold_span']
 
 METRIC = 'final_accuracy'
 RESOLUTION = 1e-6
@@ -65,13 +65,23 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values('normalization', key=lambda s: s.map(order), kind='stable')
 
 
+def fold_span(folds) -> str:
+    "Folds as a reader writes them: runs of consecutive folds joined (`1-5`, `1, 3-4`)"
+    f, parts = sorted(set(int(x) for x in folds)), []
+    for x in f:
+        if parts and x == parts[-1][1] + 1: parts[-1][1] = x
+        else: parts.append([x, x])
+    return ', '.join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
+
+
 def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
-    "Per normalization: runs, mean, std and 95% CI of `metric`"
+    "Per normalization: the folds it ran on, runs, mean, std and 95% CI of `metric`"
     rows = []
     for norm, g in _ordered(df).groupby('normalization', sort=False):
         x = g[metric].to_numpy(float)
         lo, hi = np.clip(_ci(x), 0, 1)                   # an accuracy's interval stays in [0, 1]
-        rows.append(dict(normalization=norm, n=len(x), mean=x.mean(), std=x.std(ddof=1) if len(x) > 1 else np.nan,
+        rows.append(dict(normalization=norm, folds=fold_span(g.fold), n=len(x), mean=x.mean(),
+                         std=x.std(ddof=1) if len(x) > 1 else np.nan,
                          ci95_low=lo, ci95_high=hi, min=x.min(), max=x.max()))
     return pd.DataFrame(rows).set_index('normalization')
 

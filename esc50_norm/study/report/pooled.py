@@ -1,0 +1,131 @@
+"Folders of one recipe read as one grid: the runs each adds, what the runs both hold say, and what else a pair changes"
+from __future__ import annotations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...atomic import write_atomic
+from ..compat import recorded_dataset
+from ..runs import read_preset, same_dataset
+from .folders import _labels, folder_runs
+from .markdown import _data_line, _md, _recipe_line, _verdict_section
+from .statistics import (METRIC, _differences, _ordered, _pairs, fold_aware_table, fold_effects, fold_span, fold_table,
+                         summary_table)
+from .verdicts import VERDICT_MARGIN, add_verdicts
+
+__all__ = ['check_poolable', 'pooled_runs', 'machine_of', 'what_else_changes', 'pooled_report', 'write_pooled_report']
+
+
+def check_poolable(folders) -> None:
+    "Folders pool only when they hold one recipe of one dataset: else a `ValueError` naming the folder and what differs"
+    presets = [read_preset(f) for f in folders]
+    ref = presets[0]
+    for f, p in zip(folders[1:], presets[1:]):
+        if p.training_hash() != ref.training_hash():
+            changed = sorted(k for k in set(ref.recipe()) | set(p.recipe()) if ref.recipe().get(k) != p.recipe().get(k))
+            raise ValueError(f"{f} has another recipe than {folders[0]} (changed: {changed}): only folders of one "
+                             "recipe pool into one grid; `esc50-norm compare` sets unlike folders side by side")
+        if not same_dataset(p.dataset, ref.dataset):
+            raise ValueError(f"{f} holds runs of dataset {recorded_dataset(p.dataset)['name']}, {folders[0]} of "
+                             f"{recorded_dataset(ref.dataset)['name']}: only folders of one dataset pool into one grid")
+
+
+def machine_of(df: pd.DataFrame) -> pd.Series:
+    "The machine each run was made on, as its run file names it: the GPU, or on a CPU its model ('not recorded')"
+    device = df.device.astype(str) if 'device' in df else pd.Series('not recorded', index=df.index)
+    cpu = (df.cpu.where(df.cpu.notna(), 'model not recorded').astype(str) if 'cpu' in df
+           else pd.Series('model not recorded', index=df.index))
+    return device.where(~device.str.startswith('cpu'), 'CPU ' + cpu)
+
+
+KEYS = ['fold', 'normalization', 'seed']
+
+
+def _both_held(first: pd.DataFrame, later: pd.DataFrame, metric: str) -> pd.Series:
+    "`later - first` in `metric` for the runs (fold, normalization, seed) both hold"
+    m = first[KEYS + [metric]].merge(later[KEYS + [metric]], on=KEYS, suffixes=('_first', '_later'))
+    return (m[f"{metric}_later"] - m[f"{metric}_first"]).set_axis(pd.MultiIndex.from_frame(m[KEYS]))
+
+
+def pooled_runs(folders, runs: dict | None = None, metric: str = METRIC) -> tuple[pd.DataFrame, dict]:
+    """The runs of `folders` (one recipe: `check_poolable`) as one grid: the first folder's runs, then each later
+    folder's runs that no earlier one holds; columns `folder` and `machine` say where each came from. Also, per later
+    folder, `later - earlier` in `metric` over the runs both hold (those are not pooled twice)"""
+    check_poolable(folders)
+    runs = runs or folder_runs(folders)
+    parts, repeats = [], {}
+    for name, df in runs.items():
+        df = df.assign(folder=name, machine=machine_of(df))
+        if parts:
+            held = pd.concat(parts)
+            repeats[name] = _both_held(held, df, metric)
+            df = df[~pd.MultiIndex.from_frame(df[KEYS]).isin(pd.MultiIndex.from_frame(held[KEYS]))]
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True), repeats
+
+
+def what_else_changes(df: pd.DataFrame, pairs=None) -> pd.DataFrame:
+    """Per contrast of pooled runs `df`: its pairs, how many take their two runs from two folders and from two
+    machines, and the machines of each side (a contrast across machines also changes the machine)"""
+    rows = {}
+    for name, d in _differences(df, _pairs(df, pairs)).items():
+        a, b = name.split(' - ')
+        side = lambda n: df[df.normalization == n].set_index(['fold', 'seed']).loc[d.index]
+        ra, rb = side(a), side(b)
+        rows[name] = dict(pairs=len(d), across_folders=int((ra.folder != rb.folder).sum()),
+                          across_machines=int((ra.machine != rb.machine).sum()),
+                          machines_a=', '.join(sorted(ra.machine.unique())), machines_b=', '.join(sorted(rb.machine.unique())))
+    return pd.DataFrame.from_dict(rows, orient='index').rename_axis('contrast')
+
+
+def _sources(df: pd.DataFrame) -> pd.DataFrame:
+    "Per normalization, the folder and machine its runs come from, with their folds and count"
+    g = _ordered(df).groupby(['normalization', 'folder', 'machine'], sort=False)
+    return g.agg(folds=('fold', fold_span), runs=('fold', 'size')).reset_index().set_index('normalization')
+
+
+def _repeat_lines(repeats: dict, metric: str) -> list:
+    "One line per later folder: how many of its runs an earlier folder holds, and whether the two agree"
+    lines = []
+    for name, d in repeats.items():
+        if not len(d):
+            lines.append(f"- `{name}` holds no run that an earlier folder holds.")
+            continue
+        gap = float(d.abs().max())
+        agree = "equal to the last digit" if gap == 0 else f"differing by up to {gap:.4f} (mean {d.mean():+.4f})"
+        lines.append(f"- {len(d)} runs of `{name}` are also in an earlier folder, their {metric} {agree}; the earlier "
+                     "folder's are pooled.")
+    return lines
+
+
+def pooled_report(folders, margin: float = VERDICT_MARGIN, runs: dict | None = None) -> str:
+    "Markdown: folders of one recipe pooled into one grid, with its verdicts and what else each contrast changes"
+    df, repeats = pooled_runs(folders, runs)
+    labels, preset = _labels(folders), read_preset(folders[0])
+    tests = add_verdicts(fold_aware_table(df), margin)
+    changes = what_else_changes(df)
+    mixed = [c for c, r in changes.iterrows() if r.across_machines]
+    lines = [f"# Pooled: {' with '.join(f'`{n}`' for n in labels)}", "",
+             f"The runs of {' and '.join(f'`{n}`' for n in labels)} as one grid: one recipe (training hash "
+             f"{preset.training_hash()}) on one dataset, so a run of one folder pairs with a run of another on "
+             "(fold, seed). The first folder's runs, then each later folder's that no earlier one holds:", "",
+             *_repeat_lines(repeats, METRIC), "", _recipe_line(preset), ""]
+    lines += [_data_line(preset.dataset), ""] if preset.dataset else []
+    lines += ["## Where the runs come from", "", _md(_sources(df)), "",
+              "## Accuracy per normalization", "", _md(summary_table(df)), "",
+              "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
+              *_verdict_section(tests, fold_effects(df)),
+              "## What else each contrast changes", "",
+              "A pair whose two runs were made on two machines changes the machine as well as the normalization "
+              "(`across_machines`; the machines of each side after it). Contrasts with such pairs: "
+              f"{', '.join(f'`{c}`' for c in mixed) or 'none'}.", "", _md(changes), ""]
+    return '\n'.join(lines)
+
+
+def write_pooled_report(folders, margin: float = VERDICT_MARGIN) -> Path:
+    "Write the pooled report of `folders` into the first, as with-<the others>.md; returns its path"
+    text = pooled_report(folders, margin)
+    path = Path(folders[0]) / f"with-{'-'.join(Path(f).name for f in folders[1:])}.md"
+    write_atomic(path, text)
+    return path
