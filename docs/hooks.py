@@ -1,6 +1,6 @@
 """MkDocs hooks: the repository's own files on the site, as they are.
 
-- `results/` (its README, each folder's `report.md`, comparisons `against-*.md` and plots), `experiments/README.md`
+- `results/` (its README, each folder's `report.md`, comparisons `against-*.md`, pooled reports `with-*.md` and plots), `experiments/README.md`
   and the notebooks of `nbs/` become pages and files of the site at their paths in the repository, read from there;
   every report is listed under the nav's `Reports`.
 - A line `<!-- include: PATH -->` in a page is replaced by the file at PATH (from the repository root), its relative
@@ -24,7 +24,7 @@ LINK = re.compile(r"(\]\()([^)\s#]+)((?:#[^)\s]*)?\))")
 def mounted() -> dict:
     "Site path -> repository path of each file the site takes from outside `docs/`; `results/README.md` is `folders.md`"
     found = [ROOT / 'results' / 'README.md', ROOT / 'experiments' / 'README.md', *sorted(ROOT.glob('results/*/report.md')),
-             *sorted(ROOT.glob('results/*/against-*.md')),
+             *sorted(ROOT.glob('results/*/against-*.md')), *sorted(ROOT.glob('results/*/with-*.md')),
              *sorted(ROOT.glob('results/*/*.png')), *sorted(ROOT.glob('nbs/*.ipynb'))]
     paths = [p.relative_to(ROOT).as_posix() for p in found]
     return {('results/folders.md' if p == 'results/README.md' else p): p for p in paths}

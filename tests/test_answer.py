@@ -1,7 +1,8 @@
 """Every sentence of the answer says what its report's computed verdict says (README, the results page, notebook 02).
 
 A claim is a link `[a − b: VERDICT](results/FOLDER/report.md#verdicts)`: the contrast `a - b` of that folder's verdict
-table must have exactly that verdict; or, across two folders, `[F − R on NORM: VERDICT](results/F/against-R.md#verdicts)`:
+table must have exactly that verdict (`results/FOLDER/with-OTHER.md#verdicts`: of the two folders pooled, `esc50-norm
+report results/FOLDER --with results/OTHER`); or, across two folders, `[F − R on NORM: VERDICT](results/F/against-R.md#verdicts)`:
 the verdict of F minus R for normalization NORM in their comparison (`esc50-norm compare results/R results/F`). A sentence that calls a tie needs a claim of equivalence; one that calls a win or
 a loss needs an ahead/behind claim."""
 import json
@@ -12,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from esc50_norm.study.report import compare_report, compare_verdicts, folder_verdicts
+from esc50_norm.study.report import (add_verdicts, compare_report, compare_verdicts, fold_aware_table, folder_verdicts,
+                                     pooled_runs)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIM = re.compile(r"\[([\w]+) − ([\w]+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
-                   r"\((?:\.\./)?results/([\w.-]+)/report\.md#verdicts\)")
+                   r"\((?:\.\./)?results/([\w.-]+)/(?:report|with-([\w.-]+))\.md#verdicts\)")
 COMPARED = re.compile(r"\[([\w.-]+) − ([\w.-]+) on (\w+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
                       r"\((?:\.\./)?results/([\w.-]+)/against-([\w.-]+)\.md#verdicts\)")
 TIE = re.compile(r"\b(ties?|tied|tie with|does nothing|no better than|as good as|cannot be told apart|"
@@ -25,8 +27,10 @@ WIN = re.compile(r"\b(beats?|outperforms?|better than|worse than|wins? over|lose
 
 
 @lru_cache(maxsize=None)
-def verdicts(folder: str) -> dict:
-    t = folder_verdicts(ROOT / 'results' / folder)
+def verdicts(folder: str, pooled_with: str = '') -> dict:
+    "The verdicts of a folder's report, or of its pooled report with another folder"
+    t = (add_verdicts(fold_aware_table(pooled_runs([ROOT / 'results' / folder, ROOT / 'results' / pooled_with])[0]))
+         if pooled_with else folder_verdicts(ROOT / 'results' / folder))
     return {c.replace(' - ', ' − '): (v, m) for c, v, m in zip(t.index, t.verdict, t.margin)}
 
 
@@ -48,8 +52,8 @@ def check(text: str) -> list:
     bad = []
     for s in sentences(text):
         claims = CLAIM.findall(s)
-        for a, b, said, folder in claims:
-            computed = verdicts(folder).get(f"{a} − {b}")
+        for a, b, said, folder, pooled_with in claims:
+            computed = verdicts(folder, pooled_with).get(f"{a} − {b}")
             if computed is None: bad.append(f"{folder} has no contrast {a} − {b}: {s!r}")
             elif said != computed[0]: bad.append(f"{folder} {a} − {b} is {computed[0]!r}, the text says {said!r}: {s!r}")
         across = COMPARED.findall(s)
@@ -97,6 +101,15 @@ def test_the_check_fails_when_a_sentence_claims_more_than_its_verdict():
     assert check(text + "\n\nPer-channel statistics are as good as global "
                         "[channel − global: equivalent within ±0.01](results/mel-cpu/report.md#verdicts).\n") == []
     assert 'has no contrast' in check("[global − channel: unsettled](results/mel-cpu/report.md#verdicts).")[0]
+
+
+def test_a_claim_on_pooled_folders_is_checked_against_the_pooled_verdicts():
+    "global - wave over 5 folds exists only pooled: the ablation's own report holds it on fold 1"
+    claim = '[global − wave: {}](results/ablation-bf16/{}.md#verdicts).'
+    pooled, own = verdicts('ablation-bf16', 'cv-bf16')['global − wave'][0], verdicts('ablation-bf16')['global − wave'][0]
+    assert pooled != own                        # the pooled verdict is not the folder's own: the check reads the right one
+    assert check(claim.format(pooled, 'with-cv-bf16')) == [] and check(claim.format(own, 'report')) == []
+    assert "the text says" in check(claim.format(own, 'with-cv-bf16'))[0]
 
 
 @pytest.mark.parametrize('path', sorted((ROOT / 'results').glob('*/against-*.md')), ids=lambda p: p.parent.name)

@@ -68,10 +68,14 @@ def test_pairs_across_folders_and_machines_are_counted(tmp_path):
     assert 'Contrasts with such pairs: `channel - none`, `channel - global`.' in text
 
 
-def test_machine_of_names_the_gpu_or_the_cpu_model():
-    df = pd.DataFrame(dict(device=['NVIDIA H100 80GB HBM3', 'cpu (2 cores)', 'cpu (2 cores)'],
-                           cpu=['Intel(R) Xeon(R) Processor', 'AMD EPYC', None]))
-    assert machine_of(df).tolist() == ['NVIDIA H100 80GB HBM3', 'CPU AMD EPYC', 'CPU model not recorded']
+def test_machine_of_names_the_gpu_or_the_cpu_model_and_its_bf16():
+    "Two EPYCs, one with avx512_bf16 and one with AVX2 only, are two machines"
+    df = pd.DataFrame(dict(device=['NVIDIA H100 80GB HBM3', 'cpu (2 cores)', 'cpu (2 cores)', 'cpu (2 cores)',
+                                   'cpu (2 cores)'],
+                           cpu=['Intel(R) Xeon(R) Processor', 'AMD EPYC', 'AMD EPYC', 'Intel(R) Xeon(R) Processor', None],
+                           cpu_bf16=[True, True, False, True, None], cpu_amx=[True, False, False, True, None]))
+    assert machine_of(df).tolist() == ['NVIDIA H100 80GB HBM3', 'CPU AMD EPYC, native bf16', 'CPU AMD EPYC, no native bf16',
+                                       'CPU Intel(R) Xeon(R) Processor, AMX', 'CPU model not recorded']
 
 
 @pytest.mark.parametrize('folds,text', [([1, 2, 3, 4, 5], '1-5'), ([1], '1'), ([4, 1, 3, 1], '1, 3-4'),

@@ -2,7 +2,6 @@
 from __future__ import annotations
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ...atomic import write_atomic
@@ -31,12 +30,19 @@ def check_poolable(folders) -> None:
                              f"{recorded_dataset(ref.dataset)['name']}: only folders of one dataset pool into one grid")
 
 
+def _cpu_label(r) -> str:
+    "A CPU as its run file names it: model, and its bf16 kind (two EPYCs differ in it)"
+    model = r.get('cpu') if isinstance(r.get('cpu'), str) else 'model not recorded'
+    kind = (', AMX' if r.get('cpu_amx') is True else ', native bf16' if r.get('cpu_bf16') is True
+            else ', no native bf16' if r.get('cpu_bf16') is False else '')
+    return f"CPU {model}{kind}"
+
+
 def machine_of(df: pd.DataFrame) -> pd.Series:
-    "The machine each run was made on, as its run file names it: the GPU, or on a CPU its model ('not recorded')"
+    "The machine each run was made on, as its run file names it: the GPU, or the CPU's model and bf16 kind"
     device = df.device.astype(str) if 'device' in df else pd.Series('not recorded', index=df.index)
-    cpu = (df.cpu.where(df.cpu.notna(), 'model not recorded').astype(str) if 'cpu' in df
-           else pd.Series('model not recorded', index=df.index))
-    return device.where(~device.str.startswith('cpu'), 'CPU ' + cpu)
+    cpus = pd.Series([_cpu_label(r) for r in df.to_dict('records')], index=df.index, dtype=object)
+    return device.where(~device.str.startswith('cpu'), cpus)
 
 
 KEYS = ['fold', 'normalization', 'seed']
@@ -75,7 +81,8 @@ def what_else_changes(df: pd.DataFrame, pairs=None) -> pd.DataFrame:
         ra, rb = side(a), side(b)
         rows[name] = dict(pairs=len(d), across_folders=int((ra.folder != rb.folder).sum()),
                           across_machines=int((ra.machine != rb.machine).sum()),
-                          machines_a=', '.join(sorted(ra.machine.unique())), machines_b=', '.join(sorted(rb.machine.unique())))
+                          machines_a=', '.join(sorted(ra.machine.unique())),
+                          machines_b=', '.join(sorted(rb.machine.unique())))
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('contrast')
 
 
