@@ -104,7 +104,7 @@ def test_results_notebook_shows_the_committed_results_as_stored(nb_env):
     planned = {(f, n, r) for g in grids for f in g['folds'] for n in g['normalizations'] for r in g['seeds']}
     assert f'ablation-bf16: {len(abl)} of {len(planned)} runs finished' in printed     # a grid grown across sessions
     summary, folds, verdicts, effects, paired = shown[:5]
-    assert re.search(r"^global\s+25\s+0\.7365", summary, re.M) and re.search(r"^4\s+0\.7415\s+0\.7955\s+0\.7645", folds, re.M)
+    assert re.search(r"^global\s+1-5\s+25\s+0\.7365", summary, re.M) and re.search(r"^4\s+0\.7415\s+0\.7955\s+0\.7645", folds, re.M)
     assert re.search(r"^channel - global\s+-0\.0150\s+-0\.0239\s+-0\.0061\s+fold\s+MixedLM\s+0\.0229", verdicts, re.M)
     assert re.search(r"^channel - global\s+0\.0687\s+0\.8514\s+unsettled", verdicts, re.M)      # the wrapped half
     assert re.search(r"^global - none\s+0\.0110\s+-0\.0020\s+-0\.0035\s+0\.054\s+0\.018\s+0\.0019$", effects, re.M)

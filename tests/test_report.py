@@ -109,7 +109,8 @@ def test_report_of_an_incomplete_grid_says_so(tmp_path):
 
 @pytest.mark.parametrize('folder,n', [('cv-bf16', 75), ('ablation-bf16', None), ('blog-fp32', 15), ('blog-bf16', 15), ('quick-cpu', 9),
                                       ('quick-esc10-cpu', 45), ('quick16-esc10-cpu', 30),
-                                      ('quick-bf16-cpu', 9), ('mel-cpu', 60), ('frontends-cpu', None), ('linear-cpu', 40)])
+                                      ('quick-bf16-cpu', 9), ('mel-cpu', 60), ('frontends-cpu', None), ('linear-cpu', 40),
+                                      ('linear-cpu-epyc', 20)])
 def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_path):
     "The committed report.md of each results folder is regenerated from its run files, unchanged"
     n = n or len(_raw_runs(folder))                       # None: a grid still growing across sessions
@@ -121,6 +122,20 @@ def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_pat
     assert m and int(m[2]) == n and (m[1] == 'Complete') == (int(m[3]) == n)
     assert 't_test_p_holm' in text and 'Study wall time' in text
     assert '## Verdicts' in text and 'How to read:' in text and 'How this recipe was chosen:' in text
+
+
+def test_mel_cpu_repeat_equals_mel_cpu_epoch_by_epoch_and_its_report_is_regenerated(tmp_path):
+    "Two mel-cpu runs made again from a later commit on the same kind of CPU: every epoch's numbers to the last digit"
+    out = Path(shutil.copytree(RESULTS / 'mel-cpu-repeat', tmp_path / 'mel-cpu-repeat'))
+    assert write_report(out).read_text() == (RESULTS / 'mel-cpu-repeat' / 'report.md').read_text()
+    runs = sorted((RESULTS / 'mel-cpu-repeat' / 'runs').glob('fold*-seed?.json'))
+    assert [p.name for p in runs] == ['fold1-global-seed0.json', 'fold1-global-seed1.json']
+    for p in runs:
+        new, old = json.loads(p.read_text()), json.loads((RESULTS / 'mel-cpu' / 'runs' / p.name).read_text())
+        assert new['git_commit'] != old['git_commit'] and new['final_accuracy'] == old['final_accuracy']
+        history = lambda folder: pd.read_csv(RESULTS / folder / 'runs' / p.name.replace('.json', '.history.csv'))
+        cols = ['train_loss', 'valid_loss', 'accuracy']
+        pd.testing.assert_frame_equal(history('mel-cpu-repeat')[cols], history('mel-cpu')[cols])
 
 
 def _raw_runs(folder: str) -> pd.DataFrame:
