@@ -22,9 +22,9 @@ def check_poolable(folders) -> None:
     ref = presets[0]
     for f, p in zip(folders[1:], presets[1:]):
         if p.training_hash() != ref.training_hash():
-            changed = sorted(k for k in set(ref.recipe()) | set(p.recipe()) if ref.recipe().get(k) != p.recipe().get(k))
-            raise ValueError(f"{f} has another recipe than {folders[0]} (changed: {changed}): only folders of one "
-                             "recipe pool into one grid; `esc50-norm compare` sets unlike folders side by side")
+            raise ValueError(f"{f} has another recipe than {folders[0]} (changed: {ref.recipe_changes(p)}): only "
+                             "folders of one recipe pool into one grid; `esc50-norm compare` sets unlike folders side "
+                             "by side")
         if not same_dataset(p.dataset, ref.dataset):
             raise ValueError(f"{f} holds runs of dataset {recorded_dataset(p.dataset)['name']}, {folders[0]} of "
                              f"{recorded_dataset(ref.dataset)['name']}: only folders of one dataset pool into one grid")
