@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from esc50_norm.study.report import (add_verdicts, compare_report, compare_verdicts, fold_aware_table, folder_verdicts,
-                                     pooled_runs)
+from esc50_norm.study.report import compare_report, compare_verdicts, folder_verdicts, pooled_verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIM = re.compile(r"\[([\w]+) − ([\w]+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
@@ -29,8 +28,8 @@ WIN = re.compile(r"\b(beats?|outperforms?|better than|worse than|wins? over|lose
 @lru_cache(maxsize=None)
 def verdicts(folder: str, pooled_with: str = '') -> dict:
     "The verdicts of a folder's report, or of its pooled report with another folder"
-    t = (add_verdicts(fold_aware_table(pooled_runs([ROOT / 'results' / folder, ROOT / 'results' / pooled_with])[0]))
-         if pooled_with else folder_verdicts(ROOT / 'results' / folder))
+    t = (pooled_verdicts([ROOT / 'results' / folder, ROOT / 'results' / pooled_with]) if pooled_with
+         else folder_verdicts(ROOT / 'results' / folder))
     return {c.replace(' - ', ' − '): (v, m) for c, v, m in zip(t.index, t.verdict, t.margin)}
 
 

@@ -162,11 +162,6 @@ class Preset:
     def training_hash(self) -> str:
         return hashlib.sha1(json.dumps(self.recipe(), sort_keys=True).encode()).hexdigest()[:12]
 
-    def recipe_changes(self, other: Preset) -> list:
-        "The recipe fields (`recipe`) in which `other` differs from this preset, sorted"
-        a, b = self.recipe(), other.recipe()
-        return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-
     def smoke(self) -> Preset:
         "The same recipe and normalizations shrunk for CI: folds 1-2, one seed, one epoch, 1 clip per class and fold"
         # and 16 bands (on the preset's band scale)

@@ -213,7 +213,8 @@ def _differences_of_setup(folders) -> list:
     ref = presets[0]
     for f, p in zip(folders[1:], presets[1:]):
         if p.training_hash() != ref.training_hash():
-            notes.append(f"{f} has another recipe than {folders[0]} (changed: {ref.recipe_changes(p)})")
+            changed = sorted(k for k in set(ref.recipe()) | set(p.recipe()) if ref.recipe().get(k) != p.recipe().get(k))
+            notes.append(f"{f} has another recipe than {folders[0]} (changed: {changed})")
         if not same_dataset(p.dataset, ref.dataset):
             notes.append(f"{f} holds runs of dataset {_named(recorded_dataset(p.dataset))}, {folders[0]} of "
                          f"{_named(recorded_dataset(ref.dataset))}")

@@ -5,29 +5,23 @@ from pathlib import Path
 import pandas as pd
 
 from ...atomic import write_atomic
-from ..compat import recorded_dataset
-from ..runs import read_preset, same_dataset
+from ..runs import read_preset
 from .folders import _labels, folder_runs
-from .markdown import _data_line, _md, _recipe_line, _verdict_section
+from .markdown import _data_line, _differences_of_setup, _md, _recipe_line, _verdict_section
 from .statistics import (METRIC, _differences, _ordered, _pairs, fold_aware_table, fold_effects, fold_span, fold_table,
                          summary_table)
-from .verdicts import VERDICT_MARGIN, add_verdicts
+from .verdicts import VERDICT_MARGIN, add_verdicts, verdict_table
 
-__all__ = ['check_poolable', 'pooled_runs', 'machine_of', 'what_else_changes', 'pooled_report', 'write_pooled_report']
+__all__ = ['check_poolable', 'pooled_runs', 'machine_of', 'what_else_changes', 'pooled_verdicts', 'pooled_report',
+           'write_pooled_report']
 
 
 def check_poolable(folders) -> None:
     "Folders pool only when they hold one recipe of one dataset: else a `ValueError` naming the folder and what differs"
-    presets = [read_preset(f) for f in folders]
-    ref = presets[0]
-    for f, p in zip(folders[1:], presets[1:]):
-        if p.training_hash() != ref.training_hash():
-            raise ValueError(f"{f} has another recipe than {folders[0]} (changed: {ref.recipe_changes(p)}): only "
-                             "folders of one recipe pool into one grid; `esc50-norm compare` sets unlike folders side "
-                             "by side")
-        if not same_dataset(p.dataset, ref.dataset):
-            raise ValueError(f"{f} holds runs of dataset {recorded_dataset(p.dataset)['name']}, {folders[0]} of "
-                             f"{recorded_dataset(ref.dataset)['name']}: only folders of one dataset pool into one grid")
+    unlike = _differences_of_setup(folders)
+    if unlike:
+        raise ValueError(f"{'; '.join(unlike)}: only folders of one recipe and one dataset pool into one grid; "
+                         "`esc50-norm compare` sets unlike folders side by side")
 
 
 def _cpu_label(r) -> str:
@@ -84,6 +78,11 @@ def what_else_changes(df: pd.DataFrame, pairs=None) -> pd.DataFrame:
                           machines_a=', '.join(sorted(ra.machine.unique())),
                           machines_b=', '.join(sorted(rb.machine.unique())))
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('contrast')
+
+
+def pooled_verdicts(folders, margin: float = VERDICT_MARGIN) -> pd.DataFrame:
+    "The verdict table of `folders` pooled (`pooled_runs`), as `folder_verdicts` gives one folder's"
+    return verdict_table(pooled_runs(folders)[0], margin=margin)
 
 
 def _sources(df: pd.DataFrame) -> pd.DataFrame:
