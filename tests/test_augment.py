@@ -46,3 +46,42 @@ def test_augment_builds_only_what_is_switched_on():
     wave, spec = augment_tfms(a)
     assert [type(t) for t in wave] == [RandomTimeShift] and [type(t) for t in spec] == [SpecMask]
     assert spec[0].time == 0 and Augment(**a.as_dict()) == a
+
+
+def _mixup(x: torch.Tensor, seed: int) -> torch.Tensor:
+    "fastai's `MixUp.before_batch` on the batch `x` (10 classes), the learner reduced to what it reads and writes"
+    from types import SimpleNamespace
+    from fastai.callback.mixup import MixUp
+    y = torch.arange(len(x)) % 10
+    cb = MixUp(0.4)
+    cb.learn, cb.stack_y = SimpleNamespace(xb=(x,), yb=(y,), x=x, y=y), True
+    set_seed(seed)
+    cb.before_batch()
+    return cb.learn.xb[0]
+
+
+def _strong(x, seed: int, before=None, after=None):
+    "The strong recipe's spectrogram augmentation (masks, then mixup), with a normalization before or after it"
+    if before is not None: x = before(x)
+    set_seed(seed)
+    x = _mixup(SpecMask(freq=0.2, time=0.2)(x, split_idx=0).as_subclass(torch.Tensor), seed)
+    return x if after is None else after(AudioSpectrogram(x)).as_subclass(torch.Tensor)
+
+
+def test_global_statistics_give_the_model_one_input_before_or_after_the_masks_and_mixup():
+    # one affine map for every clip and bin commutes with a fill by the clip's mean and with mixup's blend, so global
+    # statistics applied after the augmentation, where the front ends stand, feed the model what `global` feeds it;
+    # a map per bin (channel statistics) does not commute with the masks' fill
+    from esc50_norm import SpecNormalize
+    g = torch.Generator().manual_seed(2)
+    n_freq = 16
+    x = AudioSpectrogram(torch.randn(12, 1, n_freq, 40, generator=g) * 6 - 30
+                         + torch.linspace(-20, 20, n_freq).view(1, 1, n_freq, 1))
+    glob = SpecNormalize('global', stats=dict(mean=-30.0, std=8.0))
+    a, b = _strong(x, 0, before=glob), _strong(x, 0, after=glob)
+    assert not torch.equal(a, glob(x).as_subclass(torch.Tensor))        # the augmentation did act
+    assert torch.allclose(a, b, atol=1e-5)
+    chan = SpecNormalize('channel', stats=dict(mean=torch.linspace(-50, -10, n_freq), std=torch.linspace(2, 12, n_freq)))
+    assert not torch.allclose(_strong(x, 0, before=chan), _strong(x, 0, after=chan), atol=1e-2)
+    mixed = lambda v: _mixup(v.as_subclass(torch.Tensor), 0)          # mixup alone commutes with a map per bin too
+    assert torch.allclose(mixed(chan(x)), chan(AudioSpectrogram(mixed(x))).as_subclass(torch.Tensor), atol=1e-5)
