@@ -3,7 +3,9 @@
 A claim is a link `[a − b: VERDICT](results/FOLDER/report.md#verdicts)`: the contrast `a - b` of that folder's verdict
 table must have exactly that verdict (`results/FOLDER/with-OTHER.md#verdicts`: of the two folders pooled, `esc50-norm
 report results/FOLDER --with results/OTHER`); or, across two folders, `[F − R on NORM: VERDICT](results/F/against-R.md#verdicts)`:
-the verdict of F minus R for normalization NORM in their comparison (`esc50-norm compare results/R results/F`). A sentence that calls a tie needs a claim of equivalence; one that calls a win or
+the verdict of F minus R for normalization NORM in their comparison (`esc50-norm compare results/R results/F`).
+A claim linking to a report's `#pairs-made-on-one-machine` is checked against the verdict on the pairs made on one
+recorded machine. A sentence that calls a tie needs a claim of equivalence; one that calls a win or
 a loss needs an ahead/behind claim."""
 import json
 import re
@@ -13,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from esc50_norm.study.report import compare_report, compare_verdicts, folder_verdicts, pooled_verdicts
+from esc50_norm.study.report import (compare_report, compare_verdicts, folder_verdicts, one_machine_table, pooled_runs,
+                                     pooled_verdicts, read_folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIM = re.compile(r"\[([\w]+) − ([\w]+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
-                   r"\((?:\.\./)?results/([\w.-]+)/(?:report|with-([\w.-]+))\.md#verdicts\)")
+                   r"\((?:\.\./)?results/([\w.-]+)/(?:report|with-([\w.-]+))\.md#(verdicts|pairs-made-on-one-machine)\)")
 COMPARED = re.compile(r"\[([\w.-]+) − ([\w.-]+) on (\w+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
                       r"\((?:\.\./)?results/([\w.-]+)/against-([\w.-]+)\.md#verdicts\)")
 TIE = re.compile(r"\b(ties?|tied|tie with|does nothing|no better than|as good as|cannot be told apart|"
@@ -26,10 +29,12 @@ WIN = re.compile(r"\b(beats?|outperforms?|better than|worse than|wins? over|lose
 
 
 @lru_cache(maxsize=None)
-def verdicts(folder: str, pooled_with: str = '') -> dict:
-    "The verdicts of a folder's report, or of its pooled report with another folder"
-    t = (pooled_verdicts([ROOT / 'results' / folder, ROOT / 'results' / pooled_with]) if pooled_with
-         else folder_verdicts(ROOT / 'results' / folder))
+def verdicts(folder: str, pooled_with: str = '', section: str = 'verdicts') -> dict:
+    "The verdicts of a folder's report, or of its pooled report with another folder; or those on pairs of one machine"
+    paths = [ROOT / 'results' / folder, *([ROOT / 'results' / pooled_with] if pooled_with else [])]
+    if section == 'pairs-made-on-one-machine':
+        t = one_machine_table(pooled_runs(paths)[0] if pooled_with else read_folder(paths[0])[1]).dropna(subset=['verdict'])
+    else: t = pooled_verdicts(paths) if pooled_with else folder_verdicts(paths[0])
     return {c.replace(' - ', ' − '): (v, m) for c, v, m in zip(t.index, t.verdict, t.margin)}
 
 
@@ -51,8 +56,8 @@ def check(text: str) -> list:
     bad = []
     for s in sentences(text):
         claims = CLAIM.findall(s)
-        for a, b, said, folder, pooled_with in claims:
-            computed = verdicts(folder, pooled_with).get(f"{a} − {b}")
+        for a, b, said, folder, pooled_with, section in claims:
+            computed = verdicts(folder, pooled_with, section).get(f"{a} − {b}")
             if computed is None: bad.append(f"{folder} has no contrast {a} − {b}: {s!r}")
             elif said != computed[0]: bad.append(f"{folder} {a} − {b} is {computed[0]!r}, the text says {said!r}: {s!r}")
         across = COMPARED.findall(s)
@@ -128,3 +133,12 @@ def test_a_claim_across_folders_is_checked_against_their_comparison():
     wrong = next(v for v in ('ahead', 'behind', 'unsettled') if v != right)
     assert check(ok.format(right)) == [] and "the text says" in check(ok.format(wrong))[0]
     assert 'links to' in check('[linear-cpu − mel-cpu on global: unsettled](results/mel-cpu/against-linear-cpu.md#verdicts).')[0]
+
+
+def test_a_claim_on_the_pairs_of_one_machine_is_checked_against_their_verdict():
+    "frontends-cpu's bn_freq - global: unsettled on all pairs and on one machine; a claim of 'ahead' there fails"
+    claim = '[bn_freq − global: {}](results/frontends-cpu/report.md#pairs-made-on-one-machine).'
+    assert verdicts('frontends-cpu', '', 'pairs-made-on-one-machine')['bn_freq − global'][0] == 'unsettled'
+    assert check(claim.format('unsettled')) == [] and "the text says 'ahead'" in check(claim.format('ahead'))[0]
+    none = '[channel − global: unsettled](results/frontends-cpu/report.md#pairs-made-on-one-machine).'
+    assert 'has no contrast' in check(none)[0]                 # no pair of it was made on one recorded machine

@@ -124,8 +124,12 @@ def test_the_committed_pooled_ablation_report_is_what_pooling_writes_and_its_num
     runs = pd.concat([_raw('ablation-bf16'), _raw('cv-bf16')]).drop_duplicates(['fold', 'normalization', 'seed'])
     wide = runs.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     d = (wide['global'] - wide['wave']).groupby(level='fold').mean()
-    verdict, tests, effects, changes = _rows(text, 'global - wave')      # the report's four tables, in order
+    verdict, tests, effects, changes, one = _rows(text, 'global - wave')      # the report's five tables, in order
     assert len(d) == 5 and [float(x) for x in effects[1:6]] == pytest.approx(d.to_numpy(), abs=5e-5)
     assert tests[4] == 'MixedLM' and float(tests[12]) == pytest.approx(st.ttest_1samp(d, 0).pvalue, abs=5e-5)
     device = runs.pivot_table(index=['fold', 'seed'], columns='normalization', values='device', aggfunc='first')
     assert changes[1:4] == ['25', '20', str(int((device['global'] != device['wave']).sum()))]
+    same = device['global'] == device['wave']                            # the pairs made on one GPU, and their mean
+    diff = wide['global'] - wide['wave']
+    assert one[1:4] == ['25', str(int(same.sum())), device['global'][same].iloc[0]] and device['global'][same].nunique() == 1
+    assert float(one[4]) == pytest.approx(diff[same].mean(), abs=5e-5)

@@ -10,8 +10,9 @@ import statsmodels.formula.api as smf
 from scipy import stats as st
 
 from esc50_norm.study.presets import CHOSEN, PRESETS
-from esc50_norm.study.report import (fold_aware_table, fold_effects, folder_verdicts, machines_table, read_histories,
-                                     units_needed, verdict_table, budget_table, compare_verdicts, write_report)
+from esc50_norm.study.report import (fold_aware_table, fold_effects, folder_verdicts, machines_table, one_machine_table,
+                                     read_histories, units_needed, verdict_table, budget_table, compare_verdicts,
+                                     write_report)
 from esc50_norm.study.runs import read_preset, read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -32,14 +33,27 @@ def _holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _by_hand(folder: str, contrasts: list, margin: float = 0.01) -> pd.DataFrame:
+def _machine(r: dict):
+    "A raw run's machine: its GPU, or its CPU's model with the AMX and bf16 flags; None where not recorded"
+    if not str(r['device']).startswith('cpu'): return r['device']
+    return f"{r['cpu']} {r.get('cpu_amx')} {r.get('cpu_bf16')}" if isinstance(r.get('cpu'), str) else None
+
+
+def _by_hand(folder: str, contrasts: list, margin: float = 0.01, one_machine: bool = False) -> pd.DataFrame:
     """Per contrast, from the raw files: MixedLM (formula API, random intercept per fold) when folds hold several seeds
     and it gives a finite SE, else the t-test of the fold differences; the fold means' t-test, the ANOVA by fold, TOST
-    and the verdict"""
-    w = _raw(folder).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-    rows = {}
+    and the verdict. `one_machine`: on the pairs whose two runs name one machine (Holm: a contrast without any, p = 1)"""
+    raw = _raw(folder)
+    w = raw.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+    m = raw.assign(m=[_machine(r) for r in raw.to_dict('records')]).pivot(index=['fold', 'seed'], columns='normalization',
+                                                                          values='m')
+    rows, family = {}, {}
     for a, b in contrasts:
-        d = (w[a] - w[b]).dropna().rename('d').reset_index()
+        d = (w[a] - w[b]).dropna()
+        if one_machine: d = d[(m[a].reindex(d.index) == m[b].reindex(d.index)) & m[a].reindex(d.index).notna()]
+        family[f"{a} - {b}"] = 1.0
+        if not len(d): continue
+        d = d.rename('d').reset_index()
         fm = d.groupby('fold').d.mean()
         dist, anova = st.t(len(fm) - 1), np.nan
         est, se, p = fm.mean(), fm.std(ddof=1) / np.sqrt(len(fm)), st.ttest_1samp(fm, 0).pvalue
@@ -57,7 +71,8 @@ def _by_hand(folder: str, contrasts: list, margin: float = 0.01) -> pd.DataFrame
                                   ci90_low=est - dist.ppf(0.95) * se, ci90_high=est + dist.ppf(0.95) * se, tost_p=tost,
                                   fold_means=fm.to_numpy())
     t = pd.DataFrame.from_dict(rows, orient='index')
-    t['p_holm'] = _holm(t.p.to_numpy())
+    family.update(t.p)
+    t['p_holm'] = pd.Series(_holm(np.array(list(family.values()))), index=list(family)).reindex(t.index)
     t['verdict'] = [('ahead' if r.estimate > 0 else 'behind') if r.p_holm < 0.05 else
                     f"equivalent within ±{margin:g}" if r.tost_p < 0.05 else 'unsettled' for r in t.itertuples()]
     return t
@@ -117,6 +132,22 @@ def test_wilcoxon_ranks_differences_at_the_metric_resolution():
     assert fold_aware_table(df).loc['channel - none', 'wilcoxon_p'] == pytest.approx(expected)
     assert expected == pytest.approx(0.99, abs=0.005)
     assert st.wilcoxon((w['channel'] - w['none']).to_numpy()).pvalue != pytest.approx(expected)  # float noise alone
+
+
+def test_the_pairs_of_one_machine_are_tested_as_an_independent_computation_on_them_says():
+    "frontends-cpu: seed 0 predates the CPU's recording, seeds 1-2 ran on a Xeon and an EPYC, both arms of a pair on one"
+    df = read_results(RESULTS / 'frontends-cpu')
+    t = one_machine_table(df)
+    hand = _by_hand('frontends-cpu', [tuple(c.split(' - ')) for c in fold_aware_table(df).index], one_machine=True)
+    tested = t[t.pairs > 0]
+    assert sorted(tested.index) == sorted(hand.index) and len(tested) == 4 and (tested.all_pairs == 15).all()
+    assert (t[t.pairs == 0].all_pairs == 5).all() and t[t.pairs == 0].verdict.isna().all()   # seed 0 only: no test
+    for c, h in hand.iterrows():
+        r = tested.loc[c]
+        assert (r.estimate, r.p, r.p_holm) == pytest.approx((h.estimate, h.p, h.p_holm), rel=1e-4), c
+        assert r.verdict == h.verdict and r.pairs == 10, c
+    assert tested.verdict['pcen_learned - pcen_frozen'] == 'ahead'
+    assert not len(one_machine_table(read_results(RESULTS / 'linear-cpu')))     # one Xeon: every pair on one machine
 
 
 def _grid(effects: dict, seeds: int = 3, sd: float = 0.002, seed: int = 0) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from ..presets import Preset
 from ..runs import RunFileError, read_preset, read_results, read_run
 
 __all__ = ['read_folder', 'folder_runs', 'missing_runs', 'read_histories', 'study_time', 'machines_table',
-           'predates_machines']
+           'predates_machines', 'machine_of', 'recorded_machine']
 
 
 def read_folder(out) -> tuple[Preset, pd.DataFrame]:
@@ -98,3 +98,24 @@ def machines_table(df: pd.DataFrame) -> pd.DataFrame:
 def predates_machines(df: pd.DataFrame) -> bool:
     "Whether every run file of `df` predates the recording of the CPU (model, bf16, AMX, oneDNN)"
     return 'cpu' not in df or df.cpu.isna().all()
+
+
+def _cpu_label(r) -> str:
+    "A CPU as its run file names it: model, and its bf16 kind (two EPYCs differ in it)"
+    model = r.get('cpu') if isinstance(r.get('cpu'), str) else 'model not recorded'
+    kind = (', AMX' if r.get('cpu_amx') is True else ', native bf16' if r.get('cpu_bf16') is True
+            else ', no native bf16' if r.get('cpu_bf16') is False else '')
+    return f"CPU {model}{kind}"
+
+
+def machine_of(df: pd.DataFrame) -> pd.Series:
+    "The machine each run was made on, as its run file names it: the GPU, or the CPU's model and bf16 kind"
+    device = (df.device.astype(object).where(df.device.notna(), 'not recorded').astype(str) if 'device' in df
+              else pd.Series('not recorded', index=df.index))
+    cpus = pd.Series([_cpu_label(r) for r in df.to_dict('records')], index=df.index, dtype=object)
+    return device.where(~device.str.startswith('cpu'), cpus)
+
+
+def recorded_machine(machine: pd.Series) -> pd.Series:
+    "Whether each of `machine_of`'s names says which machine it was (not a run file from before that was recorded)"
+    return ~machine.astype(str).str.contains('not recorded')

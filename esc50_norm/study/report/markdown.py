@@ -18,7 +18,7 @@ from .folders import (folder_runs, machines_table, missing_runs, predates_machin
 from .plots import _png, plot_accuracy, plot_curves, plot_paired
 from .statistics import (EQUIVALENCE_MARGIN, METRIC, budget_table, fold_aware_table, fold_effects, fold_table,
                          paired_differences, summary_table)
-from .verdicts import VERDICT_MARGIN, add_verdicts, how_to_read
+from .verdicts import VERDICT_MARGIN, add_verdicts, how_to_read, one_machine_table
 
 __all__ = ['write_report', 'terminal_summary', 'compare_report']
 
@@ -138,6 +138,24 @@ def _verdict_section(tests: pd.DataFrame, effects: pd.DataFrame) -> list:
             "Per-fold effects (mean pair difference over the seeds of each fold):", "", _md(effects), "", hetero, ""]
 
 
+ONE_MACHINE_COLUMNS = ['all_pairs', 'pairs', 'machines', 'estimate', 'ci90_low', 'ci90_high', 'p', 'p_holm', 'verdict']
+
+
+def _one_machine_section(df: pd.DataFrame, tests: pd.DataFrame, margin: float) -> list:
+    "Each contrast with pairs across machines (or on one not recorded), tested again on its pairs on one machine"
+    t = one_machine_table(df, margin=margin)
+    if not len(t): return []
+    moved = [f"`{c}` ({tests.verdict[c]} on all pairs, {v} on one machine)" for c, v in t.verdict.items()
+             if isinstance(v, str) and v != tests.verdict[c]]
+    return ["## Pairs made on one machine", "",
+            "A pair whose two runs were made on two machines changes the machine as well as the normalization, and one "
+            "whose run files predate the recording of the CPU may. Each contrast with such pairs (of `all_pairs`), "
+            "tested again on its `pairs` made on one recorded machine (`machines`: theirs), by the rules of the "
+            "verdicts above, Holm's correction over the same contrasts (one with no such pair counted as p = 1):", "",
+            _md(t[ONE_MACHINE_COLUMNS]), "",
+            f"Verdicts that differ from those on all pairs: {', '.join(moved) or 'none'}.", ""]
+
+
 def _budget_section(hist: pd.DataFrame, epochs: int) -> list:
     "Each contrast at every epoch of the last quarter of training: does the answer depend on where training stopped?"
     b = budget_table(hist)
@@ -184,7 +202,7 @@ def write_report(out, margin: float = VERDICT_MARGIN) -> Path:
         lines += ["## Accuracy per normalization", "", _md(summary), "",
                   "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
                   *_baseline_section(out, preset, df),
-                  *_verdict_section(tests, fold_effects(df)),
+                  *_verdict_section(tests, fold_effects(df)), *_one_machine_section(df, tests, margin),
                   "## Paired differences (matched on fold and seed)", "",
                   "Pair-level tests (secondary: every (fold, seed) pair counted as independent). Each contrast is "
                   "`a - b` over the (fold, seed) pairs where both ran. `_holm`: p-values adjusted with Holm's method "

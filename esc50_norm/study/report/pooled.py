@@ -6,13 +6,13 @@ import pandas as pd
 
 from ...atomic import write_atomic
 from ..runs import read_preset
-from .folders import _labels, folder_runs
-from .markdown import _data_line, _differences_of_setup, _md, _recipe_line, _verdict_section
+from .folders import _labels, folder_runs, machine_of
+from .markdown import _data_line, _differences_of_setup, _md, _one_machine_section, _recipe_line, _verdict_section
 from .statistics import (METRIC, _differences, _ordered, _pairs, fold_aware_table, fold_effects, fold_span, fold_table,
                          summary_table)
 from .verdicts import VERDICT_MARGIN, add_verdicts, verdict_table
 
-__all__ = ['check_poolable', 'pooled_runs', 'machine_of', 'what_else_changes', 'pooled_verdicts', 'pooled_report',
+__all__ = ['check_poolable', 'pooled_runs', 'what_else_changes', 'pooled_verdicts', 'pooled_report',
            'write_pooled_report']
 
 
@@ -22,21 +22,6 @@ def check_poolable(folders) -> None:
     if unlike:
         raise ValueError(f"{'; '.join(unlike)}: only folders of one recipe and one dataset pool into one grid; "
                          "`esc50-norm compare` sets unlike folders side by side")
-
-
-def _cpu_label(r) -> str:
-    "A CPU as its run file names it: model, and its bf16 kind (two EPYCs differ in it)"
-    model = r.get('cpu') if isinstance(r.get('cpu'), str) else 'model not recorded'
-    kind = (', AMX' if r.get('cpu_amx') is True else ', native bf16' if r.get('cpu_bf16') is True
-            else ', no native bf16' if r.get('cpu_bf16') is False else '')
-    return f"CPU {model}{kind}"
-
-
-def machine_of(df: pd.DataFrame) -> pd.Series:
-    "The machine each run was made on, as its run file names it: the GPU, or the CPU's model and bf16 kind"
-    device = df.device.astype(str) if 'device' in df else pd.Series('not recorded', index=df.index)
-    cpus = pd.Series([_cpu_label(r) for r in df.to_dict('records')], index=df.index, dtype=object)
-    return device.where(~device.str.startswith('cpu'), cpus)
 
 
 KEYS = ['fold', 'normalization', 'seed']
@@ -125,7 +110,8 @@ def pooled_report(folders, margin: float = VERDICT_MARGIN, runs: dict | None = N
               "## What else each contrast changes", "",
               "A pair whose two runs were made on two machines changes the machine as well as the normalization "
               "(`across_machines`; the machines of each side after it). Contrasts with such pairs: "
-              f"{', '.join(f'`{c}`' for c in mixed) or 'none'}.", "", _md(changes), ""]
+              f"{', '.join(f'`{c}`' for c in mixed) or 'none'}.", "", _md(changes), "",
+              *_one_machine_section(df, tests, margin)]
     return '\n'.join(lines)
 
 

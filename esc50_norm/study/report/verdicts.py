@@ -3,10 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .folders import read_folder
-from .statistics import ALPHA, METRIC, fold_aware_table, tost_p, units_needed
+from .folders import machine_of, read_folder, recorded_machine
+from .statistics import ALPHA, METRIC, _differences, _pairs, fold_aware, fold_aware_table, holm, tost_p, units_needed
 
-__all__ = ['VERDICT_MARGIN', 'verdict', 'add_verdicts', 'verdict_table', 'folder_verdicts', 'how_to_read']
+__all__ = ['VERDICT_MARGIN', 'verdict', 'add_verdicts', 'verdict_table', 'folder_verdicts', 'one_machine_table',
+           'how_to_read']
 
 VERDICT_MARGIN = 0.01
 "A contrast is equivalent to no difference when the 90% CI of its fold-aware estimate lies within +-this (TOST)"
@@ -58,6 +59,40 @@ def verdict_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARGIN, 
 def folder_verdicts(out, margin: float = VERDICT_MARGIN) -> pd.DataFrame:
     "The verdict table of results folder `out` (its finished runs)"
     return verdict_table(read_folder(out)[1], margin=margin)
+
+
+def _one_machine(df: pd.DataFrame, pairs, metric: str) -> tuple[dict, dict, pd.DataFrame]:
+    "Per contrast: all its pair differences, those whose two runs were made on one recorded machine, and the machines"
+    wide = (df.assign(machine=machine_of(df))
+              .pivot_table(index=['fold', 'seed'], columns='normalization', values='machine', aggfunc='first'))
+    diffs, kept = _differences(df, _pairs(df, pairs), metric), {}
+    for name, d in diffs.items():
+        a, b = name.split(' - ')
+        ma, mb = wide[a].reindex(d.index), wide[b].reindex(d.index)
+        kept[name] = d[((ma == mb) & recorded_machine(ma)).to_numpy()]
+    return diffs, kept, wide
+
+
+def one_machine_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARGIN, metric: str = METRIC) -> pd.DataFrame:
+    """The contrasts of runs `df` with a pair made on two machines (or on one not recorded, `machine_of`), each tested
+    again on its pairs made on one recorded machine: Holm over the grid's contrasts, each on such pairs. Columns:
+    `all_pairs`, `machines` (of the pairs kept), then `add_verdicts`'; no rows when every pair is on one machine"""
+    # a contrast with no such pair stays in Holm's family as p = 1, so that the family is the grid's, as in its verdicts
+    diffs, kept, wide = _one_machine(df, pairs, metric)
+    mixed = [k for k, d in diffs.items() if len(kept[k]) < len(d)]
+    tested = {k: fold_aware(d) for k, d in kept.items() if len(d)}
+    if not mixed or not tested: return pd.DataFrame()
+    t = pd.DataFrame.from_dict(tested, orient='index').rename_axis('contrast')
+    family = pd.Series(1.0, index=list(diffs))
+    family.update(t.p)
+    t.insert(t.columns.get_loc('p') + 1, 'p_holm', pd.Series(holm(family), index=family.index).reindex(t.index)
+             .where(t.p.notna()))
+    t = add_verdicts(t, margin).reindex(mixed)
+    machines = {k: '; '.join(sorted(wide[k.split(' - ')[0]].reindex(kept[k].index).unique())) for k in mixed}
+    t.insert(0, 'all_pairs', [len(diffs[k]) for k in mixed])
+    t.insert(2, 'machines', [machines[k] or 'none' for k in mixed])
+    t['pairs'] = [len(kept[k]) for k in mixed]            # kept pairs, also where none is (no test)
+    return t
 
 
 def _unit_text(tests: pd.DataFrame) -> str:
