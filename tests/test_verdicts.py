@@ -177,6 +177,11 @@ def test_each_verdict_branch_on_synthetic_grids():
                        + st.nct.cdf(-st.t.ppf(0.975, k - 1), k - 1, abs(t.estimate) / sd_up * np.sqrt(k)))
     assert power(n) >= 0.8 > power(n - 1)
     assert f"{int(n)} folds of 3 seeds" == v.loc['minmax - none', 'needed_for_80%_power']
+    # a mean difference of zero in float32 noise (quick-bf16-cpu's channel minus quick-cpu's) has no effect to power:
+    # no number of units, not the 2.7e13 pairs it gave
+    d = np.array([-0.004999995231628418, 0.010000020265579224, -0.004999995231628418])
+    assert 0 < d.mean() < 1e-7
+    assert np.isnan(units_needed(d.mean(), d.std(ddof=1), 3)) and units_needed(0.005, d.std(ddof=1), 3) > 2
 
 
 def test_one_seed_a_fold_uses_the_fold_t_test_without_mixedlm():

@@ -249,8 +249,9 @@ def tost_p(est: float, se: float, df: float, margin: float) -> float:
 
 def units_needed(est: float, sd: float, n: int, power: float = 0.8, alpha: float = ALPHA, bound: float = 0.8) -> float:
     """The units (folds or pairs) a two-sided t-test at `alpha` needs for `power` against effect `est`, with the SD at
-    its one-sided `bound` upper confidence bound (chi-square, from `n` units); NaN when there is no effect or SD"""
-    if n < 2 or not (np.isfinite(sd) and sd > 0) or est == 0: return np.nan
+    its one-sided `bound` upper confidence bound (chi-square, from `n` units); NaN when there is no effect (under
+    `RESOLUTION`: float noise of a zero mean) or no SD"""
+    if n < 2 or not (np.isfinite(sd) and sd > 0) or abs(est) < RESOLUTION: return np.nan
     sd_up = sd * np.sqrt((n - 1) / st.chi2.ppf(1 - bound, n - 1))
     try: need = TTestPower().solve_power(effect_size=abs(est) / sd_up, alpha=alpha, power=power)
     except (ValueError, RuntimeError): return np.nan
