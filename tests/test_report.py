@@ -70,6 +70,11 @@ def test_contrasts_follow_the_normalizations_of_the_grid():
                       ('pcen_learned', 'pcen_frozen'), ('pcen_frozen', 'global'), ('pcen_frozen', 'pcen'),
                       ('bn_freq', 'global')]
     assert contrasts(['global', 'pcen_learned']) == [('pcen_learned', 'global')]    # only the arms the grid holds
+    # instance_global beside instance: per-bin against all-value statistics of each clip, its spectral envelope
+    assert contrasts(['wave', 'global', 'instance', 'instance_global']) == [
+        ('global', 'wave'), ('instance', 'wave'), ('instance_global', 'wave'), ('instance', 'global'),
+        ('instance_global', 'global'), ('instance', 'instance_global')]
+    assert ('instance', 'instance_global') not in mel                               # mel-cpu's grid: no instance_global
 
 
 def test_study_time_is_first_start_to_last_finish():

@@ -48,7 +48,7 @@ class Normalization:
     mean_only: bool = False          # subtract the mode's mean without dividing
     pcen: bool = False               # fixed PCEN (`librosa.pcen`) on mel magnitudes, in place of the dB step
     front: str | None = None         # a front end of `FRONTENDS` before the model
-    compared_with: tuple = ()        # for PCEN and front ends: the normalizations a report contrasts it with
+    compared_with: tuple = ()        # what a report contrasts it with besides its baseline (PCEN, front ends, instance)
 
     @property
     def magnitudes(self) -> bool:
@@ -92,7 +92,8 @@ NORMALIZATIONS = {
     'channel_meanonly': Normalization(wave=True,  mode='channel', mean_only=True),
     'minmax':           Normalization(wave=True,  mode='minmax'),
     'minmax_nowave':    Normalization(wave=False, mode='minmax'),
-    'instance':         Normalization(wave=True,  mode='instance'),
+    # per clip and bin, against per clip over all values: what removing each clip's spectral envelope does
+    'instance':         Normalization(wave=True,  mode='instance', compared_with=('instance_global',)),
     'instance_global':  Normalization(wave=True,  mode='instance_global'),
     # PCEN assumes audio in [-1, 1] (its scaling and bias do): no waveform normalization before it.
     # Lostanlen et al. 2019, librosa's defaults, as a batch transform (before any augmentation of the spectrogram)

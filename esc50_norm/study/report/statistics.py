@@ -45,7 +45,8 @@ def contrasts(normalizations) -> list:
         norm = NORMALIZATIONS[n]
         if norm.mode is None or (norm.mode == 'global' and not norm.mean_only): continue
         mode = norm.mode if norm.mean_only else 'global'
-        ref = next((g for g in present if NORMALIZATIONS[g] == replace(norm, mode=mode, mean_only=False)), None)
+        twin = replace(norm, mode=mode, mean_only=False, compared_with=())           # the same arm with that statistic
+        ref = next((g for g in present if replace(NORMALIZATIONS[g], compared_with=()) == twin), None)
         if ref: pairs.append((n, ref))
     for n in present:                   # PCEN and front ends: against what their entry names (global, pcen, ...)
         pairs += [(n, ref) for ref in NORMALIZATIONS[n].compared_with if ref in present]
