@@ -69,9 +69,9 @@ def _strong(x, seed: int, before=None, after=None):
 
 
 def test_global_statistics_give_the_model_one_input_before_or_after_the_masks_and_mixup():
-    # one affine map for every clip and bin commutes with a fill by the clip's mean and with mixup's blend, so global
-    # statistics applied after the augmentation, where the front ends stand, feed the model what `global` feeds it;
-    # a map per bin (channel statistics) does not commute with the masks' fill
+    # one affine map for every clip and bin commutes with a fill by the clip's mean and with mixup's blend, so the same
+    # global statistics applied after the augmentation, where the front ends stand, feed the model what `global` feeds
+    # it; a map per bin (channel statistics) does not commute with the masks' fill
     from esc50_norm import SpecNormalize
     g = torch.Generator().manual_seed(2)
     n_freq = 16

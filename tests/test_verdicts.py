@@ -134,7 +134,7 @@ def test_wilcoxon_ranks_differences_at_the_metric_resolution():
     assert st.wilcoxon((w['channel'] - w['none']).to_numpy()).pvalue != pytest.approx(expected)  # float noise alone
 
 
-def test_the_pairs_of_one_machine_are_tested_as_an_independent_computation_on_them_says():
+def test_the_pairs_of_one_machine_give_what_an_independent_computation_on_them_gives():
     "frontends-cpu: seed 0 predates the CPU's recording, seeds 1-2 ran on a Xeon and an EPYC, both arms of a pair on one"
     df = read_results(RESULTS / 'frontends-cpu')
     t = one_machine_table(df)

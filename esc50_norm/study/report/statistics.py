@@ -29,8 +29,9 @@ EQUIVALENCE_MARGIN = 0.02
 
 def contrasts(normalizations) -> list:
     """The paired contrasts that answer a grid of `normalizations`: each statistics normalization against its baseline,
-    spectrogram modes against `global`, a mean-only variant against its full one; PCEN and front ends against `global`,
-    learned PCEN against fixed"""
+    spectrogram modes against `global`, a mean-only variant against its full one; then what an entry names in
+    `compared_with` (PCEN and front ends against `global`, learned PCEN against fixed, `instance` against
+    `instance_global`)"""
     present, pairs = list(normalizations), []
     baselines = [b for b in present if NORMALIZATIONS[b].spec_norm == 'none']          # none, wave
     for n in present:
@@ -48,7 +49,7 @@ def contrasts(normalizations) -> list:
         twin = replace(norm, mode=mode, mean_only=False, compared_with=())           # the same arm with that statistic
         ref = next((g for g in present if replace(NORMALIZATIONS[g], compared_with=()) == twin), None)
         if ref: pairs.append((n, ref))
-    for n in present:                   # PCEN and front ends: against what their entry names (global, pcen, ...)
+    for n in present:                   # against what the entry names (global, pcen, instance_global, ...)
         pairs += [(n, ref) for ref in NORMALIZATIONS[n].compared_with if ref in present]
     return pairs
 
