@@ -8,7 +8,7 @@ from ...atomic import write_atomic
 from ..runs import read_preset
 from .folders import _labels, folder_runs, machine_of
 from .markdown import _data_line, _differences_of_setup, _md, _one_machine_section, _recipe_line, _verdict_section
-from .statistics import (METRIC, _differences, _ordered, _pairs, fold_aware_table, fold_effects, fold_span, fold_table,
+from .statistics import (METRIC, _ordered, fold_aware_table, fold_effects, fold_span, fold_table, pair_sides,
                          summary_table)
 from .verdicts import VERDICT_MARGIN, add_verdicts, verdict_table
 
@@ -53,15 +53,11 @@ def pooled_runs(folders, runs: dict | None = None, metric: str = METRIC) -> tupl
 def what_else_changes(df: pd.DataFrame, pairs=None) -> pd.DataFrame:
     """Per contrast of pooled runs `df`: its pairs, how many take their two runs from two folders and from two
     machines, and the machines of each side (a contrast across machines also changes the machine)"""
-    rows = {}
-    for name, d in _differences(df, _pairs(df, pairs)).items():
-        a, b = name.split(' - ')
-        side = lambda n: df[df.normalization == n].set_index(['fold', 'seed']).loc[d.index]
-        ra, rb = side(a), side(b)
-        rows[name] = dict(pairs=len(d), across_folders=int((ra.folder != rb.folder).sum()),
-                          across_machines=int((ra.machine != rb.machine).sum()),
-                          machines_a=', '.join(sorted(ra.machine.unique())),
-                          machines_b=', '.join(sorted(rb.machine.unique())))
+    rows, folders = {}, pair_sides(df, 'folder', pairs)
+    for name, (d, ma, mb) in pair_sides(df, 'machine', pairs).items():
+        _, fa, fb = folders[name]
+        rows[name] = dict(pairs=len(d), across_folders=int((fa != fb).sum()), across_machines=int((ma != mb).sum()),
+                          machines_a=', '.join(sorted(ma.unique())), machines_b=', '.join(sorted(mb.unique())))
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('contrast')
 
 

@@ -14,7 +14,7 @@ from statsmodels.stats.weightstats import ttost_paired
 from ..normalizations import NORMALIZATIONS
 
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_table', 'fold_table',
-           'paired_differences', 'wilcoxon_p', 'holm', 'fold_aware', 'fold_aware_table', 'fold_effects', 'tost_p',
+           'paired_differences', 'pair_sides', 'wilcoxon_p', 'holm', 'fold_aware', 'fold_aware_table', 'fold_effects', 'tost_p',
            'units_needed', 'equivalence', 'budget_table', 'fold_span']
 
 METRIC = 'final_accuracy'
@@ -142,6 +142,13 @@ def _differences(df: pd.DataFrame, pairs, metric: str = METRIC) -> dict:
     "`a - b` per (fold, seed) where both ran, for each contrast"
     wide = df.pivot_table(index=['fold', 'seed'], columns='normalization', values=metric)
     return {f"{a} - {b}": (wide[a] - wide[b]).dropna() for a, b in pairs if a in wide and b in wide}
+
+
+def pair_sides(df: pd.DataFrame, column: str, pairs=None, metric: str = METRIC) -> dict:
+    "Per contrast `a - b`: its pair differences, and `column` of the run on side a and on side b of each pair"
+    wide = df.pivot_table(index=['fold', 'seed'], columns='normalization', values=column, aggfunc='first')
+    return {name: (d, *(wide[n].reindex(d.index) for n in name.split(' - ')))
+            for name, d in _differences(df, _pairs(df, pairs), metric).items()}
 
 
 def _pairs(df: pd.DataFrame, pairs):

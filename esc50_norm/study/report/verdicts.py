@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from .folders import machine_of, read_folder, recorded_machine
-from .statistics import ALPHA, METRIC, _differences, _pairs, fold_aware, fold_aware_table, holm, tost_p, units_needed
+from .statistics import ALPHA, METRIC, fold_aware, fold_aware_table, holm, pair_sides, tost_p, units_needed
 
 __all__ = ['VERDICT_MARGIN', 'verdict', 'add_verdicts', 'verdict_table', 'folder_verdicts', 'one_machine_table',
            'how_to_read']
@@ -61,16 +61,13 @@ def folder_verdicts(out, margin: float = VERDICT_MARGIN) -> pd.DataFrame:
     return verdict_table(read_folder(out)[1], margin=margin)
 
 
-def _one_machine(df: pd.DataFrame, pairs, metric: str) -> tuple[dict, dict, pd.DataFrame]:
-    "Per contrast: all its pair differences, those whose two runs were made on one recorded machine, and the machines"
-    wide = (df.assign(machine=machine_of(df))
-              .pivot_table(index=['fold', 'seed'], columns='normalization', values='machine', aggfunc='first'))
-    diffs, kept = _differences(df, _pairs(df, pairs), metric), {}
-    for name, d in diffs.items():
-        a, b = name.split(' - ')
-        ma, mb = wide[a].reindex(d.index), wide[b].reindex(d.index)
-        kept[name] = d[((ma == mb) & recorded_machine(ma)).to_numpy()]
-    return diffs, kept, wide
+def _one_machine(df: pd.DataFrame, pairs, metric: str) -> tuple[dict, dict, dict]:
+    "Per contrast: all its pair differences, those whose two runs were made on one recorded machine, and that machine"
+    diffs, kept, machines = {}, {}, {}
+    for name, (d, ma, mb) in pair_sides(df.assign(machine=machine_of(df)), 'machine', pairs, metric).items():
+        one = ((ma == mb) & recorded_machine(ma)).to_numpy()
+        diffs[name], kept[name], machines[name] = d, d[one], ma[one]
+    return diffs, kept, machines
 
 
 def one_machine_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARGIN, metric: str = METRIC) -> pd.DataFrame:
@@ -78,7 +75,7 @@ def one_machine_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARG
     again on its pairs made on one recorded machine: Holm over the grid's contrasts, each on such pairs. Columns:
     `all_pairs`, `machines` (of the pairs kept), then `add_verdicts`'; no rows when every pair is on one machine"""
     # a contrast with no such pair stays in Holm's family as p = 1, so that the family is the grid's, as in its verdicts
-    diffs, kept, wide = _one_machine(df, pairs, metric)
+    diffs, kept, on = _one_machine(df, pairs, metric)
     mixed = [k for k, d in diffs.items() if len(kept[k]) < len(d)]
     tested = {k: fold_aware(d) for k, d in kept.items() if len(d)}
     if not mixed or not tested: return pd.DataFrame()
@@ -88,9 +85,8 @@ def one_machine_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARG
     t.insert(t.columns.get_loc('p') + 1, 'p_holm', pd.Series(holm(family), index=family.index).reindex(t.index)
              .where(t.p.notna()))
     t = add_verdicts(t, margin).reindex(mixed)
-    machines = {k: '; '.join(sorted(wide[k.split(' - ')[0]].reindex(kept[k].index).unique())) for k in mixed}
     t.insert(0, 'all_pairs', [len(diffs[k]) for k in mixed])
-    t.insert(2, 'machines', [machines[k] or 'none' for k in mixed])
+    t.insert(2, 'machines', ['; '.join(sorted(on[k].unique())) or 'none' for k in mixed])
     t['pairs'] = [len(kept[k]) for k in mixed]            # kept pairs, also where none is (no test)
     return t
 
