@@ -13,7 +13,7 @@ from esc50_norm.study.cli import main as cli
 from esc50_norm.study.presets import get_preset
 from esc50_norm.study.report import (compare_equivalence, compare_folders, compare_report, contrasts, equivalence,
                                      fold_contrasts, fold_means, fold_table, missing_runs, paired_differences, plot_folds, plot_paired, study_time, summary_table, write_report)
-from esc50_norm.study.runs import read_results
+from esc50_norm.study.runs import read_preset, read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
 README = RESULTS.parent / 'docs' / 'results.md'
@@ -110,6 +110,17 @@ def test_report_of_an_incomplete_grid_says_so(tmp_path):
     assert 'Incomplete grid: 14 of 15 runs finished' in text and 'Missing: fold1-channel-seed4' in text
     assert 'Started but not finished (in progress, or interrupted): fold1-channel-seed4' in text
     for f in ('accuracy.png', 'paired.png', 'curves.png'): assert (out / f).stat().st_size > 1000
+
+
+def test_a_grid_without_contrasts_says_how_to_pool_it_and_draws_no_empty_plot(tmp_path):
+    "One normalization: no pair-level table and no paired.png, but the training hash a folder needs to pool with it"
+    out = Path(shutil.copytree(RESULTS / 'quick-cpu', tmp_path / 'one', ignore=shutil.ignore_patterns('*.png', '*.md')))
+    for f in (out / 'runs').glob('fold*'):
+        if f.name.split('-')[1] != 'global': f.unlink()
+    text = write_report(out).read_text()
+    section = text.split('## Contrasts')[1].split('\n## ')[0]
+    assert '`global`' in section and read_preset(out).training_hash() in section and '## Verdicts' not in text
+    assert not (out / 'paired.png').exists() and 'paired.png' not in text and (out / 'accuracy.png').exists()
 
 
 @pytest.mark.parametrize('folder,n', [('cv-bf16', 75), ('ablation-bf16', None), ('blog-fp32', 15), ('blog-bf16', 15), ('quick-cpu', 9),

@@ -16,8 +16,8 @@ from .compare import compare_equivalence, compare_folders, compare_verdicts, fol
 from .folders import (folder_runs, machines_table, missing_runs, predates_machines, read_folder, read_histories,
                       study_time)
 from .plots import _png, plot_accuracy, plot_curves, plot_paired
-from .statistics import (EQUIVALENCE_MARGIN, METRIC, budget_table, fold_aware_table, fold_effects, fold_table,
-                         paired_differences, summary_table)
+from .statistics import (EQUIVALENCE_MARGIN, METRIC, _ordered, budget_table, fold_aware_table, fold_effects,
+                         fold_table, paired_differences, summary_table)
 from .verdicts import VERDICT_MARGIN, add_verdicts, how_to_read, one_machine_table
 
 __all__ = ['write_report', 'terminal_summary', 'compare_report']
@@ -145,13 +145,19 @@ def _one_machine_section(df: pd.DataFrame, tests: pd.DataFrame, margin: float) -
     "Each contrast with pairs across machines (or on one not recorded), tested again on its pairs on one machine"
     t = one_machine_table(df, margin=margin)
     if not len(t): return []
+    why = ("A pair whose two runs were made on two machines changes the machine as well as the normalization, and one "
+           "whose run files predate the recording of the CPU may.")
+    if not t.pairs.any():
+        named = ', '.join(f"`{c}`" for c in t.index)
+        return ["## Pairs made on one machine", "",
+                f"{why} No pair of {named} names one machine in both its run files, so the files cannot tell these "
+                "contrasts apart from the machine.", ""]
     moved = [f"`{c}` ({tests.verdict[c]} on all pairs, {v} on one machine)" for c, v in t.verdict.items()
              if isinstance(v, str) and v != tests.verdict[c]]
     return ["## Pairs made on one machine", "",
-            "A pair whose two runs were made on two machines changes the machine as well as the normalization, and one "
-            "whose run files predate the recording of the CPU may. Each contrast with such pairs (of `all_pairs`), "
-            "tested again on its `pairs` made on one recorded machine (`machines`: theirs), by the rules of the "
-            "verdicts above, Holm's correction over the same contrasts (one with no such pair counted as p = 1):", "",
+            f"{why} Each contrast with such pairs (of `all_pairs`), tested again on its `pairs` made on one recorded "
+            "machine (`machines`: theirs), by the rules of the verdicts above, Holm's correction over the same "
+            "contrasts (one with no such pair counted as p = 1):", "",
             _md(t[ONE_MACHINE_COLUMNS]), "",
             f"Verdicts that differ from those on all pairs: {', '.join(moved) or 'none'}.", ""]
 
@@ -179,6 +185,20 @@ def _machines_section(df: pd.DataFrame) -> list:
             "recorded):", "", _md(machines_table(df).set_index('device')), ""]
 
 
+def _paired_section(df: pd.DataFrame, preset, paired: pd.DataFrame) -> list:
+    "The pair-level tests; where no contrast has a pair of runs, how to pool the folder into a grid whose contrasts do"
+    if not len(paired):
+        names = ', '.join(f"`{n}`" for n in _ordered(df).normalization.unique())
+        return ["## Contrasts", "", f"No contrast has a pair of runs (two of one fold and seed) among this grid's "
+                f"normalizations ({names}). A folder of the same recipe (training hash {preset.training_hash()}) and "
+                "dataset pools with it into one grid, whose report has its contrasts: `esc50-norm report THAT_FOLDER "
+                "--with THIS_FOLDER`.", ""]
+    return ["## Paired differences (matched on fold and seed)", "",
+            "Pair-level tests (secondary: every (fold, seed) pair counted as independent). Each contrast is `a - b` "
+            "over the (fold, seed) pairs where both ran. `_holm`: p-values adjusted with Holm's method over the "
+            "contrasts of this table.", "", _md(paired), ""]
+
+
 def _time_section(df: pd.DataFrame) -> list:
     t = study_time(df)
     dev = ', '.join(sorted(df.device.astype(str).unique()))
@@ -203,18 +223,15 @@ def write_report(out, margin: float = VERDICT_MARGIN) -> Path:
                   "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
                   *_baseline_section(out, preset, df),
                   *_verdict_section(tests, fold_effects(df)), *_one_machine_section(df, tests, margin),
-                  "## Paired differences (matched on fold and seed)", "",
-                  "Pair-level tests (secondary: every (fold, seed) pair counted as independent). Each contrast is "
-                  "`a - b` over the (fold, seed) pairs where both ran. `_holm`: p-values adjusted with Holm's method "
-                  "over the contrasts of this table.", "", _md(paired), "",
-                  *_budget_section(hist, preset.epochs),
+                  *_paired_section(df, preset, paired), *_budget_section(hist, preset.epochs),
                   *_time_section(df), _provenance_line(df), "", *_machines_section(df),
-                  "![accuracy](accuracy.png)", "", "![paired differences](paired.png)", "", "![curves](curves.png)", ""]
+                  "![accuracy](accuracy.png)", "", *(["![paired differences](paired.png)", ""] if len(paired) else []),
+                  "![curves](curves.png)", ""]
         files.update({'summary.csv': summary.to_csv(), 'paired.csv': paired.to_csv(), 'verdicts.csv': tests.to_csv(),
                       'accuracy.png': plot_accuracy(df, title=f"{preset.name}: accuracy per normalization "
-                                                              "(mean, 95% CI)"),
-                      'paired.png': plot_paired(df, title=f"{preset.name}: paired differences per (fold, seed); "
-                                                          "black: mean, 95% CI")})
+                                                              "(mean, 95% CI)")})
+        if len(paired): files['paired.png'] = plot_paired(df, title=f"{preset.name}: paired differences per (fold, "
+                                                                     "seed); black: mean, 95% CI")
         if len(hist): files['curves.png'] = plot_curves(hist, title=f"{preset.name}: training curves")
     files['report.md'] = '\n'.join(lines)
     for name, what in files.items():                    # everything is computed: now write it, each file atomically

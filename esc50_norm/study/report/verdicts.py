@@ -73,12 +73,16 @@ def _one_machine(df: pd.DataFrame, pairs, metric: str) -> tuple[dict, dict, dict
 def one_machine_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARGIN, metric: str = METRIC) -> pd.DataFrame:
     """The contrasts of runs `df` with a pair made on two machines (or on one not recorded, `machine_of`), each tested
     again on its pairs made on one recorded machine: Holm over the grid's contrasts, each on such pairs. Columns:
-    `all_pairs`, `machines` (of the pairs kept), then `add_verdicts`'; no rows when every pair is on one machine"""
+    `all_pairs`, `machines` (of the pairs kept), then `add_verdicts`' (of those only `verdict`, empty, where no
+    contrast keeps a pair); no rows when every pair is on one machine, or when no run names its machine"""
     # a contrast with no such pair stays in Holm's family as p = 1, so that the family is the grid's, as in its verdicts
     diffs, kept, on = _one_machine(df, pairs, metric)
     mixed = [k for k, d in diffs.items() if len(kept[k]) < len(d)]
     tested = {k: fold_aware(d) for k, d in kept.items() if len(d)}
-    if not mixed or not tested: return pd.DataFrame()
+    if not mixed or not (tested or recorded_machine(machine_of(df)).any()): return pd.DataFrame()
+    if not tested:                  # some runs name their machine, but no pair of these contrasts names one on both sides
+        return pd.DataFrame(dict(all_pairs=[len(diffs[k]) for k in mixed], machines='none', pairs=0, verdict=np.nan),
+                            index=pd.Index(mixed, name='contrast'))
     t = pd.DataFrame.from_dict(tested, orient='index').rename_axis('contrast')
     family = pd.Series(1.0, index=list(diffs))
     family.update(t.p)
