@@ -79,9 +79,10 @@ def _by_hand(folder: str | tuple, contrasts: list, margin: float = 0.01, one_mac
     return t
 
 
-@pytest.mark.parametrize('folder', ['cv-bf16', 'mel-cpu', 'frontends-cpu', ('mel-cpu', 'mel-cpu-instance-global')])
+@pytest.mark.parametrize('folder', ['cv-bf16', 'mel-cpu', 'frontends-cpu', ('mel-cpu', 'mel-cpu-instance-global'),
+                                    ('mel-cpu', 'mel-cpu-bn-freq')])
 def test_fold_aware_statistics_equal_an_independent_computation(folder):
-    "Each folder's statistics, and mel-cpu's pooled with its instance_global arm (eleven contrasts, Holm over eleven)"
+    "Each folder's statistics, and mel-cpu's pooled with each arm run apart (eleven and nine contrasts, Holm over them)"
     df = read_results(RESULTS / folder) if isinstance(folder, str) else pooled_runs([RESULTS / f for f in folder])[0]
     tests, v = fold_aware_table(df), verdict_table(df)
     hand = _by_hand(folder, [tuple(c.split(' - ')) for c in tests.index])
