@@ -135,30 +135,18 @@ def test_the_committed_pooled_ablation_report_is_what_pooling_writes_and_its_num
     assert float(one[4]) == pytest.approx(diff[same].mean(), abs=5e-5)
 
 
-def test_the_committed_pooled_instance_report_is_what_pooling_writes_and_its_numbers_are_the_run_files():
-    "with-mel-cpu-instance-global.md regenerates unchanged; instance - instance_global fold by fold from raw files"
-    folders = [RESULTS / 'mel-cpu', RESULTS / 'mel-cpu-instance-global']
-    text = (folders[0] / 'with-mel-cpu-instance-global.md').read_text()
+@pytest.mark.parametrize('arm,a,b', [('mel-cpu-instance-global', 'instance', 'instance_global'),
+                                      ('mel-cpu-bn-freq', 'bn_freq', 'global')])
+def test_a_committed_pooled_arm_report_is_what_pooling_writes_and_its_numbers_are_the_run_files(arm, a, b):
+    "mel-cpu with an arm run into a folder of its own: the report regenerates unchanged; its contrast from raw files"
+    folders = [RESULTS / 'mel-cpu', RESULTS / arm]
+    text = (folders[0] / f'with-{arm}.md').read_text()
     assert text == pooled_report(folders)
-    runs = pd.concat([_raw('mel-cpu'), _raw('mel-cpu-instance-global')])
+    runs = pd.concat([_raw('mel-cpu'), _raw(arm)])
     assert len(runs) == 70 and runs.training_hash.nunique() == 1              # one recipe: each arm pairs on (fold, seed)
     wide = runs.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-    d = (wide['instance'] - wide['instance_global']).groupby(level='fold').mean()
-    verdict, tests, effects, changes = _rows(text, 'instance - instance_global')    # no one-machine table: no pair kept
+    d = (wide[a] - wide[b]).groupby(level='fold').mean()
+    verdict, tests, effects, changes = _rows(text, f'{a} - {b}')             # no one-machine table: no pair kept
     assert len(d) == 5 and [float(x) for x in effects[1:6]] == pytest.approx(d.to_numpy(), abs=5e-5)
     assert tests[4] == 'MixedLM' and float(tests[12]) == pytest.approx(st.ttest_1samp(d, 0).pvalue, abs=5e-5)
     assert changes[1:4] == ['10', '10', '10']                   # every pair takes its two runs from two folders and machines
-
-
-def test_the_committed_pooled_bn_freq_report_is_what_pooling_writes_and_its_numbers_are_the_run_files():
-    "with-mel-cpu-bn-freq.md regenerates unchanged; bn_freq - global fold by fold from raw files"
-    folders = [RESULTS / 'mel-cpu', RESULTS / 'mel-cpu-bn-freq']
-    text = (folders[0] / 'with-mel-cpu-bn-freq.md').read_text()
-    assert text == pooled_report(folders)
-    runs = pd.concat([_raw('mel-cpu'), _raw('mel-cpu-bn-freq')])
-    assert len(runs) == 70 and runs.training_hash.nunique() == 1
-    wide = runs.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-    d = (wide['bn_freq'] - wide['global']).groupby(level='fold').mean()
-    verdict, tests, effects, changes = _rows(text, 'bn_freq - global')
-    assert len(d) == 5 and [float(x) for x in effects[1:6]] == pytest.approx(d.to_numpy(), abs=5e-5)
-    assert float(tests[12]) == pytest.approx(st.ttest_1samp(d, 0).pvalue, abs=5e-5) and changes[1:4] == ['10', '10', '10']
