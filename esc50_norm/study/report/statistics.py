@@ -14,8 +14,8 @@ from statsmodels.stats.weightstats import ttost_paired
 from ..normalizations import NORMALIZATIONS
 
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_table', 'fold_table',
-           'paired_differences', 'pair_sides', 'wilcoxon_p', 'holm', 'fold_aware', 'fold_aware_table', 'fold_effects', 'tost_p',
-           'units_needed', 'equivalence', 'budget_table', 'fold_span']
+           'paired_differences', 'pair_sides', 'wilcoxon_p', 'holm', 'fold_aware', 'fold_aware_table', 'fold_effects',
+           'tost_p', 'units_needed', 'equivalence', 'budget_table', 'fold_span']
 
 METRIC = 'final_accuracy'
 RESOLUTION = 1e-6

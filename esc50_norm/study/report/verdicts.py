@@ -62,9 +62,10 @@ def folder_verdicts(out, margin: float = VERDICT_MARGIN) -> pd.DataFrame:
 
 
 def _one_machine(df: pd.DataFrame, pairs, metric: str) -> tuple[dict, dict, dict]:
-    "Per contrast: all its pair differences, those whose two runs were made on one recorded machine, and that machine"
+    """Per contrast of runs `df` (with their `machine_of` as column `machine`): all its pair differences, those whose
+    two runs were made on one recorded machine, and that machine"""
     diffs, kept, machines = {}, {}, {}
-    for name, (d, ma, mb) in pair_sides(df.assign(machine=machine_of(df)), 'machine', pairs, metric).items():
+    for name, (d, ma, mb) in pair_sides(df, 'machine', pairs, metric).items():
         one = ((ma == mb) & recorded_machine(ma)).to_numpy()
         diffs[name], kept[name], machines[name] = d, d[one], ma[one]
     return diffs, kept, machines
@@ -76,11 +77,12 @@ def one_machine_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARG
     `all_pairs`, `machines` (of the pairs kept), then `add_verdicts`' (of those only `verdict`, empty, where no
     contrast keeps a pair); no rows when every pair is on one machine, or when no run names its machine"""
     # a contrast with no such pair stays in Holm's family as p = 1, so that the family is the grid's, as in its verdicts
-    diffs, kept, on = _one_machine(df, pairs, metric)
+    machine = machine_of(df)
+    diffs, kept, on = _one_machine(df.assign(machine=machine), pairs, metric)
     mixed = [k for k, d in diffs.items() if len(kept[k]) < len(d)]
     tested = {k: fold_aware(d) for k, d in kept.items() if len(d)}
-    if not mixed or not (tested or recorded_machine(machine_of(df)).any()): return pd.DataFrame()
-    if not tested:                  # some runs name their machine, but no pair of these contrasts names one on both sides
+    if not mixed or not (tested or recorded_machine(machine).any()): return pd.DataFrame()
+    if not tested:                     # some runs name their machine, but no pair of these names one on both sides
         return pd.DataFrame(dict(all_pairs=[len(diffs[k]) for k in mixed], machines='none', pairs=0, verdict=np.nan),
                             index=pd.Index(mixed, name='contrast'))
     t = pd.DataFrame.from_dict(tested, orient='index').rename_axis('contrast')
