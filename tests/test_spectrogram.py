@@ -83,6 +83,16 @@ def test_linear_cpu_is_mel_cpu_but_for_the_spacing_of_its_bands():
     assert lin.smoke().spec.band_scale == 'linear'
 
 
+def test_mel_aug_cpu_is_mel_cpu_but_for_the_strong_recipes_augmentation():
+    aug, mel, strong = (get_preset(n).update(duration=5.0, bf16=True, channels_last=True)
+                        for n in ('mel-aug-cpu', 'mel-cpu', 'frontends-cpu'))
+    a, b, c = aug.recipe(), mel.recipe(), strong.recipe()
+    assert {k for k in a if a.get(k) != b.get(k)} | {k for k in b if a.get(k) != b.get(k)} == {'augment', 'mixup'}
+    assert (a['augment'], a['mixup']) == (c['augment'], c['mixup']) and a['spec'] == c['spec']
+    assert {k for k in a if a.get(k) != c.get(k)} == {'epochs', 'lr'}     # against the strong recipe: its schedule
+    assert set(aug.normalizations) <= set(mel.normalizations) and aug.seeds == mel.seeds and aug.folds == mel.folds
+
+
 def test_the_committed_mel_cpu_folder_keeps_its_recipe_hash():
     "band_scale came later: at its default it is left out of the recipe, so mel-cpu's hash is the one its runs recorded"
     from esc50_norm.study.runs import read_preset, read_results
