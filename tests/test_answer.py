@@ -3,7 +3,9 @@
 A claim is a link `[a − b: VERDICT](results/FOLDER/report.md#verdicts)`: the contrast `a - b` of that folder's verdict
 table must have exactly that verdict (`results/FOLDER/with-OTHER.md#verdicts`: of the two folders pooled, `esc50-norm
 report results/FOLDER --with results/OTHER`); or, across two folders, `[F − R on NORM: VERDICT](results/F/against-R.md#verdicts)`:
-the verdict of F minus R for normalization NORM in their comparison (`esc50-norm compare results/R results/F`).
+the verdict of F minus R for normalization NORM in their comparison (`esc50-norm compare results/R results/F`), and
+`[F − R on a − b: VERDICT](results/F/against-R.md#how-the-contrasts-change)`: the verdict there on how contrast
+`a - b` changes from R to F.
 A claim linking to a report's `#pairs-made-on-one-machine` is checked against the verdict on the pairs made on one
 recorded machine. A sentence that calls a tie needs a claim of equivalence; one that calls a win or
 a loss needs an ahead/behind claim."""
@@ -15,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from esc50_norm.study.report import (compare_report, compare_verdicts, folder_verdicts, one_machine_table, pooled_runs,
+from esc50_norm.study.report import (compare_contrasts, compare_report, compare_verdicts, folder_verdicts, one_machine_table, pooled_runs,
                                      pooled_verdicts, read_folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIM = re.compile(r"\[([\w]+) − ([\w]+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
                    r"\((?:\.\./)?results/([\w.-]+)/(?:report|with-([\w.-]+))\.md#(verdicts|pairs-made-on-one-machine)\)")
-COMPARED = re.compile(r"\[([\w.-]+) − ([\w.-]+) on (\w+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
-                      r"\((?:\.\./)?results/([\w.-]+)/against-([\w.-]+)\.md#verdicts\)")
+COMPARED = re.compile(r"\[([\w.-]+) − ([\w.-]+) on (\w+(?: − \w+)?): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
+                      r"\((?:\.\./)?results/([\w.-]+)/against-([\w.-]+)\.md#(verdicts|how-the-contrasts-change)\)")
 TIE = re.compile(r"\b(ties?|tied|tie with|does nothing|no better than|as good as|cannot be told apart|"
                  r"does not matter|makes no difference)\b", re.I)
 WIN = re.compile(r"\b(beats?|outperforms?|better than|worse than|wins? over|loses to|is ahead|is behind)\b", re.I)
@@ -39,9 +41,11 @@ def verdicts(folder: str, pooled_with: str = '', section: str = 'verdicts') -> d
 
 
 @lru_cache(maxsize=None)
-def compared(folder: str, reference: str) -> dict:
-    t = compare_verdicts([ROOT / 'results' / reference, ROOT / 'results' / folder])
-    return {n: v for (_, n), v in t.verdict.items()}
+def compared(folder: str, reference: str, section: str = 'verdicts') -> dict:
+    "Per normalization, the verdict on `folder - reference`; or per contrast, on how it changes from one to the other"
+    paths = [ROOT / 'results' / reference, ROOT / 'results' / folder]
+    t = compare_verdicts(paths) if section == 'verdicts' else compare_contrasts(paths)
+    return {n.replace(' - ', ' − '): v for (_, n), v in t.verdict.items()}
 
 
 def sentences(text: str) -> list:
@@ -61,10 +65,10 @@ def check(text: str) -> list:
             if computed is None: bad.append(f"{folder} has no contrast {a} − {b}: {s!r}")
             elif said != computed[0]: bad.append(f"{folder} {a} − {b} is {computed[0]!r}, the text says {said!r}: {s!r}")
         across = COMPARED.findall(s)
-        for a, b, norm, said, folder, ref in across:
+        for a, b, norm, said, folder, ref, section in across:
+            computed = compared(folder, ref, section).get(norm, 'absent')
             if (a, b) != (folder, ref): bad.append(f"the claim {a} − {b} links to {folder}/against-{ref}.md: {s!r}")
-            elif said != compared(folder, ref).get(norm, 'absent'):
-                bad.append(f"{a} − {b} on {norm} is {compared(folder, ref).get(norm)!r}, the text says {said!r}: {s!r}")
+            elif said != computed: bad.append(f"{a} − {b} on {norm} is {computed!r}, the text says {said!r}: {s!r}")
         said = {c[2] for c in claims} | {c[3] for c in across}
         bare = COMPARED.sub('', CLAIM.sub('', s))
         if TIE.search(bare) and not any(v.startswith('equivalent') for v in said):
@@ -133,6 +137,16 @@ def test_a_claim_across_folders_is_checked_against_their_comparison():
     wrong = next(v for v in ('ahead', 'behind', 'unsettled') if v != right)
     assert check(ok.format(right)) == [] and "the text says" in check(ok.format(wrong))[0]
     assert 'links to' in check('[linear-cpu − mel-cpu on global: unsettled](results/mel-cpu/against-linear-cpu.md#verdicts).')[0]
+
+
+def test_a_claim_on_how_a_contrast_changes_is_checked_against_that_verdict():
+    "linear-cpu against mel-cpu: the change of channel - global is its own verdict, not the normalization's"
+    ok = '[linear-cpu − mel-cpu on channel − global: {}](results/linear-cpu/against-mel-cpu.md#how-the-contrasts-change).'
+    right = compared('linear-cpu', 'mel-cpu', 'how-the-contrasts-change')['channel − global']
+    wrong = next(v for v in ('ahead', 'behind', 'unsettled') if v != right)
+    assert check(ok.format(right)) == [] and "the text says" in check(ok.format(wrong))[0]
+    absent = ok.replace('channel − global', 'minmax − global').format(right)      # linear-cpu has no minmax arm
+    assert "is 'absent'" in check(absent)[0]
 
 
 def test_a_claim_on_the_pairs_of_one_machine_is_checked_against_their_verdict():

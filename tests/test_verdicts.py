@@ -12,7 +12,7 @@ from scipy import stats as st
 from esc50_norm.study.presets import CHOSEN, PRESETS
 from esc50_norm.study.report import (fold_aware_table, fold_effects, folder_verdicts, machines_table, one_machine_table,
                                      pooled_runs, read_histories, units_needed, verdict_table, budget_table,
-                                     compare_verdicts, write_report)
+                                     compare_contrasts, compare_verdicts, write_report)
 from esc50_norm.study.runs import read_preset, read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -286,3 +286,37 @@ def test_the_margin_is_about_one_runs_spread_between_seeds_as_the_results_page_s
     means = [_raw(f).groupby(['fold', 'normalization']).final_accuracy.std(ddof=1).dropna().mean() * 100
              for f in ('cv-bf16', 'mel-cpu', 'linear-cpu', 'frontends-cpu')]
     assert round(min(means), 2) == 1.0 and round(max(means), 2) == 1.45
+
+
+def test_how_a_contrast_changes_between_folders_equals_an_independent_computation():
+    "linear-cpu against mel-cpu: each shared contrast, later minus first pair by pair, MixedLM by formula, Holm by hand"
+    t = compare_contrasts([RESULTS / 'mel-cpu', RESULTS / 'linear-cpu']).loc['linear-cpu']
+    w = {f: _raw(f).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+         for f in ('mel-cpu', 'linear-cpu')}
+    assert set(t.index) == {'wave - none', 'global - wave', 'channel - wave', 'channel - global'}
+    est, p = {}, {}
+    for c in t.index:
+        a, b = c.split(' - ')
+        d = ((w['linear-cpu'][a] - w['linear-cpu'][b]) - (w['mel-cpu'][a] - w['mel-cpu'][b])).dropna()
+        assert len(d) == 10                                             # 5 folds x 2 seeds in both folders
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            fit = smf.mixedlm('d ~ 1', d.rename('d').reset_index(), groups=d.index.get_level_values('fold')).fit(reml=True)
+        est[c], se = fit.fe_params['Intercept'], fit.bse_fe['Intercept']
+        p[c] = 2 * st.t(4).sf(abs(est[c] / se))
+    assert t.estimate.to_dict() == pytest.approx(est, abs=1e-6) and t.p.to_dict() == pytest.approx(p, rel=1e-4)
+    assert t.p_holm.to_numpy() == pytest.approx(_holm(np.array([p[c] for c in t.index])), rel=1e-4)
+    assert (t.test == 'MixedLM').all() and set(t.verdict) <= {'ahead', 'behind', 'unsettled', 'equivalent within ±0.01'}
+
+
+def test_a_contrast_that_grows_is_ahead_one_that_shrinks_behind_and_one_that_stays_equivalent():
+    "Synthetic: wave - none grows by 5 points, global - none shrinks by 5, channel - none stays where it was"
+    first = _grid({'wave': (0.0, 0.002), 'global': (0.0, 0.002), 'channel': (0.02, 0.001)}, seed=1)
+    later = _grid({'wave': (0.05, 0.002), 'global': (-0.05, 0.002), 'channel': (0.02, 0.001)}, seed=2)
+    runs = {'first': first, 'later': later}
+    v = compare_contrasts(list(runs), runs=runs).loc['later'].verdict
+    assert (v['wave - none'], v['global - wave'], v['channel - global']) == ('ahead', 'behind', 'ahead')
+    assert v['channel - wave'] == 'behind'                        # 0.02 - 0.05 against 0.02 - 0
+    same = compare_contrasts(['first', 'again'], runs={'first': first, 'again': _grid(
+        {'wave': (0.0, 0.002), 'global': (0.0, 0.002), 'channel': (0.02, 0.001)}, seed=3)}).loc['again'].verdict
+    assert (same == 'equivalent within ±0.01').all()

@@ -9,7 +9,8 @@ from .statistics import (ALPHA, EQUIVALENCE_MARGIN, METRIC, _differences, _holm,
                          fold_aware, holm, summary_table, tost_p)
 from .verdicts import VERDICT_MARGIN, add_verdicts
 
-__all__ = ['compare_folders', 'fold_means', 'fold_contrasts', 'compare_equivalence', 'compare_verdicts']
+__all__ = ['compare_folders', 'fold_means', 'fold_contrasts', 'compare_equivalence', 'compare_verdicts',
+           'contrast_changes', 'compare_contrasts']
 
 
 def _matched(ref: pd.DataFrame, new: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
@@ -99,3 +100,27 @@ def compare_verdicts(folders, margin: float = VERDICT_MARGIN, runs: dict | None 
     return add_verdicts(t, margin)
 
 
+
+
+def contrast_changes(runs: dict, metric: str = METRIC) -> dict:
+    """(later folder, contrast) -> how each contrast every folder holds changes from the first folder to that one:
+    `a - b` in the later folder minus `a - b` in the first, pair by pair on (fold, seed) where both folders hold it"""
+    pairs, ref = contrasts(_shared(runs)), next(iter(runs.values()))
+    base, out = _differences(ref, pairs, metric), {}
+    for name, df in list(runs.items())[1:]:
+        for c, d in _differences(df, pairs, metric).items():
+            change = (d - base[c]).dropna() if c in base else pd.Series(dtype=float)
+            if len(change): out[(name, c)] = change
+    return out
+
+
+def compare_contrasts(folders, margin: float = VERDICT_MARGIN, runs: dict | None = None) -> pd.DataFrame:
+    """Per later folder and contrast every folder holds, the verdict on how the contrast changes from the first folder
+    (`contrast_changes`: a difference of differences, e.g. whether a recipe narrows a gap), by the rules of a grid's
+    contrasts: fold-aware test, Holm over all rows, TOST against +-`margin`"""
+    changes = contrast_changes(runs or folder_runs(folders))
+    if not changes: return pd.DataFrame()
+    t = pd.DataFrame.from_dict({k: fold_aware(d) for k, d in changes.items()}, orient='index')
+    t.index.names = ['folder', 'contrast']
+    t.insert(t.columns.get_loc('p') + 1, 'p_holm', holm(t.p))
+    return add_verdicts(t, margin)

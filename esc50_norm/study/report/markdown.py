@@ -12,7 +12,7 @@ from ..baseline import baseline_text, read_baseline
 from ..presets import Preset, chosen
 from ..runs import damaged_runs, read_preset, running_runs, same_dataset
 from .baselines import baseline_table, baseline_verdict
-from .compare import compare_equivalence, compare_folders, compare_verdicts, fold_contrasts
+from .compare import compare_contrasts, compare_equivalence, compare_folders, compare_verdicts, fold_contrasts
 from .folders import (folder_runs, machines_table, missing_runs, predates_machines, read_folder, read_histories,
                       study_time)
 from .plots import _png, plot_accuracy, plot_curves, plot_paired
@@ -276,6 +276,18 @@ def _verdicts_section(ref: str, v: pd.DataFrame, margin: float) -> list:
                                                       *VERDICT_COLUMNS]]), ""]
 
 
+def _contrast_changes_section(ref: str, c: pd.DataFrame, margin: float) -> list:
+    "The verdicts on how each contrast every folder holds changes from the first folder to each later one"
+    if not len(c): return []
+    return ["## How the contrasts change", "",
+            f"Each contrast every folder holds, `a - b` in the folder minus `a - b` in `{ref}`, pair by pair on (fold, "
+            "seed) where both hold the pair: **ahead** means the contrast is larger in the folder than in "
+            f"`{ref}` (a gap narrows when the contrast is negative in `{ref}`). The rules of a grid's contrasts:", "",
+            how_to_read(c, margin, family='all rows of this table'), "",
+            _md(c.reset_index().set_index('folder')[['contrast', 'pairs', 'folds', 'unit', 'test', *VERDICT_COLUMNS]]),
+            ""]
+
+
 def _reproduces(ref: str, eq: pd.DataFrame, v: pd.DataFrame) -> list:
     "One line per later folder: whether it reproduces the first within the equivalence margin, and what differs"
     lines = []
@@ -311,5 +323,6 @@ def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MA
         lines += [f"Reproduction of `{ref}` over all matched runs (two one-sided tests of the fold-aware estimate, "
                   f"margin +-{EQUIVALENCE_MARGIN}: equivalent when its 90% CI lies within it):", "", _md(eq), ""]
         lines += _reproduces(ref, eq, v)
+        lines += _contrast_changes_section(ref, compare_contrasts(folders, margin, runs), margin)
     lines += _fold_section(runs)
     return '\n'.join(lines)
