@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from esc50_norm.study.report import (compare_contrasts, compare_report, compare_verdicts, folder_verdicts, one_machine_table, pooled_runs,
-                                     pooled_verdicts, read_folder)
+from esc50_norm.study.report import (compare_contrasts, compare_report, compare_verdicts, folder_verdicts,
+                                     one_machine_table, pooled_runs, pooled_verdicts, read_folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIM = re.compile(r"\[([\w]+) − ([\w]+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"

@@ -310,7 +310,8 @@ def test_how_a_contrast_changes_between_folders_equals_an_independent_computatio
 
 
 def test_a_contrast_that_grows_is_ahead_one_that_shrinks_behind_and_one_that_stays_equivalent():
-    "Synthetic: wave - none grows by 5 points, global - none shrinks by 5, channel - none stays where it was"
+    """Synthetic: wave rises 5 points above none and global falls 5 under it, channel stays 2 above: each contrast's
+    change has its sign; the same grid made again with new noise keeps every contrast within the margin"""
     first = _grid({'wave': (0.0, 0.002), 'global': (0.0, 0.002), 'channel': (0.02, 0.001)}, seed=1)
     later = _grid({'wave': (0.05, 0.002), 'global': (-0.05, 0.002), 'channel': (0.02, 0.001)}, seed=2)
     runs = {'first': first, 'later': later}

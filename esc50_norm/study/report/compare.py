@@ -100,8 +100,6 @@ def compare_verdicts(folders, margin: float = VERDICT_MARGIN, runs: dict | None 
     return add_verdicts(t, margin)
 
 
-
-
 def contrast_changes(runs: dict, metric: str = METRIC) -> dict:
     """(later folder, contrast) -> how each contrast every folder holds changes from the first folder to that one:
     `a - b` in the later folder minus `a - b` in the first, pair by pair on (fold, seed) where both folders hold it"""
