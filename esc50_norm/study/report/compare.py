@@ -6,7 +6,7 @@ import pandas as pd
 from ..normalizations import NORMALIZATIONS
 from .folders import folder_runs
 from .statistics import (ALPHA, EQUIVALENCE_MARGIN, METRIC, _differences, _holm, _notes, _paired_row, contrasts,
-                         fold_aware, holm, summary_table, tost_p)
+                         fold_aware, fold_aware_tests, summary_table, tost_p)
 from .verdicts import VERDICT_MARGIN, add_verdicts
 
 __all__ = ['compare_folders', 'fold_means', 'fold_contrasts', 'compare_equivalence', 'compare_verdicts',
@@ -91,34 +91,21 @@ def compare_equivalence(folders, margin: float = EQUIVALENCE_MARGIN, runs: dict 
 def compare_verdicts(folders, margin: float = VERDICT_MARGIN, runs: dict | None = None) -> pd.DataFrame:
     """Per later folder and normalization, the verdict on `later - first` run by run, by the rules of a grid's
     contrasts (`verdicts`): fold-aware test, Holm over all rows, TOST against +-`margin`"""
-    runs = runs or folder_runs(folders)
-    diffs = _per_normalization(runs)
-    if not diffs: return pd.DataFrame()
-    t = pd.DataFrame.from_dict({k: fold_aware(d) for k, d in diffs.items()}, orient='index')
-    t.index.names = ['folder', 'normalization']
-    t.insert(t.columns.get_loc('p') + 1, 'p_holm', holm(t.p))
-    return add_verdicts(t, margin)
+    tests = fold_aware_tests(_per_normalization(runs or folder_runs(folders)), ['folder', 'normalization'])
+    return add_verdicts(tests, margin)
 
 
 def contrast_changes(runs: dict, metric: str = METRIC) -> dict:
     """(later folder, contrast) -> how each contrast every folder holds changes from the first folder to that one:
     `a - b` in the later folder minus `a - b` in the first, pair by pair on (fold, seed) where both folders hold it"""
     pairs, ref = contrasts(_shared(runs)), next(iter(runs.values()))
-    base, out = _differences(ref, pairs, metric), {}
-    for name, df in list(runs.items())[1:]:
-        for c, d in _differences(df, pairs, metric).items():
-            change = (d - base[c]).dropna() if c in base else pd.Series(dtype=float)
-            if len(change): out[(name, c)] = change
-    return out
+    base = _differences(ref, pairs, metric)
+    return {(name, c): (d - base[c]).dropna() for name, df in list(runs.items())[1:]
+            for c, d in _differences(df, pairs, metric).items() if c in base}
 
 
 def compare_contrasts(folders, margin: float = VERDICT_MARGIN, runs: dict | None = None) -> pd.DataFrame:
     """Per later folder and contrast every folder holds, the verdict on how the contrast changes from the first folder
     (`contrast_changes`: a difference of differences, e.g. whether a recipe narrows a gap), by the rules of a grid's
     contrasts: fold-aware test, Holm over all rows, TOST against +-`margin`"""
-    changes = contrast_changes(runs or folder_runs(folders))
-    if not changes: return pd.DataFrame()
-    t = pd.DataFrame.from_dict({k: fold_aware(d) for k, d in changes.items()}, orient='index')
-    t.index.names = ['folder', 'contrast']
-    t.insert(t.columns.get_loc('p') + 1, 'p_holm', holm(t.p))
-    return add_verdicts(t, margin)
+    return add_verdicts(fold_aware_tests(contrast_changes(runs or folder_runs(folders)), ['folder', 'contrast']), margin)

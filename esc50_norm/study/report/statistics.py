@@ -14,8 +14,8 @@ from statsmodels.stats.weightstats import ttost_paired
 from ..normalizations import NORMALIZATIONS
 
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_table', 'fold_table',
-           'paired_differences', 'pair_sides', 'wilcoxon_p', 'holm', 'fold_aware', 'fold_aware_table', 'fold_effects',
-           'tost_p', 'units_needed', 'equivalence', 'budget_table', 'fold_span']
+           'paired_differences', 'pair_sides', 'wilcoxon_p', 'holm', 'fold_aware', 'fold_aware_tests',
+           'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'equivalence', 'budget_table', 'fold_span']
 
 METRIC = 'final_accuracy'
 RESOLUTION = 1e-6
@@ -231,13 +231,19 @@ def fold_aware(d: pd.Series) -> dict:
                 unit_sd=units.std(ddof=1) if len(units) > 1 else np.nan, note=note)
 
 
-def fold_aware_table(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
-    "Each contrast's fold-aware test (`fold_aware`), with the primary p Holm-corrected over the contrasts of the grid"
-    rows = {k: fold_aware(d) for k, d in _differences(df, _pairs(df, pairs), metric).items() if len(d)}
+def fold_aware_tests(diffs: dict, names) -> pd.DataFrame:
+    """The fold-aware test (`fold_aware`) of each entry of `diffs` (key -> paired differences), the index named `names`
+    (one name, or one per part of tuple keys), with the primary p Holm-corrected over all of them"""
+    rows = {k: fold_aware(d) for k, d in diffs.items() if len(d)}
     if not rows: return pd.DataFrame()
-    t = pd.DataFrame.from_dict(rows, orient='index').rename_axis('contrast')
+    t = pd.DataFrame.from_dict(rows, orient='index').rename_axis(names)
     t.insert(t.columns.get_loc('p') + 1, 'p_holm', holm(t.p))
     return t
+
+
+def fold_aware_table(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
+    "Each contrast's fold-aware test (`fold_aware`), with the primary p Holm-corrected over the contrasts of the grid"
+    return fold_aware_tests(_differences(df, _pairs(df, pairs), metric), 'contrast')
 
 
 def fold_effects(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
