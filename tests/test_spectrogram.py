@@ -93,6 +93,16 @@ def test_mel_aug_cpu_is_mel_cpu_but_for_the_strong_recipes_augmentation():
     assert set(aug.normalizations) <= set(mel.normalizations) and aug.seeds == mel.seeds and aug.folds == mel.folds
 
 
+def test_mel_aug60_cpu_splits_the_schedule_into_epochs_alone_and_learning_rate_alone():
+    long, short, strong = (get_preset(n).update(duration=5.0, bf16=True, channels_last=True)
+                           for n in ('mel-aug60-cpu', 'mel-aug-cpu', 'frontends-cpu'))
+    a, b, c = long.recipe(), short.recipe(), strong.recipe()
+    assert {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} == {'epochs'} and a['epochs'] == 60 == c['epochs']
+    assert {k for k in a.keys() | c.keys() if a.get(k) != c.get(k)} == {'lr'} and (a['lr'], c['lr']) == (1e-3, 2e-3)
+    assert (long.normalizations, long.seeds, long.folds) == (short.normalizations, short.seeds, short.folds)
+    assert set(long.normalizations) <= set(strong.normalizations) and 0 in strong.seeds
+
+
 def test_the_committed_mel_cpu_folder_keeps_its_recipe_hash():
     "band_scale came later: at its default it is left out of the recipe, so mel-cpu's hash is the one its runs recorded"
     from esc50_norm.study.runs import read_preset, read_results
