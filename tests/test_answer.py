@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from esc50_norm.study.report import (compare_contrasts, compare_report, compare_verdicts, folder_verdicts,
-                                     one_machine_table, pooled_runs, pooled_verdicts, read_folder)
+from esc50_norm.study.report import (compare_contrasts, compare_report, compare_runs, compare_verdicts,
+                                     folder_verdicts, one_machine_table, pooled_runs, pooled_verdicts, read_folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIM = re.compile(r"\[([\w]+) − ([\w]+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
                    r"\((?:\.\./)?results/([\w.-]+)/(?:report|with-([\w.-]+))\.md#(verdicts|pairs-made-on-one-machine)\)")
-COMPARED = re.compile(r"\[([\w.-]+) − ([\w.-]+) on (\w+(?: − \w+)?): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
-                      r"\((?:\.\./)?results/([\w.-]+)/against-([\w.-]+)\.md#(verdicts|how-the-contrasts-change)\)")
+COMPARED = re.compile(r"\[([\w.-]+) − ([\w.+-]+) on (\w+(?: − \w+)?): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
+                      r"\((?:\.\./)?results/([\w.-]+)/against-([\w.+-]+)\.md#(verdicts|how-the-contrasts-change)\)")
 TIE = re.compile(r"\b(ties?|tied|tie with|does nothing|no better than|as good as|cannot be told apart|"
                  r"does not matter|makes no difference)\b", re.I)
 WIN = re.compile(r"\b(beats?|outperforms?|better than|worse than|wins? over|loses to|is ahead|is behind)\b", re.I)
@@ -43,8 +43,10 @@ def verdicts(folder: str, pooled_with: str = '', section: str = 'verdicts') -> d
 @lru_cache(maxsize=None)
 def compared(folder: str, reference: str, section: str = 'verdicts') -> dict:
     "Per normalization, the verdict on `folder - reference`; or per contrast, on how it changes from one to the other"
-    paths = [ROOT / 'results' / reference, ROOT / 'results' / folder]
-    t = compare_verdicts(paths) if section == 'verdicts' else compare_contrasts(paths)
+    first, *pool = [ROOT / 'results' / r for r in reference.split('+')]    # R+P: R's runs pooled with P's (`--with`)
+    paths = [first, ROOT / 'results' / folder]
+    runs = compare_runs(paths, pool)
+    t = compare_verdicts(paths, runs=runs) if section == 'verdicts' else compare_contrasts(paths, runs=runs)
     return {n.replace(' - ', ' − '): v for (_, n), v in t.verdict.items()}
 
 
@@ -122,13 +124,15 @@ def test_a_claim_on_pooled_folders_is_checked_against_the_pooled_verdicts():
 
 @pytest.mark.parametrize('path', sorted((ROOT / 'results').glob('*/against-*.md')), ids=lambda p: p.parent.name)
 def test_committed_comparisons_are_what_compare_writes_now(path, monkeypatch):
-    "results/F/against-R.md is `esc50-norm compare results/R results/F --out ...`, regenerated from the run files"
+    "results/F/against-R.md is `esc50-norm compare results/R results/F --out ...` (R+P: `... --with results/P`)"
     monkeypatch.chdir(ROOT)
-    folders = [Path('results') / path.stem[len('against-'):], Path('results') / path.parent.name]
+    first, *pool = [Path('results') / r for r in path.stem[len('against-'):].split('+')]
+    folders = [first, Path('results') / path.parent.name]
     with warnings.catch_warnings():             # 'comparing unlike results': the point of most comparisons
         warnings.simplefilter('ignore')
-        text = compare_report(folders)
-    assert path.read_text() == f"# Comparison of {', '.join(map(str, folders))}\n\n{text}"
+        text = compare_report(folders, compare_runs(folders, pool))
+    named = [' + '.join(map(str, [first, *pool])), str(folders[1])]
+    assert path.read_text() == f"# Comparison of {', '.join(named)}\n\n{text}"
 
 
 def test_a_claim_across_folders_is_checked_against_their_comparison():
@@ -147,6 +151,17 @@ def test_a_claim_on_how_a_contrast_changes_is_checked_against_that_verdict():
     assert check(ok.format(right)) == [] and "the text says" in check(ok.format(wrong))[0]
     absent = ok.replace('channel − global', 'minmax − global').format(right)      # linear-cpu has no minmax arm
     assert "is 'absent'" in check(absent)[0]
+
+
+def test_a_claim_against_a_pooled_reference_is_checked_against_the_pooled_comparison():
+    "mel-cpu ran bn_freq apart: only mel-cpu pooled with mel-cpu-bn-freq holds bn_freq - global, so only it has a verdict"
+    ok = ('[frontends-cpu − mel-cpu+mel-cpu-bn-freq on bn_freq − global: {}]'
+          '(results/frontends-cpu/against-mel-cpu+mel-cpu-bn-freq.md#how-the-contrasts-change).')
+    right = compared('frontends-cpu', 'mel-cpu+mel-cpu-bn-freq', 'how-the-contrasts-change')['bn_freq − global']
+    wrong = next(v for v in ('ahead', 'behind', 'unsettled') if v != right)
+    assert check(ok.format(right)) == [] and "the text says" in check(ok.format(wrong))[0]
+    alone = ok.replace('mel-cpu+mel-cpu-bn-freq', 'mel-cpu').format(right)
+    assert "is 'absent'" in check(alone)[0]
 
 
 def test_a_claim_on_the_pairs_of_one_machine_is_checked_against_their_verdict():

@@ -245,6 +245,21 @@ def test_compare_folders_pairs_runs_across_folders(tmp_path, capsys):
     assert 'holds no preset.json' in capsys.readouterr().err
 
 
+def test_compare_pools_the_reference_with_its_arms_run_apart_and_refuses_another_recipe(tmp_path, capsys):
+    "mel-cpu ran bn_freq apart: --with adds that arm to the reference; a folder of another recipe is refused, unwritten"
+    out = tmp_path / 'c.md'
+    args = ['compare', str(RESULTS / 'mel-cpu'), str(RESULTS / 'frontends-cpu'), '--out', str(out)]
+    with pytest.warns(UserWarning, match='another recipe'):
+        assert cli([*args, '--with', str(RESULTS / 'mel-cpu-bn-freq')]) == 0
+    text = out.read_text()
+    assert text.startswith(f"# Comparison of {RESULTS / 'mel-cpu'} + {RESULTS / 'mel-cpu-bn-freq'}, ")
+    assert '| frontends-cpu |  bn_freq - global |      10 |' in text and 'mel-cpu+mel-cpu-bn-freq' in capsys.readouterr().out
+    out.unlink()
+    assert cli([*args, '--with', str(RESULTS / 'linear-cpu')]) == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert 'linear-cpu' in err and 'only folders of one recipe and one dataset pool into one grid' in err
+
+
 def test_fold_contrasts_find_the_folds_where_two_folders_disagree():
     "Per fold, each folder's mean paired difference over seeds; a contrast flips sign only in fold 2 of the second folder"
     a = pd.concat([_fake_results({'none': [0.5, 0.6], 'global': [0.6, 0.7], 'instance': [0.1, 0.1]}, fold=1),

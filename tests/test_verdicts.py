@@ -12,7 +12,7 @@ from scipy import stats as st
 from esc50_norm.study.presets import CHOSEN, PRESETS
 from esc50_norm.study.report import (fold_aware_table, fold_effects, folder_verdicts, machines_table, one_machine_table,
                                      pooled_runs, read_histories, units_needed, verdict_table, budget_table,
-                                     compare_contrasts, compare_verdicts, write_report)
+                                     compare_contrasts, compare_runs, compare_verdicts, write_report)
 from esc50_norm.study.runs import read_preset, read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -309,6 +309,33 @@ def test_how_a_contrast_changes_between_folders_equals_an_independent_computatio
     assert t.estimate.to_dict() == pytest.approx(est, abs=1e-6) and t.p.to_dict() == pytest.approx(p, rel=1e-4)
     assert t.p_holm.to_numpy() == pytest.approx(_holm(np.array([p[c] for c in t.index])), rel=1e-4)
     assert (t.test == 'MixedLM').all() and set(t.verdict) <= {'ahead', 'behind', 'unsettled', 'equivalent within ±0.01'}
+
+
+def test_how_a_contrast_changes_against_a_pooled_reference_equals_an_independent_computation():
+    """frontends-cpu against mel-cpu pooled with mel-cpu-bn-freq (bn_freq run apart): bn_freq - global on the 10 pairs
+    both hold (seeds 0, 1) by MixedLM, the two arms of one seed a fold by the t-test of the fold differences, Holm
+    over the three by hand"""
+    folders = [RESULTS / 'mel-cpu', RESULTS / 'frontends-cpu']
+    t = compare_contrasts(folders, runs=compare_runs(folders, [RESULTS / 'mel-cpu-bn-freq'])).loc['frontends-cpu']
+    ref = _raw('mel-cpu', 'mel-cpu-bn-freq').pivot_table(index=['fold', 'seed'], columns='normalization',
+                                                         values='final_accuracy')
+    new = _raw('frontends-cpu').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+    assert set(t.index) == {'channel - global', 'instance - global', 'bn_freq - global'}
+    est, p = {}, {}
+    for c in t.index:
+        a, b = c.split(' - ')
+        d = ((new[a] - new[b]) - (ref[a] - ref[b])).dropna().rename('d').reset_index()
+        assert len(d) == (10 if a == 'bn_freq' else 5) == t.pairs[c]
+        if len(d) == 5:
+            est[c], p[c] = d.d.mean(), st.ttest_1samp(d.d, 0).pvalue
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            fit = smf.mixedlm('d ~ 1', d, groups=d['fold']).fit(reml=True)
+        est[c], se = fit.fe_params['Intercept'], fit.bse_fe['Intercept']
+        p[c] = 2 * st.t(4).sf(abs(est[c] / se))
+    assert t.estimate.to_dict() == pytest.approx(est, abs=1e-6) and t.p.to_dict() == pytest.approx(p, rel=1e-4)
+    assert t.p_holm.to_numpy() == pytest.approx(_holm(np.array([p[c] for c in t.index])), rel=1e-4)
 
 
 def test_a_contrast_that_grows_is_ahead_one_that_shrinks_behind_and_one_that_stays_equivalent():

@@ -98,12 +98,14 @@ def cmd_report(a):
 
 def cmd_compare(a):
     from ..atomic import write_atomic
-    from .report import compare_report, folder_runs, plot_folds
+    from .report import check_poolable, compare_report, compare_runs, plot_folds
     folders = [a.reference, *a.results]
-    runs = folder_runs(folders)
+    if a.pool: check_poolable([a.reference, *a.pool])                # before any work: one recipe, one dataset
+    runs = compare_runs(folders, a.pool)
     text = compare_report(folders, runs)
     print(text)
-    if a.out: write_atomic(Path(a.out), f"# Comparison of {', '.join(map(str, folders))}\n\n{text}")
+    named = [' + '.join(map(str, [a.reference, *a.pool])), *map(str, a.results)]
+    if a.out: write_atomic(Path(a.out), f"# Comparison of {', '.join(named)}\n\n{text}")
     if a.figure: plot_folds(runs, a.figure)
 
 
@@ -261,6 +263,9 @@ def _add_compare(sub):
     c = sub.add_parser('compare', help="compare results folders with a reference one, normalization by normalization")
     c.add_argument('reference', help="the results folder to compare with, e.g. the committed results/quick-cpu")
     c.add_argument('results', nargs='+', help="the other results folders")
+    c.add_argument('--with', dest='pool', action='append', default=[], metavar='FOLDER',
+                   help="pool this folder's runs of the reference's recipe with the reference's (arms run apart), "
+                        "as in `report --with`; may be repeated")
     c.add_argument('--out', help="also write the comparison to this markdown file")
     c.add_argument('--figure', help="also plot each folder's per-fold accuracy, normalization by normalization, "
                                     "and their shared contrasts per fold, to this PNG")

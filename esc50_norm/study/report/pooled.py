@@ -12,7 +12,7 @@ from .statistics import (METRIC, _ordered, fold_aware_table, fold_effects, fold_
                          summary_table)
 from .verdicts import VERDICT_MARGIN, add_verdicts, verdict_table
 
-__all__ = ['check_poolable', 'pooled_runs', 'what_else_changes', 'pooled_verdicts', 'pooled_report',
+__all__ = ['check_poolable', 'pooled_runs', 'compare_runs', 'what_else_changes', 'pooled_verdicts', 'pooled_report',
            'write_pooled_report']
 
 
@@ -48,6 +48,15 @@ def pooled_runs(folders, runs: dict | None = None, metric: str = METRIC) -> tupl
             df = df[~pd.MultiIndex.from_frame(df[KEYS]).isin(pd.MultiIndex.from_frame(held[KEYS]))]
         parts.append(df)
     return pd.concat(parts, ignore_index=True), repeats
+
+
+def compare_runs(folders, pool=()) -> dict:
+    """`folder_runs(folders)`, but with the first folder's runs pooled with `pool`'s (one recipe: `check_poolable`)
+    under the label `first+pool…`: a reference whose arms were run apart, for `compare`"""
+    if not pool: return folder_runs(folders)
+    first, *rest = folders
+    label = '+'.join(Path(f).name for f in (first, *pool))
+    return {label: pooled_runs([first, *pool])[0], **folder_runs(rest)}
 
 
 def what_else_changes(df: pd.DataFrame, pairs=None) -> pd.DataFrame:
