@@ -368,6 +368,17 @@ def test_compare_warns_across_recipes_and_datasets(capsys):
         assert not compare_report([RESULTS / 'quick-cpu', RESULTS / 'quick-cpu']).startswith('**Warning')
 
 
+def test_compare_says_which_folder_is_incomplete_and_what_it_lacks(tmp_path):
+    "A grid still growing: the comparison names it, its finished and expected runs and the missing ones, first"
+    partial = tmp_path / 'quick-partial'
+    shutil.copytree(RESULTS / 'quick-cpu', partial)
+    for p in (partial / 'runs').glob('fold1-channel-seed2.*'): p.unlink()
+    text = compare_report([RESULTS / 'quick-cpu', partial])
+    assert text.startswith(f"**Incomplete: {partial} holds 8 of its grid's 9 runs** (missing: fold1-channel-seed2): ")
+    assert text.count('Incomplete') == 1                                    # quick-cpu itself is complete
+    assert 'Incomplete' not in compare_report([RESULTS / 'quick-cpu', RESULTS / 'quick-cpu'])
+
+
 def _typed_rows(section: str) -> dict:
     "The body rows of the markdown tables in `section`: first cell -> the others, bold marks and signs made plain"
     lines = section.splitlines()

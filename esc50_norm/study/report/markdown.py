@@ -256,6 +256,18 @@ def _differences_of_setup(folders) -> list:
     return notes
 
 
+def _incomplete(folders) -> list:
+    "Sentences naming the folders whose grid has runs still to make: a comparison covers their finished runs only"
+    notes = []
+    for f in folders:
+        preset, df = read_folder(f)
+        missing = missing_runs(df, preset)
+        if missing: notes.append(f"**Incomplete: {f} holds {len(df)} of its grid's {len(preset.jobs())} runs** "
+                                 f"(missing: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}): what "
+                                 "follows covers its finished runs only.")
+    return notes
+
+
 def _fold_section(runs: dict) -> list:
     "The contrasts every folder holds, fold by fold, and where the folders' signs disagree"
     fc = fold_contrasts(runs)
@@ -314,6 +326,7 @@ def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MA
     for col in means.columns[1:]: table[f"{col} - {ref}"] = means[col] - means[ref]
     lines = [f"**Warning: {n}: the differences below measure that change, not a repeat of one study.**" for n in notes]
     lines += [""] if notes else []
+    lines += [line for n in _incomplete(folders) for line in (n, "")]
     lines += ["Mean accuracy per normalization:", "", _md(table), ""]
     if len(paired):
         lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; pair-level tests, "
