@@ -55,3 +55,14 @@ def test_device_script_assembles_the_parts_runs_and_packs_the_results(fake_root,
         assert 'smoke/runs/fold1-channel-seed0.json' in names and 'smoke/report.md' in names
         row = json.load(tar.extractfile('smoke/runs/fold1-channel-seed0.json'))
     assert row['device'].startswith('cpu') and (out / 'study-smoke.log').exists()
+
+
+def test_prepare_device_refuses_parts_that_with_the_tracked_tree_exceed_what_a_call_carries():
+    "Before any download: a PART_MIB that with the tracked tree passes 64 MiB is refused, naming the largest that fits"
+    tree = -(-sum((REPO / f).stat().st_size for f in subprocess.run(['git', 'ls-files', '-z'], cwd=REPO, check=True,
+             capture_output=True, text=True).stdout.split('\0') if f) // 2 ** 20)
+    res = subprocess.run(['bash', 'experiments/prepare_device.sh'], cwd=REPO, env={**os.environ, 'PART_MIB': '60'},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and not res.stdout
+    assert f"parts of 60 MiB and the tracked tree ({tree} MiB) exceed the 64 MiB" in res.stderr
+    assert f"set PART_MIB to at most {64 - tree}" in res.stderr
