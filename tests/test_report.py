@@ -254,6 +254,8 @@ def test_compare_pools_the_reference_with_its_arms_run_apart_and_refuses_another
     text = out.read_text()
     assert text.startswith(f"# Comparison of {RESULTS / 'mel-cpu'} + {RESULTS / 'mel-cpu-bn-freq'}, ")
     assert '| frontends-cpu |  bn_freq - global |      10 |' in text and 'mel-cpu+mel-cpu-bn-freq' in capsys.readouterr().out
+    assert ("`mel-cpu+mel-cpu-bn-freq` pools folders of one recipe: `bn_freq - global` (10 of 10 pairs) take their two "
+            "runs from two folders") in text                    # global from mel-cpu, bn_freq from mel-cpu-bn-freq
     out.unlink()
     assert cli([*args, '--with', str(RESULTS / 'linear-cpu')]) == 2 and not out.exists()
     err = capsys.readouterr().err

@@ -17,7 +17,7 @@ from .folders import (folder_runs, machines_table, missing_runs, predates_machin
                       study_time)
 from .plots import _png, plot_accuracy, plot_curves, plot_paired
 from .statistics import (EQUIVALENCE_MARGIN, METRIC, _ordered, budget_table, fold_aware_table, fold_effects,
-                         fold_table, paired_differences, summary_table)
+                         fold_table, paired_differences, pair_sides, summary_table)
 from .verdicts import VERDICT_MARGIN, add_verdicts, how_to_read, one_machine_table
 
 __all__ = ['write_report', 'terminal_summary', 'compare_report']
@@ -268,6 +268,19 @@ def _incomplete(folders) -> list:
     return notes
 
 
+def _pooled_sides(runs: dict) -> list:
+    "Sentences naming, in a reference pooled from several folders (`compare --with`), the contrasts whose pairs span two"
+    lines = []
+    for name, df in runs.items():
+        if 'folder' not in df or df.folder.nunique() < 2: continue
+        across = {c: (int((a != b).sum()), len(d)) for c, (d, a, b) in pair_sides(df, 'folder').items()}
+        named = [f"`{c}` ({k} of {n} pairs)" for c, (k, n) in across.items() if k]
+        lines.append(f"`{name}` pools folders of one recipe: {', '.join(named) or 'no contrast'} take their two runs "
+                     "from two folders, so those pairs also change whatever differs between the folders (the commit, "
+                     "the machine: `esc50-norm report FIRST --with OTHER` names it).")
+    return lines
+
+
 def _fold_section(runs: dict) -> list:
     "The contrasts every folder holds, fold by fold, and where the folders' signs disagree"
     fc = fold_contrasts(runs)
@@ -326,7 +339,7 @@ def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MA
     for col in means.columns[1:]: table[f"{col} - {ref}"] = means[col] - means[ref]
     lines = [f"**Warning: {n}: the differences below measure that change, not a repeat of one study.**" for n in notes]
     lines += [""] if notes else []
-    lines += [line for n in _incomplete(folders) for line in (n, "")]
+    lines += [line for n in [*_incomplete(folders), *_pooled_sides(runs)] for line in (n, "")]
     lines += ["Mean accuracy per normalization:", "", _md(table), ""]
     if len(paired):
         lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; pair-level tests, "
