@@ -98,10 +98,9 @@ def cmd_report(a):
 
 def cmd_compare(a):
     from ..atomic import write_atomic
-    from .report import check_poolable, compare_report, compare_runs, plot_folds
+    from .report import compare_report, compare_runs, plot_folds
     folders = [a.reference, *a.results]
-    if a.pool: check_poolable([a.reference, *a.pool])                # before any work: one recipe, one dataset
-    runs = compare_runs(folders, a.pool)
+    runs = compare_runs(folders, a.pool)                # with a pool: one recipe, one dataset, checked before any work
     text = compare_report(folders, runs)
     print(text)
     named = [' + '.join(map(str, [a.reference, *a.pool])), *map(str, a.results)]

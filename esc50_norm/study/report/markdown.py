@@ -17,7 +17,7 @@ from .folders import (folder_runs, machines_table, missing_runs, predates_machin
                       study_time)
 from .plots import _png, plot_accuracy, plot_curves, plot_paired
 from .statistics import (EQUIVALENCE_MARGIN, METRIC, _ordered, budget_table, fold_aware_table, fold_effects,
-                         fold_table, paired_differences, pair_sides, summary_table)
+                         fold_table, paired_differences, summary_table, what_else_changes)
 from .verdicts import VERDICT_MARGIN, add_verdicts, how_to_read, one_machine_table
 
 __all__ = ['write_report', 'terminal_summary', 'compare_report']
@@ -256,13 +256,13 @@ def _differences_of_setup(folders) -> list:
     return notes
 
 
-def _incomplete(folders) -> list:
+def _incomplete(folders, runs: dict) -> list:
     "Sentences naming the folders whose grid has runs still to make: a comparison covers their finished runs only"
     notes = []
-    for f in folders:
-        preset, df = read_folder(f)
-        missing = missing_runs(df, preset)
-        if missing: notes.append(f"**Incomplete: {f} holds {len(df)} of its grid's {len(preset.jobs())} runs** "
+    for f, df in zip(folders, runs.values()):
+        preset = read_preset(f)
+        missing, n = missing_runs(df, preset), len(preset.jobs())
+        if missing: notes.append(f"**Incomplete: {f} holds {n - len(missing)} of its grid's {n} runs** "
                                  f"(missing: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}): what "
                                  "follows covers its finished runs only.")
     return notes
@@ -273,8 +273,8 @@ def _pooled_sides(runs: dict) -> list:
     lines = []
     for name, df in runs.items():
         if 'folder' not in df or df.folder.nunique() < 2: continue
-        across = {c: (int((a != b).sum()), len(d)) for c, (d, a, b) in pair_sides(df, 'folder').items()}
-        named = [f"`{c}` ({k} of {n} pairs)" for c, (k, n) in across.items() if k]
+        t = what_else_changes(df)
+        named = [f"`{c}` ({r.across_folders} of {r.pairs} pairs)" for c, r in t.iterrows() if r.across_folders]
         lines.append(f"`{name}` pools folders of one recipe: {', '.join(named) or 'no contrast'} take their two runs "
                      "from two folders, so those pairs also change whatever differs between the folders (the commit, "
                      "the machine: `esc50-norm report FIRST --with OTHER` names it).")
@@ -339,7 +339,7 @@ def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MA
     for col in means.columns[1:]: table[f"{col} - {ref}"] = means[col] - means[ref]
     lines = [f"**Warning: {n}: the differences below measure that change, not a repeat of one study.**" for n in notes]
     lines += [""] if notes else []
-    lines += [line for n in [*_incomplete(folders), *_pooled_sides(runs)] for line in (n, "")]
+    lines += [line for n in [*_incomplete(folders, runs), *_pooled_sides(runs)] for line in (n, "")]
     lines += ["Mean accuracy per normalization:", "", _md(table), ""]
     if len(paired):
         lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; pair-level tests, "

@@ -8,12 +8,11 @@ from ...atomic import write_atomic
 from ..runs import read_preset
 from .folders import _labels, folder_runs, machine_of
 from .markdown import _data_line, _differences_of_setup, _md, _one_machine_section, _recipe_line, _verdict_section
-from .statistics import (METRIC, _ordered, fold_aware_table, fold_effects, fold_span, fold_table, pair_sides,
-                         summary_table)
+from .statistics import (METRIC, _ordered, fold_aware_table, fold_effects, fold_span, fold_table, summary_table,
+                         what_else_changes)
 from .verdicts import VERDICT_MARGIN, add_verdicts, verdict_table
 
-__all__ = ['check_poolable', 'pooled_runs', 'compare_runs', 'what_else_changes', 'pooled_verdicts', 'pooled_report',
-           'write_pooled_report']
+__all__ = ['check_poolable', 'pooled_runs', 'compare_runs', 'pooled_verdicts', 'pooled_report', 'write_pooled_report']
 
 
 def check_poolable(folders) -> None:
@@ -54,20 +53,9 @@ def compare_runs(folders, pool=()) -> dict:
     """`folder_runs(folders)`, but with the first folder's runs pooled with `pool`'s (one recipe: `check_poolable`)
     under the label `first+pool…`: a reference whose arms were run apart, for `compare`"""
     if not pool: return folder_runs(folders)
-    first, *rest = folders
+    first, *rest = folders                              # pooled_runs checks the pool before reading any run
     label = '+'.join(Path(f).name for f in (first, *pool))
     return {label: pooled_runs([first, *pool])[0], **folder_runs(rest)}
-
-
-def what_else_changes(df: pd.DataFrame, pairs=None) -> pd.DataFrame:
-    """Per contrast of pooled runs `df`: its pairs, how many take their two runs from two folders and from two
-    machines, and the machines of each side (a contrast across machines also changes the machine)"""
-    rows, folders = {}, pair_sides(df, 'folder', pairs)
-    for name, (d, ma, mb) in pair_sides(df, 'machine', pairs).items():
-        _, fa, fb = folders[name]
-        rows[name] = dict(pairs=len(d), across_folders=int((fa != fb).sum()), across_machines=int((ma != mb).sum()),
-                          machines_a=', '.join(sorted(ma.unique())), machines_b=', '.join(sorted(mb.unique())))
-    return pd.DataFrame.from_dict(rows, orient='index').rename_axis('contrast')
 
 
 def pooled_verdicts(folders, margin: float = VERDICT_MARGIN) -> pd.DataFrame:

@@ -14,8 +14,9 @@ from statsmodels.stats.weightstats import ttost_paired
 from ..normalizations import NORMALIZATIONS
 
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_table', 'fold_table',
-           'paired_differences', 'pair_sides', 'wilcoxon_p', 'holm', 'fold_aware', 'fold_aware_tests',
-           'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'equivalence', 'budget_table', 'fold_span']
+           'paired_differences', 'pair_sides', 'what_else_changes', 'wilcoxon_p', 'holm', 'fold_aware',
+           'fold_aware_tests', 'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'equivalence',
+           'budget_table', 'fold_span']
 
 METRIC = 'final_accuracy'
 RESOLUTION = 1e-6
@@ -149,6 +150,17 @@ def pair_sides(df: pd.DataFrame, column: str, pairs=None, metric: str = METRIC) 
     wide = df.pivot_table(index=['fold', 'seed'], columns='normalization', values=column, aggfunc='first')
     return {name: (d, *(wide[n].reindex(d.index) for n in name.split(' - ')))
             for name, d in _differences(df, _pairs(df, pairs), metric).items()}
+
+
+def what_else_changes(df: pd.DataFrame, pairs=None) -> pd.DataFrame:
+    """Per contrast of pooled runs `df`: its pairs, how many take their two runs from two folders and from two
+    machines, and the machines of each side (a contrast across machines also changes the machine)"""
+    rows, folders = {}, pair_sides(df, 'folder', pairs)
+    for name, (d, ma, mb) in pair_sides(df, 'machine', pairs).items():
+        _, fa, fb = folders[name]
+        rows[name] = dict(pairs=len(d), across_folders=int((fa != fb).sum()), across_machines=int((ma != mb).sum()),
+                          machines_a=', '.join(sorted(ma.unique())), machines_b=', '.join(sorted(mb.unique())))
+    return pd.DataFrame.from_dict(rows, orient='index').rename_axis('contrast')
 
 
 def _pairs(df: pd.DataFrame, pairs):
