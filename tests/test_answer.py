@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from esc50_norm.study.report import (compare_contrasts, compare_report, compare_runs, compare_verdicts,
+from esc50_norm.study.report import (compare_contrasts, compare_interactions, compare_report, compare_runs,
+                                     compare_verdicts,
                                      folder_verdicts, one_machine_table, pooled_runs, pooled_verdicts, read_folder)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,9 @@ CLAIM = re.compile(r"\[([\w]+) − ([\w]+): (ahead|behind|equivalent within ±[0
                    r"\((?:\.\./)?results/([\w.-]+)/(?:report|with-([\w.-]+))\.md#(verdicts|pairs-made-on-one-machine)\)")
 COMPARED = re.compile(r"\[([\w.-]+) − ([\w.+-]+) on (\w+(?: − \w+)?): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
                       r"\((?:\.\./)?results/([\w.-]+)/against-([\w.+-]+)\.md#(verdicts|how-the-contrasts-change)\)")
+INTERACTION = re.compile(r"\[\(([\w.-]+) − ([\w.-]+)\) − \(([\w.-]+) − ([\w.-]+)\) on (\w+): "
+                         r"(ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
+                         r"\((?:\.\./)?results/([\w.-]+)/against-([\w.-]+)\.md#interaction\)")
 TIE = re.compile(r"\b(ties?|tied|tie with|does nothing|no better than|as good as|cannot be told apart|"
                  r"does not matter|makes no difference)\b", re.I)
 WIN = re.compile(r"\b(beats?|outperforms?|better than|worse than|wins? over|loses to|is ahead|is behind)\b", re.I)
@@ -50,6 +54,14 @@ def compared(folder: str, reference: str, section: str = 'verdicts') -> dict:
     return {n.replace(' - ', ' − '): v for (_, n), v in t.verdict.items()}
 
 
+@lru_cache(maxsize=None)
+def interacted(folder: str, reference: str, folder2: str, reference2: str) -> dict:
+    "Per normalization, the verdict on `(folder - reference) - (folder2 - reference2)` (`compare --minus`)"
+    paths = [ROOT / 'results' / f for f in (reference, folder)]
+    t = compare_interactions(paths, [ROOT / 'results' / f for f in (reference2, folder2)])
+    return {n: v for (_, n), v in t.verdict.items()}
+
+
 def sentences(text: str) -> list:
     "The sentences of a markdown text, tables, headings, code and include lines left out"
     prose = '\n'.join(l for l in text.splitlines() if not l.startswith(('|', '#', '<!--', '    ', '```', '![')))
@@ -71,8 +83,13 @@ def check(text: str) -> list:
             computed = compared(folder, ref, section).get(norm, 'absent')
             if (a, b) != (folder, ref): bad.append(f"the claim {a} − {b} links to {folder}/against-{ref}.md: {s!r}")
             elif said != computed: bad.append(f"{a} − {b} on {norm} is {computed!r}, the text says {said!r}: {s!r}")
-        said = {c[2] for c in claims} | {c[3] for c in across}
-        bare = COMPARED.sub('', CLAIM.sub('', s))
+        crossed = INTERACTION.findall(s)
+        for a, b, c, d, norm, said, folder, ref in crossed:
+            computed = interacted(a, b, c, d).get(norm, 'absent')
+            if (a, b) != (folder, ref): bad.append(f"the claim ({a} − {b}) links to {folder}/against-{ref}.md: {s!r}")
+            elif said != computed: bad.append(f"({a} − {b}) − ({c} − {d}) on {norm} is {computed!r}, the text says {said!r}: {s!r}")
+        said = {c[2] for c in claims} | {c[3] for c in across} | {c[5] for c in crossed}
+        bare = INTERACTION.sub('', COMPARED.sub('', CLAIM.sub('', s)))
         if TIE.search(bare) and not any(v.startswith('equivalent') for v in said):
             bad.append(f"a tie without an equivalence claim: {s!r}")
         if WIN.search(bare) and not said & {'ahead', 'behind'}:
@@ -128,11 +145,14 @@ def test_committed_comparisons_are_what_compare_writes_now(path, monkeypatch):
     monkeypatch.chdir(ROOT)
     first, *pool = [Path('results') / r for r in path.stem[len('against-'):].split('+')]
     folders = [first, Path('results') / path.parent.name]
+    title = path.read_text().split('\n', 1)[0]             # `--minus R2 F2` is named there: ", minus F2 - R2"
+    minus = [Path(m[2]), Path(m[1])] if (m := re.search(r", minus (\S+) - (\S+)$", title)) else []
     with warnings.catch_warnings():             # 'comparing unlike results': the point of most comparisons
         warnings.simplefilter('ignore')
-        text = compare_report(folders, compare_runs(folders, pool))
+        text = compare_report(folders, compare_runs(folders, pool), minus=minus)
     named = [' + '.join(map(str, [first, *pool])), str(folders[1])]
-    assert path.read_text() == f"# Comparison of {', '.join(named)}\n\n{text}"
+    than = f", minus {minus[1]} - {minus[0]}" if minus else ''
+    assert path.read_text() == f"# Comparison of {', '.join(named)}{than}\n\n{text}"
 
 
 def test_a_claim_across_folders_is_checked_against_their_comparison():
@@ -162,6 +182,21 @@ def test_a_claim_against_a_pooled_reference_is_checked_against_the_pooled_compar
     assert check(ok.format(right)) == [] and "the text says" in check(ok.format(wrong))[0]
     alone = ok.replace('mel-cpu+mel-cpu-bn-freq', 'mel-cpu').format(right)
     assert "is 'absent'" in check(alone)[0]
+
+
+def test_a_claim_on_an_interaction_is_checked_against_that_verdict():
+    "(F − R) − (F2 − R2): recomputed from the four folders the claim names; a link to another folder's file fails"
+    ok = ('[(mel-aug-cpu − mel-cpu) − (linear-cpu-epyc − linear-cpu) on {}: {}]'
+          '(results/mel-aug-cpu/against-mel-cpu.md#interaction).')
+    right = interacted('mel-aug-cpu', 'mel-cpu', 'linear-cpu-epyc', 'linear-cpu')
+    assert set(right) == {'global'}                         # the one normalization all four folders hold
+    wrong = next(v for v in ('ahead', 'behind', 'unsettled') if v != right['global'])
+    assert check(ok.format('global', right['global'])) == []
+    assert "the text says" in check(ok.format('global', wrong))[0]
+    assert "is 'absent'" in check(ok.format('instance', 'unsettled'))[0]
+    assert 'links to' in check(ok.format('global', right['global']).replace('results/mel-aug-cpu/', 'results/mel-cpu/'))[0]
+    assert right['global'] == 'behind'                     # so it carries a loss: "worse than" needs no other claim
+    assert check(f"Here the change does worse than there {ok.format('global', 'behind')}") == []
 
 
 def test_a_claim_on_the_pairs_of_one_machine_is_checked_against_their_verdict():

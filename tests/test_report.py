@@ -262,6 +262,27 @@ def test_compare_pools_the_reference_with_its_arms_run_apart_and_refuses_another
     assert 'linear-cpu' in err and 'only folders of one recipe and one dataset pool into one grid' in err
 
 
+def test_compare_minus_tests_an_interaction_and_refuses_one_folder_twice(tmp_path, capsys):
+    """--minus R2 F2 adds the verdicts on (F - R) - (F2 - R2) on the runs all four hold, and names the pair in the
+    title; a partial folder named on both sides is noted once; the same folder twice is refused before any writing"""
+    part, out = tmp_path / 'mel-aug-cpu', tmp_path / 'c.md'
+    shutil.copytree(RESULTS / 'mel-aug-cpu', part)
+    (part / 'runs' / 'fold5-global-seed1.json').unlink()
+    args = ['compare', str(RESULTS / 'mel-cpu'), str(part), '--out', str(out), '--minus']
+    with pytest.warns(UserWarning, match='another recipe'):
+        assert cli([*args, str(RESULTS / 'linear-cpu'), str(part)]) == 0
+    text = out.read_text()
+    assert text.startswith(f"# Comparison of {RESULTS / 'mel-cpu'}, {part}, minus {part} - {RESULTS / 'linear-cpu'}\n")
+    assert text.count(f"**Incomplete: {part} holds 19 of its grid's 20 runs** (missing: fold5-global-seed1)") == 1
+    section = text.split('## Interaction')[1]
+    assert "minus `mel-aug-cpu`'s to `linear-cpu`" in section
+    assert re.search(r"\| mel-aug-cpu \|\s+global \|\s+9 \|\s+5 \|", section)    # global alone: linear-cpu has no instance
+    out.unlink()
+    capsys.readouterr()
+    assert cli([*args, str(part), str(part)]) == 2 and not out.exists()
+    assert '--minus takes two different folders' in capsys.readouterr().err
+
+
 def test_fold_contrasts_find_the_folds_where_two_folders_disagree():
     "Per fold, each folder's mean paired difference over seeds; a contrast flips sign only in fold 2 of the second folder"
     a = pd.concat([_fake_results({'none': [0.5, 0.6], 'global': [0.6, 0.7], 'instance': [0.1, 0.1]}, fold=1),

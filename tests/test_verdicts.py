@@ -12,7 +12,8 @@ from scipy import stats as st
 from esc50_norm.study.presets import CHOSEN, PRESETS
 from esc50_norm.study.report import (fold_aware_table, fold_effects, folder_verdicts, machines_table, one_machine_table,
                                      pooled_runs, read_histories, units_needed, verdict_table, budget_table,
-                                     compare_contrasts, compare_runs, compare_verdicts, write_report)
+                                     compare_contrasts, compare_interactions, compare_runs, compare_verdicts,
+                                     write_report)
 from esc50_norm.study.runs import read_preset, read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -336,6 +337,43 @@ def test_how_a_contrast_changes_against_a_pooled_reference_equals_an_independent
         p[c] = 2 * st.t(4).sf(abs(est[c] / se))
     assert t.estimate.to_dict() == pytest.approx(est, abs=1e-6) and t.p.to_dict() == pytest.approx(p, rel=1e-4)
     assert t.p_holm.to_numpy() == pytest.approx(_holm(np.array([p[c] for c in t.index])), rel=1e-4)
+
+
+def _shift(df: pd.DataFrame, effects: dict, sd: float = 0.002, seed: int = 0) -> pd.DataFrame:
+    "The runs of `df` again, each normalization's accuracy moved by its effect (0 where absent) plus noise"
+    rng, out = np.random.default_rng(seed), df.copy()
+    out['final_accuracy'] += out.normalization.map(effects).fillna(0.0) + rng.normal(0, sd, len(out))
+    return out
+
+
+def test_an_interaction_of_two_changes_equals_an_independent_computation():
+    """Synthetic 2x2: a change costs global 4 points on one side (first -> second) and nothing on the other (third ->
+    fourth), and costs instance 1 point on both: the interaction on global is ahead, on instance equivalent; estimates
+    and p-values against a MixedLM by formula on (fourth - third) - (second - first), Holm by hand"""
+    first = _grid({'global': (0.0, 0.002), 'instance': (-0.10, 0.002)}, seeds=2, seed=0)
+    second = _shift(first, {'global': -0.04, 'instance': -0.01}, seed=1)
+    third = _shift(first, {'global': 0.05, 'instance': 0.05}, seed=2)
+    fourth = _shift(third, {'instance': -0.01}, seed=3)
+    t = compare_interactions(['third', 'fourth'], ['first', 'second'], runs={'third': third, 'fourth': fourth},
+                             minus_runs={'first': first, 'second': second}).loc['fourth']
+    assert t.verdict.to_dict() == {'none': 'equivalent within ±0.01', 'global': 'ahead',
+                                   'instance': 'equivalent within ±0.01'}
+    w = lambda df: df.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+    est, p = {}, {}
+    for n in t.index:
+        d = ((w(fourth)[n] - w(third)[n]) - (w(second)[n] - w(first)[n])).rename('d').reset_index()
+        assert len(d) == 10 == t.pairs[n]
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            fit = smf.mixedlm('d ~ 1', d, groups=d['fold']).fit(reml=True)
+        est[n], se = fit.fe_params['Intercept'], fit.bse_fe['Intercept']
+        p[n] = 2 * st.t(4).sf(abs(est[n] / se))
+    assert est['global'] == pytest.approx(0.04, abs=0.003)
+    assert t.estimate.to_dict() == pytest.approx(est, abs=1e-6) and t.p.to_dict() == pytest.approx(p, rel=1e-4)
+    assert t.p_holm.to_numpy() == pytest.approx(_holm(np.array([p[n] for n in t.index])), rel=1e-4)
+    gone = compare_interactions(['third', 'fourth'], ['first', 'second'], runs={'third': third, 'fourth': fourth},
+                                minus_runs={'first': first[first.fold > 3], 'second': second[second.fold < 4]})
+    assert not len(gone)                                        # no (fold, seed) that all four hold: nothing to test
 
 
 def test_a_contrast_that_grows_is_ahead_one_that_shrinks_behind_and_one_that_stays_equivalent():

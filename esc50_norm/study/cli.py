@@ -99,12 +99,15 @@ def cmd_report(a):
 def cmd_compare(a):
     from ..atomic import write_atomic
     from .report import compare_report, compare_runs, plot_folds
-    folders = [a.reference, *a.results]
+    folders, minus = [a.reference, *a.results], a.minus or []
+    if len({Path(f).resolve() for f in minus}) == 1:
+        raise ValueError(f"--minus takes two different folders, a reference and a folder; got {minus[0]} twice")
     runs = compare_runs(folders, a.pool)                # with a pool: one recipe, one dataset, checked before any work
-    text = compare_report(folders, runs)
+    text = compare_report(folders, runs, minus=minus)
     print(text)
     named = [' + '.join(map(str, [a.reference, *a.pool])), *map(str, a.results)]
-    if a.out: write_atomic(Path(a.out), f"# Comparison of {', '.join(named)}\n\n{text}")
+    than = f", minus {minus[1]} - {minus[0]}" if minus else ''
+    if a.out: write_atomic(Path(a.out), f"# Comparison of {', '.join(named)}{than}\n\n{text}")
     if a.figure: plot_folds(runs, a.figure)
 
 
@@ -265,6 +268,9 @@ def _add_compare(sub):
     c.add_argument('--with', dest='pool', action='append', default=[], metavar='FOLDER',
                    help="pool this folder's runs of the reference's recipe with the reference's (arms run apart), "
                         "as in `report --with`; may be repeated")
+    c.add_argument('--minus', nargs=2, metavar=('REFERENCE2', 'FOLDER2'),
+                   help="also test each folder's difference to the reference against FOLDER2's to REFERENCE2, run by "
+                        "run (an interaction: does one change have the effect it has elsewhere?)")
     c.add_argument('--out', help="also write the comparison to this markdown file")
     c.add_argument('--figure', help="also plot each folder's per-fold accuracy, normalization by normalization, "
                                     "and their shared contrasts per fold, to this PNG")

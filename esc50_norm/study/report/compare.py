@@ -10,7 +10,7 @@ from .statistics import (ALPHA, EQUIVALENCE_MARGIN, METRIC, _differences, _holm,
 from .verdicts import VERDICT_MARGIN, add_verdicts
 
 __all__ = ['compare_folders', 'fold_means', 'fold_contrasts', 'compare_equivalence', 'compare_verdicts',
-           'contrast_changes', 'compare_contrasts']
+           'contrast_changes', 'compare_contrasts', 'interactions', 'compare_interactions']
 
 
 def _matched(ref: pd.DataFrame, new: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
@@ -109,3 +109,26 @@ def compare_contrasts(folders, margin: float = VERDICT_MARGIN, runs: dict | None
     (`contrast_changes`: a difference of differences, e.g. whether a recipe narrows a gap), by the rules of a grid's
     contrasts: fold-aware test, Holm over all rows, TOST against +-`margin`"""
     return add_verdicts(fold_aware_tests(contrast_changes(runs or folder_runs(folders)), ['folder', 'contrast']), margin)
+
+
+def interactions(runs: dict, minus: dict, metric: str = METRIC) -> dict:
+    """(later folder, normalization) -> `(later - first) - (second - first of minus)`: how each later folder's difference
+    to the first departs from another pair's difference (an interaction of two changes), run by run on (fold, seed)
+    where all four folders hold the run; `runs`, `minus`: folder -> runs, `minus` two folders"""
+    (_, r0), (_, f0) = minus.items()
+    other, ref = _matched(r0, f0, metric), next(iter(runs.values()))
+    out = {}
+    for name, df in list(runs.items())[1:]:
+        d = (_matched(ref, df, metric) - other).dropna() if len(other) else pd.Series(dtype=float)
+        present = set(d.index.get_level_values(0)) if len(d) else set()
+        out.update({(name, n): d.loc[n] for n in NORMALIZATIONS if n in present})
+    return out
+
+
+def compare_interactions(folders, minus, margin: float = VERDICT_MARGIN, runs: dict | None = None,
+                         minus_runs: dict | None = None) -> pd.DataFrame:
+    """Per later folder and normalization, the verdict on `(later - first) - (minus[1] - minus[0])` (`interactions`):
+    whether a change has the effect that another change had, by the rules of a grid's contrasts (fold-aware test, Holm
+    over all rows, TOST against +-`margin`)"""
+    diffs = interactions(runs or folder_runs(folders), minus_runs or folder_runs(minus))
+    return add_verdicts(fold_aware_tests(diffs, ['folder', 'normalization']), margin)

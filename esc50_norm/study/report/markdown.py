@@ -12,7 +12,8 @@ from ..baseline import baseline_text, read_baseline
 from ..presets import Preset, chosen
 from ..runs import damaged_runs, read_preset, running_runs, same_dataset
 from .baselines import baseline_table, baseline_verdict
-from .compare import compare_contrasts, compare_equivalence, compare_folders, compare_verdicts, fold_contrasts
+from .compare import (compare_contrasts, compare_equivalence, compare_folders, compare_interactions, compare_verdicts,
+                      fold_contrasts)
 from .folders import (folder_runs, machines_table, missing_runs, predates_machines, read_folder, read_histories,
                       study_time)
 from .plots import _png, plot_accuracy, plot_curves, plot_paired
@@ -313,6 +314,20 @@ def _contrast_changes_section(ref: str, c: pd.DataFrame, margin: float) -> list:
             ""]
 
 
+def _interaction_section(ref: str, minus: list, t: pd.DataFrame, margin: float) -> list:
+    "The verdicts on how each folder's difference to the first departs from the difference of the `minus` pair"
+    r0, f0 = minus
+    head = ["## Interaction", "", f"Each folder's difference to `{ref}` minus `{f0}`'s to `{r0}`, per normalization, run "
+            "by run on (fold, seed) where all four folders hold the run: **ahead** means the change from "
+            f"`{ref}` to the folder raises accuracy more than the change from `{r0}` to `{f0}` does (an interaction: "
+            "whether one change's effect depends on what the other pair changes)."]
+    if not len(t): return head + ["", "No run is held by all four folders: nothing to test.", ""]
+    return head[:-1] + [head[-1] + " The rules of a grid's contrasts:", "",
+                        how_to_read(t, margin, family='all rows of this table'), "",
+                        _md(t.reset_index().set_index('folder')[['normalization', 'pairs', 'folds', 'unit', 'test',
+                                                                 *VERDICT_COLUMNS]]), ""]
+
+
 def _reproduces(ref: str, eq: pd.DataFrame, v: pd.DataFrame) -> list:
     "One line per later folder: whether it reproduces the first within the equivalence margin, and what differs"
     lines = []
@@ -327,19 +342,20 @@ def _reproduces(ref: str, eq: pd.DataFrame, v: pd.DataFrame) -> list:
     return lines + [""]
 
 
-def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MARGIN) -> str:
+def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MARGIN, minus=()) -> str:
     "A markdown comparison of results folders: means per normalization, each folder's differences to the first"
     # the differences run by run with their verdicts (within +-`margin`), and fold by fold; `runs`: the folders'
-    # runs when already read (`folder_runs`)
+    # runs when already read (`folder_runs`); `minus`: two more folders, whose difference each one's is tested against
     notes = _differences_of_setup(folders)
     for n in notes: warnings.warn(f"comparing unlike results: {n}")
-    runs = runs or folder_runs(folders)
+    runs, other = runs or folder_runs(folders), folder_runs(minus) if minus else {}
     means, paired = compare_folders(folders, runs)
     ref, table = means.columns[0], means.copy()
     for col in means.columns[1:]: table[f"{col} - {ref}"] = means[col] - means[ref]
     lines = [f"**Warning: {n}: the differences below measure that change, not a repeat of one study.**" for n in notes]
     lines += [""] if notes else []
-    lines += [line for n in [*_incomplete(folders, runs), *_pooled_sides(runs)] for line in (n, "")]
+    incomplete = dict.fromkeys([*_incomplete(folders, runs), *_incomplete(minus, other)])  # a folder named twice: once
+    lines += [line for n in [*incomplete, *_pooled_sides(runs)] for line in (n, "")]
     lines += ["Mean accuracy per normalization:", "", _md(table), ""]
     if len(paired):
         lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; pair-level tests, "
@@ -350,5 +366,7 @@ def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MA
                   f"margin +-{EQUIVALENCE_MARGIN}: equivalent when its 90% CI lies within it):", "", _md(eq), ""]
         lines += _reproduces(ref, eq, v)
         lines += _contrast_changes_section(ref, compare_contrasts(folders, margin, runs), margin)
+        if minus: lines += _interaction_section(ref, list(other), compare_interactions(
+            folders, minus, margin, runs, other), margin)
     lines += _fold_section(runs)
     return '\n'.join(lines)
