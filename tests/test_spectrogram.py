@@ -103,6 +103,20 @@ def test_mel_aug60_cpu_splits_the_schedule_into_epochs_alone_and_learning_rate_a
     assert set(long.normalizations) <= set(strong.normalizations) and 0 in strong.seeds
 
 
+def test_mel60_cpu_completes_a_two_by_two_of_augmentation_and_epochs():
+    "mel-cpu, mel-aug-cpu, mel60-cpu, mel-aug60-cpu: each side of the square changes epochs alone or augmentation alone"
+    made = lambda n: get_preset(n).update(duration=5.0, bf16=True, channels_last=True)
+    four = {n: made(n) for n in ('mel-cpu', 'mel-aug-cpu', 'mel60-cpu', 'mel-aug60-cpu')}
+    r = {n: p.recipe() for n, p in four.items()}
+    changed = lambda a, b: {k for k in r[a].keys() | r[b].keys() if r[a].get(k) != r[b].get(k)}
+    assert changed('mel-cpu', 'mel60-cpu') == {'epochs'} == changed('mel-aug-cpu', 'mel-aug60-cpu')
+    assert changed('mel60-cpu', 'mel-aug60-cpu') == {'augment', 'mixup'} == changed('mel-cpu', 'mel-aug-cpu')
+    assert r['mel60-cpu']['epochs'] == 60 and r['mel-cpu']['epochs'] == 20
+    grid = lambda p: (p.normalizations, p.seeds, p.folds)
+    assert grid(four['mel60-cpu']) == grid(four['mel-aug-cpu']) == grid(four['mel-aug60-cpu'])
+    assert set(four['mel60-cpu'].normalizations) <= set(four['mel-cpu'].normalizations)
+
+
 def test_the_committed_mel_cpu_folder_keeps_its_recipe_hash():
     "band_scale came later: at its default it is left out of the recipe, so mel-cpu's hash is the one its runs recorded"
     from esc50_norm.study.runs import read_preset, read_results

@@ -218,6 +218,10 @@ PRESETS = {
     # and seed (epochs alone) and, seed 0, with frontends-cpu's (learning rate alone, 1e-3 against 2e-3)
     'mel-aug60-cpu': Preset('mel-aug60-cpu', folds=None, normalizations=('global', 'instance'), seeds=(0, 1),
                             epochs=60, spec=_MEL_CPU, augment=_STRONG_AUG, mixup=0.4),
+    # mel-cpu exactly but for 60 epochs, on mel-aug-cpu's two arms: with mel-cpu, mel-aug-cpu and mel-aug60-cpu a 2x2 of
+    # augmentation x epochs, whose interaction (`compare --minus`) asks whether augmentation's effect depends on epochs
+    'mel60-cpu': Preset('mel60-cpu', folds=None, normalizations=('global', 'instance'), seeds=(0, 1), epochs=60,
+                        spec=_MEL_CPU),
     # the strong and frontends grids on mel-cpu's input, one seed, 60 epochs: fold 1 global reached 0.790 at 60
     # (results/frontends-cpu-probe60), 0.7775 at 40 and 0.7675 at 45 (probe40, probe45), under the 0.78 asked for.
     # A run costs 32 min on one thread beside another (16 s an epoch of the grid on 2 cores): 8 h for 30 runs
@@ -250,6 +254,8 @@ CHOSEN = {
                    "that every run pairs with a `mel-cpu` run; nothing was tuned here.",
     'mel-aug60-cpu': "`mel-aug-cpu` exactly but for `frontends-cpu`'s 60 epochs, so that every run pairs with a "
                      "`mel-aug-cpu` run and, seed 0, with a `frontends-cpu` run; nothing was tuned here.",
+    'mel60-cpu': "`mel-cpu` exactly but for 60 epochs, on `mel-aug-cpu`'s arms and seeds, so that every run pairs with "
+                 "a `mel-cpu` run (epochs alone) and a `mel-aug60-cpu` run (augmentation alone); nothing was tuned here.",
     'strong-cpu': "The `strong` recipe on `mel-cpu`'s input, one seed. Its epochs were raised from 40 to 45 to 60 "
                   "because fold-1 `global` validation accuracy fell under 0.78 (0.7775 at 40, 0.7675 at 45, 0.790 at "
                   "60: results/frontends-cpu-probe40, -probe45, -probe60): a setting chosen on a test fold of the "
