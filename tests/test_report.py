@@ -276,6 +276,8 @@ def test_compare_minus_tests_an_interaction_and_refuses_one_folder_twice(tmp_pat
     assert text.count(f"**Incomplete: {part} holds 19 of its grid's 20 runs** (missing: fold5-global-seed1)") == 1
     section = text.split('## Interaction')[1]
     assert "minus `mel-aug-cpu`'s to `linear-cpu`" in section
+    assert ("Of the recipe, `mel-aug-cpu` against `mel-cpu` changes `augment`, `mixup`; `mel-aug-cpu` against "
+            "`linear-cpu` changes `augment`, `mixup`, `spec`. **`mel-aug-cpu` against `mel-cpu` changes other keys") in section
     assert re.search(r"\| mel-aug-cpu \|\s+global \|\s+9 \|\s+5 \|", section)    # global alone: linear-cpu has no instance
     out.unlink()
     capsys.readouterr()

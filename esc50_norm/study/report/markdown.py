@@ -243,14 +243,19 @@ def write_report(out, margin: float = VERDICT_MARGIN) -> Path:
 def _named(d: dict) -> str: return f"{d['name']} ({d['kind']}, fingerprint {d['fingerprint']})"
 
 
+def _recipe_changes(ref: Preset, p: Preset) -> list:
+    "The recipe's keys whose values differ between two presets"
+    a, b = ref.recipe(), p.recipe()
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
 def _differences_of_setup(folders) -> list:
     "Sentences naming the folders whose recipe or dataset differ from the first one's (they measure another thing)"
     presets, notes = [read_preset(f) for f in folders], []
     ref = presets[0]
     for f, p in zip(folders[1:], presets[1:]):
         if p.training_hash() != ref.training_hash():
-            changed = sorted(k for k in set(ref.recipe()) | set(p.recipe()) if ref.recipe().get(k) != p.recipe().get(k))
-            notes.append(f"{f} has another recipe than {folders[0]} (changed: {changed})")
+            notes.append(f"{f} has another recipe than {folders[0]} (changed: {_recipe_changes(ref, p)})")
         if not same_dataset(p.dataset, ref.dataset):
             notes.append(f"{f} holds runs of dataset {_named(recorded_dataset(p.dataset))}, {folders[0]} of "
                          f"{_named(recorded_dataset(ref.dataset))}")
@@ -314,18 +319,30 @@ def _contrast_changes_section(ref: str, c: pd.DataFrame, margin: float) -> list:
             ""]
 
 
-def _interaction_section(ref: str, minus: list, t: pd.DataFrame, margin: float) -> list:
+def _pair_changes(folders, minus) -> str:
+    "What each pair of an interaction changes in the recipe, and whether the later pairs change what the `minus` pair does"
+    changes = lambda a, b: _recipe_changes(read_preset(a), read_preset(b))
+    pairs = [(Path(folders[0]).name, Path(f).name, changes(folders[0], f)) for f in folders[1:]]
+    r0, f0 = minus
+    other = changes(r0, f0)
+    keys = lambda c: ', '.join(f"`{k}`" for k in c) or 'nothing'
+    said = '; '.join(f"`{f}` against `{r}` changes {keys(c)}" for r, f, c in pairs)
+    unlike = [f"`{f}` against `{r}`" for r, f, c in pairs if c != other]
+    return (f"Of the recipe, {said}; `{Path(f0).name}` against `{Path(r0).name}` changes {keys(other)}"
+            + (f". **{' and '.join(unlike)} changes other keys than `{Path(f0).name}` against `{Path(r0).name}`**: "
+               "the interaction measures that difference too." if unlike else ": the same keys."))
+
+
+def _interaction_section(ref: str, minus: list, t: pd.DataFrame, margin: float, changes: str) -> list:
     "The verdicts on how each folder's difference to the first departs from the difference of the `minus` pair"
     r0, f0 = minus
     head = ["## Interaction", "", f"Each folder's difference to `{ref}` minus `{f0}`'s to `{r0}`, per normalization, run "
             "by run on (fold, seed) where all four folders hold the run: **ahead** means the change from "
             f"`{ref}` to the folder raises accuracy more than the change from `{r0}` to `{f0}` does (an interaction: "
-            "whether one change's effect depends on what the other pair changes)."]
+            "whether one change's effect depends on what the other pair changes).", "", changes]
     if not len(t): return head + ["", "No run is held by all four folders: nothing to test.", ""]
-    return head[:-1] + [head[-1] + " The rules of a grid's contrasts:", "",
-                        how_to_read(t, margin, family='all rows of this table'), "",
-                        _md(t.reset_index().set_index('folder')[['normalization', 'pairs', 'folds', 'unit', 'test',
-                                                                 *VERDICT_COLUMNS]]), ""]
+    table = t.reset_index().set_index('folder')[['normalization', 'pairs', 'folds', 'unit', 'test', *VERDICT_COLUMNS]]
+    return head + ["", how_to_read(t, margin, family='all rows of this table'), "", _md(table), ""]
 
 
 def _reproduces(ref: str, eq: pd.DataFrame, v: pd.DataFrame) -> list:
@@ -367,6 +384,6 @@ def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MA
         lines += _reproduces(ref, eq, v)
         lines += _contrast_changes_section(ref, compare_contrasts(folders, margin, runs), margin)
         if minus: lines += _interaction_section(ref, list(other), compare_interactions(
-            folders, minus, margin, runs, other), margin)
+            folders, minus, margin, runs, other), margin, _pair_changes(folders, minus))
     lines += _fold_section(runs)
     return '\n'.join(lines)
