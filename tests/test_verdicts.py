@@ -289,6 +289,21 @@ def test_the_margin_is_about_one_runs_spread_between_seeds_as_the_results_page_s
     assert round(min(means), 2) == 1.0 and round(max(means), 2) == 1.45
 
 
+def test_the_declared_power_of_the_augmentation_by_epochs_interaction_is_what_the_run_files_give():
+    "docs/results.md plans mel60-cpu's interaction from the fold means of mel-aug-cpu - mel-cpu on global"
+    from statsmodels.stats.power import TTestPower
+    w = {f: _raw(f).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+         for f in ('mel-cpu', 'mel-aug-cpu')}
+    d = (w['mel-aug-cpu']['global'] - w['mel-cpu']['global']).dropna()
+    sd = d.groupby('fold').mean().std(ddof=1)
+    needed = TTestPower().solve_power(nobs=5, alpha=0.05, power=0.8) * np.sqrt(2) * sd
+    power = TTestPower().power(effect_size=-d.mean() / (np.sqrt(2) * sd), nobs=5, alpha=0.05)
+    text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+    said = (f"spread with an SD of {sd * 100:.1f} points, so an interaction (a difference of two such differences, SD "
+            f"about √2 × {sd * 100:.1f}) needs about {needed * 100:.1f} points for 80% power with 5 folds")
+    assert said in text and f"merely vanishes at 60 epochs (+{-d.mean() * 100:.1f}), the power is about {power:.1f}," in text
+
+
 @pytest.mark.parametrize('later,shared', [('linear-cpu', {'wave - none', 'global - wave', 'channel - wave', 'channel - global'}),
                                           ('mel-aug-cpu', {'instance - global'})])
 def test_how_a_contrast_changes_between_folders_equals_an_independent_computation(later, shared):
