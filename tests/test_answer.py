@@ -5,11 +5,13 @@ table must have exactly that verdict (`results/FOLDER/with-OTHER.md#verdicts`: o
 report results/FOLDER --with results/OTHER`); or, across two folders, `[F − R on NORM: VERDICT](results/F/against-R.md#verdicts)`:
 the verdict of F minus R for normalization NORM in their comparison (`esc50-norm compare results/R results/F`), and
 `[F − R on a − b: VERDICT](results/F/against-R.md#how-the-contrasts-change)`: the verdict there on how contrast
-`a - b` changes from R to F.
+`a - b` changes from R to F; and `[(F − R) − (F2 − R2) on NORM: VERDICT](results/F/against-R.md#interaction)`: the
+verdict on that interaction (`esc50-norm compare results/R results/F --minus results/R2 results/F2`).
 A claim linking to a report's `#pairs-made-on-one-machine` is checked against the verdict on the pairs made on one
 recorded machine. A sentence that calls a tie needs a claim of equivalence; one that calls a win or
-a loss needs an ahead/behind claim."""
+a loss needs an ahead/behind claim. A signed number that opens a parenthesis right after a claim is its estimate."""
 import json
+import math
 import re
 import warnings
 from functools import lru_cache
@@ -41,25 +43,68 @@ def verdicts(folder: str, pooled_with: str = '', section: str = 'verdicts') -> d
     if section == 'pairs-made-on-one-machine':
         t = one_machine_table(pooled_runs(paths)[0] if pooled_with else read_folder(paths[0])[1]).dropna(subset=['verdict'])
     else: t = pooled_verdicts(paths) if pooled_with else folder_verdicts(paths[0])
-    return {c.replace(' - ', ' − '): (v, m) for c, v, m in zip(t.index, t.verdict, t.margin)}
+    return {c.replace(' - ', ' − '): (v, m, e) for c, v, m, e in zip(t.index, t.verdict, t.margin, t.estimate)}
 
 
 @lru_cache(maxsize=None)
-def compared(folder: str, reference: str, section: str = 'verdicts') -> dict:
-    "Per normalization, the verdict on `folder - reference`; or per contrast, on how it changes from one to the other"
+def _compared(folder: str, reference: str, section: str = 'verdicts') -> dict:
+    "Per normalization, (verdict, estimate) of `folder - reference`; or per contrast, of how it changes between them"
     first, *pool = [ROOT / 'results' / r for r in reference.split('+')]    # R+P: R's runs pooled with P's (`--with`)
     paths = [first, ROOT / 'results' / folder]
     runs = compare_runs(paths, pool)
     t = compare_verdicts(paths, runs=runs) if section == 'verdicts' else compare_contrasts(paths, runs=runs)
-    return {n.replace(' - ', ' − '): v for (_, n), v in t.verdict.items()}
+    return {n.replace(' - ', ' − '): (v, e) for (_, n), v, e in zip(t.index, t.verdict, t.estimate)}
+
+
+def compared(folder: str, reference: str, section: str = 'verdicts') -> dict:
+    "Per normalization, the verdict on `folder - reference`; or per contrast, on how it changes from one to the other"
+    return {n: v for n, (v, _) in _compared(folder, reference, section).items()}
 
 
 @lru_cache(maxsize=None)
-def interacted(folder: str, reference: str, folder2: str, reference2: str) -> dict:
-    "Per normalization, the verdict on `(folder - reference) - (folder2 - reference2)` (`compare --minus`)"
+def _interacted(folder: str, reference: str, folder2: str, reference2: str) -> dict:
+    "Per normalization, (verdict, estimate) of `(folder - reference) - (folder2 - reference2)` (`compare --minus`)"
     paths = [ROOT / 'results' / f for f in (reference, folder)]
     t = compare_interactions(paths, [ROOT / 'results' / f for f in (reference2, folder2)])
-    return {n: v for (_, n), v in t.verdict.items()}
+    return {n: (v, e) for (_, n), v, e in zip(t.index, t.verdict, t.estimate)}
+
+
+def interacted(folder: str, reference: str, folder2: str, reference2: str) -> dict:
+    "Per normalization, the verdict on `(folder - reference) - (folder2 - reference2)` (`compare --minus`)"
+    return {n: v for n, (v, _) in _interacted(folder, reference, folder2, reference2).items()}
+
+
+def estimate(m: re.Match) -> float:
+    "The estimate behind a claim (a match of CLAIM, COMPARED or INTERACTION) as its report computes it; NaN if none is"
+    if m.re is CLAIM:
+        a, b, _, folder, pooled_with, section = m.groups()
+        return verdicts(folder, pooled_with or '', section).get(f"{a} − {b}", (0, 0, math.nan))[2]
+    if m.re is COMPARED:
+        a, b, what, _, folder, ref, section = m.groups()
+        return _compared(folder, ref, section).get(what, (0, math.nan))[1]
+    a, b, c, d, norm = m.groups()[:5]
+    return _interacted(a, b, c, d).get(norm, (0, math.nan))[1]
+
+
+VALUE = r"(?:[+−-]\d+(?:\.\d+)?|0(?:\.0+)?)(?![\d.%]|\s*…)"     # signed (or zero), not a percentage, not a CI's start
+QUOTED = re.compile(rf"\s*\(({VALUE}(?:,\s+{VALUE})*(?:,?\s+and\s+{VALUE})?)")
+
+
+def misquoted(text: str) -> list:
+    """The numbers that open a parenthesis right after a claim and are not its estimate: in points, or with 4 decimals
+    as an accuracy, as the reports print it; equal at the precision stated. A list of k numbers after the last of k
+    claims gives each of them its own, in order"""
+    claims = sorted([*CLAIM.finditer(text), *COMPARED.finditer(text), *INTERACTION.finditer(text)], key=lambda m: m.start())
+    bad = []
+    for i, m in enumerate(claims):
+        if not (q := QUOTED.match(text, m.end())): continue
+        said = re.findall(VALUE, q.group(1))
+        for number, claim in zip(said, claims[i + 1 - len(said): i + 1]):
+            places = len(number.split('.')[1]) if '.' in number else 0
+            e = estimate(claim) * (1 if places == 4 else 100)
+            if abs(float(number.replace('−', '-')) - e) > 0.5 * 10 ** -places + 1e-6:
+                bad.append(f"{claim.group(0)} is {e:+.{places + 1}f}, the text says {number}")
+    return bad
 
 
 def sentences(text: str) -> list:
@@ -112,6 +157,22 @@ def test_every_claim_of_the_answer_is_its_reports_verdict(name):
     n = len(CLAIM.findall(text))
     assert n >= (5 if name == 'README.md' else 10), f"{name} states only {n} claims as verdict links"
     assert check(text) == []
+
+
+@pytest.mark.parametrize('name', ANSWERS)
+def test_every_number_quoted_after_a_claim_is_its_estimate(name):
+    assert misquoted(ANSWERS[name]()) == []
+
+
+def test_a_misquoted_estimate_is_found_in_a_list_in_points_and_as_an_accuracy():
+    "linear-cpu-epyc against mel-cpu: four claims and their four estimates (−1.9, −2.4, −3.05, −3.3 points)"
+    claim = '[linear-cpu-epyc − mel-cpu on {}: behind](results/linear-cpu-epyc/against-mel-cpu.md#verdicts)'
+    four = ', '.join(claim.format(n) for n in ('none', 'wave', 'global', 'channel'))
+    assert misquoted(f"{four} (−1.9, −2.4, −3.05 and −3.3 points, every fold).") == []
+    wrong = misquoted(f"{four} (−1.9, −2.4, −3.5 and −3.3 points).")
+    assert len(wrong) == 1 and 'on global' in wrong[0] and wrong[0].endswith('is -3.05, the text says −3.5')
+    assert misquoted(f"{claim.format('none')} (−0.0188).") == [] and misquoted(f"{claim.format('none')} (−0.0190).")
+    assert misquoted(f"{claim.format('none')} (90% CI −2.9 … −0.9; p 0.02).") == []    # not an estimate: not read
 
 
 def test_the_check_fails_when_a_sentence_claims_more_than_its_verdict():
