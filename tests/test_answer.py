@@ -36,6 +36,9 @@ TIE = re.compile(r"\b(ties?|tied|tie with|does nothing|no better than|as good as
 WIN = re.compile(r"\b(beats?|outperforms?|better than|worse than|wins? over|loses to|is ahead|is behind)\b", re.I)
 
 
+_estimates = lambda t: list(zip(t.estimate, t.ci90_low, t.ci90_high))
+
+
 @lru_cache(maxsize=None)
 def verdicts(folder: str, pooled_with: str = '', section: str = 'verdicts') -> dict:
     "The verdicts of a folder's report, or of its pooled report with another folder; or those on pairs of one machine"
@@ -43,7 +46,7 @@ def verdicts(folder: str, pooled_with: str = '', section: str = 'verdicts') -> d
     if section == 'pairs-made-on-one-machine':
         t = one_machine_table(pooled_runs(paths)[0] if pooled_with else read_folder(paths[0])[1]).dropna(subset=['verdict'])
     else: t = pooled_verdicts(paths) if pooled_with else folder_verdicts(paths[0])
-    return {c.replace(' - ', ' − '): (v, m, e) for c, v, m, e in zip(t.index, t.verdict, t.margin, t.estimate)}
+    return {c.replace(' - ', ' − '): (v, m, e) for c, v, m, e in zip(t.index, t.verdict, t.margin, _estimates(t))}
 
 
 @lru_cache(maxsize=None)
@@ -53,7 +56,7 @@ def _compared(folder: str, reference: str, section: str = 'verdicts') -> dict:
     paths = [first, ROOT / 'results' / folder]
     runs = compare_runs(paths, pool)
     t = compare_verdicts(paths, runs=runs) if section == 'verdicts' else compare_contrasts(paths, runs=runs)
-    return {n.replace(' - ', ' − '): (v, e) for (_, n), v, e in zip(t.index, t.verdict, t.estimate)}
+    return {n.replace(' - ', ' − '): (v, e) for (_, n), v, e in zip(t.index, t.verdict, _estimates(t))}
 
 
 def compared(folder: str, reference: str, section: str = 'verdicts') -> dict:
@@ -66,7 +69,7 @@ def _interacted(folder: str, reference: str, folder2: str, reference2: str) -> d
     "Per normalization, (verdict, estimate) of `(folder - reference) - (folder2 - reference2)` (`compare --minus`)"
     paths = [ROOT / 'results' / f for f in (reference, folder)]
     t = compare_interactions(paths, [ROOT / 'results' / f for f in (reference2, folder2)])
-    return {n: (v, e) for (_, n), v, e in zip(t.index, t.verdict, t.estimate)}
+    return {n: (v, e) for (_, n), v, e in zip(t.index, t.verdict, _estimates(t))}
 
 
 def interacted(folder: str, reference: str, folder2: str, reference2: str) -> dict:
@@ -74,36 +77,46 @@ def interacted(folder: str, reference: str, folder2: str, reference2: str) -> di
     return {n: v for n, (v, _) in _interacted(folder, reference, folder2, reference2).items()}
 
 
-def estimate(m: re.Match) -> float:
-    "The estimate behind a claim (a match of CLAIM, COMPARED or INTERACTION) as its report computes it; NaN if none is"
+def estimate(m: re.Match) -> tuple:
+    """The estimate and 90% CI behind a claim (a match of CLAIM, COMPARED or INTERACTION) as its report computes them;
+    NaN where none is"""
+    none = (math.nan,) * 3
     if m.re is CLAIM:
         a, b, _, folder, pooled_with, section = m.groups()
-        return verdicts(folder, pooled_with or '', section).get(f"{a} − {b}", (0, 0, math.nan))[2]
+        return verdicts(folder, pooled_with or '', section).get(f"{a} − {b}", (0, 0, none))[2]
     if m.re is COMPARED:
         a, b, what, _, folder, ref, section = m.groups()
-        return _compared(folder, ref, section).get(what, (0, math.nan))[1]
+        return _compared(folder, ref, section).get(what, (0, none))[1]
     a, b, c, d, norm = m.groups()[:5]
-    return _interacted(a, b, c, d).get(norm, (0, math.nan))[1]
+    return _interacted(a, b, c, d).get(norm, (0, none))[1]
 
 
 VALUE = r"(?:[+−-]\d+(?:\.\d+)?|0(?:\.0+)?)(?![\d.%]|\s*…)"     # signed (or zero), not a percentage, not a CI's start
 QUOTED = re.compile(rf"\s*\(({VALUE}(?:,\s+{VALUE})*(?:,?\s+and\s+{VALUE})?)")
+BOUNDS = re.compile(r"(?: points)?,\s+90% CI ([+−-]?\d+(?:\.\d+)?) … ([+−-]?\d+(?:\.\d+)?)")
+
+
+def _misread(number: str, value: float) -> bool:
+    "Whether `number` (in points; with 4 decimals an accuracy) is not `value` (an accuracy) at the precision it states"
+    places = len(number.split('.')[1]) if '.' in number else 0
+    return abs(float(number.replace('−', '-')) - value * (1 if places == 4 else 100)) > 0.5 * 10 ** -places + 1e-6
 
 
 def misquoted(text: str) -> list:
-    """The numbers that open a parenthesis right after a claim and are not its estimate: in points, or with 4 decimals
-    as an accuracy, as the reports print it; equal at the precision stated. A list of k numbers after the last of k
-    claims gives each of them its own, in order"""
+    """The numbers that open a parenthesis right after a claim and are not its estimate, or a 90% CI right after that
+    number that is not its CI: in points, or with 4 decimals as an accuracy, as the reports print it; equal at the
+    precision stated. A list of k numbers after the last of k claims gives each of them its own, in order"""
     claims = sorted([*CLAIM.finditer(text), *COMPARED.finditer(text), *INTERACTION.finditer(text)], key=lambda m: m.start())
     bad = []
     for i, m in enumerate(claims):
         if not (q := QUOTED.match(text, m.end())): continue
         said = re.findall(VALUE, q.group(1))
         for number, claim in zip(said, claims[i + 1 - len(said): i + 1]):
-            places = len(number.split('.')[1]) if '.' in number else 0
-            e = estimate(claim) * (1 if places == 4 else 100)
-            if abs(float(number.replace('−', '-')) - e) > 0.5 * 10 ** -places + 1e-6:
-                bad.append(f"{claim.group(0)} is {e:+.{places + 1}f}, the text says {number}")
+            if _misread(number, estimate(claim)[0]): bad.append(f"{claim.group(0)}: the estimate is not {number}")
+        if len(said) == 1 and (ci := BOUNDS.match(text, q.end())):
+            low, high = estimate(m)[1:]
+            if _misread(ci[1], low) or _misread(ci[2], high):
+                bad.append(f"{m.group(0)}: the 90% CI is {low * 100:+.2f} … {high * 100:+.2f}, not {ci[1]} … {ci[2]}")
     return bad
 
 
@@ -170,9 +183,12 @@ def test_a_misquoted_estimate_is_found_in_a_list_in_points_and_as_an_accuracy():
     four = ', '.join(claim.format(n) for n in ('none', 'wave', 'global', 'channel'))
     assert misquoted(f"{four} (−1.9, −2.4, −3.05 and −3.3 points, every fold).") == []
     wrong = misquoted(f"{four} (−1.9, −2.4, −3.5 and −3.3 points).")
-    assert len(wrong) == 1 and 'on global' in wrong[0] and wrong[0].endswith('is -3.05, the text says −3.5')
+    assert len(wrong) == 1 and 'on global' in wrong[0] and wrong[0].endswith('the estimate is not −3.5')
     assert misquoted(f"{claim.format('none')} (−0.0188).") == [] and misquoted(f"{claim.format('none')} (−0.0190).")
     assert misquoted(f"{claim.format('none')} (90% CI −2.9 … −0.9; p 0.02).") == []    # not an estimate: not read
+    ci = f"{claim.format('global')} (−3.05 points, 90% CI {{}}, every fold)."
+    assert misquoted(ci.format('−4.4 … −1.7')) == []
+    assert misquoted(ci.format('−4.4 … −1.2'))[0].endswith('the 90% CI is -4.44 … -1.66, not −4.4 … −1.2')
 
 
 def test_the_check_fails_when_a_sentence_claims_more_than_its_verdict():
