@@ -36,7 +36,8 @@ TIE = re.compile(r"\b(ties?|tied|tie with|does nothing|no better than|as good as
 WIN = re.compile(r"\b(beats?|outperforms?|better than|worse than|wins? over|loses to|is ahead|is behind)\b", re.I)
 
 
-_estimates = lambda t: list(zip(t.estimate, t.ci90_low, t.ci90_high))
+NUMBERS = ['estimate', 'ci90_low', 'ci90_high', 'p', 'p_holm', 'tost_p']
+_estimates = lambda t: [dict(zip(NUMBERS, r)) for r in t.reindex(columns=NUMBERS).itertuples(index=False)]
 
 
 @lru_cache(maxsize=None)
@@ -77,10 +78,10 @@ def interacted(folder: str, reference: str, folder2: str, reference2: str) -> di
     return {n: v for n, (v, _) in _interacted(folder, reference, folder2, reference2).items()}
 
 
-def estimate(m: re.Match) -> tuple:
-    """The estimate and 90% CI behind a claim (a match of CLAIM, COMPARED or INTERACTION) as its report computes them;
-    NaN where none is"""
-    none = (math.nan,) * 3
+def estimate(m: re.Match) -> dict:
+    """The estimate, 90% CI and p-values behind a claim (a match of CLAIM, COMPARED or INTERACTION) as its report
+    computes them (`NUMBERS`); NaN where none is"""
+    none = dict.fromkeys(NUMBERS, math.nan)
     if m.re is CLAIM:
         a, b, _, folder, pooled_with, section = m.groups()
         return verdicts(folder, pooled_with or '', section).get(f"{a} − {b}", (0, 0, none))[2]
@@ -94,29 +95,48 @@ def estimate(m: re.Match) -> tuple:
 VALUE = r"(?:[+−-]\d+(?:\.\d+)?|0(?:\.0+)?)(?![\d.%]|\s*…)"     # signed (or zero), not a percentage, not a CI's start
 QUOTED = re.compile(rf"\s*\(({VALUE}(?:,\s+{VALUE})*(?:,?\s+and\s+{VALUE})?)")
 BOUNDS = re.compile(r"(?: points)?,\s+90% CI ([+−-]?\d+(?:\.\d+)?) … ([+−-]?\d+(?:\.\d+)?)")
+P_VALUE = re.compile(r"(?:\b(Holm|TOST|ANOVA(?: by fold)?|mixed-model|fold-level)\s+)?\bp(?: =)?\s+(\d\.\d+)"
+                     r"(?:,?\s+(\d\.\d+) after Holm)?")
+P_COLUMN = {'Holm': 'p_holm', 'TOST': 'tost_p', 'ANOVA': None, 'ANOVA by fold': None}     # else the primary p
 
 
-def _misread(number: str, value: float) -> bool:
-    "Whether `number` (in points; with 4 decimals an accuracy) is not `value` (an accuracy) at the precision it states"
+def _misread(number: str, value: float, scale: float = 100) -> bool:
+    """Whether `number` (in points, or a p-value: `scale` 1; with 4 decimals an accuracy) is not `value` as the report
+    prints it (4 decimals), at the precision the number states"""
     places = len(number.split('.')[1]) if '.' in number else 0
-    return abs(float(number.replace('−', '-')) - value * (1 if places == 4 else 100)) > 0.5 * 10 ** -places + 1e-6
+    scale = 1 if places == 4 else scale
+    return abs(float(number.replace('−', '-')) - round(value, 4) * scale) > 0.5 * 10 ** -places + 1e-9
+
+
+def _p_values(claim: re.Match, body: str) -> list:
+    "The p-values a claim's parenthesis quotes (`body`, its notes in brackets left out) that are not its report's"
+    bad, n = [], estimate(claim)
+    for kind, p, holm in P_VALUE.findall(re.sub(r"\[[^\]]*\]", '', body)):
+        col = P_COLUMN.get(kind, 'p')
+        for c, v in [*([(col, p)] if col else []), *([('p_holm', holm)] if holm else [])]:
+            if _misread(v, n[c], scale=1): bad.append(f"{claim.group(0)}: {c} is {n[c]:.4f}, the text says {v}")
+    return bad
 
 
 def misquoted(text: str) -> list:
-    """The numbers that open a parenthesis right after a claim and are not its estimate, or a 90% CI right after that
-    number that is not its CI: in points, or with 4 decimals as an accuracy, as the reports print it; equal at the
-    precision stated. A list of k numbers after the last of k claims gives each of them its own, in order"""
+    """The numbers that open a parenthesis right after a claim and are not its estimate, a 90% CI right after that
+    number that is not its CI, and the p-values of that parenthesis (p: the primary one; `Holm p` or `..., x after
+    Holm`: Holm's; `TOST p`) that are not its report's: in points, or with 4 decimals as an accuracy, as the reports
+    print it; equal at the precision stated. A list of k numbers after the last of k claims gives each its own"""
     claims = sorted([*CLAIM.finditer(text), *COMPARED.finditer(text), *INTERACTION.finditer(text)], key=lambda m: m.start())
     bad = []
     for i, m in enumerate(claims):
         if not (q := QUOTED.match(text, m.end())): continue
         said = re.findall(VALUE, q.group(1))
         for number, claim in zip(said, claims[i + 1 - len(said): i + 1]):
-            if _misread(number, estimate(claim)[0]): bad.append(f"{claim.group(0)}: the estimate is not {number}")
-        if len(said) == 1 and (ci := BOUNDS.match(text, q.end())):
-            low, high = estimate(m)[1:]
-            if _misread(ci[1], low) or _misread(ci[2], high):
-                bad.append(f"{m.group(0)}: the 90% CI is {low * 100:+.2f} … {high * 100:+.2f}, not {ci[1]} … {ci[2]}")
+            if _misread(number, estimate(claim)['estimate']): bad.append(f"{claim.group(0)}: the estimate is not {number}")
+        if len(said) > 1: continue
+        n = estimate(m)
+        if (ci := BOUNDS.match(text, q.end())) and (_misread(ci[1], n['ci90_low']) or _misread(ci[2], n['ci90_high'])):
+            bad.append(f"{m.group(0)}: the 90% CI is {n['ci90_low'] * 100:+.2f} … {n['ci90_high'] * 100:+.2f}, "
+                       f"not {ci[1]} … {ci[2]}")
+        end = min([text.find(')', q.end()) % (len(text) + 1), *[c.start() for c in claims[i + 1:i + 2]]])
+        bad += _p_values(m, text[q.end():end])
     return bad
 
 
@@ -189,6 +209,18 @@ def test_a_misquoted_estimate_is_found_in_a_list_in_points_and_as_an_accuracy():
     ci = f"{claim.format('global')} (−3.05 points, 90% CI {{}}, every fold)."
     assert misquoted(ci.format('−4.4 … −1.7')) == []
     assert misquoted(ci.format('−4.4 … −1.2'))[0].endswith('the 90% CI is -4.44 … -1.66, not −4.4 … −1.2')
+
+
+def test_a_misquoted_p_value_is_found_primary_or_holm():
+    "linear-cpu-epyc − mel-cpu on global: primary p 0.0094, Holm's 0.0375 over four; notes in brackets are not read"
+    claim = '[linear-cpu-epyc − mel-cpu on global: behind](results/linear-cpu-epyc/against-mel-cpu.md#verdicts)'
+    n = estimate(next(COMPARED.finditer(claim)))
+    assert (round(n['p'], 4), round(n['p_holm'], 4)) == (0.0094, 0.0375)
+    assert misquoted(f"{claim} (−3.05 points, p = 0.009, 0.038 after Holm [p = 0.5 before]).") == []
+    assert misquoted(f"{claim} (−3.05 points, Holm p = 0.04).") == []
+    assert len(misquoted(f"{claim} (−3.05 points, p = 0.038).")) == 1                   # Holm's, called the primary
+    assert misquoted(f"{claim} (−3.05, mixed-model p 0.009, 0.05 after Holm).")[0].endswith('the text says 0.05')
+    assert misquoted(f"{claim} (−3.05, ANOVA p 0.9).") == []                       # not a verdict's p: not read
 
 
 def test_the_check_fails_when_a_sentence_claims_more_than_its_verdict():
