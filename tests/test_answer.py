@@ -9,7 +9,8 @@ the verdict of F minus R for normalization NORM in their comparison (`esc50-norm
 verdict on that interaction (`esc50-norm compare results/R results/F --minus results/R2 results/F2`).
 A claim linking to a report's `#pairs-made-on-one-machine` is checked against the verdict on the pairs made on one
 recorded machine. A sentence that calls a tie needs a claim of equivalence; one that calls a win or
-a loss needs an ahead/behind claim. A signed number that opens a parenthesis right after a claim is its estimate."""
+a loss needs an ahead/behind claim. A signed number that opens a parenthesis right after a claim is its estimate, and the
+90% CI and p-values quoted there are its report's."""
 import json
 import math
 import re
