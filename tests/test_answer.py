@@ -106,7 +106,7 @@ def _misread(number: str, value: float, scale: float = 100) -> bool:
     prints it (4 decimals), at the precision the number states"""
     places = len(number.split('.')[1]) if '.' in number else 0
     scale = 1 if places == 4 else scale
-    return abs(float(number.replace('−', '-')) - round(value, 4) * scale) > 0.5 * 10 ** -places + 1e-9
+    return not abs(float(number.replace('−', '-')) - round(value, 4) * scale) <= 0.5 * 10 ** -places + 1e-9   # NaN too
 
 
 def _p_values(claim: re.Match, body: str) -> list:
@@ -222,6 +222,8 @@ def test_a_misquoted_p_value_is_found_primary_or_holm():
     assert len(misquoted(f"{claim} (−3.05 points, p = 0.038).")) == 1                   # Holm's, called the primary
     assert misquoted(f"{claim} (−3.05, mixed-model p 0.009, 0.05 after Holm).")[0].endswith('the text says 0.05')
     assert misquoted(f"{claim} (−3.05, ANOVA p 0.9).") == []                       # not a verdict's p: not read
+    none = '[pcen − global: unsettled](results/mel-cpu/report.md#verdicts)'        # mel-cpu has no such contrast
+    assert 'the estimate is not −1.0' in misquoted(f"{none} (−1.0 points).")[0]    # a number with nothing behind it
 
 
 def test_the_check_fails_when_a_sentence_claims_more_than_its_verdict():

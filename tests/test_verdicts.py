@@ -40,44 +40,61 @@ def _machine(r: dict):
     return f"{r['cpu']} {r.get('cpu_amx')} {r.get('cpu_bf16')}" if isinstance(r.get('cpu'), str) else None
 
 
+def _one_by_hand(d: pd.Series, margin: float = 0.01) -> dict:
+    """From paired differences indexed by (fold, seed): MixedLM (formula API, random intercept per fold) when folds hold
+    several seeds and it gives a finite SE, else the t-test of the fold differences; the fold means' t-test, the ANOVA
+    by fold, the 90% CI and TOST"""
+    d = d.rename('d').reset_index()
+    fm = d.groupby('fold').d.mean()
+    dist, anova = st.t(len(fm) - 1), np.nan
+    est, se, p = fm.mean(), fm.std(ddof=1) / np.sqrt(len(fm)), st.ttest_1samp(fm, 0).pvalue
+    if len(d) > len(fm):
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            fit = smf.mixedlm('d ~ 1', d, groups=d['fold']).fit(reml=True)
+        if np.isfinite(fit.bse_fe['Intercept']):            # else no fit: the fold t-test stands
+            est, se = fit.fe_params['Intercept'], fit.bse_fe['Intercept']
+            p = 2 * dist.sf(abs(est / se))                  # the Wald statistic on t, folds - 1 df
+        groups = [g.d.to_numpy() for _, g in d.groupby('fold')]
+        anova = st.f_oneway(*groups).pvalue if min(map(len, groups)) > 1 else np.nan   # a fold of one seed: none
+    tost = max(dist.sf((est + margin) / se), dist.cdf((est - margin) / se))
+    return dict(pairs=len(d), estimate=est, se=se, p=p, fold_t_p=st.ttest_1samp(fm, 0).pvalue, anova_p=anova,
+                ci90_low=est - dist.ppf(0.95) * se, ci90_high=est + dist.ppf(0.95) * se, tost_p=tost,
+                fold_means=fm.to_numpy())
+
+
+def _verdicts_by_hand(rows: dict, family=(), margin: float = 0.01) -> pd.DataFrame:
+    "`_one_by_hand`'s rows with Holm over them (and over `family`'s other members, at p = 1) and each verdict"
+    t = pd.DataFrame.from_dict(rows, orient='index')
+    ps = {**dict.fromkeys(family, 1.0), **t.p}
+    t['p_holm'] = pd.Series(_holm(np.array(list(ps.values()))), index=list(ps)).reindex(t.index)
+    t['verdict'] = [('ahead' if r.estimate > 0 else 'behind') if r.p_holm < 0.05 else
+                    f"equivalent within ±{margin:g}" if r.tost_p < 0.05 else 'unsettled' for r in t.itertuples()]
+    return t
+
+
 def _by_hand(folder: str | tuple, contrasts: list, margin: float = 0.01, one_machine: bool = False) -> pd.DataFrame:
-    """Per contrast, from the raw files: MixedLM (formula API, random intercept per fold) when folds hold several seeds
-    and it gives a finite SE, else the t-test of the fold differences; the fold means' t-test, the ANOVA by fold, TOST
-    and the verdict. `folder`: one, or a tuple of folders holding unlike runs of one recipe, read as one grid.
-    `one_machine`: on the pairs whose two runs name one machine (Holm: a contrast without any, p = 1)"""
+    """Per contrast, from the raw files, `_one_by_hand` and the verdicts. `folder`: one, or a tuple of folders holding
+    unlike runs of one recipe, read as one grid. `one_machine`: on the pairs whose two runs name one machine (Holm: a
+    contrast without any, p = 1)"""
     raw = _raw(*([folder] if isinstance(folder, str) else folder))
     w = raw.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     m = raw.assign(m=[_machine(r) for r in raw.to_dict('records')]).pivot(index=['fold', 'seed'], columns='normalization',
                                                                           values='m')
-    rows, family = {}, {}
+    rows = {}
     for a, b in contrasts:
         d = (w[a] - w[b]).dropna()
         if one_machine: d = d[(m[a].reindex(d.index) == m[b].reindex(d.index)) & m[a].reindex(d.index).notna()]
-        family[f"{a} - {b}"] = 1.0
-        if not len(d): continue
-        d = d.rename('d').reset_index()
-        fm = d.groupby('fold').d.mean()
-        dist, anova = st.t(len(fm) - 1), np.nan
-        est, se, p = fm.mean(), fm.std(ddof=1) / np.sqrt(len(fm)), st.ttest_1samp(fm, 0).pvalue
-        if len(d) > len(fm):
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                fit = smf.mixedlm('d ~ 1', d, groups=d['fold']).fit(reml=True)
-            if np.isfinite(fit.bse_fe['Intercept']):            # else no fit: the fold t-test stands
-                est, se = fit.fe_params['Intercept'], fit.bse_fe['Intercept']
-                p = 2 * dist.sf(abs(est / se))                  # the Wald statistic on t, folds - 1 df
-            groups = [g.d.to_numpy() for _, g in d.groupby('fold')]
-            anova = st.f_oneway(*groups).pvalue if min(map(len, groups)) > 1 else np.nan   # a fold of one seed: none
-        tost = max(dist.sf((est + margin) / se), dist.cdf((est - margin) / se))
-        rows[f"{a} - {b}"] = dict(estimate=est, se=se, p=p, fold_t_p=st.ttest_1samp(fm, 0).pvalue, anova_p=anova,
-                                  ci90_low=est - dist.ppf(0.95) * se, ci90_high=est + dist.ppf(0.95) * se, tost_p=tost,
-                                  fold_means=fm.to_numpy())
-    t = pd.DataFrame.from_dict(rows, orient='index')
-    family.update(t.p)
-    t['p_holm'] = pd.Series(_holm(np.array(list(family.values()))), index=list(family)).reindex(t.index)
-    t['verdict'] = [('ahead' if r.estimate > 0 else 'behind') if r.p_holm < 0.05 else
-                    f"equivalent within ±{margin:g}" if r.tost_p < 0.05 else 'unsettled' for r in t.itertuples()]
-    return t
+        if len(d): rows[f"{a} - {b}"] = _one_by_hand(d, margin)
+    return _verdicts_by_hand(rows, [f"{a} - {b}" for a, b in contrasts], margin)
+
+
+def _agree(t: pd.DataFrame, hand: pd.DataFrame):
+    "A verdict table's rows equal to those computed by hand: estimate, CI, p, Holm's p, TOST p, verdict"
+    assert list(t.index) == list(hand.index)
+    cols = ['estimate', 'ci90_low', 'ci90_high', 'p', 'p_holm', 'tost_p']
+    assert t[cols].to_numpy(float) == pytest.approx(hand[cols].to_numpy(float), rel=1e-4, abs=1e-9)
+    assert list(t.verdict) == list(hand.verdict) and list(t.pairs) == list(hand.pairs)
 
 
 @pytest.mark.parametrize('folder', ['cv-bf16', 'mel-cpu', 'frontends-cpu', 'mel-aug-cpu', ('mel-cpu', 'mel-cpu-instance-global'),
@@ -105,6 +122,9 @@ def test_cv_global_none_is_unsettled_at_the_fold_level_and_channel_global_behind
     g = t.loc['global - none']
     assert e.loc['global - none'].filter(like='fold ').to_numpy(float) == pytest.approx([0.011, -0.002, -0.0035, 0.054, 0.018], abs=1e-6)
     assert g.anova_p == pytest.approx(0.002, abs=5e-4) and g.fold_t_p == pytest.approx(0.21, abs=0.01)
+    pairs = df.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+    pairs = (pairs['global'] - pairs['none']).dropna()
+    assert len(pairs) == 25 and g.t_test_p == pytest.approx(st.ttest_1samp(pairs, 0).pvalue, rel=1e-6)
     assert g.test == 'MixedLM' and g.p == pytest.approx(0.21, abs=0.01) and g.t_test_p < 0.05     # pair level: 0.012
     assert v.loc['global - none', 'verdict'] == 'unsettled' and 'folds of 5 seeds' in v.loc['global - none', 'needed_for_80%_power']
     c = t.loc['channel - global']
@@ -307,51 +327,37 @@ def test_the_declared_power_of_the_augmentation_by_epochs_interaction_is_what_th
 @pytest.mark.parametrize('later,shared', [('linear-cpu', {'wave - none', 'global - wave', 'channel - wave', 'channel - global'}),
                                           ('mel-aug-cpu', {'instance - global'})])
 def test_how_a_contrast_changes_between_folders_equals_an_independent_computation(later, shared):
-    "Against mel-cpu: each shared contrast, later minus first pair by pair, MixedLM by formula, Holm by hand"
+    "Against mel-cpu: each shared contrast, later minus first pair by pair, MixedLM by formula, Holm and verdicts by hand"
     t = compare_contrasts([RESULTS / 'mel-cpu', RESULTS / later]).loc[later]
     w = {f: _raw(f).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
          for f in ('mel-cpu', later)}
     assert set(t.index) == shared
-    est, p = {}, {}
+    rows = {}
     for c in t.index:
         a, b = c.split(' - ')
-        d = ((w[later][a] - w[later][b]) - (w['mel-cpu'][a] - w['mel-cpu'][b])).dropna()
-        assert len(d) == 10                                             # 5 folds x 2 seeds in both folders
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            fit = smf.mixedlm('d ~ 1', d.rename('d').reset_index(), groups=d.index.get_level_values('fold')).fit(reml=True)
-        est[c], se = fit.fe_params['Intercept'], fit.bse_fe['Intercept']
-        p[c] = 2 * st.t(4).sf(abs(est[c] / se))
-    assert t.estimate.to_dict() == pytest.approx(est, abs=1e-6) and t.p.to_dict() == pytest.approx(p, rel=1e-4)
-    assert t.p_holm.to_numpy() == pytest.approx(_holm(np.array([p[c] for c in t.index])), rel=1e-4)
-    assert (t.test == 'MixedLM').all() and set(t.verdict) <= {'ahead', 'behind', 'unsettled', 'equivalent within ±0.01'}
+        rows[c] = _one_by_hand(((w[later][a] - w[later][b]) - (w['mel-cpu'][a] - w['mel-cpu'][b])).dropna())
+        assert rows[c]['pairs'] == 10                                   # 5 folds x 2 seeds in both folders
+    _agree(t, _verdicts_by_hand(rows))
+    assert (t.test == 'MixedLM').all()
 
 
 def test_how_a_contrast_changes_against_a_pooled_reference_equals_an_independent_computation():
     """frontends-cpu against mel-cpu pooled with mel-cpu-bn-freq (bn_freq run apart): bn_freq - global on the 10 pairs
-    both hold (seeds 0, 1) by MixedLM, the two arms of one seed a fold by the t-test of the fold differences, Holm
-    over the three by hand"""
+    both hold (seeds 0, 1) by MixedLM, the two arms of one seed a fold by the t-test of the fold differences; Holm over
+    the three and the verdicts by hand"""
     folders = [RESULTS / 'mel-cpu', RESULTS / 'frontends-cpu']
     t = compare_contrasts(folders, runs=compare_runs(folders, [RESULTS / 'mel-cpu-bn-freq'])).loc['frontends-cpu']
     ref = _raw('mel-cpu', 'mel-cpu-bn-freq').pivot_table(index=['fold', 'seed'], columns='normalization',
                                                          values='final_accuracy')
     new = _raw('frontends-cpu').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     assert set(t.index) == {'channel - global', 'instance - global', 'bn_freq - global'}
-    est, p = {}, {}
+    rows = {}
     for c in t.index:
         a, b = c.split(' - ')
-        d = ((new[a] - new[b]) - (ref[a] - ref[b])).dropna().rename('d').reset_index()
-        assert len(d) == (10 if a == 'bn_freq' else 5) == t.pairs[c]
-        if len(d) == 5:
-            est[c], p[c] = d.d.mean(), st.ttest_1samp(d.d, 0).pvalue
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            fit = smf.mixedlm('d ~ 1', d, groups=d['fold']).fit(reml=True)
-        est[c], se = fit.fe_params['Intercept'], fit.bse_fe['Intercept']
-        p[c] = 2 * st.t(4).sf(abs(est[c] / se))
-    assert t.estimate.to_dict() == pytest.approx(est, abs=1e-6) and t.p.to_dict() == pytest.approx(p, rel=1e-4)
-    assert t.p_holm.to_numpy() == pytest.approx(_holm(np.array([p[c] for c in t.index])), rel=1e-4)
+        rows[c] = _one_by_hand(((new[a] - new[b]) - (ref[a] - ref[b])).dropna())
+        assert rows[c]['pairs'] == (10 if a == 'bn_freq' else 5)
+    _agree(t, _verdicts_by_hand(rows))
+    assert list(t.test) == ['fold t-test' if r['pairs'] == 5 else 'MixedLM' for r in rows.values()]
 
 
 def _shift(df: pd.DataFrame, effects: dict, sd: float = 0.002, seed: int = 0) -> pd.DataFrame:
@@ -363,8 +369,8 @@ def _shift(df: pd.DataFrame, effects: dict, sd: float = 0.002, seed: int = 0) ->
 
 def test_an_interaction_of_two_changes_equals_an_independent_computation():
     """Synthetic 2x2: a change costs global 4 points on one side (first -> second) and nothing on the other (third ->
-    fourth), and costs instance 1 point on both: the interaction on global is ahead, on instance equivalent; estimates
-    and p-values against a MixedLM by formula on (fourth - third) - (second - first), Holm by hand"""
+    fourth), and costs instance 1 point on both: the interaction on global is ahead, on instance equivalent; every
+    number against a MixedLM by formula on (fourth - third) - (second - first), Holm and verdicts by hand"""
     first = _grid({'global': (0.0, 0.002), 'instance': (-0.10, 0.002)}, seeds=2, seed=0)
     second = _shift(first, {'global': -0.04, 'instance': -0.01}, seed=1)
     third = _shift(first, {'global': 0.05, 'instance': 0.05}, seed=2)
@@ -374,18 +380,9 @@ def test_an_interaction_of_two_changes_equals_an_independent_computation():
     assert t.verdict.to_dict() == {'none': 'equivalent within ±0.01', 'global': 'ahead',
                                    'instance': 'equivalent within ±0.01'}
     w = lambda df: df.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-    est, p = {}, {}
-    for n in t.index:
-        d = ((w(fourth)[n] - w(third)[n]) - (w(second)[n] - w(first)[n])).rename('d').reset_index()
-        assert len(d) == 10 == t.pairs[n]
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            fit = smf.mixedlm('d ~ 1', d, groups=d['fold']).fit(reml=True)
-        est[n], se = fit.fe_params['Intercept'], fit.bse_fe['Intercept']
-        p[n] = 2 * st.t(4).sf(abs(est[n] / se))
-    assert est['global'] == pytest.approx(0.04, abs=0.003)
-    assert t.estimate.to_dict() == pytest.approx(est, abs=1e-6) and t.p.to_dict() == pytest.approx(p, rel=1e-4)
-    assert t.p_holm.to_numpy() == pytest.approx(_holm(np.array([p[n] for n in t.index])), rel=1e-4)
+    rows = {n: _one_by_hand((w(fourth)[n] - w(third)[n]) - (w(second)[n] - w(first)[n])) for n in t.index}
+    _agree(t, _verdicts_by_hand(rows))
+    assert rows['global']['estimate'] == pytest.approx(0.04, abs=0.003) and (t.pairs == 10).all()
     gone = compare_interactions(['third', 'fourth'], ['first', 'second'], runs={'third': third, 'fourth': fourth},
                                 minus_runs={'first': first[first.fold > 3], 'second': second[second.fold < 4]})
     assert not len(gone)                                        # no (fold, seed) that all four hold: nothing to test
