@@ -39,7 +39,10 @@ def test_paired_differences_use_matched_seeds():
     assert p.loc['channel - none', 'mean'] == pytest.approx(np.mean([0.1, 0.05, 0.1]))
     assert p.loc['channel - none', 'pairs'] == 3 and p.loc['channel - none', 'wins'] == 3
     assert p.loc['channel - global', 'mean'] == pytest.approx(np.mean([0.05, 0.03, 0.02]))
-    assert 0 < p.loc['global - none', 't_test_p'] < 0.2
+    assert p.loc['global - none', 't_test_p'] == pytest.approx(st.ttest_rel([0.55, 0.62, 0.78], [0.5, 0.6, 0.7]).pvalue)
+    shuffled = paired_differences(df.sample(frac=1, random_state=0).query('not (normalization == "global" and seed == 1)'))
+    assert shuffled.loc['global - none', 'pairs'] == 2                  # matched on the seed, not on the row's place
+    assert shuffled.loc['global - none', 'mean'] == pytest.approx(np.mean([0.05, 0.08]))
 
 
 def test_holm_correction_matches_a_hand_computation():
