@@ -324,6 +324,13 @@ def test_compare_shows_the_folds_side_by_side_in_words_and_a_figure(tmp_path, ca
     import matplotlib.image as mpimg
     img = mpimg.imread(tmp_path / 'f.png')
     assert img.shape[1] > 3 * img.shape[0]                    # 3 normalizations and the contrasts, side by side
+    fig = plot_folds({'cv-bf16': cv, 'blog-bf16': blog})
+    assert [ax.get_title() for ax in fig.axes] == ['none', 'global', 'channel', 'contrasts, one point per fold']
+    fold1 = fig.axes[1].lines                                 # global: each folder's per-fold means, fold 1 by hand
+    assert [ln.get_label() for ln in fold1] == ['cv-bf16', 'blog-bf16'] and len(fold1[0].get_xdata()) == 5
+    assert fold1[1].get_ydata()[0] == pytest.approx(blog[blog.normalization == 'global'].final_accuracy.mean())
+    import matplotlib.pyplot as plt
+    plt.close(fig)
 
 
 def test_quick_grid_in_bf16_is_equivalent_to_fp32_run_by_run():
