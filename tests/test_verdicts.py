@@ -89,6 +89,14 @@ def _by_hand(folder: str | tuple, contrasts: list, margin: float = 0.01, one_mac
     return _verdicts_by_hand(rows, [f"{a} - {b}" for a, b in contrasts], margin)
 
 
+def _needed_by_hand(est: float, sd: float, n: int) -> int:
+    "The fewest units whose two-sided t-test at 0.05 has 80% power (noncentral t), SD at its one-sided 80% upper bound"
+    sd_up = sd * np.sqrt((n - 1) / st.chi2.ppf(0.2, n - 1))
+    power = lambda k: (st.nct.sf(st.t.ppf(0.975, k - 1), k - 1, abs(est) / sd_up * np.sqrt(k))
+                       + st.nct.cdf(-st.t.ppf(0.975, k - 1), k - 1, abs(est) / sd_up * np.sqrt(k)))
+    return next(k for k in range(2, 10_000) if power(k) >= 0.8)
+
+
 def _agree(t: pd.DataFrame, hand: pd.DataFrame):
     "A verdict table's rows equal to those computed by hand: estimate, CI, p, Holm's p, TOST p, verdict"
     assert list(t.index) == list(hand.index)
@@ -126,7 +134,10 @@ def test_cv_global_none_is_unsettled_at_the_fold_level_and_channel_global_behind
     pairs = (pairs['global'] - pairs['none']).dropna()
     assert len(pairs) == 25 and g.t_test_p == pytest.approx(st.ttest_1samp(pairs, 0).pvalue, rel=1e-6)
     assert g.test == 'MixedLM' and g.p == pytest.approx(0.21, abs=0.01) and g.t_test_p < 0.05     # pair level: 0.012
-    assert v.loc['global - none', 'verdict'] == 'unsettled' and 'folds of 5 seeds' in v.loc['global - none', 'needed_for_80%_power']
+    assert v.loc['global - none', 'verdict'] == 'unsettled'
+    hand = _by_hand('cv-bf16', [('global', 'none')]).loc['global - none']
+    k = _needed_by_hand(hand.estimate, np.std(hand.fold_means, ddof=1), 5)
+    assert v.loc['global - none', 'needed_for_80%_power'] == f"{k} folds of 5 seeds"
     c = t.loc['channel - global']
     assert c.fold_t_p == pytest.approx(0.023, abs=1e-3) and (e.loc['channel - global'].filter(like='fold ') < 0).all()
     # significant at the fold level (every fold negative, p 0.023 on 4 df), not after Holm over three contrasts
@@ -144,7 +155,9 @@ def test_mel_cpu_channel_global_is_equivalent_and_frontends_cpu_unsettled():
     fe = folder_verdicts(RESULTS / 'frontends-cpu').loc['channel - global']
     assert fe.verdict == 'unsettled' and fe.test == 'fold t-test' and fe.unit == 'fold'
     assert (fe.ci90_low, fe.ci90_high) == pytest.approx((-0.012, 0.009), abs=5e-4)
-    assert fe['needed_for_80%_power'].endswith('folds (pairs)')
+    hand = _by_hand('frontends-cpu', [('channel', 'global')]).loc['channel - global']
+    k = _needed_by_hand(hand.estimate, np.std(hand.fold_means, ddof=1), hand.pairs)
+    assert fe['needed_for_80%_power'] == f"{k} folds (pairs)"
 
 
 def test_wilcoxon_ranks_differences_at_the_metric_resolution():
@@ -205,10 +218,7 @@ def test_each_verdict_branch_on_synthetic_grids():
     # the number of folds needed: by a noncentral t, 80% power is reached there and not one fold before
     t = fold_aware_table(df, pairs).loc['minmax - none']
     n = units_needed(t.estimate, t.unit_sd, 5)
-    sd_up = t.unit_sd * np.sqrt(4 / st.chi2.ppf(0.2, 4))
-    power = lambda k: (st.nct.sf(st.t.ppf(0.975, k - 1), k - 1, abs(t.estimate) / sd_up * np.sqrt(k))
-                       + st.nct.cdf(-st.t.ppf(0.975, k - 1), k - 1, abs(t.estimate) / sd_up * np.sqrt(k)))
-    assert power(n) >= 0.8 > power(n - 1)
+    assert n == _needed_by_hand(t.estimate, t.unit_sd, 5)
     assert f"{int(n)} folds of 3 seeds" == v.loc['minmax - none', 'needed_for_80%_power']
     # a mean difference of zero in float32 noise (quick-bf16-cpu's channel minus quick-cpu's) has no effect to power:
     # no number of units, not the 2.7e13 pairs it gave
