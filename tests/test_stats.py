@@ -49,15 +49,20 @@ def test_merging_halves_equals_one_pass_and_empty_merges_are_neutral():
     for chunk in x[11:].split(9): b.update(chunk)
     merged = a.merge(b)
     assert merged.n == whole.n and close(merged.mean, whole.mean) and close(merged.var(), whole.var())
-    assert RunningStats((0, 1, 3)).merge(whole).n == whole.n
+    into_empty = RunningStats((0, 1, 3)).merge(whole)
+    assert into_empty.n == whole.n and close(into_empty.mean, whole.mean) and close(into_empty.var(), whole.var())
     assert close(whole.merge(RunningStats((0, 1, 3))).mean, merged.mean)
 
 
 def test_float32_input_accumulates_in_float64():
-    x = torch.full((1000, 10), 1e4, dtype=torch.float32) + torch.arange(10.)
+    "Values near 1e4 with unit spread: float32 sums lose the variance's digits, float64 keeps them to 1e-9"
+    x = 1e4 + torch.randn(1000, 10, generator=torch.Generator().manual_seed(0))
+    assert x.dtype == torch.float32
     s = RunningStats((0,))
     for b in x.split(7): s.update(b)
-    assert s.mean.dtype == torch.float64 and close(s.mean.flatten(), 1e4 + torch.arange(10.).double())
+    var, mean = torch.var_mean(x.double(), 0, correction=0)
+    assert s.mean.dtype == torch.float64
+    assert torch.allclose(s.mean.flatten(), mean, rtol=1e-12) and torch.allclose(s.var().flatten(), var, rtol=1e-9)
 
 
 def test_bad_axes_and_shapes_are_named():
