@@ -29,11 +29,21 @@ def load_exported(path, cpu: bool = True) -> Learner:
     if not path.is_file(): raise ModelLoadError(f"model file {path} does not exist")
     try: learn = load_learner(path, cpu=cpu)
     except Exception as e:
+        held = _held(path)                  # fastai fails on a foreign object before it could be named: name it here
+        if held is not None and not isinstance(held, Learner): raise _foreign(path, held) from e
         raise ModelLoadError(f"cannot load model file {path} (is it a file written by Learner.export?): {e}") from e
-    if not isinstance(learn, Learner):
-        raise ModelLoadError(f"model file {path} holds a {type(learn).__name__}, "
-                             "not a fastai Learner written by Learner.export")
+    if not isinstance(learn, Learner): raise _foreign(path, learn)
     return learn
+
+
+def _held(path: Path):
+    "What a torch file holds, or None when it cannot be read as one"
+    try: return torch.load(path, map_location='cpu', weights_only=False)
+    except Exception: return None
+
+
+def _foreign(path: Path, obj) -> ModelLoadError:
+    return ModelLoadError(f"model file {path} holds a {type(obj).__name__}, not a fastai Learner written by Learner.export")
 
 
 def top_k_table(probs: torch.Tensor, vocab, items, top_k: int = 5) -> pd.DataFrame:
