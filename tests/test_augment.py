@@ -28,13 +28,16 @@ def test_masks_cover_bands_filled_with_each_clips_mean():
     y = SpecMask(freq=0.25, time=0.2)(x, split_idx=0)
     assert isinstance(y, AudioSpectrogram) and y.shape == x.shape
     changed = (y != x)
+    rows = cols = 0
     for a, b, c in zip(x, y, changed):
         assert torch.allclose(b[c], a.mean().expand(int(c.sum())))      # masked values are the clip's own mean
         full_rows = c[0].all(1).nonzero().flatten()                      # a frequency band: whole rows, contiguous, <= 5 bins
         assert len(full_rows) <= 5 and (len(full_rows) < 2 or (full_rows.diff() == 1).all())
         full_cols = c[0].all(0).nonzero().flatten()
         assert len(full_cols) <= 6 and (len(full_cols) < 2 or (full_cols.diff() == 1).all())
-    assert changed.any()
+        assert torch.equal(c[0], c[0].all(1)[:, None] | c[0].all(0)[None, :])   # every changed value lies in a band
+        rows, cols = rows + len(full_rows), cols + len(full_cols)
+    assert rows > 0 and cols > 0                                         # both kinds of mask were drawn
     assert SpecMask()(x, split_idx=1) is x
     set_seed(0)
     assert torch.equal(SpecMask(freq=0.25, time=0.2)(x, split_idx=0), y)   # seeded: the same masks again
@@ -45,7 +48,8 @@ def test_augment_builds_only_what_is_switched_on():
     a = Augment(shift=0.5, freq_mask=0.2)
     wave, spec = augment_tfms(a)
     assert [type(t) for t in wave] == [RandomTimeShift] and [type(t) for t in spec] == [SpecMask]
-    assert spec[0].time == 0 and Augment(**a.as_dict()) == a
+    assert wave[0].max_frac == 0.5 and (spec[0].freq, spec[0].time, spec[0].n) == (0.2, 0, a.masks)
+    assert Augment(**a.as_dict()) == a
 
 
 def _mixup(x: torch.Tensor, seed: int) -> torch.Tensor:

@@ -60,12 +60,17 @@ def test_bf16_autocast_follows_fp32_and_the_wrong_scope_does_not():
 
 
 def test_bf16_autocast_really_computes_in_bf16_on_the_cpu():
-    seen = []
+    seen, during = [], []
     class Peek(Callback):
         def before_fit(self): self.model[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        def after_loss(self): during.append(('loss', torch.is_autocast_enabled('cpu')))
+        def before_backward(self): during.append(('backward', torch.is_autocast_enabled('cpu')))
+        def before_step(self): during.append(('step', torch.is_autocast_enabled('cpu')))
     _train(BF16Autocast(), Peek(), epochs=1)
     assert seen and set(seen) == {torch.bfloat16}                   # the convolution ran in bf16, training and validation
-    assert not torch.is_autocast_enabled('cpu')                     # left after the loss of each batch, and after the fit
+    # left after the loss of each batch: neither the backward pass nor the step runs under autocast, nor the rest
+    assert {w for w, _ in during} == {'loss', 'backward', 'step'} and {w for w, on in during if on} <= {'loss'}
+    assert not torch.is_autocast_enabled('cpu')
 
 
 def test_channels_last_input_converts_model_and_batches():
@@ -94,9 +99,11 @@ def test_native_bf16_reads_the_cpu_flags(tmp_path, monkeypatch, text, native):
     assert native_bf16('cpu') is native and native_bf16() is native
 
 
-def test_native_bf16_without_cpuinfo_is_false(tmp_path):
+def test_native_bf16_without_cpuinfo_is_false(tmp_path, monkeypatch):
+    "A CPU whose flags cannot be read is taken as without bf16; a device that is neither CPU nor CUDA has none"
     assert _cpu_flags.__wrapped__(str(tmp_path / 'absent')) == frozenset()
-    assert native_bf16('meta') is False
+    monkeypatch.setattr('esc50_norm.precision._cpu_flags', lambda: _cpu_flags.__wrapped__(str(tmp_path / 'absent')))
+    assert native_bf16('cpu') is False and native_bf16('meta') is False
 
 
 def _narrow_net():
