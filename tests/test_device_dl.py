@@ -51,6 +51,8 @@ def test_learner_fits_predicts_and_shows_batches(device_dls, tmp_path):
     learn.fit(1, 1e-2)
     preds, targs = learn.get_preds()
     assert preds.shape == (int((df.fold == 1).sum()), len(dls.vocab)) and len(targs) == len(preds)
+    assert [dls.vocab[int(t)] for t in targs] == list(df.label[df.fold == 1])      # fold 1's labels, in its order
+    assert torch.allclose(preds.sum(1), torch.ones(len(preds)), atol=1e-5)        # probabilities
     dls.show_batch(max_n=4)
     plt.savefig(tmp_path / 'b.png'); plt.close('all')
     assert (tmp_path / 'b.png').stat().st_size > 1000
@@ -84,6 +86,9 @@ def test_both_dataloaders_index_the_one_clips_tensor_without_copies(tmp_path):
     x, y = dls.valid.one_batch()
     valid = df.index[df.fold == 1][:4]
     assert torch.equal(x.as_subclass(torch.Tensor), cache.x[cache.index(list(df.file[valid]))])
+    import soundfile as sf                                  # and those clips are the files, read independently
+    files = torch.stack([torch.from_numpy(sf.read(root / 'audio' / f, dtype='float32')[0][:8000]) for f in df.file[valid]])
+    assert x.shape[-1] == 8000 and torch.allclose(x.as_subclass(torch.Tensor).reshape(len(valid), -1), files, atol=1e-6)
     assert [dls.vocab[int(c)] for c in y] == list(df.label[valid])
     with pytest.raises(ValueError, match='3 clips but 2 labels'):
         DeviceDL(clips=cache.x, index=torch.arange(3), labels=torch.arange(2))
