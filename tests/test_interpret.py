@@ -79,13 +79,18 @@ def test_confusion_matrix_most_confused_and_top_losses(learn, monkeypatch):
 
 def test_tta_lr_find_and_get_preds(learn, tmp_path):
     with learn.no_bar(), learn.no_logging():
-        preds, targs = learn.tta(n=2)
+        preds, tta_targs = learn.tta(n=2)
         assert preds.shape == (len(learn.dls.valid.dataset), len(CLASSES))
         probs, targs, decoded = learn.get_preds(with_decoded=True)
+        # no transform of this DataBlock is random: the augmented passes are the plain one, and so is their blend
+        assert torch.allclose(preds, probs, atol=1e-5) and torch.equal(tta_targs, targs)
         assert torch.equal(decoded, probs.argmax(1)) and torch.allclose(probs.sum(1), torch.ones(len(probs)))
         state = {k: v.clone() for k, v in learn.model.state_dict().items()}
         res = learn.lr_find(num_it=5, show_plot=False)
-        assert res.valley > 0 and all(torch.equal(v, learn.model.state_dict()[k]) for k, v in state.items())
+        lrs = learn.recorder.lrs                                    # the sweep it ran: rising from 1e-7, valley among them
+        assert lrs[0] == pytest.approx(1e-7) and all(a < b for a, b in zip(lrs, lrs[1:]))
+        assert min(lrs) <= res.valley <= max(lrs)
+        assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in state.items())   # the weights restored
     plt.close('all')
 
 

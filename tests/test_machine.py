@@ -4,6 +4,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -56,13 +57,15 @@ def test_a_bf16_folder_on_a_cpu_without_native_bf16_is_refused_with_the_flags_an
                                                                                               monkeypatch):
     out = _bf16_folder(fake_root, tmp_path / 'res')
     monkeypatch.setattr('esc50_norm.precision._cpu_flags', lambda: AVX2_ONLY)
+    timed = []                                          # the cost is timed on the recipe's input (test_precision times it)
+    monkeypatch.setattr('esc50_norm.precision.bf16_cost', lambda shape: timed.append(shape) or 2.34)
     ds = get_dataset(data=fake_root, full=False)
     with pytest.raises(ValueError) as e: Study(tiny(), out, dataset=ds, device='cpu').prepare()
     msg = str(e.value)
     assert "its runs are in bf16 + channels-last, this study's would be in fp32. This CPU has no native bf16 (neither " \
            "avx512_bf16 nor amx_bf16 among its flags): --bf16 --channels-last resumes the folder as recorded" in msg
-    ratio = re.search(r"input \(1x16x41, batches of 8\) takes (\d+\.\d)x as long as in fp32 \(3 steps of each", msg)
-    assert ratio and float(ratio.group(1)) > 0, msg
+    assert "input (1x16x41, batches of 8) takes 2.3x as long as in fp32 (3 steps of each" in msg, msg
+    assert timed == [(8, 1, 16, 41)]
     Study(tiny(bf16=True, channels_last=True), out, dataset=ds, device='cpu').prepare()   # the flags named resume it
 
 
@@ -82,3 +85,18 @@ def test_an_fp32_folder_on_a_bf16_cpu_is_refused_with_fp32_and_no_timing(fake_ro
 def test_bf16_cost_refuses_a_shape_that_is_not_a_batch_of_images():
     with pytest.raises(ValueError, match=r"shape must be \(batch, channels, height, width\), got \(16, 157\)"):
         bf16_cost((16, 157))
+
+
+def test_bf16_cost_times_both_precisions_and_gives_their_ratio(monkeypatch):
+    "bf16's step time over fp32's, each on the batch in its own layout (a fake timer: 3 s against 1 s); and a real one"
+    import esc50_norm.precision as prec
+    seen = []
+    def fake(model, x, bf16, steps):
+        seen.append((bf16, x.is_contiguous(memory_format=torch.channels_last), tuple(x.shape), steps))
+        return 3.0 if bf16 else 1.0
+    monkeypatch.setattr(prec, '_step_seconds', fake)
+    assert bf16_cost((2, 3, 16, 41), n_out=4, steps=2) == 3.0
+    assert seen == [(False, False, (2, 3, 16, 41), 2), (True, True, (2, 3, 16, 41), 2)]
+    monkeypatch.undo()
+    real = bf16_cost((2, 1, 16, 41), n_out=4, steps=1)
+    assert np.isfinite(real) and real > 0
