@@ -128,6 +128,14 @@ def test_stratified_folds_by_hand():
     folds = stratified_folds(labels, 2, seed=0, files=['q', 'p', 'z', 'x', 'y'])
     assert sorted(folds[2:]) == [1, 1, 2] and sorted(folds[:2]) == [1, 2]      # a: slots 0-2 -> 1,2,1; b: slots 3-4 -> 2,1
     assert (stratified_folds(labels, 2, 0, ['q', 'p', 'z', 'x', 'y']) == folds).all()
+    # each class goes on where the previous one stopped: a fills slots 0-2 (1, 2, 1), so b's one clip is fold 2
+    went_on = stratified_folds(['a'] * 3 + ['b'], 2, seed=0)
+    assert sorted(went_on[:3]) == [1, 1, 2] and went_on[3] == 2
+    # the folds follow the files, not the rows' order: the same file -> fold for the rows shuffled
+    files = ['q', 'p', 'z', 'x', 'y']
+    perm = [3, 0, 4, 2, 1]
+    shuffled = stratified_folds([labels[i] for i in perm], 2, 0, [files[i] for i in perm])
+    assert dict(zip([files[i] for i in perm], shuffled)) == dict(zip(files, folds))
 
 
 def test_fewer_clips_than_folds_is_named(made):
