@@ -20,11 +20,12 @@ def _matched(ref: pd.DataFrame, new: pd.DataFrame, metric: str = METRIC) -> pd.D
     return (wide['new'] - wide['ref']) if {'new', 'ref'} <= set(wide) else pd.Series(dtype=float)
 
 
-def _per_normalization(runs: dict) -> dict:
-    "(later folder, normalization) -> its runs' differences to the first folder's, indexed by fold and seed"
+def _per_normalization(runs: dict, minus: pd.Series | None = None) -> dict:
+    """(later folder, normalization) -> its runs' differences to the first folder's, indexed by fold and seed; less
+    `minus` (another pair's differences, `_matched`) where given, on the runs both hold"""
     ref, out = next(iter(runs.values())), {}
     for name, df in list(runs.items())[1:]:
-        d = _matched(ref, df)
+        d = _matched(ref, df) if minus is None else (_matched(ref, df) - minus).dropna()
         present = set(d.index.get_level_values(0)) if len(d) else set()
         out.update({(name, n): d.loc[n] for n in NORMALIZATIONS if n in present})
     return out
@@ -111,18 +112,13 @@ def compare_contrasts(folders, margin: float = VERDICT_MARGIN, runs: dict | None
     return add_verdicts(fold_aware_tests(contrast_changes(runs or folder_runs(folders)), ['folder', 'contrast']), margin)
 
 
-def interactions(runs: dict, minus: dict, metric: str = METRIC) -> dict:
+def interactions(runs: dict, minus: dict) -> dict:
     """(later folder, normalization) -> `(later - first) - (second - first of minus)`: how each later folder's difference
     to the first departs from another pair's difference (an interaction of two changes), run by run on (fold, seed)
     where all four folders hold the run; `runs`, `minus`: folder -> runs, `minus` two folders"""
     (_, r0), (_, f0) = minus.items()
-    other, ref = _matched(r0, f0, metric), next(iter(runs.values()))
-    out = {}
-    for name, df in list(runs.items())[1:]:
-        d = (_matched(ref, df, metric) - other).dropna() if len(other) else pd.Series(dtype=float)
-        present = set(d.index.get_level_values(0)) if len(d) else set()
-        out.update({(name, n): d.loc[n] for n in NORMALIZATIONS if n in present})
-    return out
+    other = _matched(r0, f0)
+    return _per_normalization(runs, other) if len(other) else {}
 
 
 def compare_interactions(folders, minus, margin: float = VERDICT_MARGIN, runs: dict | None = None,
