@@ -105,7 +105,8 @@ def _agree(t: pd.DataFrame, hand: pd.DataFrame):
     assert list(t.verdict) == list(hand.verdict) and list(t.pairs) == list(hand.pairs)
 
 
-@pytest.mark.parametrize('folder', ['cv-bf16', 'mel-cpu', 'frontends-cpu', 'mel-aug-cpu', ('mel-cpu', 'mel-cpu-instance-global'),
+@pytest.mark.parametrize('folder', ['cv-bf16', 'mel-cpu', 'frontends-cpu', 'mel-aug-cpu', 'mel-aug60-cpu',
+                                    ('mel-cpu', 'mel-cpu-instance-global'),
                                     ('mel-cpu', 'mel-cpu-bn-freq')])
 def test_fold_aware_statistics_equal_an_independent_computation(folder):
     "Each folder's statistics, and mel-cpu's pooled with each arm run apart (eleven and nine contrasts, Holm over them)"
@@ -352,6 +353,23 @@ def test_how_a_contrast_changes_between_folders_equals_an_independent_computatio
         assert rows[c]['pairs'] == 10                                   # 5 folds x 2 seeds in both folders
     _agree(t, _verdicts_by_hand(rows))
     assert (t.test == 'MixedLM').all()
+
+
+@pytest.mark.parametrize('first,later', [('mel-aug-cpu', 'mel-aug60-cpu'), ('mel-aug60-cpu', 'frontends-cpu')])
+def test_the_declared_verdicts_of_the_schedule_split_in_two_equal_an_independent_computation(first, later):
+    """docs/results.md declares mel-aug60-cpu's verdicts: epochs alone (against mel-aug-cpu) and learning rate alone
+    (frontends-cpu against it): global and instance, Holm over the two; instance - global, one test. By hand from the
+    raw files: the pairs of each (fold, seed) both folders hold, MixedLM or fold t-test, Holm and verdicts"""
+    runs = {f: read_results(RESULTS / f) for f in (first, later)}
+    v, c = (fn([first, later], runs=runs).loc[later] for fn in (compare_verdicts, compare_contrasts))
+    w = {f: _raw(f).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+         for f in (first, later)}
+    per = {n: _one_by_hand((w[later][n] - w[first][n]).dropna()) for n in ('global', 'instance')}
+    gap = lambda f: w[f]['instance'] - w[f]['global']
+    _agree(v, _verdicts_by_hand(per))
+    _agree(c, _verdicts_by_hand({'instance - global': _one_by_hand((gap(later) - gap(first)).dropna())}))
+    assert {n: r['pairs'] for n, r in per.items()} == ({'global': 10, 'instance': 10} if later == 'mel-aug60-cpu'
+                                                       else {'global': 10, 'instance': 5})   # frontends-cpu: seed 0 of instance
 
 
 def test_how_a_contrast_changes_against_a_pooled_reference_equals_an_independent_computation():
