@@ -118,7 +118,7 @@ def interactions(runs: dict, minus: dict) -> dict:
     where all four folders hold the run; `runs`, `minus`: folder -> runs, `minus` two folders"""
     (_, r0), (_, f0) = minus.items()
     other = _matched(r0, f0)
-    return _per_normalization(runs, other) if len(other) else {}
+    return _per_normalization(runs, other) if len(other) else {}     # an empty pair has no (fold, seed) index to align
 
 
 def compare_interactions(folders, minus, margin: float = VERDICT_MARGIN, runs: dict | None = None,
