@@ -5,7 +5,8 @@ table must have exactly that verdict (`results/FOLDER/with-OTHER.md#verdicts`: o
 report results/FOLDER --with results/OTHER`); or, across two folders, `[F − R on NORM: VERDICT](results/F/against-R.md#verdicts)`:
 the verdict of F minus R for normalization NORM in their comparison (`esc50-norm compare results/R results/F`), and
 `[F − R on a − b: VERDICT](results/F/against-R.md#how-the-contrasts-change)`: the verdict there on how contrast
-`a - b` changes from R to F; and `[(F − R) − (F2 − R2) on NORM: VERDICT](results/F/against-R.md#interaction)`: the
+`a - b` changes from R to F (F or R may be `X+P`: X's runs pooled with P's, `compare --with`, the file lying
+with X or P); and `[(F − R) − (F2 − R2) on NORM: VERDICT](results/F/against-R.md#interaction)`: the
 verdict on that interaction (`esc50-norm compare results/R results/F --minus results/R2 results/F2`).
 A claim linking to a report's `#pairs-made-on-one-machine` is checked against the verdict on the pairs made on one
 recorded machine. A sentence that calls a tie needs a claim of equivalence; one that calls a win or
@@ -27,7 +28,7 @@ from esc50_norm.study.report import (compare_contrasts, compare_interactions, co
 ROOT = Path(__file__).resolve().parents[1]
 CLAIM = re.compile(r"\[([\w]+) − ([\w]+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
                    r"\((?:\.\./)?results/([\w.-]+)/(?:report|with-([\w.-]+))\.md#(verdicts|pairs-made-on-one-machine)\)")
-COMPARED = re.compile(r"\[([\w.-]+) − ([\w.+-]+) on (\w+(?: − \w+)?): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
+COMPARED = re.compile(r"\[([\w.+-]+) − ([\w.+-]+) on (\w+(?: − \w+)?): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
                       r"\((?:\.\./)?results/([\w.-]+)/against-([\w.+-]+)\.md#(verdicts|how-the-contrasts-change)\)")
 INTERACTION = re.compile(r"\[\(([\w.-]+) − ([\w.-]+)\) − \(([\w.-]+) − ([\w.-]+)\) on (\w+): "
                          r"(ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
@@ -54,9 +55,9 @@ def verdicts(folder: str, pooled_with: str = '', section: str = 'verdicts') -> d
 @lru_cache(maxsize=None)
 def _compared(folder: str, reference: str, section: str = 'verdicts') -> dict:
     "Per normalization, (verdict, estimate) of `folder - reference`; or per contrast, of how it changes between them"
-    first, *pool = [ROOT / 'results' / r for r in reference.split('+')]    # R+P: R's runs pooled with P's (`--with`)
-    paths = [first, ROOT / 'results' / folder]
-    runs = compare_runs(paths, pool)
+    (first, *pool), (later, *more) = ([ROOT / 'results' / r for r in f.split('+')] for f in (reference, folder))
+    paths = [first, later]                              # R+P: R's runs pooled with P's (`--with`), on either side
+    runs = compare_runs(paths, [*pool, *more])
     t = compare_verdicts(paths, runs=runs) if section == 'verdicts' else compare_contrasts(paths, runs=runs)
     return {n.replace(' - ', ' − '): (v, e) for (_, n), v, e in zip(t.index, t.verdict, _estimates(t))}
 
@@ -88,7 +89,7 @@ def estimate(m: re.Match) -> dict:
         return verdicts(folder, pooled_with or '', section).get(f"{a} − {b}", (0, 0, none))[2]
     if m.re is COMPARED:
         a, b, what, _, folder, ref, section = m.groups()
-        return _compared(folder, ref, section).get(what, (0, none))[1]
+        return _compared(a, ref, section).get(what, (0, none))[1]
     a, b, c, d, norm = m.groups()[:5]
     return _interacted(a, b, c, d).get(norm, (0, none))[1]
 
@@ -159,8 +160,9 @@ def check(text: str) -> list:
             elif said != computed[0]: bad.append(f"{folder} {a} − {b} is {computed[0]!r}, the text says {said!r}: {s!r}")
         across = COMPARED.findall(s)
         for a, b, norm, said, folder, ref, section in across:
-            computed = compared(folder, ref, section).get(norm, 'absent')
-            if (a, b) != (folder, ref): bad.append(f"the claim {a} − {b} links to {folder}/against-{ref}.md: {s!r}")
+            computed = compared(a, ref, section).get(norm, 'absent')      # F+P: its file lies in F's or P's folder
+            if folder not in a.split('+') or b != ref:
+                bad.append(f"the claim {a} − {b} links to {folder}/against-{ref}.md: {s!r}")
             elif said != computed: bad.append(f"{a} − {b} on {norm} is {computed!r}, the text says {said!r}: {s!r}")
         crossed = INTERACTION.findall(s)
         for a, b, c, d, norm, said, folder, ref in crossed:
@@ -294,6 +296,20 @@ def test_a_claim_against_a_pooled_reference_is_checked_against_the_pooled_compar
     assert check(ok.format(right)) == [] and "the text says" in check(ok.format(wrong))[0]
     alone = ok.replace('mel-cpu+mel-cpu-bn-freq', 'mel-cpu').format(right)
     assert "is 'absent'" in check(alone)[0]
+
+
+def test_a_claim_on_a_pooled_folder_is_checked_against_its_comparison_and_lies_with_one_of_its_folders():
+    """F+P − R: the later folder pooled with its arms run apart (here mel-cpu with bn_freq, against mel-aug-cpu); the
+    file may lie in F's folder or P's, not in another; the verdict is the pooled comparison's"""
+    ok = ('[mel-cpu+mel-cpu-bn-freq − mel-aug-cpu on global: {}]'
+          '(results/mel-cpu-bn-freq/against-mel-aug-cpu.md#verdicts).')
+    right = compared('mel-cpu+mel-cpu-bn-freq', 'mel-aug-cpu')
+    assert set(right) == {'global', 'instance'} and right['global'] == compared('mel-cpu', 'mel-aug-cpu')['global']
+    wrong = next(v for v in ('ahead', 'behind', 'unsettled') if v != right['global'])
+    assert check(ok.format(right['global'])) == [] and "the text says" in check(ok.format(wrong))[0]
+    assert check(ok.replace('results/mel-cpu-bn-freq/', 'results/mel-cpu/').format(right['global'])) == []
+    assert "links to linear-cpu/against-mel-aug-cpu.md" in check(
+        ok.replace('results/mel-cpu-bn-freq/', 'results/linear-cpu/').format(right['global']))[0]
 
 
 def test_a_claim_on_an_interaction_is_checked_against_that_verdict():

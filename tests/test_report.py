@@ -12,7 +12,8 @@ from scipy import stats as st
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.presets import get_preset
 from esc50_norm.study.report import (compare_equivalence, compare_folders, compare_report, contrasts, equivalence,
-                                     fold_contrasts, fold_means, fold_table, missing_runs, paired_differences, plot_folds, plot_paired, study_time, summary_table, write_report)
+                                     fold_contrasts, fold_means, fold_table, missing_runs, paired_differences, plot_folds, plot_paired, study_time, summary_table, write_report,
+                                     compare_runs, compare_verdicts, pooled_runs)
 from esc50_norm.study.runs import read_preset, read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -266,6 +267,24 @@ def test_compare_pools_the_reference_with_its_arms_run_apart_and_refuses_another
     err = capsys.readouterr().err
     assert 'linear-cpu' in err and 'only folders of one recipe and one dataset pool into one grid' in err
 
+
+
+def test_compare_pools_each_folder_into_the_compared_folder_of_its_recipe(capsys):
+    """--with pools a folder into the first compared folder of its recipe, the reference or a later one: with the
+    reference the other way round, pooling mel-cpu-bn-freq into mel-cpu as a later folder negates every estimate; two
+    pools find two homes; one of no compared recipe is refused, naming it and the folders it was checked against"""
+    ref, later, bn = RESULTS / 'mel-cpu', RESULTS / 'mel-aug-cpu', RESULTS / 'mel-cpu-bn-freq'
+    runs = compare_runs([later, ref], [bn])
+    assert list(runs) == ['mel-aug-cpu', 'mel-cpu+mel-cpu-bn-freq']
+    assert runs['mel-cpu+mel-cpu-bn-freq'].equals(pooled_runs([ref, bn])[0])
+    back, forth = (compare_verdicts(f, runs=r).droplevel('folder') for f, r in
+                   (([later, ref], runs), ([ref, later], compare_runs([ref, later], [bn]))))
+    assert list(back.index) == list(forth.index) == ['global', 'instance']
+    assert back.estimate.to_numpy() == pytest.approx(-forth.estimate.to_numpy())
+    assert list(compare_runs([ref, RESULTS / 'ablation-bf16'], [bn, RESULTS / 'cv-bf16'])) == [
+        'mel-cpu+mel-cpu-bn-freq', 'ablation-bf16+cv-bf16']
+    with pytest.raises(ValueError, match=r"linear-cpu holds the recipe and dataset of none of .*mel-cpu, .*mel-aug-cpu"):
+        compare_runs([ref, later], [RESULTS / 'linear-cpu'])
 
 def test_compare_minus_tests_an_interaction_and_refuses_one_folder_twice(tmp_path, capsys):
     """--minus R2 F2 adds the verdicts on (F - R) - (F2 - R2) on the runs all four hold, and names the pair in the

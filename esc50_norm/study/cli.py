@@ -98,14 +98,15 @@ def cmd_report(a):
 
 def cmd_compare(a):
     from ..atomic import write_atomic
-    from .report import compare_report, compare_runs, plot_folds
+    from .report import compare_report, compare_runs, plot_folds, pool_homes
     folders, minus = [a.reference, *a.results], a.minus or []
     if len({Path(f).resolve() for f in minus}) == 1:
         raise ValueError(f"--minus takes two different folders, a reference and a folder; got {minus[0]} twice")
-    runs = compare_runs(folders, a.pool)                # with a pool: one recipe, one dataset, checked before any work
+    homes = pool_homes(folders, a.pool)                 # each pool into its recipe's folder, checked before any work
+    runs = compare_runs(folders, a.pool)
     text = compare_report(folders, runs, minus=minus)
     print(text)
-    named = [' + '.join(map(str, [a.reference, *a.pool])), *map(str, a.results)]
+    named = [' + '.join(map(str, [f, *extra])) for f, extra in homes]
     than = f", minus {minus[1]} - {minus[0]}" if minus else ''
     if a.out: write_atomic(Path(a.out), f"# Comparison of {', '.join(named)}{than}\n\n{text}")
     if a.figure: plot_folds(runs, a.figure)
@@ -266,8 +267,8 @@ def _add_compare(sub):
     c.add_argument('reference', help="the results folder to compare with, e.g. the committed results/quick-cpu")
     c.add_argument('results', nargs='+', help="the other results folders")
     c.add_argument('--with', dest='pool', action='append', default=[], metavar='FOLDER',
-                   help="pool this folder's runs of the reference's recipe with the reference's (arms run apart), "
-                        "as in `report --with`; may be repeated")
+                   help="pool this folder's runs (arms run apart) with those of the first compared folder of its "
+                        "recipe, the reference or another, as in `report --with`; may be repeated")
     c.add_argument('--minus', nargs=2, metavar=('REFERENCE2', 'FOLDER2'),
                    help="also test each folder's difference to the reference against FOLDER2's to REFERENCE2, run by "
                         "run (an interaction: does one change have the effect it has elsewhere?)")

@@ -6,13 +6,13 @@ import pandas as pd
 
 from ...atomic import write_atomic
 from ..runs import read_preset
-from .folders import _labels, folder_runs, machine_of
+from .folders import _labels, folder_runs, machine_of, read_folder
 from .markdown import _data_line, _differences_of_setup, _md, _one_machine_section, _recipe_line, _verdict_section
 from .statistics import (METRIC, _ordered, fold_aware_table, fold_effects, fold_span, fold_table, summary_table,
                          what_else_changes)
 from .verdicts import VERDICT_MARGIN, add_verdicts, verdict_table
 
-__all__ = ['check_poolable', 'pooled_runs', 'compare_runs', 'pooled_verdicts', 'pooled_report', 'write_pooled_report']
+__all__ = ['check_poolable', 'pooled_runs', 'pool_homes', 'compare_runs', 'pooled_verdicts', 'pooled_report', 'write_pooled_report']
 
 
 def check_poolable(folders) -> None:
@@ -49,13 +49,26 @@ def pooled_runs(folders, runs: dict | None = None, metric: str = METRIC) -> tupl
     return pd.concat(parts, ignore_index=True), repeats
 
 
+def pool_homes(folders, pool) -> list:
+    """`(folder, [pool folders])` for each of `folders`: each folder of `pool` pools into the first of `folders` that
+    holds its recipe and dataset (`check_poolable`), else a `ValueError` naming it, before any run is read"""
+    homes = [(f, []) for f in folders]
+    for p in pool:
+        home = next((extra for f, extra in homes if not _differences_of_setup([f, p])), None)
+        if home is None:
+            raise ValueError(f"{p} holds the recipe and dataset of none of {', '.join(map(str, folders))} "
+                             f"({'; '.join(_differences_of_setup([folders[0], p]))}): only folders of one recipe and "
+                             "one dataset pool into one grid; `esc50-norm compare` sets unlike folders side by side")
+        home.append(p)
+    return homes
+
+
 def compare_runs(folders, pool=()) -> dict:
-    """`folder_runs(folders)`, but with the first folder's runs pooled with `pool`'s (one recipe: `check_poolable`)
-    under the label `first+pool…`: a reference whose arms were run apart, for `compare`"""
+    """`folder_runs(folders)`, but with each folder of `pool` pooled into the first of `folders` of its recipe
+    (`pool_homes`), under the label `folder+pool…`: folders whose arms were run apart, for `compare`"""
     if not pool: return folder_runs(folders)
-    first, *rest = folders                              # pooled_runs checks the pool before reading any run
-    label = '+'.join(Path(f).name for f in (first, *pool))
-    return {label: pooled_runs([first, *pool])[0], **folder_runs(rest)}
+    return {'+'.join([label, *(Path(x).name for x in extra)]): pooled_runs([f, *extra])[0] if extra else read_folder(f)[1]
+            for (f, extra), label in zip(pool_homes(folders, pool), _labels(folders))}
 
 
 def pooled_verdicts(folders, margin: float = VERDICT_MARGIN) -> pd.DataFrame:
