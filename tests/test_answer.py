@@ -80,6 +80,11 @@ def interacted(folder: str, reference: str, folder2: str, reference2: str) -> di
     return {n: v for n, (v, _) in _interacted(folder, reference, folder2, reference2).items()}
 
 
+def _lies_with(a: str, b: str, folder: str, ref: str) -> bool:
+    "Whether the claim `a − b` links to its own comparison: `folder/against-b.md`, folder one of `a`'s (F+P: F or P)"
+    return folder in a.split('+') and b == ref
+
+
 def estimate(m: re.Match) -> dict:
     """The estimate, 90% CI and p-values behind a claim (a match of CLAIM, COMPARED or INTERACTION) as its report
     computes them (`NUMBERS`); NaN where none is"""
@@ -89,7 +94,7 @@ def estimate(m: re.Match) -> dict:
         return verdicts(folder, pooled_with or '', section).get(f"{a} − {b}", (0, 0, none))[2]
     if m.re is COMPARED:
         a, b, what, _, folder, ref, section = m.groups()
-        return _compared(a, ref, section).get(what, (0, none))[1]
+        return _compared(a, ref, section).get(what, (0, none))[1] if _lies_with(a, b, folder, ref) else none
     a, b, c, d, norm = m.groups()[:5]
     return _interacted(a, b, c, d).get(norm, (0, none))[1]
 
@@ -160,10 +165,10 @@ def check(text: str) -> list:
             elif said != computed[0]: bad.append(f"{folder} {a} − {b} is {computed[0]!r}, the text says {said!r}: {s!r}")
         across = COMPARED.findall(s)
         for a, b, norm, said, folder, ref, section in across:
-            computed = compared(a, ref, section).get(norm, 'absent')      # F+P: its file lies in F's or P's folder
-            if folder not in a.split('+') or b != ref:
+            if not _lies_with(a, b, folder, ref):
                 bad.append(f"the claim {a} − {b} links to {folder}/against-{ref}.md: {s!r}")
-            elif said != computed: bad.append(f"{a} − {b} on {norm} is {computed!r}, the text says {said!r}: {s!r}")
+            elif said != (computed := compared(a, ref, section).get(norm, 'absent')):
+                bad.append(f"{a} − {b} on {norm} is {computed!r}, the text says {said!r}: {s!r}")
         crossed = INTERACTION.findall(s)
         for a, b, c, d, norm, said, folder, ref in crossed:
             computed = interacted(a, b, c, d).get(norm, 'absent')
@@ -255,18 +260,20 @@ def test_a_claim_on_pooled_folders_is_checked_against_the_pooled_verdicts():
 
 @pytest.mark.parametrize('path', sorted((ROOT / 'results').glob('*/against-*.md')), ids=lambda p: p.parent.name)
 def test_committed_comparisons_are_what_compare_writes_now(path, monkeypatch):
-    "results/F/against-R.md is `esc50-norm compare results/R results/F --out ...` (R+P: `... --with results/P`)"
+    """results/F/against-R.md is `esc50-norm compare results/R results/F --out ...`, as its title names the folders
+    (R + P: `--with results/P`, on either side, the file lying with F or its pool; `--minus R2 F2`: ", minus F2 - R2")"""
     monkeypatch.chdir(ROOT)
-    first, *pool = [Path('results') / r for r in path.stem[len('against-'):].split('+')]
-    folders = [first, Path('results') / path.parent.name]
-    title = path.read_text().split('\n', 1)[0]             # `--minus R2 F2` is named there: ", minus F2 - R2"
-    minus = [Path(m[2]), Path(m[1])] if (m := re.search(r", minus (\S+) - (\S+)$", title)) else []
+    title = path.read_text().split('\n', 1)[0]
+    m = re.fullmatch(r"# Comparison of (.+?)(?:, minus (\S+) - (\S+))?", title)
+    sides = [[Path(f) for f in side.split(' + ')] for side in m[1].split(', ')]
+    (first, *pool), (later, *more) = sides
+    assert len(sides) == 2 and path.parent.name in [f.name for f in (later, *more)]
+    assert path.stem == 'against-' + '+'.join(f.name for f in (first, *pool))
+    folders, minus = [first, later], [Path(m[3]), Path(m[2])] if m[2] else []
     with warnings.catch_warnings():             # 'comparing unlike results': the point of most comparisons
         warnings.simplefilter('ignore')
-        text = compare_report(folders, compare_runs(folders, pool), minus=minus)
-    named = [' + '.join(map(str, [first, *pool])), str(folders[1])]
-    than = f", minus {minus[1]} - {minus[0]}" if minus else ''
-    assert path.read_text() == f"# Comparison of {', '.join(named)}{than}\n\n{text}"
+        text = compare_report(folders, compare_runs(folders, [*pool, *more]), minus=minus)
+    assert path.read_text() == f"{title}\n\n{text}"
 
 
 def test_a_claim_across_folders_is_checked_against_their_comparison():

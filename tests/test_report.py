@@ -11,9 +11,10 @@ from scipy import stats as st
 
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.presets import get_preset
-from esc50_norm.study.report import (compare_equivalence, compare_folders, compare_report, contrasts, equivalence,
-                                     fold_contrasts, fold_means, fold_table, missing_runs, paired_differences, plot_folds, plot_paired, study_time, summary_table, write_report,
-                                     compare_runs, compare_verdicts, pooled_runs)
+from esc50_norm.study.report import (compare_equivalence, compare_folders, compare_report, compare_runs, compare_verdicts,
+                                     contrasts, equivalence, fold_contrasts, fold_means, fold_table, missing_runs,
+                                     paired_differences, plot_folds, plot_paired, pooled_runs, study_time, summary_table,
+                                     write_report)
 from esc50_norm.study.runs import read_preset, read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -132,7 +133,7 @@ def test_a_grid_without_contrasts_says_how_to_pool_it_and_draws_no_empty_plot(tm
                                       ('quick-esc10-cpu', 45), ('quick16-esc10-cpu', 30),
                                       ('quick-bf16-cpu', 9), ('mel-cpu', 60), ('frontends-cpu', None), ('linear-cpu', 40),
                                       ('linear-cpu-epyc', 40), ('mel-cpu-instance-global', 10),
-                                      ('mel-cpu-bn-freq', 10), ('mel-aug-cpu', 20), ('mel-aug60-cpu', 20),
+                                      ('mel-cpu-bn-freq', 10), ('mel-aug-cpu', 20), ('mel-aug60-cpu', 20), ('mel-aug-cpu-bn-freq', 10),
                                       ('mel60-cpu', 20)])
 def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_path):
     "The committed report.md of each results folder is regenerated from its run files, unchanged"

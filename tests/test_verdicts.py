@@ -107,7 +107,7 @@ def _agree(t: pd.DataFrame, hand: pd.DataFrame):
 
 @pytest.mark.parametrize('folder', ['cv-bf16', 'mel-cpu', 'frontends-cpu', 'mel-aug-cpu', 'mel-aug60-cpu', 'mel60-cpu',
                                     ('mel-cpu', 'mel-cpu-instance-global'),
-                                    ('mel-cpu', 'mel-cpu-bn-freq')])
+                                    ('mel-cpu', 'mel-cpu-bn-freq'), ('mel-aug-cpu', 'mel-aug-cpu-bn-freq')])
 def test_fold_aware_statistics_equal_an_independent_computation(folder):
     "Each folder's statistics, and mel-cpu's pooled with each arm run apart (eleven and nine contrasts, Holm over them)"
     df = read_results(RESULTS / folder) if isinstance(folder, str) else pooled_runs([RESULTS / f for f in folder])[0]
@@ -338,7 +338,6 @@ def test_the_declared_power_of_the_augmentation_by_epochs_interaction_is_what_th
     assert said in text and f"merely vanishes at 60 epochs (+{-d.mean() * 100:.1f}), the power is about {power:.1f}," in text
 
 
-
 def test_the_declared_power_of_input_batchnorm_under_augmentation_is_what_the_run_files_give():
     """docs/results.md plans mel-aug-cpu-bn-freq's test from the fold means of how bn_freq - global changes from mel-cpu
     (pooled with mel-cpu-bn-freq) to frontends-cpu, pair by pair"""
@@ -355,6 +354,7 @@ def test_the_declared_power_of_input_batchnorm_under_augmentation_is_what_the_ru
             f"folds (statsmodels `TTestPower`, two-sided at 0.05); if augmentation alone carries the whole "
             f"+{d.mean() * 100:.1f}, the power is about {power:.2f}.")
     assert len(d) == 10 and said in text
+
 
 @pytest.mark.parametrize('later,shared', [('linear-cpu', {'wave - none', 'global - wave', 'channel - wave', 'channel - global'}),
                                           ('mel-aug-cpu', {'instance - global'})])
@@ -400,7 +400,6 @@ def test_the_declared_verdicts_of_one_change_equal_an_independent_computation(fi
         assert said in ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
 
 
-
 def test_the_declared_interaction_of_augmentation_and_epochs_equals_an_independent_computation():
     """docs/results.md declares mel60-cpu's interaction: augmentation's effect at 60 epochs (mel-aug60-cpu - mel60-cpu)
     minus its effect at 20 (mel-aug-cpu - mel-cpu), on global and instance, Holm over the two; by hand from the raw
@@ -416,21 +415,23 @@ def test_the_declared_interaction_of_augmentation_and_epochs_equals_an_independe
     _agree(t, _verdicts_by_hand(rows))
     assert (t.pairs == 10).all()
 
-def test_how_a_contrast_changes_against_a_pooled_reference_equals_an_independent_computation():
-    """frontends-cpu against mel-cpu pooled with mel-cpu-bn-freq (bn_freq run apart): bn_freq - global on the 10 pairs
-    both hold (seeds 0, 1) by MixedLM, the two arms of one seed a fold by the t-test of the fold differences; Holm over
-    the three and the verdicts by hand"""
-    folders = [RESULTS / 'mel-cpu', RESULTS / 'frontends-cpu']
-    t = compare_contrasts(folders, runs=compare_runs(folders, [RESULTS / 'mel-cpu-bn-freq'])).loc['frontends-cpu']
-    ref = _raw('mel-cpu', 'mel-cpu-bn-freq').pivot_table(index=['fold', 'seed'], columns='normalization',
-                                                         values='final_accuracy')
-    new = _raw('frontends-cpu').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-    assert set(t.index) == {'channel - global', 'instance - global', 'bn_freq - global'}
+
+@pytest.mark.parametrize('later,pool', [(('frontends-cpu',), ['mel-cpu-bn-freq']),
+                                        (('mel-aug-cpu', 'mel-aug-cpu-bn-freq'), ['mel-cpu-bn-freq', 'mel-aug-cpu-bn-freq'])])
+def test_how_a_contrast_changes_against_a_pooled_reference_equals_an_independent_computation(later, pool):
+    """Against mel-cpu pooled with mel-cpu-bn-freq (bn_freq run apart): frontends-cpu, and mel-aug-cpu pooled with
+    mel-aug-cpu-bn-freq (declared before its runs). Each contrast both hold, pair by pair: MixedLM on 10 pairs (seeds
+    0, 1), the t-test of the fold differences on one seed a fold; Holm over the contrasts and the verdicts by hand"""
+    folders = [RESULTS / 'mel-cpu', RESULTS / later[0]]
+    t = compare_contrasts(folders, runs=compare_runs(folders, [RESULTS / f for f in pool])).loc['+'.join(later)]
+    ref, new = (_raw(*f).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+                for f in (('mel-cpu', 'mel-cpu-bn-freq'), later))
+    assert set(t.index) == {'instance - global', 'bn_freq - global', *(['channel - global'] if len(later) == 1 else [])}
     rows = {}
     for c in t.index:
         a, b = c.split(' - ')
         rows[c] = _one_by_hand(((new[a] - new[b]) - (ref[a] - ref[b])).dropna())
-        assert rows[c]['pairs'] == (10 if a == 'bn_freq' else 5)
+        assert rows[c]['pairs'] == (10 if a == 'bn_freq' or len(later) > 1 else 5)
     _agree(t, _verdicts_by_hand(rows))
     assert list(t.test) == ['fold t-test' if r['pairs'] == 5 else 'MixedLM' for r in rows.values()]
 
