@@ -144,14 +144,14 @@ def test_the_home_page_is_the_readme(site):
 def test_the_results_page_includes_each_reports_verdict_table(site):
     "Each include line of docs/results.md stands, on the built page, for the table under its heading in the report"
     source = (ROOT / 'docs' / 'results.md').read_text()
-    includes = re.findall(r"^<!-- include: (results/[\w.-]+/[\w.-]+\.md) (## .+) -->$", source, re.M)
+    includes = re.findall(r"^<!-- include: (results/[\w.-]+/[\w.+-]+\.md) (## .+) -->$", source, re.M)
     assert len(includes) >= 9 and 'results/cv-bf16/report.md' in dict(includes)
     assert ('results/linear-cpu/against-mel-cpu.md', '## Verdicts') in includes       # a comparison's verdicts too
     built = _Tables((site / 'results' / 'index.html').read_text()).tables
     expected = [_md_tables(_section((ROOT / path).read_text(), heading))[0] for path, heading in includes]
     assert all('verdict' in t[0] for t, (_, heading) in zip(expected, includes) if heading == '## Verdicts')
     # the page's tables in order: typed ones as typed, each include line replaced by its report's table
-    pieces = re.split(r"^<!-- include: results/[\w.-]+/[\w.-]+\.md ## .+ -->$", source, flags=re.M)
+    pieces = re.split(r"^<!-- include: results/[\w.-]+/[\w.+-]+\.md ## .+ -->$", source, flags=re.M)
     tables = _md_tables(pieces[0])
     for table, piece in zip(expected, pieces[1:]): tables += [table, *_md_tables(piece)]
     assert built == tables and len(built) > len(expected)
