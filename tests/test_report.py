@@ -269,8 +269,7 @@ def test_compare_pools_the_reference_with_its_arms_run_apart_and_refuses_another
     assert 'linear-cpu' in err and 'only folders of one recipe and one dataset pool into one grid' in err
 
 
-
-def test_compare_pools_each_folder_into_the_compared_folder_of_its_recipe(capsys):
+def test_compare_pools_each_folder_into_the_compared_folder_of_its_recipe():
     """--with pools a folder into the first compared folder of its recipe, the reference or a later one: with the
     reference the other way round, pooling mel-cpu-bn-freq into mel-cpu as a later folder negates every estimate; two
     pools find two homes; one of no compared recipe is refused, naming it and the folders it was checked against"""
@@ -286,6 +285,7 @@ def test_compare_pools_each_folder_into_the_compared_folder_of_its_recipe(capsys
         'mel-cpu+mel-cpu-bn-freq', 'ablation-bf16+cv-bf16']
     with pytest.raises(ValueError, match=r"linear-cpu holds the recipe and dataset of none of .*mel-cpu, .*mel-aug-cpu"):
         compare_runs([ref, later], [RESULTS / 'linear-cpu'])
+
 
 def test_compare_minus_tests_an_interaction_and_refuses_one_folder_twice(tmp_path, capsys):
     """--minus R2 F2 adds the verdicts on (F - R) - (F2 - R2) on the runs all four hold, and names the pair in the

@@ -103,7 +103,7 @@ def cmd_compare(a):
     if len({Path(f).resolve() for f in minus}) == 1:
         raise ValueError(f"--minus takes two different folders, a reference and a folder; got {minus[0]} twice")
     homes = pool_homes(folders, a.pool)                 # each pool into its recipe's folder, checked before any work
-    runs = compare_runs(folders, a.pool)
+    runs = compare_runs(folders, homes=homes)
     text = compare_report(folders, runs, minus=minus)
     print(text)
     named = [' + '.join(map(str, [f, *extra])) for f, extra in homes]

@@ -12,7 +12,8 @@ from .statistics import (METRIC, _ordered, fold_aware_table, fold_effects, fold_
                          what_else_changes)
 from .verdicts import VERDICT_MARGIN, add_verdicts, verdict_table
 
-__all__ = ['check_poolable', 'pooled_runs', 'pool_homes', 'compare_runs', 'pooled_verdicts', 'pooled_report', 'write_pooled_report']
+__all__ = ['check_poolable', 'pooled_runs', 'pool_homes', 'compare_runs', 'pooled_verdicts', 'pooled_report',
+           'write_pooled_report']
 
 
 def check_poolable(folders) -> None:
@@ -63,12 +64,13 @@ def pool_homes(folders, pool) -> list:
     return homes
 
 
-def compare_runs(folders, pool=()) -> dict:
+def compare_runs(folders, pool=(), homes: list | None = None) -> dict:
     """`folder_runs(folders)`, but with each folder of `pool` pooled into the first of `folders` of its recipe
-    (`pool_homes`), under the label `folder+pool…`: folders whose arms were run apart, for `compare`"""
-    if not pool: return folder_runs(folders)
-    return {'+'.join([label, *(Path(x).name for x in extra)]): pooled_runs([f, *extra])[0] if extra else read_folder(f)[1]
-            for (f, extra), label in zip(pool_homes(folders, pool), _labels(folders))}
+    (`pool_homes`, or `homes` when already found), under the label `folder+pool…`: arms run apart, for `compare`"""
+    if not pool and not homes: return folder_runs(folders)
+    homes = homes or pool_homes(folders, pool)
+    return {'+'.join([label, *(Path(x).name for x in extra)]): pooled_runs([f, *extra])[0] if extra
+            else read_folder(f)[1] for (f, extra), label in zip(homes, _labels(folders))}
 
 
 def pooled_verdicts(folders, margin: float = VERDICT_MARGIN) -> pd.DataFrame:
