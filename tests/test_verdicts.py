@@ -338,20 +338,22 @@ def test_the_declared_power_of_the_augmentation_by_epochs_interaction_is_what_th
     assert said in text and f"merely vanishes at 60 epochs (+{-d.mean() * 100:.1f}), the power is about {power:.1f}," in text
 
 
-def test_the_declared_power_of_input_batchnorm_under_augmentation_is_what_the_run_files_give():
-    """docs/results.md plans mel-aug-cpu-bn-freq's test from the fold means of how bn_freq - global changes from mel-cpu
-    (pooled with mel-cpu-bn-freq) to frontends-cpu, pair by pair"""
+@pytest.mark.parametrize('before,carrier', [('mel-cpu', 'augmentation alone carries'),
+                                            ('mel-aug-cpu', 'the epochs carry')])
+def test_the_declared_power_of_input_batchnorm_grids_is_what_the_run_files_give(before, carrier):
+    """docs/results.md plans mel-aug-cpu-bn-freq's and mel-aug60-cpu-bn-freq's tests from the fold means of how
+    bn_freq - global changes from `before` (pooled with its bn_freq folder) to frontends-cpu, pair by pair"""
     from statsmodels.stats.power import TTestPower
     w = {f: _raw(f).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-         for f in ('mel-cpu', 'mel-cpu-bn-freq', 'frontends-cpu')}
-    ref = w['mel-cpu-bn-freq']['bn_freq'] - w['mel-cpu']['global']
+         for f in (before, f'{before}-bn-freq', 'frontends-cpu')}
+    ref = w[f'{before}-bn-freq']['bn_freq'] - w[before]['global']
     d = ((w['frontends-cpu']['bn_freq'] - w['frontends-cpu']['global']) - ref).dropna()
     sd = d.groupby('fold').mean().std(ddof=1)
     needed = TTestPower().solve_power(nobs=5, alpha=0.05, power=0.8) * sd
     power = TTestPower().power(effect_size=d.mean() / sd, nobs=5, alpha=0.05)
     text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
     said = (f"spread with an SD of {sd * 100:.1f} points, so 80% power needs about {needed * 100:.1f} points with 5 "
-            f"folds (statsmodels `TTestPower`, two-sided at 0.05); if augmentation alone carries the whole "
+            f"folds (statsmodels `TTestPower`, two-sided at 0.05); if {carrier} the whole "
             f"+{d.mean() * 100:.1f}, the power is about {power:.2f}.")
     assert len(d) == 10 and said in text
 
