@@ -95,6 +95,18 @@ def _pcen(S: torch.Tensor, sr, hop_length, gain, bias, power, time_constant, eps
         return pcen_compress(S, M, g, b, p, eps)
 
 
+def _check_spec(x, owner: str, sr: int, hop_length: int):
+    "Spectrograms made by `AudioToSpec` know their rate, hop and scale: they must be `owner`'s, and not in dB"
+    if getattr(x, 'to_db', False):
+        raise ValueError(f"{owner} takes mel magnitudes, but these spectrograms are in dB: "
+                         "use AudioConfig.PCENMelSpectrogram() (power 1, scale 2**31, to_db=False) in AudioToSpec")
+    for k, want in (('sr', sr), ('hop_length', hop_length)):
+        if (got := getattr(x, k, None)) is not None and got != want:
+            raise ValueError(f"{owner}(sr={sr}, hop_length={hop_length}) got spectrograms with {k}={got}: "
+                             f"its smoothing time constant would be off by {got / want:.3g}x; "
+                             f"give {owner} the spectrograms' {k}")
+
+
 class PCEN(Transform):
     "Batch transform: fixed PCEN of mel magnitudes (`AudioConfig.PCENMelSpectrogram`) in place of dB, on their device"
     order = 99
@@ -108,20 +120,8 @@ class PCEN(Transform):
     def params(self) -> dict:
         return dict(gain=self.gain, bias=self.bias, power=self.power, time_constant=self.time_constant, eps=self.eps)
 
-    def _check(self, x):
-        "Spectrograms made by `AudioToSpec` know their rate, hop and scale: they must be this PCEN's, and not in dB"
-        if getattr(x, 'to_db', False):
-            raise ValueError("PCEN takes mel magnitudes, but these spectrograms are in dB: "
-                             "use AudioConfig.PCENMelSpectrogram() (power 1, scale 2**31, to_db=False) in AudioToSpec")
-        for k in ('sr', 'hop_length'):
-            got, want = getattr(x, k, None), getattr(self, k)
-            if got is not None and got != want:
-                raise ValueError(f"PCEN(sr={self.sr}, hop_length={self.hop_length}) got spectrograms with {k}={got}: "
-                                 f"its smoothing time constant would be off by {got / want:.3g}x; "
-                                 f"give PCEN the spectrograms' {k}")
-
     def encodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
-        self._check(x)
+        _check_spec(x, 'PCEN', self.sr, self.hop_length)
         S = x.as_subclass(torch.Tensor)
         # AudioToSpec's spectrograms say they are magnitudes (to_db=False): no look at their values,
         # a GPU sync per batch
@@ -176,9 +176,7 @@ class LearnedPCEN(nn.Module):
         if x.ndim != 4 or x.shape[-2] != self.n_mels:
             raise ValueError(f"LearnedPCEN({self.n_mels}) takes [bs, 1, {self.n_mels}, frames] mel magnitudes, "
                              f"got shape {tuple(x.shape)}")
-        if getattr(x, 'to_db', False):
-            raise ValueError("LearnedPCEN takes mel magnitudes, but these spectrograms are in dB: use "
-                             "AudioConfig.PCENMelSpectrogram() (to_db=False) in AudioToSpec")
+        _check_spec(x, type(self).__name__, self.sr, self.hop_length)
         # AudioToSpec's spectrograms say they are magnitudes: no look at their values (a GPU sync per batch)
         x = x.as_subclass(torch.Tensor) if hasattr(x, 'to_db') else _as_magnitudes(x, 'LearnedPCEN')
         with torch.autocast(x.device.type, enabled=False):

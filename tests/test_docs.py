@@ -5,10 +5,12 @@ import os
 import re
 import subprocess
 import sys
+import types
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / 'README.md'
@@ -120,6 +122,26 @@ def test_the_readme_datablock_runs(fake_root, tmp_path, monkeypatch):
     assert len(learn.recorder.values) == 1 and (tmp_path / 'model.pkl').is_file()
     norm = ns['find_spec_normalize'](ns['load_learner']('model.pkl').dls.train)
     assert norm.mode == 'global' and norm.has_stats and norm.n > 0
+
+
+def test_the_readme_front_ends_take_the_spectrograms_their_comments_name():
+    "Each line of the front page's PCEN and front-end block runs on the spectrograms its line names, and the models classify"
+    code = re.search(r"Beyond statistics, PCEN and two front ends:\n\n```python\n(.*?)```", README.read_text(), re.S)[1]
+    ns = {}
+    exec("from fastai.vision.all import *\nfrom esc50_norm import *", ns)
+    ns['dls'] = types.SimpleNamespace(c=3)
+    cfg_line, pcen_line, learned_line, bn_line = code.splitlines()
+    wave = ns['AudioTensor'](torch.randn(2, 1, 16000), sr=16000)
+    exec(cfg_line, ns); exec(pcen_line, ns)
+    to_spec, pcen = ns['batch_tfms']
+    assert torch.isfinite(pcen(to_spec(wave))).all()
+    exec(learned_line, ns)
+    assert ns['model'](to_spec(wave)).shape == (2, 3)                      # AudioToSpec(cfg) alone, as its comment says
+    exec(bn_line, ns)
+    log_mel = ns['AudioToSpec'](ns['AudioConfig'].BasicMelSpectrogram())(wave)
+    assert ns['model'].train()(log_mel).shape == (2, 3)
+    with pytest.raises(ValueError):                                        # the README DataBlock's linear bins are not 128
+        ns['model'](ns['AudioToSpec'](ns['AudioConfig'].BasicSpectrogram())(wave))
 
 
 @pytest.fixture(scope='module')

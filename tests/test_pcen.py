@@ -11,7 +11,7 @@ import torch
 import torchaudio
 
 from esc50_norm.audio import AudioCropPad, AudioTensor, DownmixMono, Resample
-from esc50_norm.pcen import PCEN, LearnedPCEN, pcen, pcen_compress, pcen_smooth, smoothing_coef
+from esc50_norm.pcen import PCEN, FrozenPCEN, LearnedPCEN, pcen, pcen_compress, pcen_smooth, smoothing_coef
 from esc50_norm.configs import AudioConfig, SpectrogramConfig
 from esc50_norm.spectrogram import AudioSpectrogram, AudioToSpec
 
@@ -319,6 +319,11 @@ def test_learned_pcen_refuses_db_input_a_bool_and_3d_input():
         with pytest.raises(ValueError, match=f"n_mels must be a positive int .*got {bad!r}"): LearnedPCEN(bad)
     mags = AudioToSpec(AudioConfig.PCENMelSpectrogram(n_mels=16))(AudioTensor(torch.randn(2, 1, 16000), sr=16000))
     assert torch.isfinite(lp(mags)).all()                        # magnitudes that say so: no look at their values
+    with pytest.raises(ValueError, match=r'LearnedPCEN\(sr=16000, hop_length=256\) got .* hop_length=512: .* off by 2x'):
+        LearnedPCEN(128)(pcen_batch(hop_length=512))
+    with pytest.raises(ValueError, match=r'FrozenPCEN\(sr=16000, hop_length=256\) got spectrograms with sr=22050'):
+        FrozenPCEN(128)(pcen_batch(sr=22050))
+    assert LearnedPCEN(128, hop_length=512)(pcen_batch(hop_length=512)).shape == (3, 1, 128, 63)
 
 
 @pytest.mark.parametrize('name', ['pcen', 'pcen_learned'])
