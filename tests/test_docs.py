@@ -144,6 +144,25 @@ def test_the_readme_front_ends_take_the_spectrograms_their_comments_name():
         ns['model'](ns['AudioToSpec'](ns['AudioConfig'].BasicSpectrogram())(wave))
 
 
+def test_the_library_guides_mode_and_augmentation_run_as_written(monkeypatch):
+    "A mode of your own, as the guide writes it, normalizes by its formula; the guide's augmentations keep their places"
+    from esc50_norm import MODES, AudioSpectrogram
+    guide = (ROOT / 'docs' / 'library.md').read_text()
+    mode, augment = re.findall(r"```python\n((?:from esc50_norm import MODES|wave_tfms, spec_tfms).*?)```", guide, re.S)
+    monkeypatch.setitem(MODES, 'scaled', None)                            # restored after the test
+    ns = {}
+    exec(mode, ns)
+    x = AudioSpectrogram(torch.randn(2, 1, 5, 7) * 10 - 40)
+    norm = ns['SpecNormalize']('scaled', stats=dict(mean=-40.0, std=10.0))
+    assert torch.allclose(norm(x), (x - -40.0) / (2.0 * 10.0)) and torch.allclose(norm.decode(norm(x)), x, atol=1e-4)
+    exec("from fastai.vision.all import *\nfrom esc50_norm import *", ns)
+    exec(augment, ns)
+    names = ['RandomTimeShift', 'AudioNormalize', 'AudioToSpec', 'SpecNormalize', 'SpecMask']
+    assert [type(f).__name__ for f in ns['batch_tfms']] == names
+    assert [type(f).__name__ for f in ns['Pipeline'](ns['batch_tfms']).fs] == names     # fastai orders them so too
+    assert {f.split_idx for f in ns['batch_tfms'] if type(f).__name__ in ('RandomTimeShift', 'SpecMask')} == {0}
+
+
 @pytest.fixture(scope='module')
 def site(tmp_path_factory) -> Path:
     "The site as `mkdocs build --strict` writes it"
