@@ -13,6 +13,7 @@ __all__ = ['SpecStatsCallback']
 
 class SpecStatsCallback(Callback):
     "Before fitting, give the training DataLoader's `SpecNormalize` its stats: read from `fname`, else learned"
+    # a relative `fname` is under `learn.path`, as fastai's own callbacks write their files
     # learned (and saved to `fname`) when `fname` does not exist
     order = -20
     def __init__(self, fname=None, frac: float = 1.0, mode: str | None = None, norm: SpecNormalize | None = None):
@@ -37,10 +38,11 @@ class SpecStatsCallback(Callback):
             raise ValueError(f"SpecStatsCallback(mode={self.mode!r}) does not fit the DataLoaders' "
                              f"SpecNormalize(mode={norm.mode!r})")
         self.source = None
+        fname = None if self.fname is None else self.learn.path / self.fname     # as fastai's CSVLogger: under learn.path
         if not norm.learns_stats: return
         if norm.has_stats and norm.learned is None: self.source = 'given'      # stats= or loaded: used as they are
-        elif self.fname is not None and self.fname.exists():
-            loaded = SpecNormalize.from_file(self.fname, mode=norm.mode, **norm.options)
+        elif fname is not None and fname.exists():
+            loaded = SpecNormalize.from_file(fname, mode=norm.mode, **norm.options)
             dev = self.dls.train.device
             norm._set({k: v if dev is None else v.to(dev) for k, v in loaded.stats.items()}, loaded.n)
             self.source = 'file'
@@ -48,4 +50,4 @@ class SpecStatsCallback(Callback):
             if norm.learned != self.frac:            # not learned by `setups` from this share of the batches: learn
                 with torch.no_grad(): norm.learn(self.dls.train, self.frac)
             self.source = 'learned'
-            if self.fname is not None: norm.save(self.fname, source='SpecStatsCallback', frac=self.frac)
+            if fname is not None: norm.save(fname, source='SpecStatsCallback', frac=self.frac)

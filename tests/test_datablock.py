@@ -1,4 +1,6 @@
 "DataBlocks on a generated ESC-50-shaped folder: stats from training folds only, three equal pipelines, show_batch, callback"
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pytest
 import torch
@@ -104,9 +106,11 @@ def test_callback_learns_saves_and_reloads_the_stats(fake, tmp_path):
     assert cb.source == 'learned' and torch.allclose(norm.mean, ref_mean, rtol=1e-4, atol=1e-3) and torch.allclose(cb.stats['std'], ref_std, rtol=1e-4)
     assert (tmp_path / 'stats.json').exists()
     fresh = deferred(fake, 'channel')
-    cb2 = SpecStatsCallback(fname=tmp_path / 'stats.json')
-    tiny_learner(fresh, cb2).fit(1)
-    assert cb2.source == 'file'                                # loaded, not recomputed
+    cb2 = SpecStatsCallback(fname='stats.json')                # relative: under learn.path, as fastai's callbacks
+    learn = tiny_learner(fresh, cb2)
+    learn.path = tmp_path
+    learn.fit(1)
+    assert cb2.source == 'file' and not Path('stats.json').exists()   # loaded, not recomputed
     assert torch.equal(find_spec_normalize(fresh.train).stats['mean'], norm.stats['mean'])
 
 
