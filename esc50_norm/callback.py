@@ -13,7 +13,6 @@ __all__ = ['SpecStatsCallback']
 
 class SpecStatsCallback(Callback):
     "Before fitting, give the training DataLoader's `SpecNormalize` its stats: read from `fname`, else learned"
-    # a relative `fname` is under `learn.path`, as fastai's own callbacks write their files
     # learned (and saved to `fname`) when `fname` does not exist
     order = -20
     def __init__(self, fname=None, frac: float = 1.0, mode: str | None = None, norm: SpecNormalize | None = None):
