@@ -23,7 +23,7 @@ _WHERE = {
     'save_stats': 'stats', 'load_stats': 'stats', 'StatsFileError': 'stats',
     'SpecStatsCallback': 'callback',
     # PCEN (fixed: a batch transform; learned: a front end) and PANNs' input BatchNorm (a front end before the model)
-    'PCEN': 'pcen', 'LearnedPCEN': 'pcen', 'FrozenPCEN': 'pcen', 'FreqBatchNorm': 'frontend',   # function: esc50_norm.pcen.pcen
+    'PCEN': 'pcen', 'LearnedPCEN': 'pcen', 'FrozenPCEN': 'pcen', 'FreqBatchNorm': 'frontend',   # esc50_norm.pcen.pcen
     # training-only augmentations, the device-resident DataLoader, prediction
     'RandomTimeShift': 'augment', 'SpecMask': 'augment', 'augment_tfms': 'augment', 'Augment': 'configs',
     'DeviceDL': 'device_dl',

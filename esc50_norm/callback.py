@@ -37,7 +37,7 @@ class SpecStatsCallback(Callback):
             raise ValueError(f"SpecStatsCallback(mode={self.mode!r}) does not fit the DataLoaders' "
                              f"SpecNormalize(mode={norm.mode!r})")
         self.source = None
-        fname = None if self.fname is None else self.learn.path / self.fname     # as fastai's CSVLogger: under learn.path
+        fname = None if self.fname is None else self.learn.path / self.fname     # as fastai's CSVLogger
         if not norm.learns_stats: return
         if norm.has_stats and norm.learned is None: self.source = 'given'      # stats= or loaded: used as they are
         elif fname is not None and fname.exists():
