@@ -83,3 +83,11 @@ def test_lines_a_reader_can_take_in():
     assert len(lines) > 3000                                   # the package is really read
     assert len(long) <= len(lines) // 100, f"{len(long)} of {len(lines)} lines are over 120 characters: {long[:10]}"
     assert not one_liners, f"one-liner defs with a docstring and `;`: {one_liners}"
+
+
+def test_an_install_holds_every_package_of_the_source():
+    """pyproject's packages, as setuptools expands them for a wheel, are every folder of esc50_norm with an
+    __init__.py: a wheel without esc50_norm.study.datasets or .report installs an `esc50-norm` that cannot start"""
+    from setuptools.config.pyprojecttoml import read_configuration
+    packages = read_configuration(PKG.parent / 'pyproject.toml', expand=True)['tool']['setuptools']['packages']
+    assert sorted(packages) == sorted(_name(f) for f in PKG.rglob('__init__.py'))
