@@ -83,6 +83,14 @@ def test_the_readme_installs_what_the_project_declares():
     assert '.[dev,ray]' in (ROOT / 'scripts' / 'setup').read_text() and "'.[dev,ray]'" in README.read_text()
 
 
+def test_the_study_page_has_a_row_for_every_preset_and_no_other():
+    "docs/study.md's preset table against the registry, read in a fresh process (no preset a test registered)"
+    found = subprocess.run([sys.executable, '-c', 'from esc50_norm.study.presets import PRESETS; print(*PRESETS)'],
+                           capture_output=True, text=True, check=True, env={**os.environ, 'ESC50_NORM_NO_PLUGINS': '1'})
+    table = next(t for t in _md_tables((ROOT / 'docs' / 'study.md').read_text()) if t[0] == ['preset', 'grid', 'recipe', 'time'])
+    assert sorted(r[0] for r in table[1:]) == sorted(found.stdout.split())
+
+
 def test_the_readme_modes_are_the_registry():
     from esc50_norm import MODES
     table = _md_tables(_section(README.read_text(), '## Normalizations'))[0]
