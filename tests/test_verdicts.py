@@ -107,9 +107,10 @@ def _agree(t: pd.DataFrame, hand: pd.DataFrame):
 
 @pytest.mark.parametrize('folder', ['cv-bf16', 'mel-cpu', 'frontends-cpu', 'mel-aug-cpu', 'mel-aug60-cpu', 'mel60-cpu',
                                     ('mel-cpu', 'mel-cpu-instance-global'),
-                                    ('mel-cpu', 'mel-cpu-bn-freq'), ('mel-aug-cpu', 'mel-aug-cpu-bn-freq')])
+                                    ('mel-cpu', 'mel-cpu-bn-freq'), ('mel-aug-cpu', 'mel-aug-cpu-bn-freq'),
+                                    ('mel-aug60-cpu', 'mel-aug60-cpu-bn-freq')])
 def test_fold_aware_statistics_equal_an_independent_computation(folder):
-    "Each folder's statistics, and mel-cpu's pooled with each arm run apart (eleven and nine contrasts, Holm over them)"
+    "Each folder's statistics, and folders pooled with an arm run apart into a folder of its own (Holm over their contrasts)"
     df = read_results(RESULTS / folder) if isinstance(folder, str) else pooled_runs([RESULTS / f for f in folder])[0]
     tests, v = fold_aware_table(df), verdict_table(df)
     hand = _by_hand(folder, [tuple(c.split(' - ')) for c in tests.index])
@@ -418,22 +419,29 @@ def test_the_declared_interaction_of_augmentation_and_epochs_equals_an_independe
     assert (t.pairs == 10).all()
 
 
-@pytest.mark.parametrize('later,pool', [(('frontends-cpu',), ['mel-cpu-bn-freq']),
-                                        (('mel-aug-cpu', 'mel-aug-cpu-bn-freq'), ['mel-cpu-bn-freq', 'mel-aug-cpu-bn-freq'])])
-def test_how_a_contrast_changes_against_a_pooled_reference_equals_an_independent_computation(later, pool):
-    """Against mel-cpu pooled with mel-cpu-bn-freq (bn_freq run apart): frontends-cpu, and mel-aug-cpu pooled with
-    mel-aug-cpu-bn-freq (declared before its runs). Each contrast both hold, pair by pair: MixedLM on 10 pairs (seeds
-    0, 1), the t-test of the fold differences on one seed a fold; Holm over the contrasts and the verdicts by hand"""
-    folders = [RESULTS / 'mel-cpu', RESULTS / later[0]]
+@pytest.mark.parametrize('ref,later,pool', [
+    (('mel-cpu', 'mel-cpu-bn-freq'), ('frontends-cpu',), ['mel-cpu-bn-freq']),
+    (('mel-cpu', 'mel-cpu-bn-freq'), ('mel-aug-cpu', 'mel-aug-cpu-bn-freq'), ['mel-cpu-bn-freq', 'mel-aug-cpu-bn-freq']),
+    (('mel-aug-cpu', 'mel-aug-cpu-bn-freq'), ('mel-aug60-cpu', 'mel-aug60-cpu-bn-freq'),
+     ['mel-aug-cpu-bn-freq', 'mel-aug60-cpu-bn-freq']),
+    (('mel-aug60-cpu', 'mel-aug60-cpu-bn-freq'), ('frontends-cpu',), ['mel-aug60-cpu-bn-freq'])])
+def test_how_a_contrast_changes_against_a_pooled_reference_equals_an_independent_computation(ref, later, pool):
+    """Against a folder pooled with its bn_freq arm run apart: mel-cpu's, against frontends-cpu and mel-aug-cpu pooled
+    with mel-aug-cpu-bn-freq (declared before its runs); mel-aug-cpu's against mel-aug60-cpu's (the epochs alone), and
+    mel-aug60-cpu's against frontends-cpu (the learning rate alone), both declared before mel-aug60-cpu-bn-freq's runs.
+    Each contrast both hold, pair by pair: MixedLM where a fold holds two pairs, the t-test of the fold differences
+    where it holds one (frontends-cpu's seed 0 of channel and instance); Holm over the contrasts, verdicts by hand"""
+    folders = [RESULTS / ref[0], RESULTS / later[0]]
     t = compare_contrasts(folders, runs=compare_runs(folders, [RESULTS / f for f in pool])).loc['+'.join(later)]
-    ref, new = (_raw(*f).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-                for f in (('mel-cpu', 'mel-cpu-bn-freq'), later))
-    assert set(t.index) == {'instance - global', 'bn_freq - global', *(['channel - global'] if len(later) == 1 else [])}
+    old, new = (_raw(*f).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+                for f in (ref, later))
+    both = sorted(set(old.columns) & set(new.columns) - {'global'})
+    assert sorted(c.split(' - ')[0] for c in t.index) == both and all(c.endswith(' - global') for c in t.index)
     rows = {}
     for c in t.index:
         a, b = c.split(' - ')
-        rows[c] = _one_by_hand(((new[a] - new[b]) - (ref[a] - ref[b])).dropna())
-        assert rows[c]['pairs'] == (10 if a == 'bn_freq' or len(later) > 1 else 5)
+        rows[c] = _one_by_hand(((new[a] - new[b]) - (old[a] - old[b])).dropna())
+        assert rows[c]['pairs'] == (5 if later == ('frontends-cpu',) and a != 'bn_freq' else 10)
     _agree(t, _verdicts_by_hand(rows))
     assert list(t.test) == ['fold t-test' if r['pairs'] == 5 else 'MixedLM' for r in rows.values()]
 
