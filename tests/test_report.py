@@ -149,24 +149,39 @@ def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_pat
         assert 't_test_p_holm' in text and '## Verdicts' in text and 'How to read:' in text
 
 
-def test_mel_cpu_repeat_equals_mel_cpu_epoch_by_epoch_and_its_report_is_regenerated(tmp_path):
-    """Runs of mel-cpu made again from later commits on an EPYC with native bf16, one or more from each commit (session)
-    mel-cpu was made from: every epoch's numbers to the last digit"""
-    out = Path(shutil.copytree(RESULTS / 'mel-cpu-repeat', tmp_path / 'mel-cpu-repeat'))
-    assert write_report(out).read_text() == (RESULTS / 'mel-cpu-repeat' / 'report.md').read_text()
-    runs = sorted((RESULTS / 'mel-cpu-repeat' / 'runs').glob('fold*-seed?.json'))
-    assert [p.name for p in runs] == ['fold1-global-seed0.json', 'fold1-global-seed1.json',
-                                      'fold2-instance-seed0.json', 'fold4-instance-seed0.json']
+REPEATS = {   # a folder of runs made again at a later commit: its original, and the original commits its runs cover
+    'mel-cpu-repeat': ('mel-cpu', {'fold1-global-seed0', 'fold1-global-seed1', 'fold2-instance-seed0', 'fold4-instance-seed0'}),
+    'frontends-cpu-repeat': ('frontends-cpu', {'fold1-global-seed0', 'fold1-pcen_learned-seed0', 'fold3-pcen_learned-seed0'}),
+    'mel-aug60-cpu-repeat': ('mel-aug60-cpu', {'fold1-global-seed0'}),
+    'mel60-cpu-repeat': ('mel60-cpu', {'fold1-global-seed0'}),
+    'mel-aug-cpu-repeat': ('mel-aug-cpu', {'fold1-global-seed0'}),
+    'mel-aug-cpu-bn-freq-repeat': ('mel-aug-cpu-bn-freq', {'fold1-bn_freq-seed0'}),
+    'mel-cpu-bn-freq-repeat': ('mel-cpu-bn-freq', {'fold1-bn_freq-seed0'}),
+}
+
+
+@pytest.mark.parametrize('folder', REPEATS)
+def test_a_repeat_equals_its_original_epoch_by_epoch_and_its_report_is_regenerated(folder, tmp_path):
+    """Runs made again from a later commit on an EPYC with native bf16, one thread each (docs/results.md declares each
+    set before its runs): every epoch's numbers equal the original's to the last digit, from another commit, with the
+    original's recipe (training hash); mel-cpu's cover every commit (session) mel-cpu was made from"""
+    original, names = REPEATS[folder]
+    out = Path(shutil.copytree(RESULTS / folder, tmp_path / folder))
+    assert write_report(out).read_text() == (RESULTS / folder / 'report.md').read_text()
+    assert read_preset(RESULTS / folder).training_hash() == read_preset(RESULTS / original).training_hash()
+    runs = sorted((RESULTS / folder / 'runs').glob('fold*-seed?.json'))
+    assert {p.stem for p in runs} == names
     made_from = set()
     for p in runs:
-        new, old = json.loads(p.read_text()), json.loads((RESULTS / 'mel-cpu' / 'runs' / p.name).read_text())
-        assert new['git_commit'] != old['git_commit'] and new['final_accuracy'] == old['final_accuracy']
+        new, old = json.loads(p.read_text()), json.loads((RESULTS / original / 'runs' / p.name).read_text())
+        assert new['git_commit'] != old['git_commit'] and not new['git_dirty'] and new['final_accuracy'] == old['final_accuracy']
         assert (new['cpu'], new['cpu_bf16'], new['cpu_amx'], new['threads']) == ('AMD EPYC', True, False, 1)
-        history = lambda folder: pd.read_csv(RESULTS / folder / 'runs' / p.name.replace('.json', '.history.csv'))
+        history = lambda f: pd.read_csv(RESULTS / f / 'runs' / p.name.replace('.json', '.history.csv'))
         cols = ['train_loss', 'valid_loss', 'accuracy']
-        pd.testing.assert_frame_equal(history('mel-cpu-repeat')[cols], history('mel-cpu')[cols])
+        pd.testing.assert_frame_equal(history(folder)[cols], history(original)[cols])
         made_from.add(old['git_commit'])
-    assert made_from == set(_raw_runs('mel-cpu').git_commit) and len(made_from) == 3    # every session of mel-cpu
+    if folder == 'mel-cpu-repeat':
+        assert made_from == set(_raw_runs('mel-cpu').git_commit) and len(made_from) == 3    # every session of mel-cpu
 
 
 def _raw_runs(folder: str) -> pd.DataFrame:
