@@ -149,7 +149,7 @@ def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_pat
         assert 't_test_p_holm' in text and '## Verdicts' in text and 'How to read:' in text
 
 
-REPEATS = {   # a folder of runs made again at a later commit: its original, and the original commits its runs cover
+REPEATS = {   # a folder of runs made again at a later commit: its original folder, and the runs made again
     'mel-cpu-repeat': ('mel-cpu', {'fold1-global-seed0', 'fold1-global-seed1', 'fold2-instance-seed0', 'fold4-instance-seed0'}),
     'frontends-cpu-repeat': ('frontends-cpu', {'fold1-global-seed0', 'fold1-pcen_learned-seed0', 'fold3-pcen_learned-seed0'}),
     'mel-aug60-cpu-repeat': ('mel-aug60-cpu', {'fold1-global-seed0'}),
