@@ -149,10 +149,18 @@ class LearnedPCEN(nn.Module):
     forward pass clamps the parameters into their valid ranges (the stored values may leave them; their gradient is
     then 0): 0 <= alpha <= 1, root >= 1, 1e-6 <= smooth_coef <= 1, and (unlike LEAF, which lets it go negative)
     delta >= 1e-6. `constrained()` gives the values in use. It smooths as librosa does, from an initial state of 1
-    (LEAF: the first frame)."""
+    (LEAF: the first frame).
+
+    `learn` names the parameters that train (default all four); the others are buffers, fixed at their start: e.g.
+    `learn=('smooth_coef',)` learns the smoother alone, `learn=('alpha', 'delta', 'root')` all that follows it."""
+    PARAMS = ('alpha', 'delta', 'root', 'smooth_coef')
     def __init__(self, n_mels: int, sr: int = 16000, hop_length: int = 256, gain: float = 0.98, bias: float = 2.0,
-                 power: float = 0.5, time_constant: float = 0.4, eps: float = 1e-6):
+                 power: float = 0.5, time_constant: float = 0.4, eps: float = 1e-6, learn=PARAMS):
         super().__init__()
+        learn = (learn,) if isinstance(learn, str) else tuple(learn)
+        if set(learn) - set(self.PARAMS):
+            raise ValueError(f"{type(self).__name__}: learn names {sorted(set(learn) - set(self.PARAMS))}, which are "
+                             f"not among its parameters {list(self.PARAMS)}")
         if isinstance(n_mels, bool) or not isinstance(n_mels, int) or n_mels < 1:
             raise ValueError(f"LearnedPCEN: n_mels must be a positive int (the mel bins), got {n_mels!r}")
         _check_params(gain, bias, power, eps, sr, hop_length, time_constant)
@@ -162,9 +170,12 @@ class LearnedPCEN(nn.Module):
             raise ValueError("LearnedPCEN starts inside its valid ranges (gain <= 1, bias >= 1e-6, 0 < power <= 1), "
                              "got " + ', '.join(bad))
         self.n_mels, self.sr, self.hop_length, self.time_constant, self.eps = n_mels, sr, hop_length, time_constant, eps
-        full = lambda v: nn.Parameter(torch.full((n_mels,), float(v)))
-        self.alpha, self.delta, self.root = full(gain), full(bias), full(1 / power)
-        self.smooth_coef = full(smoothing_coef(sr, hop_length, time_constant))
+        self.learn = tuple(k for k in self.PARAMS if k in learn)
+        start = dict(alpha=gain, delta=bias, root=1 / power, smooth_coef=smoothing_coef(sr, hop_length, time_constant))
+        for k in self.PARAMS:
+            v = torch.full((n_mels,), float(start[k]))
+            if k in self.learn: self.register_parameter(k, nn.Parameter(v))
+            else: self.register_buffer(k, v)
 
     def constrained(self) -> dict:
         "The parameters the forward pass uses, clamped into their valid ranges"
@@ -186,19 +197,15 @@ class LearnedPCEN(nn.Module):
             return pcen_compress(x, M, col(p['alpha']), col(p['delta']), 1 / col(p['root']), self.eps)
 
     def extra_repr(self) -> str:
+        learn = getattr(self, 'learn', self.PARAMS)            # models exported before `learn` learn all four
         return (f"{self.n_mels}, sr={self.sr}, hop_length={self.hop_length}, time_constant={self.time_constant}, "
-                f"eps={self.eps}")
+                f"eps={self.eps}" + ('' if learn == self.PARAMS else f", learn={learn}"))
 
 
 class FrozenPCEN(LearnedPCEN):
     """`LearnedPCEN` with its parameters frozen at their initial values (buffers, not parameters): fixed PCEN as a
     module at the model input, fed what `LearnedPCEN` is fed, so that the two differ in learning alone. It computes
     `pcen(x, sr, hop_length, gain, bias, power, time_constant, eps)`; no optimizer, weight decay or `unfreeze` moves
-    it."""
-    _PARAMS = ('alpha', 'delta', 'root', 'smooth_coef')
+    it. The same as `LearnedPCEN(n_mels, learn=())`."""
     def __init__(self, n_mels: int, **kwargs):
-        super().__init__(n_mels, **kwargs)
-        for k in self._PARAMS:
-            v = getattr(self, k).detach().clone()
-            delattr(self, k)
-            self.register_buffer(k, v)
+        super().__init__(n_mels, learn=(), **kwargs)

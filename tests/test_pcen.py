@@ -363,6 +363,52 @@ def test_frozen_pcen_is_learned_pcen_at_its_start_and_librosa_and_stays_so_throu
     assert not torch.equal(learned(S), frozen(S)) and torch.equal(frozen(S), before)
 
 
+@pytest.mark.parametrize('learn', [('smooth_coef',), ('alpha', 'delta', 'root'), ('root',)])
+def test_learned_pcen_learns_only_the_parameters_it_names(learn):
+    "learn=...: those train; the others stay buffers at librosa's values; at its start it is FrozenPCEN, and pickles"
+    S = mel_magnitudes(clips(2, 1.0), hop=512, n_mels=64)
+    lp = LearnedPCEN(64, hop_length=512, learn=learn)
+    assert sorted(n for n, _ in lp.named_parameters()) == sorted(learn) and sorted(lp.state_dict()) == sorted(LearnedPCEN.PARAMS)
+    assert torch.equal(lp(S), FrozenPCEN(64, hop_length=512)(S))
+    start = {k: v.clone() for k, v in lp.state_dict().items()}
+    net = torch.nn.Sequential(lp, torch.nn.Conv2d(1, 2, 3))
+    opt = torch.optim.AdamW(net.parameters(), lr=0.1, weight_decay=0.1)    # every parameter of the model, as fastai's
+    net(S).square().mean().backward()
+    opt.step()
+    assert {k for k, v in lp.state_dict().items() if not torch.equal(v, start[k])} == set(learn)
+    assert_rel(lp(S), leaf_pcen(S.double().numpy(), lp.constrained()), 1e-4, 1e-9)
+    back = pickle.loads(pickle.dumps(lp))
+    assert torch.equal(back(S), lp(S)) and repr(back) == repr(lp)
+    assert repr(lp) == f"LearnedPCEN(64, sr=16000, hop_length=512, time_constant=0.4, eps=1e-06, learn={learn})"
+
+
+def test_learned_pcen_refuses_to_learn_what_it_has_not():
+    with pytest.raises(ValueError, match=r"learn names \['gain'\], which are not among its parameters "
+                                         r"\['alpha', 'delta', 'root', 'smooth_coef'\]"):
+        LearnedPCEN(64, learn=('smooth_coef', 'gain'))
+    assert [n for n, _ in LearnedPCEN(64, learn='root').named_parameters()] == ['root']    # one name, not its letters
+    with pytest.raises(TypeError, match='learn'): FrozenPCEN(64, learn=('alpha',))
+
+
+@pytest.mark.parametrize('name,learn', [('pcen_learn_smooth', ['smooth_coef']),
+                                        ('pcen_learn_compress', ['alpha', 'delta', 'root'])])
+def test_the_study_learns_pcen_in_parts_from_frozen_pcens_start(name, learn):
+    "pcen_learn_smooth and pcen_learn_compress: frozen PCEN's input and start, one part of its parameters trained"
+    from esc50_norm.study.normalizations import get_normalization
+    from esc50_norm.study.presets import get_preset
+    from esc50_norm.study.train import model_for
+    preset = get_preset('frontends-cpu')
+    part, frozen = get_normalization(name), get_normalization('pcen_frozen')
+    assert part.spec_cfg(preset.spec) == frozen.spec_cfg(preset.spec) and not part.wave
+    assert [type(t) for t in preset.arm(name).tfms] == [type(t) for t in preset.arm('pcen_frozen').tfms]
+    S = part.tfms(preset.spec)[0](AudioTensor(clips(seconds=5.0), sr=16000))
+    m, mf = model_for(preset.arm(name), 50), model_for(preset.arm('pcen_frozen'), 50)
+    assert torch.equal(m[0](S), mf[0](S)) and type(m[0]) is LearnedPCEN
+    assert sorted(n for n, _ in m[0].named_parameters()) == learn
+    n_params = lambda m: sum(p.numel() for p in m.parameters())
+    assert n_params(m) - n_params(mf) == len(learn) * 64
+
+
 def test_the_study_feeds_frozen_and_learned_pcen_alike():
     "In the study both front ends take the same magnitudes from the same pipeline and start from the same parameters"
     from esc50_norm.study.normalizations import get_normalization

@@ -77,6 +77,10 @@ def test_contrasts_follow_the_normalizations_of_the_grid():
                       ('pcen_learned', 'pcen_frozen'), ('pcen_frozen', 'global'), ('pcen_frozen', 'pcen'),
                       ('bn_freq', 'global')]
     assert contrasts(['global', 'pcen_learned']) == [('pcen_learned', 'global')]    # only the arms the grid holds
+    # learned PCEN in parts: each against the module frozen (and, where a grid holds it, against learning all four)
+    assert contrasts(['pcen_frozen', 'pcen_learn_smooth', 'pcen_learn_compress']) == [
+        ('pcen_learn_smooth', 'pcen_frozen'), ('pcen_learn_compress', 'pcen_frozen')]
+    assert contrasts(['pcen_learned', 'pcen_learn_smooth']) == [('pcen_learn_smooth', 'pcen_learned')]
     # instance_global beside instance: per-bin against all-value statistics of each clip, its spectral envelope
     assert contrasts(['wave', 'global', 'instance', 'instance_global']) == [
         ('global', 'wave'), ('instance', 'wave'), ('instance_global', 'wave'), ('instance', 'global'),

@@ -330,7 +330,8 @@ def test_a_run_on_cuda_uses_bf16_channels_last_and_the_device_pipeline(fake_root
     assert row['gpu_mem_peak_gib'] > 0 and 0 <= df.final_accuracy[0] <= 1
 
 
-@pytest.mark.parametrize('norm,front', [('pcen', None), ('pcen_learned', 'LearnedPCEN'), ('bn_freq', 'FreqBatchNorm')])
+@pytest.mark.parametrize('norm,front', [('pcen', None), ('pcen_learned', 'LearnedPCEN'), ('pcen_learn_smooth', 'LearnedPCEN'),
+                                        ('bn_freq', 'FreqBatchNorm')])
 def test_pcen_and_front_ends_train_export_and_predict_a_file_alike(fake_root, tmp_path, norm, front):
     "Fixed PCEN is a pipeline transform; learned PCEN and input BatchNorm are modules inside the model, exported with it"
     from fastai.learner import Learner
@@ -353,6 +354,22 @@ def test_pcen_and_front_ends_train_export_and_predict_a_file_alike(fake_root, tm
     assert torch.allclose(loaded.predict(clip)[2], before, atol=1e-5)
     if front: assert type(loaded.model[0]).__name__ == front and all(
         torch.equal(a, b) for a, b in zip(loaded.model[0].state_dict().values(), learn.model[0].state_dict().values()))
+    if norm == 'pcen_learn_smooth': assert loaded.model[0].learn == ('smooth_coef',)
+
+
+def test_a_run_file_holds_the_values_its_learned_pcen_ended_with(study, tmp_path):
+    "frontend_params: what the trained front end uses, per band; only the parameters it learns leave librosa's start"
+    from esc50_norm.pcen import smoothing_coef
+    out = tmp_path / 'res'
+    study(tiny(normalizations=('pcen_learn_compress', 'global')), out)
+    row = json.loads((out / 'runs' / 'fold1-pcen_learn_compress-seed0.json').read_text())
+    p = {k: torch.tensor(v) for k, v in json.loads(row['frontend_params']).items()}
+    n_mels = get_preset('smoke').spec.n_freq
+    assert sorted(p) == ['alpha', 'delta', 'root', 'smooth_coef'] and all(v.shape == (n_mels,) for v in p.values())
+    start = dict(alpha=0.98, delta=2.0, root=2.0, smooth_coef=smoothing_coef(16000, get_preset('smoke').spec.hop))
+    for k in ('alpha', 'delta', 'root'): assert not torch.allclose(p[k], torch.tensor(start[k])), k
+    assert torch.allclose(p['smooth_coef'], torch.tensor(start['smooth_coef']), rtol=1e-5)
+    assert 'frontend_params' not in json.loads((out / 'runs' / 'fold1-global-seed0.json').read_text())
 
 
 def test_frontends_preset_contrasts_each_against_global():

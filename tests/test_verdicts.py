@@ -359,6 +359,23 @@ def test_the_declared_power_of_input_batchnorm_grids_is_what_the_run_files_give(
     assert len(d) == 10 and said in text
 
 
+def test_the_declared_power_of_learned_pcen_in_parts_is_what_the_run_files_give():
+    "docs/results.md plans pcen-parts-cpu's two tests (Holm over two, two seeds a fold) from frontends-cpu's pairs"
+    from statsmodels.stats.power import TTestPower
+    w = _raw('frontends-cpu').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+    d = (w['pcen_learned'] - w['pcen_frozen']).dropna()
+    sd = d.std(ddof=1) / np.sqrt(2)                                        # a fold's mean of two seeds' pairs
+    power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=0.025)
+    needed = TTestPower().solve_power(nobs=5, alpha=0.025, power=0.8) * sd
+    text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+    said = (f"spread with an SD of {d.std(ddof=1) * 100:.1f} points, so a fold's mean of two seeds has an SD of about "
+            f"{sd * 100:.1f} (more if the folds differ); at Holm's first step (0.025), 80% power with 5 folds needs "
+            f"about {needed * 100:.1f} points (statsmodels `TTestPower`, two-sided); if one part carries the whole "
+            f"+{d.mean() * 100:.1f}, the power is about {power(d.mean()):.2f}, if each carries half, about "
+            f"{power(d.mean() / 2):.2f}.")
+    assert len(d) == 15 and said in text
+
+
 @pytest.mark.parametrize('later,shared', [('linear-cpu', {'wave - none', 'global - wave', 'channel - wave', 'channel - global'}),
                                           ('mel-aug-cpu', {'instance - global'})])
 def test_how_a_contrast_changes_between_folders_equals_an_independent_computation(later, shared):

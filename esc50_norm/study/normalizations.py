@@ -12,14 +12,13 @@ from ..configs import AudioConfig, SpectrogramConfig
 __all__ = ['FrontEnd', 'Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_normalization', 'Arm', 'resolve',
            'norm_tfms']
 
-def _learned_pcen(n_freq: int, cfg):
-    from ..pcen import LearnedPCEN
-    return LearnedPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop)
-
-
-def _frozen_pcen(n_freq: int, cfg):
-    from ..pcen import FrozenPCEN
-    return FrozenPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop)
+def _pcen_learning(*learn: str) -> Callable:
+    "A builder of `LearnedPCEN` that learns the parameters named (none: librosa's PCEN, frozen, as `FrozenPCEN`)"
+    def build(n_freq: int, cfg):
+        from ..pcen import FrozenPCEN, LearnedPCEN
+        if not learn: return FrozenPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop)
+        return LearnedPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop, learn=learn)
+    return build
 
 
 def _bn_freq(n_freq: int, cfg):
@@ -34,8 +33,10 @@ class FrontEnd:
     magnitudes: bool = False         # filterbank magnitudes scaled as librosa's (PCEN) in place of the dB spectrogram
 
 
-FRONTENDS = {'pcen_learned': FrontEnd(_learned_pcen, magnitudes=True),
-             'pcen_frozen': FrontEnd(_frozen_pcen, magnitudes=True),
+FRONTENDS = {'pcen_learned': FrontEnd(_pcen_learning('alpha', 'delta', 'root', 'smooth_coef'), magnitudes=True),
+             'pcen_frozen': FrontEnd(_pcen_learning(), magnitudes=True),
+             'pcen_learn_smooth': FrontEnd(_pcen_learning('smooth_coef'), magnitudes=True),
+             'pcen_learn_compress': FrontEnd(_pcen_learning('alpha', 'delta', 'root'), magnitudes=True),
              'bn_freq': FrontEnd(_bn_freq)}
 "Model-side front ends by name, before the network, trained with it (or frozen)"
 
@@ -103,6 +104,12 @@ NORMALIZATIONS = {
                                       compared_with=('global', 'pcen', 'pcen_frozen')),
     # that module frozen at its start, librosa's PCEN: pcen_learned - pcen_frozen is what learning alone gives
     'pcen_frozen':      Normalization(wave=False, front='pcen_frozen', compared_with=('global', 'pcen')),
+    # learned PCEN in parts: the smoother alone (per-channel smooth_coef), or all that follows it (alpha, delta, root);
+    # against the module frozen, what learning each part gives, and against learning all, what the other part adds
+    'pcen_learn_smooth':   Normalization(wave=False, front='pcen_learn_smooth',
+                                         compared_with=('pcen_frozen', 'pcen_learned')),
+    'pcen_learn_compress': Normalization(wave=False, front='pcen_learn_compress',
+                                         compared_with=('pcen_frozen', 'pcen_learned')),
     # PANNs' bn0: BatchNorm over mel bins at input
     'bn_freq':          Normalization(wave=True,  front='bn_freq', compared_with=('global',)),
 }

@@ -133,7 +133,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
                dataset_kind=data.dataset.kind, dataset_fingerprint=data.dataset.fingerprint(),
                **_environment(data.device, bf16), **provenance(),
                training_hash=training_hash, started_at=started, finished_at=now(),
-               config=json.dumps(preset.as_dict(), sort_keys=True))
+               config=json.dumps(preset.as_dict(), sort_keys=True), **frontend_params(learn.model))
     save_outputs(learn, job, stats_file, model_file)
     return row, hist
 
@@ -151,6 +151,15 @@ def model_for(arm: Arm, n_out: int) -> nn.Module:
     body = xresnet18(pretrained=False, c_in=1, n_out=n_out)
     front = arm.frontend()
     return body if front is None else nn.Sequential(front, body)
+
+
+def frontend_params(model: nn.Module) -> dict:
+    """`frontend_params`: the values a trained PCEN front end uses (`constrained()`, per band, as JSON), where the model
+    has one; else nothing"""
+    front = model[0] if isinstance(model, nn.Sequential) else None
+    if not hasattr(front, 'constrained'): return {}
+    values = {k: [float(f"{x:.6g}") for x in v.detach().float().cpu().tolist()] for k, v in front.constrained().items()}
+    return dict(frontend_params=json.dumps(values))
 
 
 def export(learn: Learner, path) -> Path:
