@@ -358,7 +358,8 @@ def test_pcen_and_front_ends_train_export_and_predict_a_file_alike(fake_root, tm
 
 
 def test_a_run_file_holds_the_values_its_learned_pcen_ended_with(study, tmp_path):
-    "frontend_params: what the trained front end uses, per band; only the parameters it learns leave librosa's start"
+    """frontend_params: what the trained front end uses, per band; only the parameters it learns leave librosa's start;
+    the report's table of them is those run files"""
     from esc50_norm.pcen import smoothing_coef
     out = tmp_path / 'res'
     study(tiny(normalizations=('pcen_learn_compress', 'global')), out)
@@ -366,10 +367,21 @@ def test_a_run_file_holds_the_values_its_learned_pcen_ended_with(study, tmp_path
     p = {k: torch.tensor(v) for k, v in json.loads(row['frontend_params']).items()}
     n_mels = get_preset('smoke').spec.n_freq
     assert sorted(p) == ['alpha', 'delta', 'root', 'smooth_coef'] and all(v.shape == (n_mels,) for v in p.values())
-    start = dict(alpha=0.98, delta=2.0, root=2.0, smooth_coef=smoothing_coef(16000, get_preset('smoke').spec.hop))
-    for k in ('alpha', 'delta', 'root'): assert not torch.allclose(p[k], torch.tensor(start[k])), k
-    assert torch.allclose(p['smooth_coef'], torch.tensor(start['smooth_coef']), rtol=1e-5)
+    init = dict(alpha=0.98, delta=2.0, root=2.0, smooth_coef=smoothing_coef(16000, get_preset('smoke').spec.hop))
+    for k in ('alpha', 'delta', 'root'): assert not torch.allclose(p[k], torch.tensor(init[k])), k
+    assert torch.allclose(p['smooth_coef'], torch.tensor(init['smooth_coef']), rtol=1e-5)
     assert 'frontend_params' not in json.loads((out / 'runs' / 'fold1-global-seed0.json').read_text())
+    section = write_report(out).read_text().split('## PCEN front ends: where their parameters ended')[1]
+    table = [[c.strip() for c in line.strip('|').split('|')] for line in section.split('\n## ')[0].splitlines()
+             if line.startswith('|') and 'pcen_learn_compress' in line]
+    assert [r[1] for r in table] == ['alpha', 'delta', 'root', 'smooth_coef']
+    for n, k, start, mean, lo, hi, moved, runs in table:
+        v = p[k].double()
+        far = (~torch.isclose(v, torch.tensor(init[k], dtype=v.dtype), rtol=1e-5, atol=0)).double().mean()
+        assert (n, int(runs)) == ('pcen_learn_compress', 1)
+        assert [float(x) for x in (start, mean, lo, hi, moved)] == pytest.approx(
+            [init[k], *(float(f(v)) for f in (torch.mean, torch.min, torch.max)), float(far)], abs=6e-5), k
+    assert float(table[-1][6]) == 0 and float(table[2][6]) > 0           # the smoother stayed; the root moved
 
 
 def test_frontends_preset_contrasts_each_against_global():

@@ -18,7 +18,7 @@ from .folders import (folder_runs, machines_table, missing_runs, predates_machin
                       study_time)
 from .plots import _png, plot_accuracy, plot_curves, plot_paired
 from .statistics import (EQUIVALENCE_MARGIN, METRIC, _ordered, budget_table, fold_aware_table, fold_effects,
-                         fold_table, paired_differences, summary_table, what_else_changes)
+                         fold_table, frontend_table, paired_differences, summary_table, what_else_changes)
 from .verdicts import VERDICT_MARGIN, add_verdicts, how_to_read, one_machine_table
 
 __all__ = ['write_report', 'terminal_summary', 'compare_report']
@@ -200,6 +200,19 @@ def _paired_section(df: pd.DataFrame, preset, paired: pd.DataFrame) -> list:
             "contrasts of this table.", "", _md(paired), ""]
 
 
+def _frontend_section(df: pd.DataFrame, preset: Preset) -> list:
+    "Where each PCEN front end's parameters ended (the run files' `frontend_params`), against where they started"
+    if 'frontend_params' not in df: return []                   # run files from before it was recorded
+    names = df.dropna(subset=['frontend_params']).normalization.unique()
+    starts = {n: {k: v.detach().numpy() for k, v in preset.arm(n).frontend().constrained().items()} for n in names}
+    return ["## PCEN front ends: where their parameters ended", "",
+            "Each PCEN front end's parameters (one per mel band) as its forward pass used them after the last epoch "
+            "(run files' `frontend_params`): `start`, their mean at initialisation (librosa's PCEN); `mean`, `min`, "
+            "`max` over the runs and bands; `moved`, the share of (run, band) values more than 1e-5 (relative) from "
+            "their start (a run file keeps 6 significant digits). A description of what training did, not a test.", "",
+            _md(frontend_table(df, starts).set_index('normalization')), ""]
+
+
 def _time_section(df: pd.DataFrame) -> list:
     t = study_time(df)
     dev = ', '.join(sorted(df.device.astype(str).unique()))
@@ -225,6 +238,7 @@ def write_report(out, margin: float = VERDICT_MARGIN) -> Path:
                   *_baseline_section(out, preset, df),
                   *_verdict_section(tests, fold_effects(df)), *_one_machine_section(df, tests, margin),
                   *_paired_section(df, preset, paired), *_budget_section(hist, preset.epochs),
+                  *_frontend_section(df, preset),
                   *_time_section(df), _provenance_line(df), "", *_machines_section(df),
                   "![accuracy](accuracy.png)", "", *(["![paired differences](paired.png)", ""] if len(paired) else []),
                   "![curves](curves.png)", ""]

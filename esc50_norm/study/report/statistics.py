@@ -1,5 +1,6 @@
 "Statistics of a grid's runs: summaries, paired differences, fold-aware tests, Holm's correction, TOST, power"
 from __future__ import annotations
+import json
 import warnings
 from dataclasses import replace
 
@@ -16,7 +17,7 @@ from ..normalizations import NORMALIZATIONS
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_table', 'fold_table',
            'paired_differences', 'pair_sides', 'what_else_changes', 'wilcoxon_p', 'holm', 'fold_aware',
            'fold_aware_tests', 'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'equivalence',
-           'budget_table', 'fold_span']
+           'budget_table', 'fold_span', 'frontend_table']
 
 METRIC = 'final_accuracy'
 RESOLUTION = 1e-6
@@ -315,3 +316,17 @@ def budget_table(hist: pd.DataFrame, pairs=None) -> pd.DataFrame:
     if not len(t): return t
     signs = np.sign(t.round(int(-np.log10(RESOLUTION))))
     return t.rename_axis('contrast').assign(sign_stable=(signs.nunique(axis=1) == 1) & (signs.iloc[:, 0] != 0))
+
+
+def frontend_table(df: pd.DataFrame, starts: dict) -> pd.DataFrame:
+    """Per normalization and parameter of a PCEN front end, from the run files' `frontend_params`: the value it started
+    at (`starts[normalization][parameter]`, one per band: their mean) and, over its runs and bands, where it ended"""
+    rows = []
+    for n, g in _ordered(df.dropna(subset=['frontend_params'])).groupby('normalization', sort=False):
+        ends = [json.loads(s) for s in g.frontend_params]
+        for k in ends[0]:
+            v, start = np.array([e[k] for e in ends]), np.asarray(starts[n][k], dtype=float)   # runs x bands
+            rows.append(dict(normalization=n, parameter=k, start=start.mean(), mean=v.mean(), min=v.min(),
+                             max=v.max(), moved=float(np.mean(~np.isclose(v, start, rtol=1e-5, atol=0))),
+                             runs=len(v)))
+    return pd.DataFrame(rows, columns=['normalization', 'parameter', 'start', 'mean', 'min', 'max', 'moved', 'runs'])
