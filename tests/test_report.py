@@ -138,7 +138,8 @@ def test_a_grid_without_contrasts_says_how_to_pool_it_and_draws_no_empty_plot(tm
                                       ('quick-bf16-cpu', 9), ('mel-cpu', 60), ('frontends-cpu', None), ('linear-cpu', 40),
                                       ('linear-cpu-epyc', 40), ('mel-cpu-instance-global', 10),
                                       ('mel-cpu-bn-freq', 10), ('mel-aug-cpu', 20), ('mel-aug60-cpu', 20), ('mel-aug-cpu-bn-freq', 10),
-                                      ('mel60-cpu', 20), ('mel-aug60-cpu-bn-freq', 10)])
+                                      ('mel60-cpu', 20), ('mel-aug60-cpu-bn-freq', 10),
+                                      ('pcen-parts-cpu', None)])
 def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_path):
     "The committed report.md of each results folder is regenerated from its run files, unchanged"
     n = n or len(_raw_runs(folder))                       # None: a grid still growing across sessions

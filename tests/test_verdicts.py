@@ -376,6 +376,25 @@ def test_the_declared_power_of_learned_pcen_in_parts_is_what_the_run_files_give(
     assert len(d) == 15 and said in text
 
 
+def test_learned_pcen_in_parts_is_run_as_declared():
+    """pcen-parts-cpu: frontends-cpu's recipe, its three arms, seed 0 of every arm before any seed 1, clean commits at
+    or after the declaring one, one thread a run; the frozen arm's PCEN ended where librosa's starts, and the part
+    that was not learned stayed there too"""
+    from esc50_norm.pcen import smoothing_coef
+    df = _raw('pcen-parts-cpu')
+    assert read_preset(RESULTS / 'pcen-parts-cpu').training_hash() == read_preset(RESULTS / 'frontends-cpu').training_hash()
+    assert set(df.normalization) <= {'pcen_frozen', 'pcen_learn_smooth', 'pcen_learn_compress'} and len(df) >= 8
+    assert set(df.seed) <= {0, 1} and (1 not in set(df.seed) or (df.seed == 0).sum() == 15)
+    assert (~df.git_dirty).all() and (df.threads == 1).all() and '6b99949' in {c[:7] for c in df.git_commit}
+    start = dict(alpha=0.98, delta=2.0, root=2.0, smooth_coef=smoothing_coef(16000, 512))
+    fixed = dict(pcen_frozen=set(start), pcen_learn_smooth={'alpha', 'delta', 'root'}, pcen_learn_compress={'smooth_coef'})
+    for _, r in df.iterrows():
+        ended = {k: np.array(v) for k, v in json.loads(r.frontend_params).items()}
+        for k in start:
+            stayed = np.allclose(ended[k], start[k], rtol=1e-5, atol=0)
+            assert stayed == (k in fixed[r.normalization]) and ended[k].shape == (64,), (r.normalization, r.fold, k)
+
+
 @pytest.mark.parametrize('later,shared', [('linear-cpu', {'wave - none', 'global - wave', 'channel - wave', 'channel - global'}),
                                           ('mel-aug-cpu', {'instance - global'})])
 def test_how_a_contrast_changes_between_folders_equals_an_independent_computation(later, shared):
