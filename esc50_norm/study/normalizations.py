@@ -13,10 +13,9 @@ __all__ = ['FrontEnd', 'Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_norm
            'norm_tfms']
 
 def _pcen_learning(*learn: str) -> Callable:
-    "A builder of `LearnedPCEN` that learns the parameters named (none: librosa's PCEN, frozen, as `FrozenPCEN`)"
+    "A builder of `LearnedPCEN` that learns the parameters named (none: librosa's PCEN, frozen)"
     def build(n_freq: int, cfg):
-        from ..pcen import FrozenPCEN, LearnedPCEN
-        if not learn: return FrozenPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop)
+        from ..pcen import LearnedPCEN
         return LearnedPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop, learn=learn)
     return build
 
