@@ -188,6 +188,8 @@ def test_the_home_page_is_the_readme(site):
     assert re.findall(r'<h2 id="([^"]+)"', html) == [_slug(h) for h in re.findall(r"^## (.+)$", readme, re.M)]
     assert _Tables(html).tables == [_md_tables(readme)[0]]
     assert 'href="results/"' in html and 'href="library/"' in html     # docs/X.md: the site's page X
+    images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme)
+    assert images and all(f'src="{i}"' in html and (site / i).is_file() for i in images)   # shown, not a broken link
 
 
 def test_the_results_page_includes_each_reports_verdict_table(site):
