@@ -139,7 +139,8 @@ def test_stratified_folds_by_hand():
 
 
 def test_fewer_clips_than_folds_is_named(made):
-    with pytest.raises(DatasetError, match=r"classes with fewer clips than the 6 folds: \{'b': 5\}.*k_folds=5 or fewer"):
+    with pytest.raises(DatasetError, match=r"classes with fewer clips than the 6 folds: \{'b': 5\}.*"
+                                           r"use --k-folds 5 or fewer \(k_folds=5 in Python\)"):
         get_dataset(made['folders'], k_folds=6).meta()
     with pytest.raises(DatasetError, match='k_folds must be an integer of at least 2'): get_dataset(made['folders'], k_folds=1).meta()
 
@@ -303,6 +304,7 @@ COLS = dict(file='path', label='category', fold='split')
     (lambda df: df.assign(split=df.split.where(df.split != 2, 4)), r"fold\(s\) \[2\] of 1-4 have no clips"),
     (lambda df: df.assign(split=df.split - 1), r"has folds \[0\]: folds are numbered from 1 \(0 means 'no validation fold'\)"),
     (lambda df: df.assign(category=df.category.where(df.index != 0, 'lonely')), r"1 labels have a single clip.*\['lonely'\]"),
+    (lambda df: df.assign(category='dog'), r"has one label only \('dog', \d+ clips\): a classifier needs clips of at least 2"),
     (lambda df: df.assign(category=df.category.where(df.index != 3)), r"1 rows have no label: \['clips/x/003\.wav'\]"),
     (lambda df: df.assign(path=df.path.where(df.index != 2)), r"1 rows have no file: data rows \[2\] \(from 0\)"),
     (lambda df: pd.concat([df, df.iloc[[4]]]), r"lists 1 files more than once: \['clips/x/004\.wav'\]"),
@@ -314,7 +316,8 @@ def test_bad_metadata_is_named(made, tmp_path, change, message):
 
 
 def test_csv_columns_are_checked(made, tmp_path):
-    with pytest.raises(DatasetError, match=r"clips\.csv lacks columns \['file', 'label'\] .*name them with columns=dict"):
+    with pytest.raises(DatasetError, match=r"clips\.csv lacks columns \['file', 'label'\] .*name them with "
+                                           r"--columns file=\.\.\.,label=\.\.\.,fold=\.\.\. \(columns=dict"):
         get_dataset(made['csv']).meta()
     with pytest.raises(DatasetError, match=r"needs file and label \(fold optional\); missing \['label'\]"): get_dataset(made['csv'], columns='file=path')
     with pytest.raises(DatasetError, match=r"unknown \['split'\]"): get_dataset(made['csv'], columns=dict(file='a', label='b', split='c'))

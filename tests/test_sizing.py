@@ -14,7 +14,9 @@ from esc50_norm.study import PRESETS, Study, get_dataset, get_preset
 from esc50_norm.study.baseline import compute_baseline, ensure_baseline, read_baseline
 from esc50_norm.study.cache import load_or_build_cache
 from esc50_norm.study.datasets import clip_duration, clip_info
+from esc50_norm.study.presets import CHOSEN
 from esc50_norm.study.report import paired_differences, summary_table, write_report, _md
+from esc50_norm.study.report.markdown import _chosen_line
 from esc50_norm.study.sizing import MIN_FRAMES, MIN_STEPS, bs_for, epochs_for, hop_for, n_frames, size_recipe
 from fake_collections import make_esc50, make_tone_classes
 
@@ -80,6 +82,9 @@ def test_epochs_and_bs_set_by_hand_and_the_smoke_form_are_kept(tones):
     p = get_preset('quick', epochs=3, bs=16).for_dataset(ds, log=None)
     assert (p.epochs, p.bs, p.spec.hop_length) == (3, 16, 256) and set(p.sized) >= {'hop_length'}
     assert 'epochs' not in p.sized and 'bs' not in p.sized
+    line = _chosen_line(p.update(dataset=ds.describe()))                      # and the report says so
+    assert line.startswith(f"How this recipe was chosen: {CHOSEN['quick']} Then the recipe sized for tones: hop 1024 -> 256")
+    assert 'epochs' not in line.split('Then')[1].split('.')[0] and line.endswith('Kept as given, not sized: epochs, bs.')
     s = get_preset('quick', smoke=True).for_dataset(ds, log=None)
     assert s.sized is None and (s.epochs, s.bs) == (1, 16) and s.spec == PRESETS['quick'].smoke().spec
 
@@ -147,7 +152,8 @@ def test_the_report_puts_the_baseline_beside_the_deep_model_and_names_the_likely
     assert '## Classical baseline' in text
     assert re.search(r"\|\s+1 \|\s+0\.9\s+\|\s+0\.3533\s+\|\s+0\.42\s+\|\s+0\.4117\s+\|", text)
     assert '**The deep model is far below the classical baseline**: its best normalization, global, reaches' in text
-    assert 'Likely cause: too few optimizer steps (100: 25 batches of 64 per epoch x 4 epochs' in text
+    assert ('Likely cause: too few optimizer steps (100: 25 batches of 64 per epoch x 4 epochs; a sized recipe trains '
+            'at least 200: --epochs 8 does with these batches)') in text
     assert cli(['report', str(tmp_path / 'quick')]) == 0
     out = capsys.readouterr().out
     assert 'accuracy per normalization' in out and 'far below' in out
@@ -187,6 +193,9 @@ def test_the_default_recipe_on_a_small_collection_comes_near_the_classical_basel
     base = read_baseline(out)['per_fold']['1']
     assert run['final_accuracy'] > 3 / 6 and run['final_accuracy'] >= base - 0.1, (run['final_accuracy'], base)
     assert 'recipe sized for words' in printed and 'classical baseline' in printed
+    recipe = json.loads((out / 'preset.json').read_text())                     # the report says how it was sized
+    assert (f"Then the recipe sized for words: hop {recipe['sized']['hop_length'][0]} -> {recipe['spec']['hop_length']} "
+            in (out / 'report.md').read_text()) and recipe['given'] == []
     assert 'accuracy per normalization' in printed
 
 

@@ -33,6 +33,7 @@ class PresetFileError(ValueError):
 def read_preset(out) -> Preset:
     "The preset recorded in results folder `out`; a missing or damaged preset.json is an error naming it"
     f = Path(out) / 'preset.json'
+    if not Path(out).is_dir(): raise FileNotFoundError(f"{out} does not exist: give the --out folder of a study")
     if not f.is_file(): raise FileNotFoundError(f"{out} holds no preset.json: is it a results folder?")
     try: return Preset(**json.loads(f.read_text()))
     except (OSError, ValueError, TypeError) as e:

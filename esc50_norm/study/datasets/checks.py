@@ -19,6 +19,9 @@ def check_meta(df: pd.DataFrame, source, audio_root, folds: tuple | None = None)
     df = _typed(df, source)
     _check_folds_present(df.fold, source, folds)
     counts = df.label.value_counts()
+    if len(counts) < 2:
+        raise DatasetError(f"{source} has one label only ({counts.index[0]!r}, {counts.iloc[0]} clips): "
+                           "a classifier needs clips of at least 2 labels")
     single = sorted(counts.index[counts == 1])
     if single:
         raise DatasetError(f"{source}: {len(single)} labels have a single clip, too few to train and validate on: "

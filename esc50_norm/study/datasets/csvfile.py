@@ -32,7 +32,8 @@ class CSVDataset(MadeFolds):
         self.used_columns = self.columns or dict(file='file', label='label',
                                                  **({'fold': 'fold'} if 'fold' in df.columns else {}))
         file, label, fold = (self.used_columns.get(k) for k in STANDARD)
-        hint = "" if self.columns else "; name them with columns=dict(file=..., label=..., fold=...)"
+        hint = "" if self.columns else ("; name them with --columns file=...,label=...,fold=... "
+                                        "(columns=dict(file=..., label=..., fold=...) in Python)")
         df = with_columns(df, [file, label, *([fold] if fold else [])], self.csv, hint, DatasetError)
         if fold is None: return self._made_folds(standard_frame(df, file, label))
         if (self.k_folds, self.fold_seed) != tuple(FOLD_DEFAULTS.values()):

@@ -33,10 +33,10 @@ def _generate_folds(df: pd.DataFrame, k: int, seed: int, source) -> pd.DataFrame
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise DatasetError(f"fold_seed must be a whole number of at least 0, got {seed!r}")
     counts = df.label.astype(str).value_counts()
-    few = counts[counts < k]
+    few, fit = counts[counts < k], max(2, int(counts.min()))
     if len(few): raise DatasetError(f"{source}: classes with fewer clips than the {k} folds: {few.to_dict()}; "
-                                    "every fold needs a clip of every class: "
-                                    f"use k_folds={max(2, int(counts.min()))} or fewer, or add clips")
+                                    f"every fold needs a clip of every class: use --k-folds {fit} or fewer "
+                                    f"(k_folds={fit} in Python), or add clips")
     others = [c for c in df.columns if c not in STANDARD]
     return df.assign(fold=stratified_folds(df.label.astype(str), k, seed, df.file))[[*STANDARD, *others]]
 

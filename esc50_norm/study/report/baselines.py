@@ -27,9 +27,10 @@ def _cause(df: pd.DataFrame, preset: Preset) -> str:
     nf, hop = n_frames(preset.spec, preset.duration), preset.spec.hop
     causes = []
     if steps is not None and steps < MIN_STEPS:
-        causes.append(f"too few optimizer steps ({steps}: {n_train // preset.bs} batches of {preset.bs} per epoch x "
-                      f"{preset.epochs} epochs; a sized recipe trains at least {MIN_STEPS}: leave out --epochs and "
-                      "--bs, or raise --epochs)")
+        batches = n_train // preset.bs
+        causes.append(f"too few optimizer steps ({steps}: {batches} batches of {preset.bs} per epoch x "
+                      f"{preset.epochs} epochs; a sized recipe trains at least {MIN_STEPS}: "
+                      f"--epochs {-(-MIN_STEPS // max(batches, 1))} does with these batches)")
     if nf < MIN_FRAMES:
         causes.append(f"too few spectrogram frames per clip ({nf} at hop {hop}; a sized recipe gives at least "
                       f"{MIN_FRAMES})")

@@ -11,6 +11,7 @@ from ..compat import predates_provenance, recorded_dataset
 from ..baseline import baseline_text, read_baseline
 from ..presets import Preset, chosen
 from ..runs import damaged_runs, read_preset, running_runs, same_dataset
+from ..sizing import sizing_text
 from .baselines import baseline_table, baseline_verdict
 from .compare import (compare_contrasts, compare_equivalence, compare_folders, compare_interactions, compare_verdicts,
                       fold_contrasts)
@@ -55,6 +56,14 @@ def _data_line(d: dict) -> str:
     made = f" (made: {d['k']} stratified folds, seed {d['seed']})" if 'k' in d else ''
     return (f"Data: {d['name']} ({d['kind']}): {d['clips']} clips, {d['classes']} classes, folds {d['folds']}{made}; "
             f"fingerprint {d['fingerprint']}.")
+
+
+def _chosen_line(preset: Preset) -> str:
+    "How the recipe was chosen: the preset's reason, then what sizing derived for the data and what it kept as given"
+    text = f"How this recipe was chosen: {chosen(preset.name)}"
+    if preset.sized: text += f" Then the {sizing_text(preset.dataset['name'], preset.sized)}"
+    if preset.given: text += f" Kept as given, not sized: {', '.join(preset.given)}."
+    return text
 
 
 def _provenance_line(df: pd.DataFrame) -> str:
@@ -105,7 +114,7 @@ def _header(out: Path, preset: Preset, df: pd.DataFrame) -> list:
     lines = [f"# Results: preset `{preset.name}`", "",
              f"Metric: `{METRIC}` (validation accuracy after the last of {preset.epochs} epochs). "
              f"Grid: {', then '.join(map(_grid_text, preset.grids))}.", "",
-             _recipe_line(preset), "", f"How this recipe was chosen: {chosen(preset.name)}", ""]
+             _recipe_line(preset), "", _chosen_line(preset), ""]
     lines += [_data_line(preset.dataset), ""] if preset.dataset else []
     if missing:
         lines += [f"**Incomplete grid: {len(df)} of {n_exp} runs finished.** Missing: {', '.join(missing[:30])}"
