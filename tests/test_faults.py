@@ -14,7 +14,11 @@ import pytest
 import soundfile as sf
 import torch
 
+from esc50_norm import SpecNormalize
 from esc50_norm.configs import Decoding
+from esc50_norm.study import get_dataset, get_preset
+from esc50_norm.study.engines import get_engine
+from esc50_norm.study.normalizations import get_normalization
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.demo import make_fake_esc50
 
@@ -66,6 +70,20 @@ def test_out_that_is_a_file_and_options_an_engine_does_not_take_are_named(args, 
     assert '--engine local does not take --address' in err(capsys)
     assert cli(args('--engine', 'dask')) == 2 and "unknown engine 'dask'" in err(capsys)
     assert not (tmp_path / 'res').exists()
+
+
+@pytest.mark.parametrize('look_up,message', [
+    (lambda: get_preset('quik'), "unknown preset 'quik' (did you mean 'quick'?); known: ['blog'"),
+    (lambda: get_preset('quick', normalizations=['globl', 'zzz']), "unknown normalizations ['globl', 'zzz'] (did you mean 'global'?)"),
+    (lambda: get_normalization('bn-freq'), "unknown normalization 'bn-freq' (did you mean 'bn_freq'?)"),
+    (lambda: SpecNormalize('chanel'), "got 'chanel' (did you mean 'channel'?)"),
+    (lambda: get_engine('rey'), "unknown engine 'rey' (did you mean 'ray'?)"),
+    (lambda: get_dataset('folder:/x'), "unknown dataset kind 'folder' in 'folder:/x' (did you mean 'folders'?)"),
+    (lambda: get_preset('zzzz'), "unknown preset 'zzzz'; known:"),                  # nothing close: no guess
+])
+def test_a_misspelt_name_is_told_the_closest_known_one(look_up, message):
+    with pytest.raises(ValueError) as e: look_up()
+    assert message in str(e.value)
 
 
 def test_train_with_zero_epochs_leaves_no_model_and_predict_top_k_zero_is_refused(fake_root, tmp_path, capsys):

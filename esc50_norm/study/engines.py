@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import torch
 
+from ..spelling import did_you_mean
 from .device import pick_device
 from .plugins import load_plugins
 from .presets import Job
@@ -340,7 +341,8 @@ before any work when it cannot run here) and `run(study, todo, log) -> failed jo
 def get_engine(name: str = 'local', workers: int | None = None, device=None, **options):
     "The engine called `name` with the options given (None: not given); an option it does not take is refused"
     # one local worker runs here, in this process
-    if name not in ENGINES: raise ValueError(f"unknown engine {name!r}; known: {list(ENGINES)}")
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}{did_you_mean(name, ENGINES)}; known: {list(ENGINES)}")
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1 (processes per GPU), got {workers}")
     given, cls = {k: v for k, v in options.items() if v is not None}, ENGINES[name]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..configs import AudioConfig, SpectrogramConfig
+from ..spelling import did_you_mean
 
 __all__ = ['FrontEnd', 'Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_normalization', 'Arm', 'resolve',
            'norm_tfms']
@@ -118,7 +119,9 @@ NORMALIZATIONS = {
 def get_normalization(name: str) -> Normalization:
     "The normalization called `name`; the error lists the known ones"
     try: return NORMALIZATIONS[name]
-    except KeyError: raise ValueError(f"unknown normalization {name!r}; known: {list(NORMALIZATIONS)}") from None
+    except KeyError:
+        raise ValueError(f"unknown normalization {name!r}{did_you_mean(name, NORMALIZATIONS)}; "
+                         f"known: {list(NORMALIZATIONS)}") from None
 
 
 @dataclass(frozen=True)

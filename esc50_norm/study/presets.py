@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from ..compat import later, later_defaults
 from ..configs import AudioConfig, Augment, Decoding, SpectrogramConfig
+from ..spelling import did_you_mean
 from .datasets import check_folds, clip_duration
 from .normalizations import NORMALIZATIONS, Arm, resolve
 from .sizing import size_recipe, sizing_text
@@ -73,7 +74,9 @@ class Preset:
         if isinstance(self.augment, dict): self.augment = Augment(**self.augment) if self.augment else None
         self.added = tuple({k: tuple(g[k]) for k in _AXES} for g in self.added)
         unknown = [n for n in self.normalizations if n not in NORMALIZATIONS]
-        if unknown: raise ValueError(f"unknown normalizations {unknown}; known: {list(NORMALIZATIONS)}")
+        if unknown:
+            raise ValueError(f"unknown normalizations {unknown}{did_you_mean(unknown, NORMALIZATIONS)}; "
+                             f"known: {list(NORMALIZATIONS)}")
         if self.folds is not None and [f for f in self.folds if f < 1]:
             raise ValueError(f"folds are numbered from 1, got {list(self.folds)} "
                              "(fold 0, 'no validation fold', is for `train` only)")
@@ -280,7 +283,8 @@ def chosen(name: str) -> str:
 def get_preset(name: str, smoke: bool = False, **overrides) -> Preset:
     "A preset by name (`smoke`: its CI-sized form), with any field overridden (and so kept by sizing)"
     try: p = PRESETS[name]
-    except KeyError: raise ValueError(f"unknown preset {name!r}; known: {list(PRESETS)}") from None
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)}; known: {list(PRESETS)}") from None
     p, overrides = (p.smoke() if smoke else p), {k: v for k, v in overrides.items() if v is not None}
     given = tuple(dict.fromkeys([*p.given, *(k for k in ('epochs', 'bs', 'spec') if k in overrides)]))
     return p.update(**overrides, given=given)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 from pathlib import Path
 
+from ...spelling import did_you_mean
 from .base import Dataset, DatasetError, _span
 from .collection import FOLD_DEFAULTS
 from .csvfile import CSVDataset
@@ -33,7 +34,9 @@ def kind_and_path(dataset=None, data=None) -> tuple[str, Path | None]:
     if path.exists():
         if data is not None: raise DatasetError(f"dataset {dataset!r} is a path; do not give data={data!r} as well")
         return claimed_by(path), path
-    if sep and len(head) > 1: raise DatasetError(f"unknown dataset kind {head!r} in {dataset!r}; kinds: {kinds}")
+    if sep and len(head) > 1:
+        raise DatasetError(f"unknown dataset kind {head!r} in {dataset!r}{did_you_mean(head.lower(), KINDS)}; "
+                           f"kinds: {kinds}")
     raise DatasetError(f"dataset {dataset!r} is neither a kind ({kinds}) nor an existing path")
 
 
