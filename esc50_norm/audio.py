@@ -34,7 +34,9 @@ class AudioTensor(TensorBase):
         if isinstance(fn, AudioTensor): return fn
         fn = Path(fn)
         try: data, sr = sf.read(str(fn), dtype='float32', always_2d=True)
-        except Exception as e: raise AudioLoadError(f"cannot read audio file {fn}: {e}") from e
+        except Exception as e:
+            if not fn.exists(): raise AudioLoadError(f"audio file not found: {fn}") from e
+            raise AudioLoadError(f"cannot read audio file {fn}: {e}") from e
         if data.shape[0] == 0: raise AudioLoadError(f"audio file {fn} holds no samples")
         if not (finite := np.isfinite(data)).all():
             raise NonFiniteAudioError(f"audio file {fn} holds {int((~finite).sum())} samples that are NaN or inf "

@@ -206,14 +206,16 @@ def _where(stats: dict, bad: torch.Tensor) -> str:
     return vals if len(bad) == 1 else f"{vals} (bin {i}; {int(bad.sum())} of {len(bad)} bins)"
 
 
-def _fitted(name: str, shift: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) -> tuple:
+def _fitted(name: str, shift: torch.Tensor, scale: torch.Tensor, x: torch.Tensor, stats_file=None) -> tuple:
     "The stats' `shift` and `scale` viewed for `x` (a batch `[bs, ch, F, T]` or one item `[ch, F, T]`), in its dtype"
-    # on its device; stats whose frequency bins are not those of `x` fail
+    # on its device; stats whose frequency bins are not those of `x` fail, naming the file they were loaded from
     n = shift.shape[-2]
     if x.ndim < 2 or n not in (1, x.shape[-2]):
+        loaded = (f"; they were loaded from {stats_file}: move it away to learn the stats of these spectrograms, "
+                  "or load stats made for them") if stats_file else ''
         raise ValueError(f"{name} stats of shape {tuple(shift.shape)} do not fit spectrograms of shape "
                          f"{tuple(x.shape)}: they have {n} frequency bins, "
-                         f"the data {x.shape[-2] if x.ndim >= 2 else '?'}")
+                         f"the data {x.shape[-2] if x.ndim >= 2 else '?'}{loaded}")
     view = (1,) * (x.ndim - 2) + tuple(shift.shape[-2:])
     return shift.view(view).to(x.device, x.dtype), scale.view(view).to(x.device, x.dtype)
 
@@ -239,6 +241,7 @@ class SpecNormalize(Transform):
         if not 0 <= frac <= 1: raise ValueError(f"frac must be in [0, 1] (0: learn the stats later), got {frac}")
         self.frac, self.eps, self.mean_only, self._warned = frac, eps, mean_only, False
         self.learned = None                         # the share of training batches `learn` used; None: given or loaded
+        self.stats_file = None                      # the stats file they were loaded from, if any
         self.__dict__.update({**options, **dict.fromkeys(self._mode.keys), **_counted(self._mode, None)})   # no stats
         if stats is not None: self._set(stats, n)
 
@@ -250,7 +253,9 @@ class SpecNormalize(Transform):
     def from_file(cls, path, mode: str | None = None, **kwargs) -> SpecNormalize:
         "Build from a stats file written by `save`, with its mode and options (`mode` and `kwargs` must match them)"
         d = load_stats(path, mode=mode)
-        with _errors_as(StatsFileError, f"stats file {path}: "): return cls(**_file_arguments(d, path, kwargs))
+        with _errors_as(StatsFileError, f"stats file {path}: "): norm = cls(**_file_arguments(d, path, kwargs))
+        norm.stats_file = str(path)
+        return norm
 
     @property
     def parameters(self) -> tuple:
@@ -295,11 +300,12 @@ class SpecNormalize(Transform):
     @property
     def _mode_options(self) -> dict: return {k: getattr(self, k) for k in self._mode.options}
 
-    def _set(self, stats: dict, n: int | None = None, learned: float | None = None) -> SpecNormalize:
-        "Check the mode's stats arrays (`_checked_stats`) and use them from now on; `learned`: the share they came from"
+    def _set(self, stats: dict, n: int | None = None, learned: float | None = None,
+             stats_file=None) -> SpecNormalize:
+        "Check the mode's stats arrays (`_checked_stats`) and use them from now on: learned from a share, or from a file"
         stats = _checked_stats(self._mode, self.mode, stats, self.eps, self._mode_options)
         for k, v in {**stats, **_counted(self._mode, n)}.items(): setattr(self, k, v)
-        self.learned = learned
+        self.learned, self.stats_file = learned, None if stats_file is None else str(stats_file)
         return self
 
     def learn(self, dl, frac: float | None = None) -> SpecNormalize:
@@ -326,7 +332,7 @@ class SpecNormalize(Transform):
         "Shift and scale for `x`, in its dtype: its own (per-clip modes), or the stats, checked against `x`"
         x = x.as_subclass(torch.Tensor)
         shift, scale = self._mode.shift_scale(x, self.stats, self.eps, **self._mode_options)
-        if self.learns_stats: shift, scale = _fitted(self.mode, shift, scale, x)
+        if self.learns_stats: shift, scale = _fitted(self.mode, shift, scale, x, getattr(self, 'stats_file', None))
         return shift, (torch.ones_like(scale) if self.mean_only else scale)
 
     def encodes(self, x: AudioSpectrogram) -> AudioSpectrogram:

@@ -21,9 +21,9 @@ class AudioSpectrogram(TensorImageBase):
     def show(self, ctx=None, title=None, figsize=(5, 3), colorbar=True, **kwargs):
         "Show the first channel as an image, low frequencies at the bottom"
         if ctx is None: _, ctx = plt.subplots(figsize=figsize)
-        im = self.detach().cpu().float()
+        im = self.detach().cpu().float().as_subclass(torch.Tensor)
         while im.ndim > 2: im = im[0]
-        img = ctx.imshow(im, origin='lower', aspect='auto', cmap=kwargs.pop('cmap', 'magma'), **kwargs)
+        img = ctx.imshow(im.numpy(), origin='lower', aspect='auto', cmap=kwargs.pop('cmap', 'magma'), **kwargs)
         if colorbar:
             unit = getattr(self, 'normalized', False)           # False, or what normalized values measure ('PCEN', ...)
             cb = ctx.figure.colorbar(img, ax=ctx,

@@ -1,4 +1,6 @@
 "DataBlocks on a generated ESC-50-shaped folder: stats from training folds only, three equal pipelines, show_batch, callback"
+import re
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -8,8 +10,8 @@ from fastai.data.all import CrossEntropyLossFlat
 from fastai.learner import Learner
 from torch import nn
 
-from esc50_norm import (AudioTensor, AudioToSpec, Augment, SpecStatsCallback, SpectrogramConfig, audio_item_tfms, find_spec_normalize,
-                        training_inputs)
+from esc50_norm import (AudioTensor, AudioToSpec, Augment, SpecNormalize, SpecStatsCallback, SpectrogramConfig, audio_item_tfms,
+                        find_spec_normalize, training_inputs)
 from esc50_norm.study import fold_split, norm_tfms
 from esc50_norm.study.pipelines import pipeline_dataloaders
 from conftest import fake_cached
@@ -67,7 +69,9 @@ def test_three_pipelines_give_the_same_spectrograms_and_stats(fake):
 
 
 def test_show_batch_writes_a_png(fake, tmp_path):
-    dls_for(fake, 'global', 'files').show_batch(max_n=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', DeprecationWarning)          # numpy 2's `__array__` without `copy`: not met
+        dls_for(fake, 'global', 'files').show_batch(max_n=4)
     plt.savefig(tmp_path / 'batch.png'); plt.close('all')
     assert (tmp_path / 'batch.png').stat().st_size > 5000
 
@@ -112,6 +116,15 @@ def test_callback_learns_saves_and_reloads_the_stats(fake, tmp_path):
     learn.fit(1)
     assert cb2.source == 'file' and not Path('stats.json').exists()   # loaded, not recomputed
     assert torch.equal(find_spec_normalize(fresh.train).stats['mean'], norm.stats['mean'])
+
+
+def test_a_stats_file_that_does_not_fit_the_spectrograms_is_named_at_the_first_batch(fake, tmp_path):
+    "A stats file of 7 bins left where the callback looks: the error names it and says what to do"
+    f = tmp_path / 'stats.json'
+    SpecNormalize('channel', stats=dict(mean=torch.zeros(7), std=torch.ones(7))).save(f)
+    with pytest.raises(ValueError, match=rf"stats of shape \(1, 1, 7, 1\) do not fit .* {SPEC.n_freq}; they were "
+                                         rf"loaded from {re.escape(str(f))}: move it away"):
+        tiny_learner(deferred(fake, 'channel'), SpecStatsCallback(fname=f)).fit(1)
 
 
 def test_callback_learns_what_setups_learns_not_the_augmentations_after_the_normalization(fake):

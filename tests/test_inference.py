@@ -151,6 +151,8 @@ def test_predict_files_ranks_the_classes_and_names_bad_files(fake, exported, tmp
     with pytest.raises(AudioLoadError, match=f"not found: {tmp_path / 'nope.wav'}"): predict_files(learn, [files[0], tmp_path / 'nope.wav'])
     (tmp_path / 'bad.ogg').write_text('not audio')
     with pytest.raises(AudioLoadError, match=f"cannot read audio file {tmp_path / 'bad.ogg'}"): predict_files(learn, [tmp_path / 'bad.ogg'])
+    with pytest.raises(AudioLoadError, match=f"audio file not found: {tmp_path / 'nope.wav'}$"):    # predict, as predict_files
+        learn.predict(tmp_path / 'nope.wav')
 
 
 def test_predict_files_warns_about_silent_and_short_files_and_never_answers_nan(fake, exported, tmp_path):

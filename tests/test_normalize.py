@@ -74,8 +74,9 @@ def test_spec_normalize_passes_labels_and_waveforms_through():
 
 def test_channel_stats_of_the_wrong_size_name_both_shapes():
     n = SpecNormalize('channel', stats=dict(mean=torch.zeros(5), std=torch.ones(5)))
-    with pytest.raises(ValueError, match=r"channel stats of shape \(1, 1, 5, 1\) do not fit spectrograms of shape \(3, 1, 7, 11\)"):
+    with pytest.raises(ValueError, match=r"channel stats of shape \(1, 1, 5, 1\) do not fit spectrograms of shape \(3, 1, 7, 11\)") as e:
         n(specs())
+    assert 'loaded from' not in str(e.value)                                    # given, not read from a file
     with pytest.raises(ValueError, match=r"global stats need shape \(1, 1, 1, 1\), got mean \(1, 1, 5, 1\)"):
         SpecNormalize('global', stats=dict(mean=torch.zeros(5), std=torch.ones(5)))
     with pytest.raises(ValueError, match="'frequency'"): SpecNormalize('frequency')
@@ -89,7 +90,8 @@ def test_save_and_from_file_round_trip(tmp_path):
     m = SpecNormalize.from_file(tmp_path / 'stats.json')
     assert m.mode == 'channel' and m.n_per_bin == 33
     assert torch.equal(m(x), n(x)) and torch.equal(m.stats['std'], n.stats['std'])
-    with pytest.raises(ValueError, match=r"channel stats of shape \(1, 1, 7, 1\) do not fit spectrograms of shape \(3, 1, 201, 11\)"):
+    with pytest.raises(ValueError, match=r"channel stats of shape \(1, 1, 7, 1\) do not fit spectrograms of shape \(3, 1, 201, 11\)"
+                                         rf".*; they were loaded from {re.escape(str(tmp_path / 'stats.json'))}: move it away"):
         m(specs(f=201))
     with pytest.raises(ValueError, match='no stats to save yet'): SpecNormalize('global').save(tmp_path / 'x.json')
 
