@@ -315,7 +315,7 @@ class SpecNormalize(Transform):
             raise ValueError(f"{self.mode!r} normalization learns no stats: it normalizes each clip by its own")
         frac = self.frac if frac is None else frac
         inputs = training_inputs(dl.train if isinstance(dl, DataLoaders) else dl, frac, before=self)
-        acc = accumulate(inputs, self._mode.accumulator())
+        acc = accumulate(map(_spectrogram, inputs), self._mode.accumulator())
         with _errors_as(ValueError, "stats learned from the training data: ",
                         " (do the training spectrograms hold NaN or inf?)"):
             return self._set(self._mode.arrays(acc, self.eps, **self._mode_options), acc.n, learned=frac)
@@ -358,6 +358,13 @@ class SpecNormalize(Transform):
     def __repr__(self):
         opts = ''.join(f", {k}={v!r}" for k, v in self.options.items())
         return f"SpecNormalize(mode={self.mode!r}{opts}: {_stats_described(self)})"
+
+
+def _spectrogram(x):
+    "`x`, a batch of spectrograms to learn stats from; anything else (a waveform) is an error saying what is missing"
+    if isinstance(x, AudioSpectrogram): return x
+    raise ValueError(f"SpecNormalize learns its stats from AudioSpectrograms, but it receives {type(x).__name__} "
+                     f"batches of shape {tuple(x.shape)}: put an AudioToSpec before it in batch_tfms")
 
 
 def find_spec_normalize(dl) -> SpecNormalize | None:

@@ -164,3 +164,11 @@ def test_a_damaged_stats_file_is_an_error_naming_it(tmp_path):
         else: assert content != text; p.write_text(content)
         with pytest.raises(StatsFileError, match=re.escape(str(p)) + '.*' + message): SpecNormalize.from_file(p)
     assert torch.equal(SpecNormalize.from_file(good).stats['std'].flatten(), torch.tensor([1., 2., 3.], dtype=torch.float64))
+
+
+def test_learning_from_waveforms_says_that_an_audio_to_spec_is_missing():
+    "batch_tfms=[AudioNormalize(), SpecNormalize()] without AudioToSpec: the stats pass names what it receives"
+    from fastai.data.all import TfmdDL
+    dl = TfmdDL([AudioTensor(torch.randn(1, 800), sr=16000) for _ in range(4)], bs=2)
+    with pytest.raises(ValueError, match=r"receives AudioTensor batches of shape \(2, 1, 800\): put an AudioToSpec before"):
+        SpecNormalize('global').learn(dl)
