@@ -8,13 +8,16 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
-from fastai.data.all import TensorBase, Transform, TransformBlock
+from fastai.data.all import L, TensorBase, Transform, TransformBlock, get_files
 from fastcore.imports import in_notebook
 
 from .compat import old_names
 
 __all__ = ['AudioLoadError', 'NonFiniteAudioError', 'AudioTensor', 'DownmixMono', 'Resample', 'AudioCropPad',
-           'AudioBlock', 'audio_item_tfms']
+           'AudioBlock', 'audio_item_tfms', 'AUDIO_EXTENSIONS', 'get_audio_files']
+
+AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg')
+"The files `AudioTensor.create` reads (with soundfile), by extension, whatever its case"
 
 
 class AudioLoadError(ValueError):
@@ -118,6 +121,11 @@ class AudioCropPad(Transform):
 def audio_item_tfms(sr: int = 16000, mono: bool = True, duration: float | None = 5.0, downmix: str = 'mean') -> list:
     "The item transforms that bring a clip to `sr` Hz, one channel and `duration` seconds"
     return [*([DownmixMono(downmix)] if mono else []), Resample(sr), *([AudioCropPad(duration)] if duration else [])]
+
+
+def get_audio_files(path, recurse: bool = True, folders=None) -> L:
+    "The audio files in `path`, recursively by default, only in `folders` if given: fastai's `get_image_files` for audio"
+    return get_files(path, extensions=AUDIO_EXTENSIONS, recurse=recurse, folders=folders)
 
 
 def AudioBlock(sr: int = 16000, mono: bool = True, duration: float | None = 5.0,

@@ -5,7 +5,8 @@ import soundfile as sf
 import torch
 from fastai.data.all import Pipeline
 
-from esc50_norm import AudioCropPad, AudioLoadError, AudioTensor, DownmixMono, NonFiniteAudioError, Resample, audio_item_tfms
+from esc50_norm import (AudioCropPad, AudioLoadError, AudioTensor, DownmixMono, NonFiniteAudioError, Resample, audio_item_tfms,
+                        get_audio_files)
 
 
 def write(path, x, sr):
@@ -75,6 +76,21 @@ def test_ogg_and_flac_read_like_wav(tmp_path):
     o = AudioTensor.create(write(tmp_path / 'a.ogg', x, 16000))
     assert f.shape == o.shape == (1, 16000) and torch.allclose(f[0], torch.from_numpy(x[:, 0]), atol=1e-4)
     assert torch.corrcoef(torch.stack([o[0], f[0]]))[0, 1] > 0.9   # lossy, but the same signal
+
+
+def test_get_audio_files_lists_what_create_reads_in_a_folder_tree(tmp_path):
+    "WAV, FLAC and OGG of any case, in subfolders; not other files; `folders` and `recurse` as fastai's get_files"
+    x = np.zeros((160, 1), 'float32')
+    made = []
+    for p in ('dog/a.wav', 'dog/b.FLAC', 'cat/c.ogg', 'cat/deep/d.wav', 'e.wav'):
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        made.append(write(tmp_path / p, x, 16000))
+    (tmp_path / 'dog' / 'notes.txt').write_text('not audio')
+    (tmp_path / 'cat' / 'c.ogg.csv').write_text('a,b')
+    assert sorted(get_audio_files(tmp_path)) == sorted(made)
+    assert sorted(get_audio_files(tmp_path, folders=['dog'])) == made[:2]
+    assert list(get_audio_files(tmp_path, recurse=False)) == [tmp_path / 'e.wav']
+    assert all(AudioTensor.create(f).shape == (1, 160) for f in get_audio_files(tmp_path))
 
 
 def test_show_plots_the_waveform():
