@@ -83,4 +83,5 @@ def upgrade_spec_normalize(state: dict) -> dict:
     for k in state['_mode'].keys: state.setdefault(k, None)
     state.setdefault('_warned', False)
     state.setdefault('learned', None)                  # models before it was recorded: their stats count as given
+    state.setdefault('stats_file', None)               # models before it was recorded: no file named
     return state

@@ -332,7 +332,7 @@ class SpecNormalize(Transform):
         "Shift and scale for `x`, in its dtype: its own (per-clip modes), or the stats, checked against `x`"
         x = x.as_subclass(torch.Tensor)
         shift, scale = self._mode.shift_scale(x, self.stats, self.eps, **self._mode_options)
-        if self.learns_stats: shift, scale = _fitted(self.mode, shift, scale, x, getattr(self, 'stats_file', None))
+        if self.learns_stats: shift, scale = _fitted(self.mode, shift, scale, x, self.stats_file)
         return shift, (torch.ones_like(scale) if self.mean_only else scale)
 
     def encodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
