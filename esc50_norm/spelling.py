@@ -2,7 +2,7 @@
 from __future__ import annotations
 import difflib
 
-__all__ = ['did_you_mean']
+__all__ = ['did_you_mean', 'unknown_name']
 
 
 def did_you_mean(names, known) -> str:
@@ -10,3 +10,8 @@ def did_you_mean(names, known) -> str:
     names = [names] if isinstance(names, str) else list(names)
     close = [m[0] for n in names if (m := difflib.get_close_matches(str(n), [str(k) for k in known], n=1))]
     return f" (did you mean {', '.join(map(repr, close))}?)" if close else ''
+
+
+def unknown_name(what: str, names, known) -> str:
+    "The message for `names` (a name or a list) not among the `known` ones of a registry: the closest, then all"
+    return f"unknown {what} {names!r}{did_you_mean(names, known)}; known: {list(known)}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import torch
 
-from ..spelling import did_you_mean
+from ..spelling import unknown_name
 from .device import pick_device
 from .plugins import load_plugins
 from .presets import Job
@@ -342,7 +342,7 @@ def get_engine(name: str = 'local', workers: int | None = None, device=None, **o
     "The engine called `name` with the options given (None: not given); an option it does not take is refused"
     # one local worker runs here, in this process
     if name not in ENGINES:
-        raise ValueError(f"unknown engine {name!r}{did_you_mean(name, ENGINES)}; known: {list(ENGINES)}")
+        raise ValueError(unknown_name('engine', name, ENGINES))
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1 (processes per GPU), got {workers}")
     given, cls = {k: v for k, v in options.items() if v is not None}, ENGINES[name]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..configs import AudioConfig, SpectrogramConfig
-from ..spelling import did_you_mean
+from ..spelling import unknown_name
 
 __all__ = ['FrontEnd', 'Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_normalization', 'Arm', 'resolve',
            'norm_tfms']
@@ -120,8 +120,7 @@ def get_normalization(name: str) -> Normalization:
     "The normalization called `name`; the error lists the known ones"
     try: return NORMALIZATIONS[name]
     except KeyError:
-        raise ValueError(f"unknown normalization {name!r}{did_you_mean(name, NORMALIZATIONS)}; "
-                         f"known: {list(NORMALIZATIONS)}") from None
+        raise ValueError(unknown_name('normalization', name, NORMALIZATIONS)) from None
 
 
 @dataclass(frozen=True)

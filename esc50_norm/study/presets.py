@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from ..compat import later, later_defaults
 from ..configs import AudioConfig, Augment, Decoding, SpectrogramConfig
-from ..spelling import did_you_mean
+from ..spelling import unknown_name
 from .datasets import check_folds, clip_duration
 from .normalizations import NORMALIZATIONS, Arm, resolve
 from .sizing import size_recipe, sizing_text
@@ -75,8 +75,7 @@ class Preset:
         self.added = tuple({k: tuple(g[k]) for k in _AXES} for g in self.added)
         unknown = [n for n in self.normalizations if n not in NORMALIZATIONS]
         if unknown:
-            raise ValueError(f"unknown normalizations {unknown}{did_you_mean(unknown, NORMALIZATIONS)}; "
-                             f"known: {list(NORMALIZATIONS)}")
+            raise ValueError(unknown_name('normalizations', unknown, NORMALIZATIONS))
         if self.folds is not None and [f for f in self.folds if f < 1]:
             raise ValueError(f"folds are numbered from 1, got {list(self.folds)} "
                              "(fold 0, 'no validation fold', is for `train` only)")
@@ -284,7 +283,7 @@ def get_preset(name: str, smoke: bool = False, **overrides) -> Preset:
     "A preset by name (`smoke`: its CI-sized form), with any field overridden (and so kept by sizing)"
     try: p = PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)}; known: {list(PRESETS)}") from None
+        raise ValueError(unknown_name('preset', name, PRESETS)) from None
     p, overrides = (p.smoke() if smoke else p), {k: v for k, v in overrides.items() if v is not None}
     given = tuple(dict.fromkeys([*p.given, *(k for k in ('epochs', 'bs', 'spec') if k in overrides)]))
     return p.update(**overrides, given=given)
