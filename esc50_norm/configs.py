@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from .compat import later, recorded_dict
+from .spelling import unknown_name
 
 __all__ = ['SpectrogramConfig', 'AudioConfig', 'PCEN_SCALE', 'BAND_SCALES', 'Augment', 'Decoding']
 
@@ -44,8 +45,7 @@ class SpectrogramConfig:
     def __post_init__(self):
         if not self.scale > 0: raise ValueError(f"SpectrogramConfig.scale must be positive, got {self.scale!r}")
         if self.band_scale not in BAND_SCALES:
-            raise ValueError(f"SpectrogramConfig.band_scale must be one of {list(BAND_SCALES)}, "
-                             f"got {self.band_scale!r}")
+            raise ValueError(unknown_name('SpectrogramConfig.band_scale', self.band_scale, BAND_SCALES))
         if self.band_scale != 'mel' and not self.mel:
             raise ValueError(f"band_scale={self.band_scale!r} spaces a filterbank's bands, but this spectrogram has "
                              "no filterbank: set mel=True (n_mels bands)")

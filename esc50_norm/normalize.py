@@ -9,7 +9,7 @@ from fastai.data.all import DataLoaders, Transform
 from .audio import AudioTensor
 from .compat import upgrade_spec_normalize
 from .spectrogram import AudioSpectrogram
-from .spelling import did_you_mean
+from .spelling import unknown_name
 from .stats import Accumulator, RunningExtrema, RunningStats, StatsFileError, accumulate, load_stats, save_stats
 
 __all__ = ['AudioNormalize', 'SpecNormalize', 'Mode', 'MODES', 'get_mode', 'training_inputs', 'find_spec_normalize']
@@ -149,8 +149,7 @@ def get_mode(name: str) -> Mode:
     "The mode called `name`; the error lists the known ones"
     try: return MODES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"normalization mode must be one of {list(MODES)}, got {name!r}"
-                         f"{did_you_mean(str(name), MODES)}") from None
+        raise ValueError(unknown_name('normalization mode', name, MODES)) from None
 
 
 def _option_names(mode: Mode) -> tuple:

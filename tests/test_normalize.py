@@ -154,7 +154,7 @@ def test_a_damaged_stats_file_is_an_error_naming_it(tmp_path):
     cases = {'truncated.json': (text[:len(text) // 2], 'is not readable JSON'),
              'shape.json': (text.replace('"shape": [\n  1,\n  1,\n  3,', '"shape": [\n  1,\n  1,\n  4,'), 'is malformed'),
              'global.json': (text.replace('"mode": "channel"', '"mode": "global"'), r"global stats need shape \(1, 1, 1, 1\), got mean \(1, 1, 3, 1\)"),
-             'mode.json': (text.replace('"mode": "channel"', '"mode": "frequency"'), r"normalization mode must be one of .*got 'frequency'"),
+             'mode.json': (text.replace('"mode": "channel"', '"mode": "frequency"'), r"unknown normalization mode 'frequency'.*; known: \['global'"),
              'arrays.json': (text.replace('"arrays": [\n  "mean",', '"arrays": [\n  "lo",').replace('"mean": [', '"lo": ['), r"channel stats are \['mean', 'std'\], got \['lo', 'std'\]"),
              'list.json': ('[1, 2, 3]', 'is not a JSON object of stats'),
              'binary.json': (None, 'is not readable JSON')}

@@ -87,7 +87,7 @@ class Preset:
                          ('mixup', math.isfinite(self.mixup) and self.mixup >= 0)):
             if not ok: raise ValueError(f"{name} must be {_RULES[name]}, got {getattr(self, name)!r}")
         if self.pipeline not in PIPELINES:
-            raise ValueError(f"pipeline must be one of {list(PIPELINES)}, got {self.pipeline!r}")
+            raise ValueError(unknown_name('pipeline', self.pipeline, PIPELINES))
         if self.folds == () or not (self.seeds and self.normalizations):
             raise ValueError("a preset needs at least one fold, seed and normalization")
 
