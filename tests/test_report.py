@@ -34,6 +34,19 @@ def test_summary_matches_hand_computed_mean_and_t_interval():
     assert (s.ci95_low, s.ci95_high) == (pytest.approx(0.6 - half), pytest.approx(0.6 + half))
 
 
+def test_summary_interval_is_over_fold_means_when_there_are_several_folds():
+    # fold 1 has three seeds, folds 2 and 3 one: the interval and mean weigh each fold once, not each run
+    runs = {(1, 0): 0.50, (1, 1): 0.52, (1, 2): 0.54, (2, 0): 0.60, (3, 0): 0.70}
+    df = pd.DataFrame([dict(fold=f, seed=s, normalization='global', final_accuracy=a) for (f, s), a in runs.items()])
+    s = summary_table(df).loc['global']
+    means = np.array([0.52, 0.60, 0.70])
+    half = st.t.ppf(0.975, 2) * means.std(ddof=1) / np.sqrt(3)
+    assert (s.n, s.folds, s.ci_over) == (5, '1-3', 'folds')
+    assert s['mean'] == pytest.approx(means.mean()) and s['std'] == pytest.approx(np.std(list(runs.values()), ddof=1))
+    assert (s.ci95_low, s.ci95_high) == (pytest.approx(means.mean() - half), pytest.approx(min(1, means.mean() + half)))
+    assert summary_table(_fake_results({'none': [0.5, 0.6, 0.7]})).loc['none', 'ci_over'] == 'seeds'
+
+
 def test_paired_differences_use_matched_seeds():
     df = _fake_results({'none': [0.5, 0.6, 0.7], 'global': [0.55, 0.62, 0.78], 'channel': [0.6, 0.65, 0.8]})
     p = paired_differences(df)

@@ -18,8 +18,8 @@ from .compare import (compare_contrasts, compare_equivalence, compare_folders, c
 from .folders import (folder_runs, machines_table, missing_runs, predates_machines, read_folder, read_histories,
                       study_time)
 from .plots import _png, plot_accuracy, plot_curves, plot_paired
-from .statistics import (EQUIVALENCE_MARGIN, METRIC, _ordered, budget_table, fold_aware_table, fold_effects,
-                         fold_table, frontend_table, paired_differences, summary_table, what_else_changes)
+from .statistics import (EQUIVALENCE_MARGIN, METRIC, SUMMARY_NOTE, _ordered, budget_table, fold_aware_table,
+                         fold_effects, fold_table, frontend_table, paired_differences, summary_table, what_else_changes)
 from .verdicts import VERDICT_MARGIN, add_verdicts, how_to_read, one_machine_table
 
 __all__ = ['write_report', 'terminal_summary', 'compare_report']
@@ -90,7 +90,7 @@ def terminal_summary(out) -> str:
     "What `report` and `study` print: the accuracy per normalization and, when there is one, the baseline's verdict"
     preset, df = read_folder(out)
     if not len(df): return f"{out}: no finished runs yet"
-    table = summary_table(df)[['folds', 'n', 'mean', 'std', 'ci95_low', 'ci95_high']]
+    table = summary_table(df)[['folds', 'n', 'mean', 'std', 'ci95_low', 'ci95_high', 'ci_over']]
     lines, b = [f"{out}: accuracy per normalization", "", _md(table)], read_baseline(out)
     if b is not None:
         lines += ["", baseline_text(b, sorted(map(int, df.fold.unique()))), baseline_verdict(df, b, preset)]
@@ -242,7 +242,7 @@ def write_report(out, margin: float = VERDICT_MARGIN) -> Path:
     if len(df):
         summary, paired, hist = summary_table(df), paired_differences(df), read_histories(out)
         tests = add_verdicts(fold_aware_table(df), margin)
-        lines += ["## Accuracy per normalization", "", _md(summary), "",
+        lines += ["## Accuracy per normalization", "", _md(summary), "", SUMMARY_NOTE, "",
                   "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
                   *_baseline_section(out, preset, df),
                   *_verdict_section(tests, fold_effects(df)), *_one_machine_section(df, tests, margin),

@@ -14,7 +14,7 @@ from statsmodels.stats.weightstats import ttost_paired
 
 from ..normalizations import NORMALIZATIONS
 
-__all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_table', 'fold_table',
+__all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'SUMMARY_NOTE', 'summary_table', 'fold_table',
            'paired_differences', 'pair_sides', 'what_else_changes', 'wilcoxon_p', 'holm', 'fold_aware',
            'fold_aware_tests', 'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'equivalence',
            'budget_table', 'fold_span', 'frontend_table']
@@ -78,15 +78,21 @@ def fold_span(folds) -> str:
     return ', '.join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
 
 
+SUMMARY_NOTE = ("`mean` and its 95% CI: over the fold means, seeds averaged within each fold, as the split is the unit "
+                "that varies (`ci_over`: folds); with one fold, over its seeds. `std`, `min`, `max`: over the runs.")
+
+
 def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
-    "Per normalization: the folds it ran on, runs, mean, std and 95% CI of `metric`"
+    """Per normalization: the folds it ran on, runs, the mean and 95% CI of `metric` over its folds' means (the split
+    is the unit; one fold: over its seeds, `ci_over`), and the runs' std, min and max"""
     rows = []
     for norm, g in _ordered(df).groupby('normalization', sort=False):
-        x = g[metric].to_numpy(float)
-        lo, hi = np.clip(_ci(x), 0, 1)                   # an accuracy's interval stays in [0, 1]
-        rows.append(dict(normalization=norm, folds=fold_span(g.fold), n=len(x), mean=x.mean(),
-                         std=x.std(ddof=1) if len(x) > 1 else np.nan,
-                         ci95_low=lo, ci95_high=hi, min=x.min(), max=x.max()))
+        x, per_fold = g[metric].to_numpy(float), g.groupby('fold')[metric].mean().to_numpy(float)
+        unit = per_fold if len(per_fold) > 1 else x      # seeds within a fold are not independent replicates
+        lo, hi = np.clip(_ci(unit), 0, 1)                # an accuracy's interval stays in [0, 1]
+        rows.append(dict(normalization=norm, folds=fold_span(g.fold), n=len(x), mean=unit.mean(),
+                         std=x.std(ddof=1) if len(x) > 1 else np.nan, ci95_low=lo, ci95_high=hi,
+                         ci_over='folds' if len(per_fold) > 1 else 'seeds', min=x.min(), max=x.max()))
     return pd.DataFrame(rows).set_index('normalization')
 
 
