@@ -11,7 +11,7 @@ _WHERE = {
     # audio files and the item transforms
     'AudioTensor': 'audio', 'AudioLoadError': 'audio', 'NonFiniteAudioError': 'audio', 'DownmixMono': 'audio',
     'Resample': 'audio', 'AudioCropPad': 'audio', 'AudioBlock': 'audio', 'audio_item_tfms': 'audio',
-    'AUDIO_EXTENSIONS': 'audio', 'get_audio_files': 'audio',
+    'AUDIO_EXTENSIONS': 'formats', 'get_audio_files': 'audio',
     # a DataBlock's split by a fold column
     'FoldSplitter': 'folds',
     # spectrograms

@@ -12,12 +12,11 @@ from fastai.data.all import L, TensorBase, Transform, TransformBlock, get_files
 from fastcore.imports import in_notebook
 
 from .compat import old_names
+from .formats import AUDIO_EXTENSIONS
 
 __all__ = ['AudioLoadError', 'NonFiniteAudioError', 'AudioTensor', 'DownmixMono', 'Resample', 'AudioCropPad',
-           'AudioBlock', 'audio_item_tfms', 'AUDIO_EXTENSIONS', 'get_audio_files']
+           'AudioBlock', 'audio_item_tfms', 'get_audio_files']
 
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg')
-"The files `AudioTensor.create` reads (with soundfile), by extension, whatever its case"
 
 
 class AudioLoadError(ValueError):
@@ -123,14 +122,17 @@ def audio_item_tfms(sr: int = 16000, mono: bool = True, duration: float | None =
     return [*([DownmixMono(downmix)] if mono else []), Resample(sr), *([AudioCropPad(duration)] if duration else [])]
 
 
-def get_audio_files(path, recurse: bool = True, folders=None) -> L:
-    "The audio files in `path`, recursively by default, only in `folders` if given: fastai's `get_image_files` for audio"
-    return get_files(path, extensions=AUDIO_EXTENSIONS, recurse=recurse, folders=folders)
+def get_audio_files(path, recurse: bool = True, folders=None, extensions=AUDIO_EXTENSIONS) -> L:
+    """The audio files in `path` (`AUDIO_EXTENSIONS`, any case), recursively by default, only in `folders` if given:
+    fastai's `get_image_files` for audio"""
+    return get_files(path, extensions=extensions, recurse=recurse, folders=folders)
 
 
 def AudioBlock(sr: int = 16000, mono: bool = True, duration: float | None = 5.0,
                downmix: str = 'mean') -> TransformBlock:
-    "A `TransformBlock` reading audio files into `AudioTensor`s of `sr` Hz, mono, `duration` seconds"
+    """A `TransformBlock` reading audio files into `AudioTensor`s of `sr` Hz, mono (channels mixed by `downmix`: 'mean'
+    or 'sum') and `duration` seconds (cropped or zero-padded at the end; None keeps each clip's length, so that a
+    batch needs clips of one length)"""
     return TransformBlock(type_tfms=AudioTensor.create, item_tfms=audio_item_tfms(sr, mono, duration, downmix))
 
 

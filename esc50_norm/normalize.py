@@ -232,9 +232,11 @@ class SpecNormalize(Transform):
     order = 99
     def __init__(self, mode: str = 'global', stats: dict | None = None, frac: float = 1.0, eps: float = 1e-6,
                  mean_only: bool = False, **options):
-        "`stats`: the mode's arrays, else `setups` learns them from `frac` of the training batches (0: later)"
-        # options: the mode's own and its count of given stats (`_mode_arguments`). eps: a learned scale (std, hi - lo)
-        # under it, a constant bin, is stored as 1 (that bin is only shifted, and the saved file loads again)
+        """`mode`: a name of `MODES`; `stats`: its arrays, else `setups` learns them from `frac` of the training batches
+        (0: later, `learn` or `SpecStatsCallback`); `eps`: a learned scale (std, hi - lo) under it, a constant bin, is
+        stored as 1, so that bin is only shifted; `mean_only`: shift without scaling; `options`: the mode's own
+        (`Mode.options`, e.g. `mean_clip_extremes` of 'minmax')"""
+        # options also carry the count of given stats (`_mode_arguments`)
         self.mode, self._mode = mode, get_mode(mode)           # an unknown mode fails here, naming itself
         n, options = _mode_arguments(self._mode, mode, options)
         if not 0 <= frac <= 1: raise ValueError(f"frac must be in [0, 1] (0: learn the stats later), got {frac}")

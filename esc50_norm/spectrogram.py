@@ -98,6 +98,7 @@ class AudioToSpec(Transform):
     "Batch transform: `AudioTensor` -> `AudioSpectrogram` with torchaudio, on whatever device the batch is on"
     order = 10
     def __init__(self, cfg: SpectrogramConfig | None = None, **kwargs):
+        "`cfg`: the settings (default `AudioConfig.BasicSpectrogram()`), with any of its fields overridden by `kwargs`"
         self.cfg = (cfg or AudioConfig.BasicSpectrogram()).update(**kwargs)
         c = self.cfg
         stft = dict(n_fft=c.n_fft, win_length=c.win_length, hop_length=c.hop_length, power=c.power,

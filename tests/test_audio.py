@@ -6,7 +6,7 @@ import torch
 from fastai.data.all import Pipeline
 
 from esc50_norm import (AudioCropPad, AudioLoadError, AudioTensor, DownmixMono, NonFiniteAudioError, Resample, audio_item_tfms,
-                        get_audio_files)
+                        get_audio_files, AUDIO_EXTENSIONS)
 
 
 def write(path, x, sr):
@@ -91,6 +91,24 @@ def test_get_audio_files_lists_what_create_reads_in_a_folder_tree(tmp_path):
     assert sorted(get_audio_files(tmp_path, folders=['dog'])) == made[:2]
     assert list(get_audio_files(tmp_path, recurse=False)) == [tmp_path / 'e.wav']
     assert all(AudioTensor.create(f).shape == (1, 160) for f in get_audio_files(tmp_path))
+    assert list(get_audio_files(tmp_path, extensions=['.ogg'])) == [made[2]]
+
+
+def test_mp3_and_aiff_are_listed_and_read_as_the_folders_dataset_kind_takes_them(tmp_path):
+    "One list of extensions for the library and the study: what get_audio_files lists, AudioTensor.create reads"
+    from esc50_norm.study.datasets.folders import AUDIO_EXTENSIONS as study_extensions
+    t = np.arange(16000) / 16000
+    x = (0.5 * np.sin(2 * np.pi * 440 * t)).astype('float32')
+    (tmp_path / 'a').mkdir()
+    made = [write(tmp_path / 'a' / n, x, 16000) for n in ('b.mp3', 'c.AIFF')]
+    sf.write(tmp_path / 'a' / 'd.aif', x, 16000, format='AIFF')             # soundfile names .aiff only
+    made.append(tmp_path / 'a' / 'd.aif')
+    assert sorted(get_audio_files(tmp_path)) == sorted(made) and study_extensions is AUDIO_EXTENSIONS
+    for f in made:
+        a = AudioTensor.create(f)
+        assert a.sr == 16000 and abs(a.shape[-1] - 16000) < 2000            # mp3 adds the encoder's delay and padding
+        spectrum = np.abs(np.fft.rfft(a[0, :16000].numpy()))
+        assert abs(spectrum.argmax() - 440) <= 1                            # the same tone, 1 Hz a bin
 
 
 def test_show_plots_the_waveform():

@@ -9,6 +9,7 @@ import types
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -132,6 +133,19 @@ def test_the_readme_datablock_runs(fake_root, tmp_path, monkeypatch):
     assert norm.mode == 'global' and norm.has_stats and norm.n > 0
 
 
+def test_the_readme_features_and_constants_are_mel_cpus():
+    "The example's spectrogram is mel-cpu's, and its fixed constants are the global stats mel-cpu learned on folds 2-5"
+    from esc50_norm import AudioConfig
+    text = README.read_text()
+    cfg = eval(re.search(r"^cfg = (AudioConfig\.\w+\([^)]*\))", text, re.M)[1], {'AudioConfig': AudioConfig})
+    preset = json.loads((ROOT / 'results' / 'mel-cpu' / 'preset.json').read_text())
+    assert {k: v for k, v in vars(cfg).items() if k in preset['spec']} == preset['spec']
+    stats = json.loads((ROOT / 'results' / 'mel-cpu' / 'runs' / 'fold1-global-seed0.stats.json').read_text())
+    mean, std = map(float, re.search(r"stats=dict\(mean=([-\d.]+), std=([\d.]+)\)\)", text).groups())
+    assert (mean, std) == (round(stats['mean'][0], 1), round(stats['std'][0], 1)) and stats['fold'] == 1
+    assert f"stats=dict(mean={mean}, std={std})" in (ROOT / 'docs' / 'library.md').read_text()
+
+
 def test_the_readme_front_ends_take_the_spectrograms_their_comments_name():
     "Each line of the front page's PCEN and front-end block runs on the spectrograms its line names, and the models classify"
     code = re.search(r"Beyond statistics, PCEN and two front ends:\n\n```python\n(.*?)```", README.read_text(), re.S)[1]
@@ -150,6 +164,34 @@ def test_the_readme_front_ends_take_the_spectrograms_their_comments_name():
     assert ns['model'].train()(log_mel).shape == (2, 3)
     with pytest.raises(ValueError, match=r"FreqBatchNorm\(128\) takes \[bs, channels, 128, frames\]"):   # 201 linear bins
         ns['model'](ns['AudioToSpec'](ns['AudioConfig'].BasicSpectrogram())(wave))
+
+
+def test_the_library_guides_class_folder_datablock_runs(tmp_path, monkeypatch):
+    "The guide's DataBlock over a folder per class, on generated clips: labels from the folders, stats from training"
+    import soundfile as sf
+    code = re.search(r"`my_sounds/<class>/<clip>`\):\n\n```python\n(.*?)```", (ROOT / 'docs' / 'library.md').read_text(), re.S)[1]
+    rng = np.random.default_rng(0)
+    for c in ('dog', 'rain'):
+        (tmp_path / 'my_sounds' / c).mkdir(parents=True)
+        for i in range(5): sf.write(tmp_path / 'my_sounds' / c / f"{i}.wav", rng.normal(size=8000).astype('float32'), 16000)
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    exec("from fastai.vision.all import *\nfrom esc50_norm import *\ncfg = AudioConfig.BasicMelSpectrogram(n_mels=64, "
+         "hop_length=512)\n" + code.replace('bs=64', 'bs=4'), ns)
+    dls = ns['dls']
+    assert list(dls.vocab) == ['dog', 'rain'] and len(dls.train_ds) == 8 and len(dls.valid_ds) == 2
+    x, y = dls.one_batch()
+    assert x.shape == (4, 1, 64, 157) and ns['find_spec_normalize'](dls.train).has_stats
+
+
+def test_the_library_guides_table_names_the_public_api_exactly():
+    "Each name of `esc50_norm.__all__` has a row in the library guide's table, and each name the table opens with is one"
+    import esc50_norm
+    text = (ROOT / 'docs' / 'library.md').read_text()
+    table = text[text.index('| name | what it is |'):].split('\n\n')[0]          # the guide's table of names
+    rows = [line.split('|')[1] for line in table.splitlines() if line.startswith('| `')]
+    named = {n for r in rows for n in re.findall(r"`(\w+)", r)}
+    assert named == set(esc50_norm.__all__), (set(esc50_norm.__all__) - named, named - set(esc50_norm.__all__))
 
 
 def test_the_library_guides_mode_and_augmentation_run_as_written(monkeypatch):

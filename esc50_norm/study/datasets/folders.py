@@ -5,17 +5,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...formats import AUDIO_EXTENSIONS
 from .base import DatasetError
 from .collection import MadeFolds
 
 __all__ = ['ClassFolders']
 
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
-
 
 class ClassFolders(MadeFolds):
     "A folder-per-class tree, `root/<class>/<clip>`, with seeded, stratified k folds"
-    # clips: wav, flac, ogg, mp3, aiff; in nested folders too
+    # clips: AUDIO_EXTENSIONS, in nested folders too
     kind, generic = 'folders', True
 
     def __init__(self, root, k_folds: int = 5, fold_seed: int = 0):
