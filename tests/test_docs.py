@@ -234,6 +234,17 @@ def test_the_home_page_is_the_readme(site):
     assert images and all(f'src="{i}"' in html and (site / i).is_file() for i in images)   # shown, not a broken link
 
 
+def test_the_api_page_indexes_each_exported_name_at_its_entry(site):
+    "The index of docs/api.md lists each name of `__all__` once, under the module it lives in, linked to its entry"
+    import esc50_norm
+    links = re.findall(r"\[`(\w+)`\]\(#esc50_norm\.(\w+)\.(\w+)\)", (ROOT / 'docs' / 'api.md').read_text())
+    assert sorted(n for n, _, _ in links) == sorted(esc50_norm.__all__)
+    assert all(n == m and esc50_norm._WHERE[n] == mod for n, mod, m in links)
+    ids = set(re.findall(r'id="([^"]+)"', (site / 'api' / 'index.html').read_text()))
+    assert {f"esc50_norm.{mod}.{n}" for n, mod, _ in links} <= ids
+    assert 'esc50_norm.audio.play' not in ids and 'esc50_norm.normalize.MeanStd' not in ids   # public: a module's __all__
+
+
 def test_the_results_page_includes_each_reports_verdict_table(site):
     "Each include line of docs/results.md stands, on the built page, for the table under its heading in the report"
     source = (ROOT / 'docs' / 'results.md').read_text()
