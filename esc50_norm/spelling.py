@@ -1,8 +1,8 @@
-"Names looked up in a registry: an unknown one is told apart from a misspelt known one by the closest match"
+"Words of messages: a name looked up in a registry, told apart from a misspelt known one by the closest match; counts"
 from __future__ import annotations
 import difflib
 
-__all__ = ['did_you_mean', 'unknown_name']
+__all__ = ['did_you_mean', 'unknown_name', 'counted']
 
 
 def did_you_mean(names, known) -> str:
@@ -15,3 +15,8 @@ def did_you_mean(names, known) -> str:
 def unknown_name(what: str, names, known) -> str:
     "The message for `names` (a name or a list) not among the `known` ones of a registry: the closest, then all"
     return f"unknown {what} {names!r}{did_you_mean(names, known)}; known: {list(known)}"
+
+
+def counted(n: int, noun: str) -> str:
+    "`n` and `noun`, plural unless `n` is 1: '1 run', '3 runs'"
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -29,7 +29,7 @@ def test_slurm_array_tasks_split_the_grid_into_one_folder(fake_root, tmp_path):
     first = run(['bash', 'experiments/slurm.sbatch'], {**env, 'SLURM_ARRAY_TASK_ID': '1'})
     assert 'smoke: 2 runs to do' in first and 'shard 1/2' in first
     second = run(['bash', 'experiments/slurm.sbatch'], {**env, 'SLURM_ARRAY_TASK_ID': '2'})
-    assert 'smoke: 1 runs to do' in second
+    assert 'smoke: 1 run to do' in second
     assert sorted(pd.read_csv(out / 'results.csv').normalization) == ['channel', 'global', 'none']
     assert 'smoke: 0 runs to do' in run(['bash', 'experiments/slurm.sbatch'], {**env, 'SLURM_ARRAY_TASK_ID': '1'})
 

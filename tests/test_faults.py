@@ -198,7 +198,7 @@ def test_a_truncated_run_file_is_named_reported_and_run_again(finished, args, ca
     assert 'Incomplete grid: 1 of 2 runs finished' in text
     with pytest.warns(UserWarning, match='fold1-global-seed0.json is damaged'): assert cli(['compare', str(finished), str(finished)]) == 0
     with warnings.catch_warnings(): warnings.simplefilter('ignore'); assert cli(args(norms='none,global')) == 0
-    assert '1 runs to do' in capsys.readouterr().out
+    assert '1 run to do' in capsys.readouterr().out
     assert json.loads(f.read_text())['normalization'] == 'global'
 
 
@@ -255,7 +255,7 @@ def test_a_run_file_with_an_impossible_accuracy_is_damaged_named_and_run_again(f
     with pytest.warns(UserWarning, match=f"run file {f} is damaged: impossible values"):
         assert list(read_results(finished).normalization) == ['none']
     with warnings.catch_warnings(): warnings.simplefilter('ignore'); assert cli(args(norms='none,global')) == 0
-    assert '1 runs to do' in capsys.readouterr().out and 0 <= json.loads(f.read_text())['final_accuracy'] <= 1
+    assert '1 run to do' in capsys.readouterr().out and 0 <= json.loads(f.read_text())['final_accuracy'] <= 1
 
 
 def test_a_csv_with_one_fold_is_refused_once_before_any_work_and_train_names_only_its_fold(tmp_path, capsys):

@@ -53,6 +53,7 @@ def _dataset(a):
 
 
 def cmd_study(a):
+    from ..spelling import counted
     from .baseline import ensure_baseline
     from .engines import get_engine, run_study
     from .report import terminal_summary, write_report
@@ -78,7 +79,7 @@ def cmd_study(a):
         return 130
     if not a.no_report: print(f"report: {write_report(study.out)}\n{terminal_summary(study.out)}")
     missing = len(study.todo(a.shard))
-    if missing: print(f"{missing} runs of this shard have not finished (see above)", file=sys.stderr)
+    if missing: print(f"{counted(missing, 'run')} of this shard {'has' if missing == 1 else 'have'} not finished (see above)", file=sys.stderr)
     return 1 if missing else 0
 
 
