@@ -18,7 +18,6 @@ __all__ = ['AudioLoadError', 'NonFiniteAudioError', 'AudioTensor', 'DownmixMono'
            'AudioBlock', 'audio_item_tfms', 'get_audio_files']
 
 
-
 class AudioLoadError(ValueError):
     "An audio file that cannot be decoded, or holds no samples"
 
@@ -31,7 +30,7 @@ class AudioTensor(TensorBase):
     "A waveform `[channels, samples]` (or a batch `[bs, channels, samples]`) that knows its sample rate `sr`"
     @classmethod
     def create(cls, fn: Path | str | AudioTensor, **kwargs) -> AudioTensor:
-        "Read a WAV/FLAC/OGG file with soundfile (an `AudioTensor` passes through)"
+        "Read an audio file (`AUDIO_EXTENSIONS`) with soundfile (an `AudioTensor` passes through)"
         # the error names the file when it is unreadable, empty or not finite
         if isinstance(fn, AudioTensor): return fn
         fn = Path(fn)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 import difflib
 
-__all__ = ['did_you_mean', 'unknown_name', 'counted']
+__all__ = ['did_you_mean', 'unknown_name', 'plural']
 
 
 def did_you_mean(names, known) -> str:
@@ -17,6 +17,6 @@ def unknown_name(what: str, names, known) -> str:
     return f"unknown {what} {names!r}{did_you_mean(names, known)}; known: {list(known)}"
 
 
-def counted(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
     "`n` and `noun`, plural unless `n` is 1: '1 run', '3 runs'"
     return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -169,11 +169,13 @@ def test_the_readme_front_ends_take_the_spectrograms_their_comments_name():
 def test_the_library_guides_class_folder_datablock_runs(tmp_path, monkeypatch):
     "The guide's DataBlock over a folder per class, on generated clips: labels from the folders, stats from training"
     import soundfile as sf
-    code = re.search(r"`my_sounds/<class>/<clip>`\):\n\n```python\n(.*?)```", (ROOT / 'docs' / 'library.md').read_text(), re.S)[1]
+    guide = (ROOT / 'docs' / 'library.md').read_text()
+    code = re.search(r"`my_sounds/<class>/<clip>`\):\n\n```python\n(.*?)```", guide, re.S)[1]
     rng = np.random.default_rng(0)
     for c in ('dog', 'rain'):
         (tmp_path / 'my_sounds' / c).mkdir(parents=True)
-        for i in range(5): sf.write(tmp_path / 'my_sounds' / c / f"{i}.wav", rng.normal(size=8000).astype('float32'), 16000)
+        for i in range(5):
+            sf.write(tmp_path / 'my_sounds' / c / f"{i}.wav", rng.normal(size=8000).astype('float32'), 16000)
     monkeypatch.chdir(tmp_path)
     ns = {}
     exec("from fastai.vision.all import *\nfrom esc50_norm import *\ncfg = AudioConfig.BasicMelSpectrogram(n_mels=64, "

@@ -295,7 +295,7 @@ def test_ctrl_c_prints_one_line_of_what_finished_and_how_to_resume(args, tmp_pat
     except KeyboardInterrupt: pytest.fail("Ctrl-C escaped from the CLI as a traceback")
     e = err(capsys)
     assert rc == 130 and e.strip().splitlines() == [
-        f"esc50-norm study: interrupted; 0 of 2 runs of this shard are finished in {tmp_path / 'res'}; "
+        f"esc50-norm study: interrupted; 0 of 2 runs of this shard finished in {tmp_path / 'res'}; "
         "the same command resumes the others"]
 
 

@@ -45,6 +45,10 @@ def test_summary_interval_is_over_fold_means_when_there_are_several_folds():
     assert s['mean'] == pytest.approx(means.mean()) and s['std'] == pytest.approx(np.std(list(runs.values()), ddof=1))
     assert (s.ci95_low, s.ci95_high) == (pytest.approx(means.mean() - half), pytest.approx(min(1, means.mean() + half)))
     assert summary_table(_fake_results({'none': [0.5, 0.6, 0.7]})).loc['none', 'ci_over'] == 'seeds'
+    two = pd.concat([_fake_results({'none': [0.5, 0.6, 0.7]}, fold=f) for f in (1, 2)])      # 2 folds x 3 seeds
+    assert summary_table(two).loc['none', 'ci_over'] == 'folds' and summary_table(two).ci95_low.isna().all()
+    holed = df.assign(final_accuracy=df.final_accuracy.where(df.seed != 1))         # a run without accuracy: left out
+    assert summary_table(holed).loc['global', 'n'] == 4 and summary_table(holed).loc['global', 'min'] == 0.50
 
 
 def test_paired_differences_use_matched_seeds():

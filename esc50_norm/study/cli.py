@@ -53,7 +53,7 @@ def _dataset(a):
 
 
 def cmd_study(a):
-    from ..spelling import counted
+    from ..spelling import plural
     from .baseline import ensure_baseline
     from .engines import get_engine, run_study
     from .report import terminal_summary, write_report
@@ -74,12 +74,12 @@ def cmd_study(a):
     except KeyboardInterrupt:
         grid = [j for k, j in enumerate(study.preset.jobs()) if k % a.shard[1] == a.shard[0]]
         done = sum(map(study.finished, grid))
-        print(f"esc50-norm study: interrupted; {done} of {len(grid)} runs of this shard are finished in {study.out}; "
-              "the same command resumes the others", file=sys.stderr)
+        print(f"esc50-norm study: interrupted; {done} of {plural(len(grid), 'run')} of this shard finished in "
+              f"{study.out}; the same command resumes the others", file=sys.stderr)
         return 130
     if not a.no_report: print(f"report: {write_report(study.out)}\n{terminal_summary(study.out)}")
     missing = len(study.todo(a.shard))
-    if missing: print(f"{counted(missing, 'run')} of this shard {'has' if missing == 1 else 'have'} not finished (see above)", file=sys.stderr)
+    if missing: print(f"not finished: {plural(missing, 'run')} of this shard (see above)", file=sys.stderr)
     return 1 if missing else 0
 
 
@@ -299,7 +299,8 @@ def _add_baseline(sub, data, recipe):
 def _add_predict(sub):
     pr = sub.add_parser('predict', help="the top classes of audio files under an exported model")
     pr.add_argument('model', help="a model file from `esc50-norm train` or `study --save-models`")
-    pr.add_argument('files', nargs='+', help="WAV/FLAC/OGG files, any sample rate, channels and length")
+    pr.add_argument('files', nargs='+',
+                    help="audio files (WAV, FLAC, OGG, MP3, AIFF), any sample rate, channels and length")
     pr.add_argument('--top-k', type=_positive, default=3)
     pr.add_argument('--json', action='store_true', help="print JSON")
     pr.set_defaults(func=cmd_predict)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import torch
 
-from ..spelling import counted, unknown_name
+from ..spelling import plural, unknown_name
 from .device import pick_device
 from .plugins import load_plugins
 from .presets import Job
@@ -52,7 +52,7 @@ class _Deadline:
 
     def passed(self, left: int, log) -> bool:
         if self.end is None or time.monotonic() < self.end: return False
-        log(f"time budget spent: {counted(left, 'run')} not started (the same command again does them)")
+        log(f"time budget spent: {plural(left, 'run')} not started (the same command again does them)")
         return True
 
 
@@ -362,11 +362,12 @@ def run_study(study: Study, shard: tuple = (0, 1), engine=None, log=print) -> pd
     study.prepare()
     todo = study.todo(shard)
     i, n = shard
-    log(f"{study.preset.name}: {counted(len(todo), 'run')} to do in {study.out} (shard {i + 1}/{n}; finished runs are skipped)")
+    log(f"{study.preset.name}: {plural(len(todo), 'run')} to do in {study.out} "
+        f"(shard {i + 1}/{n}; finished runs are skipped)")
     if todo:
         t0 = time.perf_counter()
         failed = engine.run(study, todo, log)
-        log(f"{study.preset.name}: {sum(map(study.finished, todo))} of {len(todo)} runs finished "
+        log(f"{study.preset.name}: {sum(map(study.finished, todo))} of {plural(len(todo), 'run')} finished "
             f"in {time.perf_counter() - t0:.1f}s"
             + (f"; failed: {', '.join(j.id for j in failed)}" if failed else ""))
     return write_results_csv(study.out)

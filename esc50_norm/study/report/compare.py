@@ -32,7 +32,7 @@ def _per_normalization(runs: dict, minus: pd.Series | None = None) -> dict:
 
 
 def compare_folders(folders, runs: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Per normalization, each folder's mean; and each later folder minus the first, paired on (fold, seed)"
+    "Per normalization, each folder's mean of fold means; and each later folder minus the first, paired on (fold, seed)"
     # the paired differences Holm-corrected; `runs`: the folders' runs when already read (`folder_runs`)
     runs = runs or folder_runs(folders)
     present = set().union(*(set(d.normalization) for d in runs.values()))

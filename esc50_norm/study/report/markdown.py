@@ -91,7 +91,7 @@ def terminal_summary(out) -> str:
     preset, df = read_folder(out)
     if not len(df): return f"{out}: no finished runs yet"
     table = summary_table(df)[['folds', 'n', 'mean', 'std', 'ci95_low', 'ci95_high', 'ci_over']]
-    lines, b = [f"{out}: accuracy per normalization", "", _md(table)], read_baseline(out)
+    lines, b = [f"{out}: accuracy per normalization", "", _md(table), "", SUMMARY_NOTE], read_baseline(out)
     if b is not None:
         lines += ["", baseline_text(b, sorted(map(int, df.fold.unique()))), baseline_verdict(df, b, preset)]
     return '\n'.join(lines)
@@ -396,7 +396,7 @@ def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MA
     lines += [""] if notes else []
     incomplete = dict.fromkeys([*_incomplete(folders, runs), *_incomplete(minus, other)])  # a folder named twice: once
     lines += [line for n in [*incomplete, *_pooled_sides(runs)] for line in (n, "")]
-    lines += ["Mean accuracy per normalization:", "", _md(table), ""]
+    lines += ["Mean accuracy per normalization (the mean of its fold means):", "", _md(table), ""]
     if len(paired):
         lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; pair-level tests, "
                   "`_holm`: adjusted over all rows):", "", _md(paired.reset_index().set_index('folder')), ""]

@@ -14,7 +14,7 @@ __all__ = ['plot_accuracy', 'plot_paired', 'plot_curves', 'plot_folds']
 
 
 def plot_accuracy(df: pd.DataFrame, path=None, metric: str = METRIC, title: str = ''):
-    "Every run as a dot and each normalization's mean with its 95% CI"
+    "Every run as a dot and each normalization's mean with its 95% CI: filled over fold means, hollow over seeds"
     s = summary_table(df, metric)
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(s), 3.6))
     rng = np.random.default_rng(0)
@@ -22,8 +22,9 @@ def plot_accuracy(df: pd.DataFrame, path=None, metric: str = METRIC, title: str 
         x = df.loc[df.normalization == norm, metric].to_numpy(float)
         ax.scatter(i + rng.uniform(-0.12, 0.12, len(x)), x, s=14, alpha=0.6, color='gray', zorder=2)
         err = None if np.isnan(r.ci95_low) else [[r['mean'] - r.ci95_low], [r.ci95_high - r['mean']]]
-        ax.errorbar(i + 0.25, r['mean'], yerr=err, fmt='o', color='C0', capsize=4, zorder=3)
-    ax.set_xticks(range(len(s)), [f"{n}\n(n={int(k)})" for n, k in zip(s.index, s.n)])
+        ax.errorbar(i + 0.25, r['mean'], yerr=err, fmt='o', color='C0', capsize=4, zorder=3,
+                    mfc='C0' if r.ci_over == 'folds' else 'white')
+    ax.set_xticks(range(len(s)), [f"{n}\n{int(r.n)} runs, CI over\n{r.ci_over}" for n, r in s.iterrows()])
     ax.set_ylabel(metric.replace('_', ' '))
     ax.set_title(title or 'accuracy per normalization (mean, 95% CI)')
     ax.grid(axis='y', alpha=0.3)

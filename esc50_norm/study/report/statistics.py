@@ -84,9 +84,10 @@ SUMMARY_NOTE = ("`mean` and its 95% CI: over the fold means, seeds averaged with
 
 def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     """Per normalization: the folds it ran on, runs, the mean and 95% CI of `metric` over its folds' means (the split
-    is the unit; one fold: over its seeds, `ci_over`), and the runs' std, min and max"""
+    is the unit; one fold: over its seeds, `ci_over`), and the runs' std, min and max (runs without `metric`: left
+    out)"""
     rows = []
-    for norm, g in _ordered(df).groupby('normalization', sort=False):
+    for norm, g in _ordered(df.dropna(subset=[metric])).groupby('normalization', sort=False):
         x, per_fold = g[metric].to_numpy(float), g.groupby('fold')[metric].mean().to_numpy(float)
         unit = per_fold if len(per_fold) > 1 else x      # seeds within a fold are not independent replicates
         lo, hi = np.clip(_ci(unit), 0, 1)                # an accuracy's interval stays in [0, 1]
