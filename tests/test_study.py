@@ -67,7 +67,7 @@ def test_rerun_skips_finished_runs_and_resumes_missing_ones(study, tmp_path):
     before = (out / 'runs' / 'fold1-none-seed0.json').read_text()
     (out / 'runs' / 'fold1-channel-seed0.json').unlink()          # as if interrupted during this run
     study(tiny(), out, log=logs.append)
-    assert '1 runs to do' in logs[0]
+    assert '1 run to do' in logs[0]
     assert (out / 'runs' / 'fold1-none-seed0.json').read_text() == before
     assert len(pd.read_csv(out / 'results.csv')) == 2
 

@@ -542,5 +542,5 @@ def test_what_the_results_page_says_of_the_epochs_change_beside_its_verdict_is_t
     said = [f"larger in all 5 folds (+{folds.min() * 100:.2f} to +{folds.max() * 100:.1f} fold by fold)",
             "the two seeds' changes are {} and {} points".format(*(pt(x) for x in d[d.fold == 3].d)),
             f"(SD {np.sqrt(float(fit.cov_re.iloc[0, 0])) * 100:.1f} points, against {np.sqrt(fit.scale) * 100:.1f} within",
-            f"gives {st.ttest_1samp(folds, 0).pvalue:.3f} (computed by hand from the run files)"]
+            f"gives {st.ttest_1samp(folds, 0).pvalue:.3f} (computed by hand from the run files after the verdict was read"]
     assert [s for s in said if s not in text] == []
