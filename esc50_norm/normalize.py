@@ -343,6 +343,12 @@ class SpecNormalize(Transform):
         res.normalized = self.unit
         return res
 
+    def encodes(self, x: AudioTensor) -> AudioTensor:
+        "A waveform passes through, as fastai passes any type it does not normalize, with a warning: is AudioToSpec missing?"
+        warnings.warn(f"{self!r} passes an AudioTensor of shape {tuple(x.shape)} through unnormalized: it normalizes "
+                      "AudioSpectrograms; is an AudioToSpec missing before it in batch_tfms?", stacklevel=2)
+        return x
+
     def decodes(self, x: AudioSpectrogram) -> AudioSpectrogram:
         "The spectrogram back where invertible; per-clip modes return `x` as it is, still marked as normalized"
         if not (self.invertible and self.has_stats): return x

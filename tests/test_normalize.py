@@ -67,7 +67,7 @@ def test_spec_normalize_standardizes_and_decodes_exactly(mode, shape):
 def test_spec_normalize_passes_labels_and_waveforms_through():
     n = SpecNormalize('global', stats=dict(mean=5., std=2.))
     wave, label = AudioTensor(torch.ones(1, 1, 10), sr=16000), TensorCategory([3])
-    xs, w, l = n((specs(), wave, label))
+    with pytest.warns(UserWarning, match='is an AudioToSpec missing'): xs, w, l = n((specs(), wave, label))
     assert torch.equal(w, wave) and torch.equal(l, label)
     assert torch.allclose(xs, (specs() - 5) / 2)
 
@@ -172,3 +172,18 @@ def test_learning_from_waveforms_says_that_an_audio_to_spec_is_missing():
     dl = TfmdDL([AudioTensor(torch.randn(1, 800), sr=16000) for _ in range(4)], bs=2)
     with pytest.raises(ValueError, match=r"receives AudioTensor batches of shape \(2, 1, 800\): put an AudioToSpec before"):
         SpecNormalize('global').learn(dl)
+
+
+@pytest.mark.parametrize('mode', ['global', 'instance'])
+def test_a_waveform_batch_passes_with_a_warning_that_names_the_missing_audio_to_spec(mode):
+    "Without a stats pass (stats given, or a per-clip mode) nothing else catches a waveform: it passes, not silently"
+    norm = SpecNormalize(mode, stats=dict(mean=torch.tensor(1.), std=torch.tensor(2.)) if mode == 'global' else None)
+    wave = AudioTensor(torch.randn(2, 1, 800), sr=16000)
+    with pytest.warns(UserWarning, match=r"passes an AudioTensor of shape \(2, 1, 800\) through unnormalized.*"
+                                         r"is an AudioToSpec missing before it in batch_tfms\?"):
+        out = norm(wave)
+    assert out is wave
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        spec = AudioSpectrogram(torch.randn(2, 1, 4, 5) + 1)
+        assert norm(spec).normalized and not torch.equal(norm(spec), spec)   # a spectrogram: normalized, no warning
