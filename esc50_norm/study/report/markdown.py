@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ...atomic import write_atomic
+from ...spelling import plural
 from ..compat import predates_provenance, recorded_dataset
 from ..baseline import baseline_text, read_baseline
 from ..presets import Preset, chosen
@@ -117,10 +118,10 @@ def _header(out: Path, preset: Preset, df: pd.DataFrame) -> list:
              _recipe_line(preset), "", _chosen_line(preset), ""]
     lines += [_data_line(preset.dataset), ""] if preset.dataset else []
     if missing:
-        lines += [f"**Incomplete grid: {len(df)} of {n_exp} runs finished.** Missing: {', '.join(missing[:30])}"
+        lines += [f"**Incomplete grid: {len(df)} of {plural(n_exp, 'run')} finished.** Missing: {', '.join(missing[:30])}"
                   + (' ...' if len(missing) > 30 else '') + ". Means below cover only the finished runs; paired "
                   "differences use only (fold, seed) pairs where both runs finished.", ""]
-    else: lines += [f"Complete grid: {len(df)} of {n_exp} runs.", ""]
+    else: lines += [f"Complete grid: {len(df)} of {plural(n_exp, 'run')}.", ""]
     if running: lines += [f"Started but not finished (in progress, or interrupted): {', '.join(running)}.", ""]
     if damaged:
         lines += [f"Damaged run files, not counted (the study runs them again): {', '.join(p.name for p in damaged)}.",
