@@ -106,6 +106,7 @@ def _agree(t: pd.DataFrame, hand: pd.DataFrame):
 
 
 @pytest.mark.parametrize('folder', ['cv-bf16', 'mel-cpu', 'frontends-cpu', 'mel-aug-cpu', 'mel-aug60-cpu', 'mel60-cpu',
+                                    'pcen-parts-cpu',
                                     ('mel-cpu', 'mel-cpu-instance-global'),
                                     ('mel-cpu', 'mel-cpu-bn-freq'), ('mel-aug-cpu', 'mel-aug-cpu-bn-freq'),
                                     ('mel-aug60-cpu', 'mel-aug60-cpu-bn-freq')])
@@ -383,8 +384,10 @@ def test_learned_pcen_in_parts_is_run_as_declared():
     from esc50_norm.pcen import smoothing_coef
     df = _raw('pcen-parts-cpu')
     assert read_preset(RESULTS / 'pcen-parts-cpu').training_hash() == read_preset(RESULTS / 'frontends-cpu').training_hash()
-    assert set(df.normalization) <= {'pcen_frozen', 'pcen_learn_smooth', 'pcen_learn_compress'} and len(df) >= 8
-    assert set(df.seed) <= {0, 1} and (1 not in set(df.seed) or (df.seed == 0).sum() == 15)
+    assert set(df.normalization) == {'pcen_frozen', 'pcen_learn_smooth', 'pcen_learn_compress'} and len(df) == 30
+    assert set(df.seed) == {0, 1} and set(df.fold) == {1, 2, 3, 4, 5}
+    first_seed1 = pd.to_datetime(df[df.seed == 1].started_at).min()
+    assert (pd.to_datetime(df[df.seed == 0].started_at) < first_seed1).all()      # seed 0 of every arm started first
     assert (~df.git_dirty).all() and (df.threads == 1).all() and '6b99949' in {c[:7] for c in df.git_commit}
     start = dict(alpha=0.98, delta=2.0, root=2.0, smooth_coef=smoothing_coef(16000, 512))
     fixed = dict(pcen_frozen=set(start), pcen_learn_smooth={'alpha', 'delta', 'root'}, pcen_learn_compress={'smooth_coef'})
@@ -393,6 +396,21 @@ def test_learned_pcen_in_parts_is_run_as_declared():
         for k in start:
             stayed = np.allclose(ended[k], start[k], rtol=1e-5, atol=0)
             assert stayed == (k in fixed[r.normalization]) and ended[k].shape == (64,), (r.normalization, r.fold, k)
+
+
+def test_the_pairs_of_learned_pcen_in_parts_that_change_the_commit_are_those_the_results_page_names():
+    "Every pair on one CPU; the pairs whose two runs name two commits, and those commits, as docs/results.md says"
+    df = _raw('pcen-parts-cpu').assign(commit=lambda d: d.git_commit.str[:7])
+    assert df.cpu.nunique() == 1 and df.cpu_bf16.all() and not df.cpu_amx.any()
+    c = df.pivot(index=['fold', 'seed'], columns='normalization', values='commit')
+    changed = {a: [i for i in c.index if c.loc[i, a] != c.loc[i, 'pcen_frozen']]
+               for a in ('pcen_learn_smooth', 'pcen_learn_compress')}
+    assert changed == {'pcen_learn_smooth': [(1, 1)], 'pcen_learn_compress': [(1, 1), (3, 0)]}
+    said = (f"fold 1 of seed 1 (`pcen_frozen` from `{c.loc[(1, 1), 'pcen_frozen']}`, both learning arms from "
+            f"`{c.loc[(1, 1), 'pcen_learn_smooth']}`) and fold 3 of seed 0 (`pcen_learn_compress` from "
+            f"`{c.loc[(3, 0), 'pcen_learn_compress']}`, `pcen_frozen` from `{c.loc[(3, 0), 'pcen_frozen']}`)")
+    assert c.loc[(1, 1), 'pcen_learn_smooth'] == c.loc[(1, 1), 'pcen_learn_compress']
+    assert said in ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
 
 
 @pytest.mark.parametrize('later,shared', [('linear-cpu', {'wave - none', 'global - wave', 'channel - wave', 'channel - global'}),
