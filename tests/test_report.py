@@ -160,7 +160,7 @@ def test_a_grid_without_contrasts_says_how_to_pool_it_and_draws_no_empty_plot(tm
                                       ('pcen-parts-cpu', 30)])
 def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_path):
     "The committed report.md of each results folder is regenerated from its run files, unchanged"
-    n = n or len(_raw_runs(folder))                       # None: a grid still growing across sessions
+    n = n or len(_raw_runs(folder))                       # None: a grid still growing across sessions, or a probe stopped early
     out = tmp_path / folder
     shutil.copytree(RESULTS / folder, out)
     text = write_report(out).read_text()
