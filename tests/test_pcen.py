@@ -409,6 +409,32 @@ def test_the_study_learns_pcen_in_parts_from_frozen_pcens_start(name, learn):
     assert n_params(m) - n_params(mf) == len(learn) * 64
 
 
+def test_frozen_pcen_normalized_per_band_is_frozen_pcen_then_batchnorm_over_its_bands():
+    """pcen_frozen_bn: frozen PCEN's input and output, then per band (over batch and time) standardized and scaled by
+    BatchNorm's weight and bias, the only parameters it trains; its run file records the PCEN's values"""
+    import json
+    from esc50_norm.frontend import FreqBatchNorm
+    from esc50_norm.study.normalizations import get_normalization
+    from esc50_norm.study.presets import get_preset
+    from esc50_norm.study.train import frontend_params, model_for
+    preset = get_preset('frontends-cpu')
+    assert get_normalization('pcen_frozen_bn').spec_cfg(preset.spec) == get_normalization('pcen_frozen').spec_cfg(preset.spec)
+    assert [type(t) for t in preset.arm('pcen_frozen_bn').tfms] == [type(t) for t in preset.arm('pcen_frozen').tfms]
+    S = get_normalization('pcen_frozen').tfms(preset.spec)[0](AudioTensor(clips(bs=3, seconds=5.0), sr=16000))
+    m, mf = model_for(preset.arm('pcen_frozen_bn'), 50), model_for(preset.arm('pcen_frozen'), 50)
+    pcen, bn = m[0]
+    assert type(pcen) is LearnedPCEN and type(bn) is FreqBatchNorm and bn.num_features == 64
+    P = mf[0](S).float()
+    assert torch.equal(pcen(S), mf[0](S))
+    with torch.no_grad(): bn.weight.fill_(2.), bn.bias.fill_(0.5)
+    mean, var = P.mean(dim=(0, 1, 3), keepdim=True), P.var(dim=(0, 1, 3), unbiased=False, keepdim=True)
+    assert torch.allclose(m[0](S), 2 * (P - mean) / torch.sqrt(var + 1e-5) + 0.5, atol=1e-4)
+    assert sorted(n for n, p in m[0].named_parameters() if p.requires_grad) == ['1.bias', '1.weight']
+    ended = json.loads(frontend_params(m)['frontend_params'])
+    assert sorted(ended) == ['alpha', 'delta', 'root', 'smooth_coef'] and len(ended['alpha']) == 64
+    assert ended == json.loads(frontend_params(mf)['frontend_params'])          # librosa's start, as frozen PCEN's
+
+
 def test_the_study_feeds_frozen_and_learned_pcen_alike():
     "In the study both front ends take the same magnitudes from the same pipeline and start from the same parameters"
     from esc50_norm.study.normalizations import get_normalization

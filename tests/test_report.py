@@ -98,6 +98,10 @@ def test_contrasts_follow_the_normalizations_of_the_grid():
     assert contrasts(['pcen_frozen', 'pcen_learn_smooth', 'pcen_learn_compress']) == [
         ('pcen_learn_smooth', 'pcen_frozen'), ('pcen_learn_compress', 'pcen_frozen')]
     assert contrasts(['pcen_learned', 'pcen_learn_smooth']) == [('pcen_learn_smooth', 'pcen_learned')]
+    # frozen PCEN normalized per band: against frozen PCEN, and against learning gain, bias and root
+    assert contrasts(['pcen_frozen', 'pcen_learn_smooth', 'pcen_learn_compress', 'pcen_frozen_bn']) == [
+        ('pcen_learn_smooth', 'pcen_frozen'), ('pcen_learn_compress', 'pcen_frozen'), ('pcen_frozen_bn', 'pcen_frozen'),
+        ('pcen_frozen_bn', 'pcen_learn_compress')]
     # instance_global beside instance: per-bin against all-value statistics of each clip, its spectral envelope
     assert contrasts(['wave', 'global', 'instance', 'instance_global']) == [
         ('global', 'wave'), ('instance', 'wave'), ('instance_global', 'wave'), ('instance', 'global'),

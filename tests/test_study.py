@@ -362,7 +362,7 @@ def test_a_run_file_holds_the_values_its_learned_pcen_ended_with(study, tmp_path
     the report's table of them is those run files"""
     from esc50_norm.pcen import smoothing_coef
     out = tmp_path / 'res'
-    study(tiny(normalizations=('pcen_learn_compress', 'global')), out)
+    study(tiny(normalizations=('pcen_learn_compress', 'global', 'pcen_frozen_bn')), out)
     row = json.loads((out / 'runs' / 'fold1-pcen_learn_compress-seed0.json').read_text())
     p = {k: torch.tensor(v) for k, v in json.loads(row['frontend_params']).items()}
     n_mels = get_preset('smoke').spec.n_freq
@@ -382,6 +382,9 @@ def test_a_run_file_holds_the_values_its_learned_pcen_ended_with(study, tmp_path
         assert [float(x) for x in (start, mean, lo, hi, moved)] == pytest.approx(
             [init[k], *(float(f(v)) for f in (torch.mean, torch.min, torch.max)), float(far)], abs=6e-5), k
     assert float(table[-1][6]) == 0 and float(table[2][6]) > 0           # the smoother stayed; the root moved
+    frozen = [[c.strip() for c in line.strip('|').split('|')] for line in section.split('\n## ')[0].splitlines()
+              if line.startswith('|') and 'pcen_frozen_bn' in line]     # PCEN inside a front end of two modules
+    assert [r[1] for r in frozen] == ['alpha', 'delta', 'root', 'smooth_coef'] and all(float(r[6]) == 0 for r in frozen)
 
 
 def test_frontends_preset_contrasts_each_against_global():

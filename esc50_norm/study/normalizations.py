@@ -11,7 +11,7 @@ from ..configs import AudioConfig, SpectrogramConfig
 from ..spelling import unknown_name
 
 __all__ = ['FrontEnd', 'Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_normalization', 'Arm', 'resolve',
-           'norm_tfms']
+           'norm_tfms', 'pcen_module']
 
 def _pcen_learning(*learn: str) -> Callable:
     "A builder of `LearnedPCEN` that learns the parameters named (none: librosa's PCEN, frozen)"
@@ -26,6 +26,18 @@ def _bn_freq(n_freq: int, cfg):
     return FreqBatchNorm(n_freq)
 
 
+def _pcen_frozen_bn(n_freq: int, cfg):
+    "librosa's PCEN, frozen, then `FreqBatchNorm` over its bands: frozen PCEN's output normalized per band"
+    from torch import nn
+    return nn.Sequential(_pcen_learning()(n_freq, cfg), _bn_freq(n_freq, cfg))
+
+
+def pcen_module(front):
+    "The PCEN of a front end: itself, or its first module that is a `LearnedPCEN` (frozen or not); else None"
+    from ..pcen import LearnedPCEN
+    return None if front is None else next((m for m in front.modules() if isinstance(m, LearnedPCEN)), None)
+
+
 @dataclass(frozen=True)
 class FrontEnd:
     "A model-side front end: `build(n_freq, spectrogram config) -> nn.Module`, and whether it takes magnitudes, not dB"
@@ -37,6 +49,7 @@ FRONTENDS = {'pcen_learned': FrontEnd(_pcen_learning('alpha', 'delta', 'root', '
              'pcen_frozen': FrontEnd(_pcen_learning(), magnitudes=True),
              'pcen_learn_smooth': FrontEnd(_pcen_learning('smooth_coef'), magnitudes=True),
              'pcen_learn_compress': FrontEnd(_pcen_learning('alpha', 'delta', 'root'), magnitudes=True),
+             'pcen_frozen_bn': FrontEnd(_pcen_frozen_bn, magnitudes=True),
              'bn_freq': FrontEnd(_bn_freq)}
 "Model-side front ends by name, before the network, trained with it (or frozen)"
 
@@ -110,6 +123,10 @@ NORMALIZATIONS = {
                                          compared_with=('pcen_frozen', 'pcen_learned')),
     'pcen_learn_compress': Normalization(wave=False, front='pcen_learn_compress',
                                          compared_with=('pcen_frozen', 'pcen_learned')),
+    # frozen PCEN's output normalized per band by input BatchNorm: does normalizing its scale and range give what
+    # learning gain, bias and root gives?
+    'pcen_frozen_bn':   Normalization(wave=False, front='pcen_frozen_bn',
+                                      compared_with=('pcen_frozen', 'pcen_learn_compress')),
     # PANNs' bn0: BatchNorm over mel bins at input
     'bn_freq':          Normalization(wave=True,  front='bn_freq', compared_with=('global',)),
 }

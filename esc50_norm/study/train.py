@@ -26,7 +26,7 @@ from ..precision import BF16Autocast, ChannelsLastInput, machine
 from .cache import ClipCache, load_or_build_cache
 from .device import pick_device
 from .datasets import Dataset, fold_split, subset_per_class
-from .normalizations import Arm
+from .normalizations import Arm, pcen_module
 from .pipelines import pipeline_dataloaders
 from .presets import Job, Preset
 from .runs import now, provenance
@@ -155,9 +155,9 @@ def model_for(arm: Arm, n_out: int) -> nn.Module:
 
 def frontend_params(model: nn.Module) -> dict:
     """`frontend_params`: the values a trained PCEN front end uses (`constrained()`, per band, as JSON), where the model
-    has one; else nothing"""
-    front = model[0] if isinstance(model, nn.Sequential) else None
-    if not hasattr(front, 'constrained'): return {}
+    has one (the front end, or its first module that is one); else nothing"""
+    front = pcen_module(model[0] if isinstance(model, nn.Sequential) else None)
+    if front is None: return {}
     values = {k: [float(f"{x:.6g}") for x in v.detach().float().cpu().tolist()] for k, v in front.constrained().items()}
     return dict(frontend_params=json.dumps(values))
 

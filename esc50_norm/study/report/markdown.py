@@ -10,6 +10,7 @@ from ...atomic import write_atomic
 from ...spelling import plural
 from ..compat import predates_provenance, recorded_dataset
 from ..baseline import baseline_text, read_baseline
+from ..normalizations import pcen_module
 from ..presets import Preset, chosen
 from ..runs import damaged_runs, read_preset, running_runs, same_dataset
 from ..sizing import sizing_text
@@ -214,7 +215,8 @@ def _frontend_section(df: pd.DataFrame, preset: Preset) -> list:
     "Where each PCEN front end's parameters ended (the run files' `frontend_params`), against where they started"
     if 'frontend_params' not in df: return []                   # run files from before it was recorded
     names = df.dropna(subset=['frontend_params']).normalization.unique()
-    starts = {n: {k: v.detach().numpy() for k, v in preset.arm(n).frontend().constrained().items()} for n in names}
+    starts = {n: {k: v.detach().numpy() for k, v in pcen_module(preset.arm(n).frontend()).constrained().items()}
+              for n in names}
     return ["## PCEN front ends: where their parameters ended", "",
             "Each PCEN front end's parameters (one per mel band) as its forward pass used them after the last epoch "
             "(run files' `frontend_params`): `start`, their mean at initialisation (librosa's PCEN); `mean`, `min`, "
