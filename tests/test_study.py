@@ -372,8 +372,9 @@ def test_a_run_file_holds_the_values_its_learned_pcen_ended_with(study, tmp_path
     assert torch.allclose(p['smooth_coef'], torch.tensor(init['smooth_coef']), rtol=1e-5)
     assert 'frontend_params' not in json.loads((out / 'runs' / 'fold1-global-seed0.json').read_text())
     section = write_report(out).read_text().split('## PCEN front ends: where their parameters ended')[1]
-    table = [[c.strip() for c in line.strip('|').split('|')] for line in section.split('\n## ')[0].splitlines()
-             if line.startswith('|') and 'pcen_learn_compress' in line]
+    rows = lambda name: [[c.strip() for c in line.strip('|').split('|')] for line in section.split('\n## ')[0].splitlines()
+                         if line.startswith('|') and name in line]
+    table = rows('pcen_learn_compress')
     assert [r[1] for r in table] == ['alpha', 'delta', 'root', 'smooth_coef']
     for n, k, start, mean, lo, hi, moved, runs in table:
         v = p[k].double()
@@ -382,8 +383,7 @@ def test_a_run_file_holds_the_values_its_learned_pcen_ended_with(study, tmp_path
         assert [float(x) for x in (start, mean, lo, hi, moved)] == pytest.approx(
             [init[k], *(float(f(v)) for f in (torch.mean, torch.min, torch.max)), float(far)], abs=6e-5), k
     assert float(table[-1][6]) == 0 and float(table[2][6]) > 0           # the smoother stayed; the root moved
-    frozen = [[c.strip() for c in line.strip('|').split('|')] for line in section.split('\n## ')[0].splitlines()
-              if line.startswith('|') and 'pcen_frozen_bn' in line]     # PCEN inside a front end of two modules
+    frozen = rows('pcen_frozen_bn')                                      # PCEN inside a front end of two modules
     assert [r[1] for r in frozen] == ['alpha', 'delta', 'root', 'smooth_coef'] and all(float(r[6]) == 0 for r in frozen)
 
 
