@@ -176,26 +176,30 @@ def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_pat
         assert 't_test_p_holm' in text and '## Verdicts' in text and 'How to read:' in text
 
 
-REPEATS = {   # a folder of runs made again at a later commit: its original folder, the runs made again, and the
-    # commits they were first made at, as docs/results.md declares them (None: every commit the original was made at)
+EPYC, XEON = ('AMD EPYC', True, False), ('Intel(R) Xeon(R) Processor', True, True)     # cpu, cpu_bf16, cpu_amx
+
+REPEATS = {   # a folder of runs made again at a later commit: its original folder, the runs made again, the commits
+    # they were first made at (None: every commit the original was made at) and the CPU that made them again, as
+    # docs/results.md declares them
     'mel-cpu-repeat': ('mel-cpu', {'fold1-global-seed0', 'fold1-global-seed1', 'fold2-instance-seed0', 'fold4-instance-seed0'},
-                       None),
+                       None, EPYC),
     'frontends-cpu-repeat': ('frontends-cpu', {'fold1-global-seed0', 'fold1-pcen_learned-seed0', 'fold3-pcen_learned-seed0'},
-                             {'697831c', '0101d2e'}),
-    'mel-aug60-cpu-repeat': ('mel-aug60-cpu', {'fold1-global-seed0'}, {'995a3d0'}),
-    'mel60-cpu-repeat': ('mel60-cpu', {'fold1-global-seed0'}, {'6ebe46b'}),
-    'mel-aug-cpu-repeat': ('mel-aug-cpu', {'fold1-global-seed0'}, {'833281a'}),
-    'mel-aug-cpu-bn-freq-repeat': ('mel-aug-cpu-bn-freq', {'fold1-bn_freq-seed0'}, {'c501f9a'}),
-    'mel-cpu-bn-freq-repeat': ('mel-cpu-bn-freq', {'fold1-bn_freq-seed0'}, {'748014b'}),
+                             {'697831c', '0101d2e'}, EPYC),
+    'mel-aug60-cpu-repeat': ('mel-aug60-cpu', {'fold1-global-seed0'}, {'995a3d0'}, EPYC),
+    'mel60-cpu-repeat': ('mel60-cpu', {'fold1-global-seed0'}, {'6ebe46b'}, EPYC),
+    'mel-aug-cpu-repeat': ('mel-aug-cpu', {'fold1-global-seed0'}, {'833281a'}, EPYC),
+    'mel-aug-cpu-bn-freq-repeat': ('mel-aug-cpu-bn-freq', {'fold1-bn_freq-seed0'}, {'c501f9a'}, EPYC),
+    'mel-cpu-bn-freq-repeat': ('mel-cpu-bn-freq', {'fold1-bn_freq-seed0'}, {'748014b'}, EPYC),
 }
 
 
 @pytest.mark.parametrize('folder', REPEATS)
 def test_a_repeat_equals_its_original_epoch_by_epoch_and_its_report_is_regenerated(folder, tmp_path):
-    """Runs made again from a later commit on an EPYC with native bf16, one thread each (docs/results.md declares each
-    set before its runs): every epoch's numbers equal the original's to the last digit, from another commit, with the
-    original's recipe (training hash), covering the commits declared (mel-cpu's: every one of its sessions)"""
-    original, names, commits = REPEATS[folder]
+    """Runs made again from a later commit, one thread each, on the CPU declared (docs/results.md declares each set
+    before its runs): every epoch's numbers equal the original's to the last digit, from another commit, with the
+    original's recipe (training hash), covering the commits declared (mel-cpu's: every one of its sessions); where
+    the original's file names its CPU, the same kind"""
+    original, names, commits, cpu = REPEATS[folder]
     out = Path(shutil.copytree(RESULTS / folder, tmp_path / folder))
     assert write_report(out).read_text() == (RESULTS / folder / 'report.md').read_text()
     assert read_preset(RESULTS / folder).training_hash() == read_preset(RESULTS / original).training_hash()
@@ -205,7 +209,8 @@ def test_a_repeat_equals_its_original_epoch_by_epoch_and_its_report_is_regenerat
     for p in runs:
         new, old = json.loads(p.read_text()), json.loads((RESULTS / original / 'runs' / p.name).read_text())
         assert new['git_commit'] != old['git_commit'] and not new['git_dirty'] and new['final_accuracy'] == old['final_accuracy']
-        assert (new['cpu'], new['cpu_bf16'], new['cpu_amx'], new['threads']) == ('AMD EPYC', True, False, 1)
+        machine = lambda run: (run.get('cpu'), run.get('cpu_bf16'), run.get('cpu_amx'))
+        assert machine(new) == cpu and new['threads'] == 1 and machine(old) in {cpu, (None, None, None)}
         history = lambda f: pd.read_csv(RESULTS / f / 'runs' / p.name.replace('.json', '.history.csv'))
         cols = ['train_loss', 'valid_loss', 'accuracy']
         pd.testing.assert_frame_equal(history(folder)[cols], history(original)[cols])
