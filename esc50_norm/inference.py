@@ -60,17 +60,20 @@ def training_duration(learn: Learner) -> float | None:
 
 
 def _check_clip(fn, x: AudioTensor, duration: float | None):
-    "Warn, naming `fn`, about a silent clip or one far shorter than the training clips"
+    "Warn, naming `fn`, about a silent clip or one far shorter or longer than the training clips"
     if not x.as_subclass(torch.Tensor).any():
         warnings.warn(f"audio file {fn} is silent (all samples are zero): its prediction means little")
     if duration and x.duration < duration / 2:
         warnings.warn(f"audio file {fn} lasts {x.duration:.2f} s, under half the {duration:g} s of the training clips: "
                       f"it is zero-padded to {duration:g} s")
+    if duration and x.duration > duration * 2:
+        warnings.warn(f"audio file {fn} lasts {x.duration:.2f} s, over twice the {duration:g} s of the training clips: "
+                      f"the model hears its first {duration:g} s")
 
 
 def predict_files(learn: Learner, files, top_k: int = 5, bs: int = 16) -> pd.DataFrame:
-    "The `top_k` classes of each audio file (any rate, channels, length) through the learner's own transforms"
-    # warns about silent or short files
+    "The `top_k` classes of each audio file (any rate and channels) through the learner's validation transforms"
+    # warns about silent files and files far shorter or longer than the training clips (cropped to their start)
     files = [Path(f) for f in files]
     if missing := [str(f) for f in files if not f.is_file()]:
         raise AudioLoadError(f"audio file not found: {', '.join(missing)}")

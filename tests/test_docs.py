@@ -131,6 +131,14 @@ def test_the_readme_datablock_runs(fake_root, tmp_path, monkeypatch):
     assert len(learn.recorder.values) == 1 and (tmp_path / 'model.pkl').is_file()
     norm = ns['find_spec_normalize'](ns['load_learner']('model.pkl').dls.train)
     assert norm.mode == 'global' and norm.has_stats and norm.n > 0
+    stats_block = re.search(r"## Statistics: save, load, export\n\n```python\n(.*?)```", README.read_text(), re.S)[1]
+    exec(compile(stats_block, str(README), 'exec'), ns)                  # in the same session, after the DataBlock's
+    loaded = ns['SpecNormalize'].from_file('stats.json', mode='global')
+    assert torch.equal(loaded.mean.cpu(), ns['norm'].mean.cpu()) and torch.equal(loaded.std.cpu(), ns['norm'].std.cpu())
+    with pytest.raises(ns['StatsFileError'], match='stats.json'): ns['SpecNormalize'].from_file('stats.json', mode='channel')
+    cb = next(c for c in learn.cbs if isinstance(c, ns['SpecStatsCallback']))
+    cb.before_fit()                                                       # learn.path/'stats.json' exists: it loads it
+    assert cb.source == 'file' and Path(cb.target.stats_file).resolve() == (tmp_path / 'stats.json').resolve()
 
 
 def test_the_readme_features_and_constants_are_mel_cpus():
@@ -155,7 +163,9 @@ def test_the_readme_front_ends_take_the_spectrograms_their_comments_name():
     cfg_line, pcen_line, learned_line, bn_line = code.splitlines()
     wave = ns['AudioTensor'](torch.randn(2, 1, 16000), sr=16000)
     exec(cfg_line, ns); exec(pcen_line, ns)
-    to_spec, pcen = ns['batch_tfms']
+    cfg, (to_spec, pcen) = ns['cfg'], ns['batch_tfms']
+    assert (cfg.scale, cfg.to_db, cfg.n_mels) == (2 ** 31, False, 128)                 # as its comment says
+    assert (cfg.sample_rate, cfg.hop) == (pcen.sr, pcen.hop_length) == (16000, 256)     # PCEN()'s defaults, as said
     assert torch.isfinite(pcen(to_spec(wave))).all()
     exec(learned_line, ns)
     assert ns['model'](to_spec(wave)).shape == (2, 3)                      # AudioToSpec(cfg) alone, as its comment says

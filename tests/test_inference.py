@@ -160,12 +160,20 @@ def test_predict_files_warns_about_silent_and_short_files_and_never_answers_nan(
     learn, ok = exported['readme'], root / 'audio' / df.file[0]
     sf.write(tmp_path / 'silent.wav', np.zeros(3 * SR, 'float32'), SR)
     sf.write(tmp_path / 'short.wav', 0.3 * np.random.default_rng(0).standard_normal(int(1.4 * SR)).astype('float32'), SR)
-    sf.write(tmp_path / 'long-enough.wav', 0.3 * np.random.default_rng(1).standard_normal(int(1.6 * SR)).astype('float32'), SR)
-    with pytest.warns(UserWarning) as seen: res = predict_files(learn, [ok, tmp_path / 'silent.wav', tmp_path / 'short.wav', tmp_path / 'long-enough.wav'])
+    noise = lambda seed, s: 0.3 * np.random.default_rng(seed).standard_normal(int(s * SR)).astype('float32')
+    for name, seed, seconds in [('long-enough', 1, 1.6), ('not-too-long', 2, 5.9), ('long', 3, 6.5)]:
+        sf.write(tmp_path / f'{name}.wav', noise(seed, seconds), SR)
+    files = [ok] + [tmp_path / f'{n}.wav' for n in ('silent', 'short', 'long-enough', 'not-too-long', 'long')]
+    with pytest.warns(UserWarning) as seen: res = predict_files(learn, files)
     messages = [str(w.message) for w in seen]
     assert f"audio file {tmp_path / 'silent.wav'} is silent (all samples are zero)" in messages[0]
     assert f"audio file {tmp_path / 'short.wav'} lasts 1.40 s, under half the 3 s of the training clips" in messages[1]
-    assert len(messages) == 2 and res.probability.notna().all()                # the 1.6 s clip is long enough: no warning
+    assert messages[2] == (f"audio file {tmp_path / 'long.wav'} lasts 6.50 s, over twice the 3 s of the training clips: "
+                           "the model hears its first 3 s")
+    assert len(messages) == 3 and res.probability.notna().all()   # 1.6 and 5.9 s are near enough the 3 s: no warning
+    head = tmp_path / 'head.wav'                                    # what the model hears of the long clip: its start
+    sf.write(head, noise(3, 6.5)[:3 * SR], SR)
+    assert predict_files(learn, [head]).equals(predict_files(learn, [tmp_path / 'long.wav']).assign(file=str(head)))
     json.dumps(res.to_dict(orient='records'), allow_nan=False)                   # what the CLI's --json prints
     sf.write(tmp_path / 'nan.wav', np.full(SR, np.nan, 'float32'), SR, subtype='FLOAT')
     with pytest.raises(NonFiniteAudioError, match=f"{tmp_path / 'nan.wav'} holds {SR} samples that are NaN or inf"):
