@@ -190,6 +190,10 @@ REPEATS = {   # a folder of runs made again at a later commit: its original fold
     'mel-aug-cpu-repeat': ('mel-aug-cpu', {'fold1-global-seed0'}, {'833281a'}, EPYC),
     'mel-aug-cpu-bn-freq-repeat': ('mel-aug-cpu-bn-freq', {'fold1-bn_freq-seed0'}, {'c501f9a'}, EPYC),
     'mel-cpu-bn-freq-repeat': ('mel-cpu-bn-freq', {'fold1-bn_freq-seed0'}, {'748014b'}, EPYC),
+    'frontends-cpu-xeon-repeat': ('frontends-cpu', {'fold1-pcen_frozen-seed0', 'fold1-global-seed1', 'fold3-pcen_learned-seed1',
+                                                    'fold1-bn_freq-seed2', 'fold5-global-seed0'},
+                                  {'7cfd063', '9775b71', '0f936ae', '3fca55c', 'a09cbf0'}, XEON),
+    'linear-cpu-repeat': ('linear-cpu', {'fold1-global-seed0', 'fold4-channel-seed0'}, None, XEON),
 }
 
 
