@@ -1,20 +1,27 @@
 "Recipes sized by the data, the cropping report and the classical baseline, on generated collections of tones"
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 import soundfile as sf
+import torch
 
 from esc50_norm.configs import Decoding
+from esc50_norm.precision import cpu_model
 from esc50_norm.study import PRESETS, Study, get_dataset, get_preset
 from esc50_norm.study.baseline import compute_baseline, ensure_baseline, read_baseline
 from esc50_norm.study.cache import load_or_build_cache
 from esc50_norm.study.datasets import clip_duration, clip_info
 from esc50_norm.study.presets import CHOSEN
+from esc50_norm.study.runs import provenance
 from esc50_norm.study.report import paired_differences, summary_table, write_report, _md
 from esc50_norm.study.report.markdown import _chosen_line
 from esc50_norm.study.sizing import MIN_FRAMES, MIN_STEPS, bs_for, epochs_for, hop_for, n_frames, size_recipe
@@ -135,13 +142,31 @@ def test_the_baseline_learns_the_tones_on_the_same_folds_and_is_computed_once(to
     sd = study.load_data(log=None)
     again = compute_baseline(sd.cache, sd.df, (1, 2))
     assert again['per_fold'] == {k: b['per_fold'][k] for k in ('1', '2')}
+    made = b['made_by']                                              # the machine and software that computed it
+    assert made['cpu'] == cpu_model() and made['sklearn'] == sklearn.__version__ and made['threads'] >= 1
+    assert b['key']['version'] == 2 and made['git_commit'] == provenance()['git_commit']
 
 
-def _with_baseline(tmp_path, per_fold: dict) -> Path:
+def test_the_baseline_features_do_not_depend_on_the_cpus_kernels(tmp_path):
+    """MFCC statistics in float64: with MKL capped at AVX2 (another FFT and matrix path on an AVX-512 CPU) they agree
+    to 1e-9 of their largest value; in float32 they moved by 2e-7 of it on a Xeon, enough to move a clip's prediction"""
+    x = torch.randn(16, 1, 32000, generator=torch.Generator().manual_seed(0)) * 0.1
+    torch.save(x, tmp_path / 'x.pt')
+    code = ("import sys, numpy as np, torch; from esc50_norm.study.baseline import clip_features; "
+            "np.save(sys.argv[2], clip_features(torch.load(sys.argv[1]), 16000))")
+    for name, env in (('as_is', {}), ('avx2', {'MKL_ENABLE_INSTRUCTIONS': 'AVX2'})):
+        subprocess.run([sys.executable, '-c', code, str(tmp_path / 'x.pt'), str(tmp_path / f'{name}.npy')], check=True,
+                       env={**os.environ, 'OMP_NUM_THREADS': '1', **env}, timeout=120)
+    a, b = np.load(tmp_path / 'as_is.npy'), np.load(tmp_path / 'avx2.npy')
+    assert a.shape == (16, 80) and a.dtype == np.float64
+    assert np.abs(a - b).max() <= 1e-9 * np.abs(a).max()
+
+
+def _with_baseline(tmp_path, per_fold: dict, **more) -> Path:
     out = tmp_path / 'quick'
     shutil.copytree(RESULTS / 'quick-cpu', out, ignore=shutil.ignore_patterns('*.png', '*.md'))
     b = dict(per_fold=per_fold, mean=float(np.mean(list(per_fold.values()))), chance=0.02, classifier='LR',
-             features=dict(n_mfcc=20, stats=['mean', 'std']))
+             features=dict(n_mfcc=20, stats=['mean', 'std']), **more)
     (out / 'baseline.json').write_text(json.dumps(b))
     return out
 
@@ -158,8 +183,12 @@ def test_the_report_puts_the_baseline_beside_the_deep_model_and_names_the_likely
     out = capsys.readouterr().out
     assert 'accuracy per normalization' in out and 'far below' in out
     assert re.search(r"\|\s+global \|\s+1 \|\s+3 \|\s+0\.42\s+\|", out)           # folds, runs, mean
-    text = write_report(_with_baseline(tmp_path / 'b', {'1': 0.45})).read_text()
+    assert 'computed in float32 (`baseline.json` version 1), whose rounding depends on the CPU' in text
+    made = dict(cpu='Some CPU 9000', threads=2, torch='2.11.0', sklearn='1.7.0', git_commit='0123456789abcdef')
+    text = write_report(_with_baseline(tmp_path / 'b', {'1': 0.45}, made_by=made)).read_text()
     assert 'The deep model is within 0.05 of the classical baseline: its best normalization, global, reaches' in text
+    assert ('Its MFCCs were computed in float64 on Some CPU 9000 (2 threads; torch 2.11.0, scikit-learn 1.7.0; '
+            'git 0123456789).') in text and 'version 1' not in text
 
 
 def test_small_grids_give_intervals_in_range_or_na_and_say_why_a_p_value_is_missing():

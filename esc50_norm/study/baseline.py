@@ -16,22 +16,25 @@ __all__ = ['compute_baseline', 'read_baseline', 'ensure_baseline', 'baseline_tex
 FEATURES = dict(n_mfcc=20, n_mels=64, n_fft=1024, hop_length=256, stats=['mean', 'std', 'delta mean', 'delta std'])
 "Per clip: 20 MFCCs (64 mel bins, n_fft 1024, hop 256) over the frames of its own length: mean, std, of their deltas"
 CLASSIFIER = 'StandardScaler + LogisticRegression(C=1, max_iter=2000) (scikit-learn)'
-VERSION = 1
+VERSION = 2
+"2: MFCCs in float64, where float32's CPU-dependent rounding moved single clips' predictions (1: float32)"
 FILE = 'baseline.json'
 
 
 def clip_features(x, sr: int, lengths=None, chunk: int = 64) -> np.ndarray:
-    "`FEATURES` of clips `x` `[n, 1, samples]` at `sr` Hz; `lengths`: each clip's samples before padding (None: all)"
+    """`FEATURES` of clips `x` `[n, 1, samples]` at `sr` Hz; `lengths`: each clip's samples before padding (None: all).
+    In float64, so that the CPU's FFT and matrix kernels do not decide a clip's prediction"""
     import torch, torchaudio
     f = FEATURES
     mfcc = torchaudio.transforms.MFCC(sr, n_mfcc=f['n_mfcc'], log_mels=True,
                                       melkwargs=dict(n_fft=f['n_fft'], hop_length=f['hop_length'], n_mels=f['n_mels']))
+    mfcc = mfcc.double()
     n = x.shape[-1]
     lengths = np.full(len(x), n) if lengths is None else np.minimum(np.asarray(lengths), n)
     rows = []
     with torch.no_grad():
         for i in range(0, len(x), chunk):
-            m = mfcc(x[i:i + chunk, 0].float().cpu()).numpy().astype(np.float64)       # [b, n_mfcc, frames]
+            m = mfcc(x[i:i + chunk, 0].double().cpu()).numpy()                      # [b, n_mfcc, frames]
             for k, c in enumerate(m):
                 c = c[:, :max(2, 1 + int(lengths[i + k]) // f['hop_length'])]     # the clip's frames, not padding
                 d = np.diff(c, axis=1)
@@ -78,6 +81,15 @@ def read_baseline(out) -> dict | None:
     return d if isinstance(d, dict) and isinstance(d.get('per_fold'), dict) else None
 
 
+def made_by() -> dict:
+    "The machine and software that computed a baseline: CPU, threads, torch, torchaudio, scikit-learn, the commit"
+    import sklearn, torch, torchaudio
+    from ..precision import machine
+    from .runs import provenance
+    return dict(**machine(), torch=torch.__version__, torchaudio=torchaudio.__version__, sklearn=sklearn.__version__,
+                numpy=np.__version__, **provenance())
+
+
 def ensure_baseline(study, log=print) -> dict:
     "The baseline of a study on every fold of its dataset: read from its folder when its key matches, else computed"
     import time
@@ -88,7 +100,7 @@ def ensure_baseline(study, log=print) -> dict:
     t0 = time.perf_counter()
     data = load_study_data(study.preset, study.dataset, study.cache_dir, 'cpu', progress=True, log=log)
     b = compute_baseline(data.cache, data.df, study.dataset.folds)
-    b.update(key=key, seconds=round(time.perf_counter() - t0, 1))
+    b.update(key=key, seconds=round(time.perf_counter() - t0, 1), made_by=made_by())
     Path(study.out).mkdir(parents=True, exist_ok=True)
     write_atomic(Path(study.out) / FILE, json.dumps(b, indent=1))
     if log: log(baseline_text(b, study.preset.folds))

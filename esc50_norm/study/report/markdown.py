@@ -85,7 +85,18 @@ def _baseline_section(out, preset: Preset, df: pd.DataFrame) -> list:
     return ["## Classical baseline", "",
             f"{b['classifier']} on per-clip MFCC statistics ({', '.join(f['stats'])} of {f['n_mfcc']} MFCCs; "
             "`baseline.json`), trained and validated on the same folds and clips as the runs; per fold, beside each "
-            "normalization's mean over seeds:", "", _md(baseline_table(df, b)), "", baseline_verdict(df, b, preset), ""]
+            "normalization's mean over seeds:", "", _md(baseline_table(df, b)), "", baseline_verdict(df, b, preset), "",
+            _baseline_origin(b), ""]
+
+
+def _baseline_origin(b: dict) -> str:
+    "Where the baseline was computed, and in what precision; a version-1 file says neither and is named as such"
+    m = b.get('made_by')
+    if m is None:
+        return ("Its MFCCs were computed in float32 (`baseline.json` version 1), whose rounding depends on the CPU and "
+                "can move a clip's prediction; the file does not name the CPU that made it.")
+    return (f"Its MFCCs were computed in float64 on {m.get('cpu') or 'an unnamed CPU'} ({m.get('threads')} threads; "
+            f"torch {m.get('torch')}, scikit-learn {m.get('sklearn')}; git {str(m.get('git_commit'))[:10]}).")
 
 
 def terminal_summary(out) -> str:
