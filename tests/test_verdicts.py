@@ -491,7 +491,8 @@ def test_the_declared_verdicts_of_one_change_equal_an_independent_computation(fi
                                for n in ('global', 'instance')}).loc['global']
         pt = lambda x: f"{x * 100:+.1f}".replace('-', '−')
         said = (f"On seed 0 alone global is {pt(g.estimate)} points (90% CI {pt(g.ci90_low)} … {pt(g.ci90_high)}, "
-                f"fold t-test p = {g.p:.2f}, {g.p_holm:.2f} after Holm over the two), {g.verdict} as well")
+                f"fold t-test p = {g.p:.2f}, {g.p_holm:.2f} after Holm over the two; computed by hand by the reports' rules, "
+                f"not in a report), {g.verdict} as well")
         assert said in ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
 
 
