@@ -377,41 +377,32 @@ def test_the_declared_power_of_learned_pcen_in_parts_is_what_the_run_files_give(
     assert len(d) == 15 and said in text
 
 
-def test_the_declared_power_of_frozen_pcen_normalized_per_band_is_what_the_run_files_give():
-    "docs/results.md plans pcen-bn-cpu's tests (Holm over the pooled grid's four) from pcen-parts-cpu's fold means"
+@pytest.mark.parametrize('grid,tests', [('pcen-bn-cpu', 4), ('pcen-bn-xeon', 3)])
+def test_the_declared_power_of_frozen_pcen_normalized_per_band_is_what_the_run_files_give(grid, tests):
+    """docs/results.md plans pcen-bn-cpu's tests (Holm over the pooled grid's four) and pcen-bn-xeon's (Holm over its
+    three) from pcen-parts-cpu's fold means"""
     from statsmodels.stats.power import TTestPower
     w = _raw('pcen-parts-cpu').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     d = (w['pcen_learn_compress'] - w['pcen_frozen']).groupby(level='fold').mean()
-    sd, alpha = d.std(ddof=1), 0.05 / 4
+    sd, alpha = d.std(ddof=1), 0.05 / tests
     needed = TTestPower().solve_power(nobs=5, alpha=alpha, power=0.8) * sd
     power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=alpha)
     half = st.t.ppf(0.95, 4) * sd / np.sqrt(5)                            # the 90% CI's half-width
     text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
-    said = (f"the fold means of `pcen_learn_compress − pcen_frozen` spread with an SD of {sd * 100:.2f} points; at "
-            f"Holm's first step over four (0.0125), 80% power with 5 folds needs about {needed * 100:.1f} points "
-            f"(statsmodels `TTestPower`, two-sided); if the normalization gives half the +{d.mean() * 100:.1f}, the "
-            f"power is about {power(d.mean() / 2):.2f}, if all of it, about 1; and the equivalence the second contrast "
-            f"could reach needs its estimate within about ±{1 - half * 100:.2f} points of zero (the 90% CI's "
-            f"half-width at that SD is about {half * 100:.2f}).")
-    assert said in text
-    assert np.isnan(power(d.mean())) or power(d.mean()) > 0.995          # 'about 1' (statsmodels: nan this far out)
-
-
-def test_the_declared_power_of_the_one_commit_pcen_grid_on_the_xeon_is_what_the_run_files_give():
-    "docs/results.md plans pcen-bn-xeon's tests (Holm over three) from pcen-parts-cpu's fold means"
-    from statsmodels.stats.power import TTestPower
-    w = _raw('pcen-parts-cpu').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-    d = (w['pcen_learn_compress'] - w['pcen_frozen']).groupby(level='fold').mean()
-    sd, alpha = d.std(ddof=1), 0.05 / 3
-    needed = TTestPower().solve_power(nobs=5, alpha=alpha, power=0.8) * sd
-    power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=alpha)
-    half = st.t.ppf(0.95, 4) * sd / np.sqrt(5)                            # the 90% CI's half-width
-    text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
-    said = (f"(an SD of {sd * 100:.2f} points between its fold means of `pcen_learn_compress − pcen_frozen`): at "
-            f"Holm's first step over three ({alpha:.4f}), 80% power with 5 folds needs about {needed * 100:.1f} points; "
-            f"if the normalization gives half the +{d.mean() * 100:.1f}, the power is about {power(d.mean() / 2):.2f}, "
-            f"if all of it, about 1; the equivalence needs the estimate within about ±{1 - half * 100:.2f} points of zero.")
-    assert said in text
+    if grid == 'pcen-bn-cpu':
+        said = (f"the fold means of `pcen_learn_compress − pcen_frozen` spread with an SD of {sd * 100:.2f} points; at "
+                f"Holm's first step over four ({alpha:.4f}), 80% power with 5 folds needs about {needed * 100:.1f} "
+                f"points (statsmodels `TTestPower`, two-sided); if the normalization gives half the "
+                f"+{d.mean() * 100:.1f}, the power is about {power(d.mean() / 2):.2f}, if all of it, about 1; and the "
+                f"equivalence the second contrast could reach needs its estimate within about ±{1 - half * 100:.2f} "
+                f"points of zero (the 90% CI's half-width at that SD is about {half * 100:.2f}).")
+    else:
+        said = (f"(an SD of {sd * 100:.2f} points between its fold means of `pcen_learn_compress − pcen_frozen`): at "
+                f"Holm's first step over three ({alpha:.4f}), 80% power with 5 folds needs about {needed * 100:.1f} "
+                f"points; if the normalization gives half the +{d.mean() * 100:.1f}, the power is about "
+                f"{power(d.mean() / 2):.2f}, if all of it, about 1; the equivalence needs the estimate within about "
+                f"±{1 - half * 100:.2f} points of zero.")
+    assert f"`results/{grid}`" in text and said in text
     assert np.isnan(power(d.mean())) or power(d.mean()) > 0.995          # 'about 1' (statsmodels: nan this far out)
 
 
