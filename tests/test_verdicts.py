@@ -427,6 +427,19 @@ def test_learned_pcen_in_parts_is_run_as_declared():
             assert stayed == (k in fixed[r.normalization]) and ended[k].shape == (64,), (r.normalization, r.fold, k)
 
 
+def test_frozen_pcen_per_band_on_the_xeon_is_run_as_declared():
+    """pcen-bn-xeon: frontends-cpu's recipe, its three arms, seed 0 of every arm before any seed 1, every run from a
+    clean worktree of the one commit that declared it, one thread a run, on the Intel Xeon with AMX alone"""
+    df = _raw('pcen-bn-xeon')
+    assert read_preset(RESULTS / 'pcen-bn-xeon').training_hash() == read_preset(RESULTS / 'frontends-cpu').training_hash()
+    assert set(df.normalization) <= {'pcen_frozen', 'pcen_learn_compress', 'pcen_frozen_bn'} and len(df) <= 30
+    assert {c[:7] for c in df.git_commit} == {'aef8299'} and (~df.git_dirty).all() and (df.threads == 1).all()
+    assert set(df.cpu) == {'Intel(R) Xeon(R) Processor'} and df.cpu_amx.all()
+    if (df.seed == 1).any():
+        assert (pd.to_datetime(df[df.seed == 0].started_at) < pd.to_datetime(df[df.seed == 1].started_at).min()).all()
+        assert len(df[df.seed == 0]) == 15
+
+
 def test_the_pairs_of_learned_pcen_in_parts_that_change_the_commit_are_those_the_results_page_names():
     "Every pair on one CPU; the pairs whose two runs name two commits, and those commits, as docs/results.md says"
     df = _raw('pcen-parts-cpu').assign(commit=lambda d: d.git_commit.str[:7])
