@@ -82,12 +82,10 @@ def read_baseline(out) -> dict | None:
 
 
 def made_by() -> dict:
-    "The machine and software that computed a baseline: CPU, threads, torch, torchaudio, scikit-learn, the commit"
-    import sklearn, torch, torchaudio
-    from ..precision import machine
-    from .runs import provenance
-    return dict(**machine(), torch=torch.__version__, torchaudio=torchaudio.__version__, sklearn=sklearn.__version__,
-                numpy=np.__version__, **provenance())
+    "The machine and software that computed a baseline: a run's environment and provenance, scikit-learn and numpy"
+    import sklearn
+    from .runs import environment, provenance
+    return dict(**environment(), sklearn=sklearn.__version__, numpy=np.__version__, **provenance())
 
 
 def ensure_baseline(study, log=print) -> dict:

@@ -166,6 +166,13 @@ def _git(*args) -> str | None:
     except (OSError, subprocess.SubprocessError): return None
 
 
+def environment() -> dict:
+    "The machine and libraries a result may depend on: CPU, its bf16 and AMX, oneDNN, threads; torch, torchaudio, fastai"
+    import fastai, torch, torchaudio
+    from ..precision import machine
+    return dict(**machine(), torch=torch.__version__, torchaudio=torchaudio.__version__, fastai=fastai.__version__)
+
+
 @functools.lru_cache(maxsize=None)
 def provenance() -> dict:
     "The package version, the git commit of its source tree and whether tracked files (results aside) had changes"

@@ -22,14 +22,14 @@ from fastai.vision.models.xresnet import xresnet18
 from ..atomic import write_atomic
 from ..compat import old_names
 from ..normalize import find_spec_normalize
-from ..precision import BF16Autocast, ChannelsLastInput, machine
+from ..precision import BF16Autocast, ChannelsLastInput
 from .cache import ClipCache, load_or_build_cache
 from .device import pick_device
 from .datasets import Dataset, fold_split, subset_per_class
 from .normalizations import Arm, pcen_module
 from .pipelines import pipeline_dataloaders
 from .presets import Job, Preset
-from .runs import now, provenance
+from .runs import environment, now, provenance
 
 __all__ = ['model_for', 'StudyData', 'load_study_data', 'train_one', 'resident_gib', 'release_memory']
 
@@ -183,14 +183,12 @@ def release_memory(device=None):
 
 def _environment(device: torch.device, bf16: BF16Autocast | None = None) -> dict:
     "The machine and libraries of a run; `bf16_fp32_convs`: the convolutions the CPU bf16 guard ran in fp32 (None: no guard)"
-    import fastai, torchaudio
     cuda, rss = device.type == 'cuda', resident_gib()
     fp32_convs = None if bf16 is None else bf16.fp32_convs
     return dict(device=torch.cuda.get_device_name(device) if cuda else f"cpu ({os.cpu_count()} cores)",
                 gpu_mem_peak_gib=round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if cuda else None,
-                rss_gib=None if rss is None else round(rss, 3), **machine(),
-                bf16_fp32_convs=None if fp32_convs is None else ', '.join(fp32_convs),
-                torch=torch.__version__, torchaudio=torchaudio.__version__, fastai=fastai.__version__)
+                rss_gib=None if rss is None else round(rss, 3), **environment(),
+                bf16_fp32_convs=None if fp32_convs is None else ', '.join(fp32_convs))
 
 
 __getattr__ = old_names(__name__)         # the names older exports pickled (`esc50_norm.compat.RENAMED`)
