@@ -311,10 +311,10 @@ class SpecNormalize(Transform):
 
     def learn(self, dl, frac: float | None = None) -> SpecNormalize:
         "Learn the stats from what this transform receives in every training batch of `dl` (or `frac` of them)"
-        # the one stats pass, of `setups` and `SpecStatsCallback`
+        # the one stats pass, of `setups` and `SpecStatsCallback`; built with `frac=0` (deferred): every batch
         if not self.learns_stats:
             raise ValueError(f"{self.mode!r} normalization learns no stats: it normalizes each clip by its own")
-        frac = self.frac if frac is None else frac
+        frac = (self.frac or 1.0) if frac is None else frac
         inputs = training_inputs(dl.train if isinstance(dl, DataLoaders) else dl, frac, before=self)
         acc = accumulate(map(_spectrogram, inputs), self._mode.accumulator())
         with _errors_as(ValueError, "stats learned from the training data: ",

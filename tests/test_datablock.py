@@ -99,6 +99,16 @@ def deferred(fake, mode, **kw):
     with pytest.warns(UserWarning, match='no stats yet'): return dls_for(fake, mode, stats_frac=0, **kw)
 
 
+def test_stats_deferred_at_set_up_are_learned_from_every_training_batch_by_learn(fake):
+    "`frac=0` makes no pass at `dataloaders()`; a bare `learn(dls)` then reads every training clip, not a share of 0"
+    _, df, _ = fake
+    dls = deferred(fake, 'channel')
+    norm = find_spec_normalize(dls.train)
+    assert not norm.has_stats and norm.learn(dls) is norm
+    ref_std, ref_mean = torch.std_mean(independent_specs(fake, fold_split(df, 1)[0]), dim=(0, 1, 3), keepdim=True, correction=0)
+    assert norm.learned == 1.0 and torch.allclose(norm.mean, ref_mean, rtol=1e-4, atol=1e-3) and torch.allclose(norm.std, ref_std, rtol=1e-4)
+
+
 def test_callback_learns_saves_and_reloads_the_stats(fake, tmp_path):
     _, df, _ = fake
     dls = deferred(fake, 'channel')                          # no stats at set-up: the callback provides them
