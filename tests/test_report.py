@@ -51,6 +51,17 @@ def test_summary_interval_is_over_fold_means_when_there_are_several_folds():
     assert summary_table(holed).loc['global', 'n'] == 4 and summary_table(holed).loc['global', 'min'] == 0.50
 
 
+def test_the_note_under_a_summary_names_only_the_columns_of_its_table():
+    "The printed summary (a narrower table) and report.md's: every column the note says is over the runs is shown"
+    from esc50_norm.study.report.markdown import terminal_summary
+    report = (RESULTS / 'mel-cpu' / 'report.md').read_text()
+    for text in (terminal_summary(RESULTS / 'mel-cpu'), report[report.index('## Accuracy per normalization'):]):
+        header = next(l for l in text.splitlines() if l.startswith('|'))
+        shown = {c.strip() for c in header.strip('|').split('|')}
+        named = re.search(r"\. ((?:`\w+`(?:, )?)+): over the runs\.", text)[1]
+        assert named and set(re.findall(r"`(\w+)`", named)) <= shown, (named, shown)
+
+
 def test_paired_differences_use_matched_seeds():
     df = _fake_results({'none': [0.5, 0.6, 0.7], 'global': [0.55, 0.62, 0.78], 'channel': [0.6, 0.65, 0.8]})
     p = paired_differences(df)

@@ -21,7 +21,8 @@ from .folders import (folder_runs, machines_table, missing_runs, predates_machin
                       study_time)
 from .plots import _png, plot_accuracy, plot_curves, plot_paired
 from .statistics import (EQUIVALENCE_MARGIN, METRIC, SUMMARY_NOTE, _ordered, budget_table, fold_aware_table,
-                         fold_effects, fold_table, frontend_table, paired_differences, summary_table, what_else_changes)
+                         fold_effects, fold_table, frontend_table, paired_differences, summary_note, summary_table,
+                         what_else_changes)
 from .verdicts import VERDICT_MARGIN, add_verdicts, how_to_read, one_machine_table
 
 __all__ = ['write_report', 'terminal_summary', 'compare_report']
@@ -104,7 +105,7 @@ def terminal_summary(out) -> str:
     preset, df = read_folder(out)
     if not len(df): return f"{out}: no finished runs yet"
     table = summary_table(df)[['folds', 'n', 'mean', 'std', 'ci95_low', 'ci95_high', 'ci_over']]
-    lines, b = [f"{out}: accuracy per normalization", "", _md(table), "", SUMMARY_NOTE], read_baseline(out)
+    lines, b = [f"{out}: accuracy per normalization", "", _md(table), "", summary_note(('std',))], read_baseline(out)
     if b is not None:
         lines += ["", baseline_text(b, sorted(map(int, df.fold.unique()))), baseline_verdict(df, b, preset)]
     return '\n'.join(lines)

@@ -14,7 +14,7 @@ from statsmodels.stats.weightstats import ttost_paired
 
 from ..normalizations import NORMALIZATIONS
 
-__all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'SUMMARY_NOTE', 'summary_table', 'fold_table',
+__all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'SUMMARY_NOTE', 'summary_note', 'summary_table', 'fold_table',
            'paired_differences', 'pair_sides', 'what_else_changes', 'wilcoxon_p', 'holm', 'fold_aware',
            'fold_aware_tests', 'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'equivalence',
            'budget_table', 'fold_span', 'frontend_table']
@@ -78,8 +78,14 @@ def fold_span(folds) -> str:
     return ', '.join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
 
 
-SUMMARY_NOTE = ("`mean` and its 95% CI: over the fold means, seeds averaged within each fold, as the split is the unit "
-                "that varies (`ci_over`: folds); with one fold, over its seeds. `std`, `min`, `max`: over the runs.")
+def summary_note(over_runs=('std', 'min', 'max')) -> str:
+    "What `summary_table`'s columns are computed over, for a table that shows the columns `over_runs` of the runs"
+    return ("`mean` and its 95% CI: over the fold means, seeds averaged within each fold, as the split is the unit "
+            "that varies (`ci_over`: folds); with one fold, over its seeds. "
+            + ', '.join(f"`{c}`" for c in over_runs) + ": over the runs.")
+
+
+SUMMARY_NOTE = summary_note()
 
 
 def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
