@@ -321,6 +321,22 @@ def test_csv_columns_are_checked(made, tmp_path):
         get_dataset(made['csv']).meta()
     with pytest.raises(DatasetError, match=r"needs file and label \(fold optional\); missing \['label'\]"): get_dataset(made['csv'], columns='file=path')
     with pytest.raises(DatasetError, match=r"unknown \['split'\]"): get_dataset(made['csv'], columns=dict(file='a', label='b', split='c'))
+    with pytest.raises(DatasetError, match=r"'file=path,label=category,label=split': label given more than once"):
+        get_dataset(made['csv'], columns='file=path,label=category,label=split')
+    with pytest.raises(DatasetError, match=r"the column 'path' is named for two roles"):
+        get_dataset(made['csv'], columns='file=path,label=path')
+
+
+def test_labels_that_differ_only_in_case_or_spaces_are_warned_about(made, tmp_path):
+    "Three classes renamed 'x', 'X' and 'x ' stay three (as the user wrote them), with a warning that names them"
+    first, second, third = sorted(pd.read_csv(made['csv']).category.unique())[:3]
+    csv = csv_of(tmp_path, made, lambda df: df.assign(category=df.category.replace({second: first.upper(),
+                                                                                    third: first + ' '})))
+    with pytest.warns(UserWarning, match=rf"1 set of labels differ only in case or spaces and are kept as separate "
+                                         rf"classes: \[\['{first.upper()}', '{first}', '{first} '\]\]"):
+        ds = get_dataset(csv, columns=COLS)
+        ds.meta()
+    assert len(ds.classes) == pd.read_csv(made['csv']).category.nunique()
     with pytest.raises(DatasetError, match=r"has its own folds \(column 'split'\); k_folds and fold_seed apply only"):
         get_dataset(made['csv'], columns=COLS, k_folds=3).meta()
 

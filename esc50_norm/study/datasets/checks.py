@@ -4,6 +4,7 @@ import warnings
 
 import pandas as pd
 
+from ...spelling import plural
 from ..tables import check_files, int_folds
 from .base import STANDARD, Dataset, DatasetError, _span
 
@@ -28,6 +29,10 @@ def check_meta(df: pd.DataFrame, source, audio_root, folds: tuple | None = None)
                            f"{single[:8]}")
     dup = list(dict.fromkeys(df.file[df.file.duplicated()]))
     if dup: raise DatasetError(f"{source} lists {len(dup)} files more than once: {dup[:5]}")
+    alike = counts.index.to_series().groupby(lambda l: l.strip().casefold()).agg(list)
+    if len(alike := [sorted(v) for v in alike if len(v) > 1]):
+        warnings.warn(f"{source}: {plural(len(alike), 'set')} of labels differ only in case or spaces and are kept "
+                      f"as separate classes: {alike[:5]}")
     check_files(df.file, source, audio_root, DatasetError)
     text, strong = class_balance(df)
     if strong: warnings.warn(f"{source}: strongly imbalanced classes; {text}")

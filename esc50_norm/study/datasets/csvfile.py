@@ -58,11 +58,19 @@ def _parse_columns(columns) -> dict | None:
     "`columns` as a dict (file, label, optional fold), from a dict or a 'file=path,label=class,fold=split' string"
     if columns is None: return None
     if isinstance(columns, str):
-        try: columns = dict(kv.split('=', 1) for kv in columns.split(',') if kv)
-        except ValueError:
-            raise DatasetError(f"columns {columns!r}: expected 'file=COLUMN,label=COLUMN[,fold=COLUMN]'") from None
+        try: pairs = [tuple(kv.split('=', 1)) for kv in columns.split(',') if kv]
+        except ValueError: pairs = [()]
+        if any(len(kv) != 2 for kv in pairs):
+            raise DatasetError(f"columns {columns!r}: expected 'file=COLUMN,label=COLUMN[,fold=COLUMN]'")
+        keys = [k.strip() for k, _ in pairs]
+        if twice := sorted({k for k in keys if keys.count(k) > 1}):
+            raise DatasetError(f"columns {columns!r}: {', '.join(twice)} given more than once")
+        columns = dict(pairs)
     columns = {k.strip(): v.strip() for k, v in dict(columns).items()}
     unknown, missing = sorted(set(columns) - set(STANDARD)), [k for k in ('file', 'label') if k not in columns]
     if unknown or missing: raise DatasetError(f"columns {columns}: needs file and label (fold optional); "
                                               + (f"unknown {unknown}" if unknown else f"missing {missing}"))
+    named = list(columns.values())
+    if shared := sorted({c for c in named if named.count(c) > 1}):
+        raise DatasetError(f"columns {columns}: the column {', '.join(map(repr, shared))} is named for two roles")
     return columns
