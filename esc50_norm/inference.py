@@ -75,6 +75,8 @@ def predict_files(learn: Learner, files, top_k: int = 5, bs: int = 16) -> pd.Dat
     "The `top_k` classes of each audio file (any rate and channels) through the learner's validation transforms"
     # warns about silent files and files far shorter or longer than the training clips (cropped to their start)
     files = [Path(f) for f in files]
+    if folders := [str(f) for f in files if f.is_dir()]:
+        raise AudioLoadError(f"a folder, not an audio file: {', '.join(folders)} (give the files in it)")
     if missing := [str(f) for f in files if not f.is_file()]:
         raise AudioLoadError(f"audio file not found: {', '.join(missing)}")
     duration, probs = training_duration(learn), []

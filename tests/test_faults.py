@@ -54,6 +54,23 @@ def test_impossible_values_are_refused_before_anything_is_written(args, tmp_path
     assert named in err(capsys) and not (tmp_path / 'res').exists()
 
 
+@pytest.mark.parametrize('option,value,named', [
+    ('--seeds', '0,-1', "argument --seeds: takes whole numbers of at least 0 separated by commas, such as 0,1,2; got '0,-1'"),
+    ('--folds', '1,,2', "argument --folds: takes whole numbers of at least 0 separated by commas, such as 0,1,2; got '1,,2'"),
+    ('--stop-after', '-5', "argument --stop-after: takes a number of seconds of at least 0, got '-5'"),
+    ('--stop-after', 'nan', "argument --stop-after: takes a number of seconds of at least 0, got 'nan'"),
+    ('--retries', '-1', "argument --retries: must be a whole number of at least 0, got '-1'")])
+def test_a_malformed_number_is_named_by_its_option_and_value(args, tmp_path, capsys, option, value, named):
+    "argparse's refusal, in words of the option (not the name of a parsing function), before anything is written"
+    with pytest.raises(SystemExit) as e: cli(args(f"{option}={value}"))
+    assert e.value.code == 2 and named in err(capsys) and not (tmp_path / 'res').exists()
+
+
+def test_gpus_on_a_study_that_runs_on_the_cpu_is_refused(args, tmp_path, capsys):
+    assert cli(args('--gpus', '0')) == 2
+    assert '--gpus 0 needs CUDA, but this study runs on cpu' in err(capsys) and not (tmp_path / 'res').exists()
+
+
 def test_a_corrected_command_after_a_refused_one_is_not_locked_out(args, tmp_path, capsys):
     "A refused --epochs 0 wrote no preset.json, so the corrected command is not taken for 'another recipe'"
     assert cli(args('--epochs', '0')) == 2
@@ -200,6 +217,15 @@ def test_a_truncated_run_file_is_named_reported_and_run_again(finished, args, ca
     with warnings.catch_warnings(): warnings.simplefilter('ignore'); assert cli(args(norms='none,global')) == 0
     assert '1 run to do' in capsys.readouterr().out
     assert json.loads(f.read_text())['normalization'] == 'global'
+
+
+def test_the_command_prints_a_warning_once_in_one_line(finished):
+    "A damaged run file, read twice by `report` (report.md and the printed summary): one line, not Python's two"
+    f = finished / 'runs' / 'fold1-global-seed0.json'
+    f.write_text(f.read_text()[:100])
+    res = run_cli(['report', str(finished)])
+    assert res.returncode == 0 and res.stderr.count(f"esc50-norm report: warning: run file {f} is damaged") == 1
+    assert 'UserWarning' not in res.stderr and 'warnings.warn' not in res.stderr
 
 
 def test_a_truncated_history_is_named_and_the_report_writes_nothing(finished, capsys):

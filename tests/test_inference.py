@@ -149,6 +149,7 @@ def test_predict_files_ranks_the_classes_and_names_bad_files(fake, exported, tmp
         assert np.allclose(g.probability, p.sort(descending=True).values[:3], atol=1e-5)
     assert len(predict_files(learn, files[:1], top_k=10)) == 4                 # at most every class
     with pytest.raises(AudioLoadError, match=f"not found: {tmp_path / 'nope.wav'}"): predict_files(learn, [files[0], tmp_path / 'nope.wav'])
+    with pytest.raises(AudioLoadError, match=f"a folder, not an audio file: {tmp_path}"): predict_files(learn, [files[0], tmp_path])
     (tmp_path / 'bad.ogg').write_text('not audio')
     with pytest.raises(AudioLoadError, match=f"cannot read audio file {tmp_path / 'bad.ogg'}"): predict_files(learn, [tmp_path / 'bad.ogg'])
     with pytest.raises(AudioLoadError, match=f"audio file not found: {tmp_path / 'nope.wav'}$"):    # predict, as predict_files

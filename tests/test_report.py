@@ -316,6 +316,7 @@ def test_compare_folders_pairs_runs_across_folders(tmp_path, capsys):
     assert cli(['compare', str(tmp_path), str(RESULTS / 'blog-bf16')]) == 2
     assert 'holds no preset.json' in capsys.readouterr().err
     assert cli(['report', str(tmp_path / 'nosuch')]) == 2 and 'nosuch does not exist' in capsys.readouterr().err
+    assert cli(['report', str(tmp_path / 'c.md')]) == 2 and 'c.md is a file, not a results folder' in capsys.readouterr().err
 
 
 def test_compare_pools_the_reference_with_its_arms_run_apart_and_refuses_another_recipe(tmp_path, capsys):

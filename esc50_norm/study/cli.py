@@ -20,7 +20,18 @@ def _shard(s: str) -> tuple:
     return i - 1, n
 
 
-def _ints(s: str) -> tuple: return tuple(int(x) for x in s.split(','))
+def _ints(s: str) -> tuple:
+    "'0,1,2' -> (0, 1, 2): whole numbers of at least 0 (seeds, folds, GPUs)"
+    xs = s.split(',')
+    if not all(x.strip().isdigit() for x in xs):
+        raise argparse.ArgumentTypeError(f"takes whole numbers of at least 0 separated by commas, such as 0,1,2; "
+                                         f"got {s!r}")
+    return tuple(int(x) for x in xs)
+def _seconds(s: str) -> float:
+    try: x = float(s)
+    except ValueError: x = -1.0
+    if not x >= 0: raise argparse.ArgumentTypeError(f"takes a number of seconds of at least 0, got {s!r}")
+    return x
 def _positive(s: str) -> int:
     if not s.lstrip('-').isdigit() or int(s) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {s!r}")
@@ -30,7 +41,10 @@ def _natural(s: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {s!r}")
     return int(s)
 def _strs(s: str) -> tuple: return tuple(x for x in s.split(',') if x)
-def _fold(s: str) -> int: return 0 if s == 'all' else int(s)
+def _fold(s: str) -> int:
+    if s != 'all' and not s.isdigit():
+        raise argparse.ArgumentTypeError(f"takes a fold's number or 'all', got {s!r}")
+    return 0 if s == 'all' else int(s)
 
 
 def _preset(a, **grid):
@@ -247,9 +261,9 @@ def _engine_options(s):
     s.add_argument('--gpus', type=_ints, help="GPUs to use, e.g. 0,1 (default: every visible GPU)")
     s.add_argument('--engine', default='local', help="local: processes on this machine (default); ray: a Ray cluster")
     s.add_argument('--address', help="with --engine ray: the cluster's address (default: start a local Ray)")
-    s.add_argument('--retries', type=int, default=1,
+    s.add_argument('--retries', type=_natural, default=1,
                    help="how often a run whose worker died is tried again (default 1)")
-    s.add_argument('--stop-after', type=float,
+    s.add_argument('--stop-after', type=_seconds,
                    help="start no run after this many seconds (runs in progress finish; local engine only)")
 
 
@@ -284,7 +298,7 @@ def _add_train(sub, data, recipe):
     t.add_argument('--fold', type=_fold, default=1,
                    help="the validation fold (ESC-50: 1-5), or 'all' to train on every fold (default 1)")
     t.add_argument('--normalization', default='global')
-    t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--seed', type=_natural, default=0)
     t.add_argument('--out', help="the model file (default models/PRESET-foldF-NORMALIZATION-seedS.pkl)")
     t.set_defaults(func=cmd_train)
 
@@ -361,6 +375,21 @@ def _quiet_fastai_import():
         yield
 
 
+@contextmanager
+def _warnings_as_lines(cmd: str):
+    "Warnings printed as `esc50-norm CMD: warning: ...`, each text once, not as Python's file, line and source; restored"
+    # a formatter only: warnings recorded (`catch_warnings(record=True)`, pytest) are not formatted, so not affected
+    seen, original = set(), warnings.formatwarning
+    def one_line(message, category, filename, lineno, line=None) -> str:
+        text = f"{message}" if issubclass(category, UserWarning) else f"{category.__name__}: {message}"
+        if text in seen: return ''
+        seen.add(text)
+        return f"esc50-norm {cmd}: warning: {text}\n"
+    warnings.formatwarning = one_line
+    try: yield
+    finally: warnings.formatwarning = original
+
+
 def main(argv=None) -> int:
     with _quiet_fastai_import(): return _main(argv)
 
@@ -368,7 +397,8 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     if not _load_plugins(): return 2
     a = _parser().parse_args(argv)
-    try: return a.func(a) or 0
+    try:
+        with _warnings_as_lines(a.cmd): return a.func(a) or 0
     except KeyboardInterrupt:
         print(f"esc50-norm {a.cmd}: interrupted", file=sys.stderr)
         return 130

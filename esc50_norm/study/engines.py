@@ -155,6 +155,8 @@ class Local:
     def check(self, study: Study):
         "The device is there, and so is every GPU of `gpus`"
         device = pick_device(study.device)
+        if device.type != 'cuda' and self.gpus is not None:
+            raise ValueError(f"--gpus {','.join(map(str, self.gpus))} needs CUDA, but this study runs on {device.type}")
         if device.type == 'cuda' and self.gpus is not None:
             if not self.gpus or max(self.gpus) >= torch.cuda.device_count() or min(self.gpus) < 0:
                 raise ValueError(f"--gpus {','.join(map(str, self.gpus))}: "

@@ -33,11 +33,13 @@ class PresetFileError(ValueError):
 def read_preset(out) -> Preset:
     "The preset recorded in results folder `out`; a missing or damaged preset.json is an error naming it"
     f = Path(out) / 'preset.json'
+    if Path(out).exists() and not Path(out).is_dir():
+        raise NotADirectoryError(f"{out} is a file, not a results folder: give the --out folder of a study")
     if not Path(out).is_dir(): raise FileNotFoundError(f"{out} does not exist: give the --out folder of a study")
     if not f.is_file(): raise FileNotFoundError(f"{out} holds no preset.json: is it a results folder?")
     try: return Preset(**json.loads(f.read_text()))
     except (OSError, ValueError, TypeError) as e:
-        raise PresetFileError(f"{f} is damaged ({e}); move it away or use another --out folder") from None
+        raise PresetFileError(f"{f} is damaged ({e}); move it away, or give `study` another --out folder") from None
 
 
 def same_dataset(a: dict | None, b: dict | None) -> bool:
