@@ -11,6 +11,7 @@ import torchaudio
 from fastai.data.all import L, TensorBase, Transform, TransformBlock, get_files
 from fastcore.imports import in_notebook
 
+from .checks import check_positive
 from .compat import old_names
 from .formats import AUDIO_EXTENSIONS
 
@@ -97,7 +98,9 @@ def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
 class Resample(Transform):
     "Resample to `sr` Hz with torchaudio's windowed-sinc filter (a no-op when the rate already matches)"
     order = 2
-    def __init__(self, sr: int = 16000): self.sr = int(sr)
+    def __init__(self, sr: int = 16000):
+        check_positive('Resample', sr=sr)
+        self.sr = int(sr)
     def encodes(self, x: AudioTensor) -> AudioTensor:
         if x.sr == self.sr: return x
         rs = _resampler(int(x.sr), self.sr).to(x.device)
@@ -107,7 +110,9 @@ class Resample(Transform):
 class AudioCropPad(Transform):
     "Crop the end off, or zero-pad the end, to exactly `duration` seconds"
     order = 3
-    def __init__(self, duration: float = 5.0): self.duration = duration
+    def __init__(self, duration: float = 5.0):
+        check_positive('AudioCropPad', duration=duration)
+        self.duration = duration
     def encodes(self, x: AudioTensor) -> AudioTensor:
         n = round(self.duration * x.sr)
         if x.nsamples == n: return x
@@ -118,12 +123,13 @@ class AudioCropPad(Transform):
 
 def audio_item_tfms(sr: int = 16000, mono: bool = True, duration: float | None = 5.0, downmix: str = 'mean') -> list:
     "The item transforms that bring a clip to `sr` Hz, one channel and `duration` seconds"
-    return [*([DownmixMono(downmix)] if mono else []), Resample(sr), *([AudioCropPad(duration)] if duration else [])]
+    return [*([DownmixMono(downmix)] if mono else []), Resample(sr), *([AudioCropPad(duration)] if duration is not None else [])]
 
 
 def get_audio_files(path, recurse: bool = True, folders=None, extensions=AUDIO_EXTENSIONS) -> L:
     """The audio files in `path` (`AUDIO_EXTENSIONS`, any case), recursively by default, only in `folders` if given:
     fastai's `get_image_files` for audio"""
+    if not Path(path).is_dir(): raise FileNotFoundError(f"get_audio_files: {path} is not a folder")
     return get_files(path, extensions=extensions, recurse=recurse, folders=folders)
 
 

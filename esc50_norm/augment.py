@@ -6,6 +6,7 @@ import torchaudio.functional as AF
 from fastai.data.all import Transform
 
 from .audio import AudioTensor
+from .checks import check_positive
 from .configs import Augment
 from .spectrogram import AudioSpectrogram
 
@@ -33,6 +34,7 @@ class SpecMask(Transform):
     def __init__(self, freq: float = 0.2, time: float = 0.2, n: int = 1):
         for name, v in (('freq', freq), ('time', time)):
             if not 0 <= v < 1: raise ValueError(f"SpecMask: {name} must be a fraction in [0, 1), got {v}")
+        check_positive('SpecMask', whole=True, n=n)
         self.freq, self.time, self.n = freq, time, n
 
     def encodes(self, x: AudioSpectrogram) -> AudioSpectrogram:

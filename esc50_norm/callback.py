@@ -19,6 +19,7 @@ class SpecStatsCallback(Callback):
         "`frac`: the share of training batches to learn from; `mode`: the one the `SpecNormalize` must have; `norm`: it"
         # `norm`: the DataLoaders' `SpecNormalize`, else found among their batch transforms
         if mode is not None: get_mode(mode)                     # an unknown mode fails here, naming itself
+        if not 0 < frac <= 1: raise ValueError(f"SpecStatsCallback: frac must be in (0, 1], got {frac!r}")
         self.fname, self.frac, self.mode, self.norm = Path(fname) if fname else None, frac, mode, norm
         # the SpecNormalize served; where its stats came from: 'given', 'file', 'learned'
         self.target, self.source = None, None

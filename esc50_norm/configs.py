@@ -2,6 +2,7 @@
 from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
+from .checks import check_positive
 from .compat import later, recorded_dict
 from .spelling import unknown_name
 
@@ -44,6 +45,16 @@ class SpectrogramConfig:
 
     def __post_init__(self):
         if not self.scale > 0: raise ValueError(f"SpectrogramConfig.scale must be positive, got {self.scale!r}")
+        lengths = dict(n_fft=self.n_fft, win_length=self.win_length, hop_length=self.hop_length,
+                       n_mels=self.n_mels if self.mel else None)
+        check_positive('SpectrogramConfig', whole=True, sample_rate=self.sample_rate,
+                       **{k: v for k, v in lengths.items() if v is not None})
+        check_positive('SpectrogramConfig', power=self.power)
+        if (self.win_length or 0) > self.n_fft:
+            raise ValueError(f"SpectrogramConfig: win_length={self.win_length} is longer than n_fft={self.n_fft}")
+        if self.mel and self.n_mels > self.n_fft // 2 + 1:
+            raise ValueError(f"SpectrogramConfig: n_mels={self.n_mels} bands over the {self.n_fft // 2 + 1} frequency "
+                             f"bins of n_fft={self.n_fft} leave bands empty: fewer bands or a longer n_fft")
         if self.band_scale not in BAND_SCALES:
             raise ValueError(unknown_name('SpectrogramConfig.band_scale', self.band_scale, BAND_SCALES))
         if self.band_scale != 'mel' and not self.mel:

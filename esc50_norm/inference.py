@@ -9,6 +9,7 @@ import fastai.callback.progress  # noqa: F401  (`Learner.no_bar`)
 from fastai.learner import Learner, load_learner
 
 from .audio import AudioCropPad, AudioLoadError, AudioTensor
+from .checks import check_positive
 
 __all__ = ['ModelLoadError', 'PredictionError', 'load_exported', 'predict_files', 'top_k_table', 'training_duration']
 
@@ -74,7 +75,8 @@ def _check_clip(fn, x: AudioTensor, duration: float | None):
 def predict_files(learn: Learner, files, top_k: int = 5, bs: int = 16) -> pd.DataFrame:
     "The `top_k` classes of each audio file (any rate and channels) through the learner's validation transforms"
     # warns about silent files and files far shorter or longer than the training clips (cropped to their start)
-    files = [Path(f) for f in files]
+    check_positive('predict_files', whole=True, top_k=top_k, bs=bs)
+    files = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]     # one file, or several
     if folders := [str(f) for f in files if f.is_dir()]:
         raise AudioLoadError(f"a folder, not an audio file: {', '.join(folders)} (give the files in it)")
     if missing := [str(f) for f in files if not f.is_file()]:

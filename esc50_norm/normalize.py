@@ -7,6 +7,7 @@ import torch
 from fastai.data.all import DataLoaders, Transform
 
 from .audio import AudioTensor
+from .checks import check_positive
 from .compat import upgrade_spec_normalize
 from .spectrogram import AudioSpectrogram
 from .spelling import unknown_name
@@ -240,6 +241,7 @@ class SpecNormalize(Transform):
         self.mode, self._mode = mode, get_mode(mode)           # an unknown mode fails here, naming itself
         n, options = _mode_arguments(self._mode, mode, options)
         if not 0 <= frac <= 1: raise ValueError(f"frac must be in [0, 1] (0: learn the stats later), got {frac}")
+        check_positive('SpecNormalize', eps=eps)
         self.frac, self.eps, self.mean_only, self._warned = frac, eps, mean_only, False
         self.learned = None                         # the share of training batches `learn` used; None: given or loaded
         self.stats_file = None                      # the stats file they were loaded from, if any

@@ -7,7 +7,7 @@ __all__ = ['did_you_mean', 'unknown_name', 'plural']
 
 def did_you_mean(names, known) -> str:
     "' (did you mean ...?)' naming the closest of `known` to each of `names` (a name or a list), or '' if none is close"
-    names = [names] if isinstance(names, str) else list(names)
+    names = list(names) if isinstance(names, (list, tuple, set)) else [names]
     close = [m[0] for n in names if (m := difflib.get_close_matches(str(n), [str(k) for k in known], n=1))]
     return f" (did you mean {', '.join(map(repr, close))}?)" if close else ''
 

@@ -67,3 +67,26 @@ def test_fold_splitter_is_the_librarys_and_the_study_still_names_it():
     assert FoldSplitter(1)(df) == ([1, 3], [0, 2]) and FoldSplitter(0)(df) == ([0, 1, 2, 3], [])
     with pytest.raises(ValueError, match=r"fold 4 does not exist; this data has folds \[1, 2, 3\]"): FoldSplitter(4)(df)
     with pytest.raises(DatasetError, match='fold 4 does not exist'): fold_split(df, 4)     # the study's: its own error
+
+
+@pytest.mark.parametrize('make,named', [
+    (lambda e: e.SpectrogramConfig(n_fft=-400), "n_fft=-400"),
+    (lambda e: e.SpectrogramConfig(hop_length=0), "hop_length=0"),
+    (lambda e: e.SpectrogramConfig(power=-1.0), "power=-1.0"),
+    (lambda e: e.SpectrogramConfig(win_length=800), "win_length=800 is longer than n_fft=400"),
+    (lambda e: e.SpectrogramConfig(mel=True, n_mels=0), "n_mels=0"),
+    (lambda e: e.SpectrogramConfig(mel=True, n_mels=600, n_fft=1024), "n_mels=600 bands over the 513 frequency bins"),
+    (lambda e: e.AudioBlock(sr=0), "Resample takes numbers above 0, got sr=0"),
+    (lambda e: e.AudioBlock(duration=-0.1), "AudioCropPad takes numbers above 0, got duration=-0.1"),
+    (lambda e: e.AudioBlock(duration=0), "AudioCropPad takes numbers above 0, got duration=0"),
+    (lambda e: e.SpecNormalize('instance', eps=0), "SpecNormalize takes numbers above 0, got eps=0"),
+    (lambda e: e.SpecNormalize('global', eps=float('nan')), "eps=nan"),
+    (lambda e: e.SpecNormalize(None), "unknown normalization mode None"),
+    (lambda e: e.SpecStatsCallback(frac=2), "SpecStatsCallback: frac must be in (0, 1], got 2"),
+    (lambda e: e.SpecMask(n=-1), "SpecMask takes whole numbers above 0, got n=-1"),
+    (lambda e: e.get_audio_files('/no/such/folder'), "/no/such/folder is not a folder"),
+])
+def test_a_nonsensical_argument_is_refused_at_construction_naming_it(make, named):
+    "Refused where it is given, before any data is read: not accepted (silently cropping, NaN) nor failing in a batch"
+    with pytest.raises((ValueError, FileNotFoundError)) as e: make(esc50_norm)
+    assert named in str(e.value)

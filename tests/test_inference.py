@@ -150,6 +150,10 @@ def test_predict_files_ranks_the_classes_and_names_bad_files(fake, exported, tmp
     assert len(predict_files(learn, files[:1], top_k=10)) == 4                 # at most every class
     with pytest.raises(AudioLoadError, match=f"not found: {tmp_path / 'nope.wav'}"): predict_files(learn, [files[0], tmp_path / 'nope.wav'])
     with pytest.raises(AudioLoadError, match=f"a folder, not an audio file: {tmp_path}"): predict_files(learn, [files[0], tmp_path])
+    assert predict_files(learn, str(files[0]), top_k=2).equals(predict_files(learn, [files[0]], top_k=2))  # one path: one file
+    for bad in (dict(bs=-1), dict(bs=0), dict(top_k=0)):                 # not an empty table, nor a late error
+        with pytest.raises(ValueError, match=f"predict_files takes whole numbers above 0, got {'='.join(map(str, *bad.items()))}"):
+            predict_files(learn, files[:1], **bad)
     (tmp_path / 'bad.ogg').write_text('not audio')
     with pytest.raises(AudioLoadError, match=f"cannot read audio file {tmp_path / 'bad.ogg'}"): predict_files(learn, [tmp_path / 'bad.ogg'])
     with pytest.raises(AudioLoadError, match=f"audio file not found: {tmp_path / 'nope.wav'}$"):    # predict, as predict_files
