@@ -3,7 +3,7 @@
 # (each device call carries at most 64 MiB with the working tree; ../shared does not travel).
 #   .device-wheels/        fastai and friends, statsmodels, for Python 3.12 (the GPU machine has torch/torchaudio,
 #                          pandas, scipy, matplotlib but no fastai), and PROVENANCE: the commit the runs come from
-#   .esc50-parts/partK/    ESC-50 in parts of at most PART_MIB (default: 50, or less when the tracked tree, about 11 MiB
+#   .esc50-parts/partK/    ESC-50 in parts of at most PART_MIB (default: 50, or less when the tracked tree, about 14 MiB
 #                          with results/ and the notebooks, would leave a part and the tree less than 2 MiB under 64 MiB);
 #                          part1 also holds meta/
 set -euo pipefail

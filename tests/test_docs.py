@@ -302,3 +302,13 @@ def test_an_include_of_a_missing_heading_fails_the_build():
         hooks.include('results/cv-bf16/report.md', '## Nothing', 'results.md')
     with pytest.raises(PluginError, match='missing file'): hooks.include('results/none/report.md', None, 'results.md')
     assert hooks.include('README.md', None, 'index.md').count('](results.md)') == README.read_text().count('](docs/results.md)')
+
+
+def test_the_results_index_has_a_row_for_every_folder_and_no_other():
+    "results/README.md's first table against the folders of results/ (a study's, or a baseline's alone)"
+    table = _md_tables((ROOT / 'results' / 'README.md').read_text())[0]
+    rows = [re.fullmatch(r"([\w.-]+)/", r[0])[1] for r in table[1:]]        # _md_tables drops the backticks
+    folders = sorted(p.name for p in (ROOT / 'results').iterdir() if p.is_dir())
+    assert sorted(rows) == folders and len(rows) == len(set(rows))
+    assert all((ROOT / 'results' / f / 'preset.json').is_file() or (ROOT / 'results' / f / 'baseline.json').is_file()
+               for f in folders)
