@@ -386,7 +386,7 @@ def _unnormalized(norm: SpecNormalize, x):
     if not norm._warned:
         norm._warned = True
         warnings.warn(f"{norm!r}: spectrograms pass through unnormalized until its stats are learned (setups with "
-                      "frac > 0, SpecStatsCallback), given (stats=) or loaded (from_file)", stacklevel=2)
+                      "frac > 0, learn(dl), SpecStatsCallback), given (stats=) or loaded (from_file)", stacklevel=2)
     return x
 
 
