@@ -212,7 +212,7 @@ def test_a_misquoted_estimate_is_found_in_a_list_in_points_and_as_an_accuracy():
     assert misquoted(f"{four} (−1.9, −2.4, −3.05 and −3.3 points, every fold).") == []
     wrong = misquoted(f"{four} (−1.9, −2.4, −3.5 and −3.3 points).")
     assert len(wrong) == 1 and 'on global' in wrong[0] and wrong[0].endswith('the estimate is not −3.5')
-    assert misquoted(f"{claim.format('none')} (−0.0188).") == [] and misquoted(f"{claim.format('none')} (−0.0190).")
+    assert misquoted(f"{claim.format('none')} (−0.0187).") == [] and misquoted(f"{claim.format('none')} (−0.0190).")
     assert misquoted(f"{claim.format('none')} (90% CI −2.9 … −0.9; p 0.02).") == []    # not an estimate: not read
     ci = f"{claim.format('global')} (−3.05 points, 90% CI {{}}, every fold)."
     assert misquoted(ci.format('−4.4 … −1.7')) == []

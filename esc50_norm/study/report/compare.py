@@ -69,13 +69,13 @@ def fold_contrasts(runs: dict, metric: str = METRIC) -> pd.DataFrame:
 
 def _equivalent(d: pd.Series, margin: float) -> dict:
     "The fold-aware estimate of pooled differences `d`, its 90% CI and TOST against +-`margin`"
-    # without spread there is no interval: equivalent when the one difference lies within the margin
+    # without spread there is no interval and no test: equivalent only when every run repeats exactly (a replay)
     r = fold_aware(d)
     spread = r['se'] > 0
     p = tost_p(r['estimate'], r['se'], r['df'], margin) if spread else np.nan
     return dict(pairs=r['pairs'], folds=r['folds'], unit=r['unit'], test=r['test'], mean=r['estimate'],
                 ci90_low=r['ci90_low'], ci90_high=r['ci90_high'], tost_p=p,
-                equivalent=bool(p < ALPHA) if spread else r['pairs'] > 1 and abs(r['estimate']) < margin)
+                equivalent=bool(p < ALPHA) if spread else r['pairs'] > 1 and r['estimate'] == 0)
 
 
 def compare_equivalence(folders, margin: float = EQUIVALENCE_MARGIN, runs: dict | None = None) -> pd.DataFrame:

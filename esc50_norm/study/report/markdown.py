@@ -155,7 +155,8 @@ def _verdict_section(tests: pd.DataFrame, effects: pd.DataFrame) -> list:
               if effects.anova_p.notna().any() else
               "No test of heterogeneity between folds: " + ("one seed a fold leaves no variation within a fold."
                                                            if (tests.folds > 1).all() else "the runs are of one fold."))
-    return ["## Verdicts", "", how_to_read(tests, tests.margin.iloc[0]), "", _md(tests[VERDICT_COLUMNS]), "",
+    shown = (['unit'] if tests.unit.nunique() > 1 else []) + VERDICT_COLUMNS     # the unit, where units differ
+    return ["## Verdicts", "", how_to_read(tests, tests.margin.iloc[0]), "", _md(tests[shown]), "",
             *([' '.join(notes), ""] if notes else []),
             "Fold-aware tests (`p`: the primary test; `ci95`: its 95% CI; `fold_t_p`: the fold means' t-test; "
             "`t_test_p`, `wilcoxon_p`: pair-level, secondary):", "", _md(tests[TEST_COLUMNS]), "",
@@ -390,7 +391,8 @@ def _reproduces(ref: str, eq: pd.DataFrame, v: pd.DataFrame) -> list:
         sig = v.loc[name] if name in v.index.get_level_values(0) else pd.DataFrame()
         hits = [f"{n} {x}" for n, x in sig.verdict.items() if x in ('ahead', 'behind')] if len(sig) else []
         ci = (f"90% CI {r.ci90_low:+.4f} ... {r.ci90_high:+.4f}" if np.isfinite(r.ci90_low) else
-              "no CI: the differences are all equal" if r.pairs > 1 else "no CI: one pair")
+              "no CI: every run repeats exactly" if r.pairs > 1 and r['mean'] == 0 else
+              f"no CI: the differences all equal {r['mean']:+.4f}, no test" if r.pairs > 1 else "no CI: one pair")
         lines.append(f"- `{name}`: {'equivalent' if r.equivalent else 'NOT shown equivalent'} to `{ref}` within "
                      f"+-{EQUIVALENCE_MARGIN} (mean {r['mean']:+.4f}, {ci}, {int(r.pairs)} pairs); normalizations "
                      f"ahead or behind (fold-aware test, Holm): {', '.join(hits) or 'none'}.")

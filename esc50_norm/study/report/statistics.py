@@ -16,7 +16,7 @@ from ..normalizations import NORMALIZATIONS
 
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'SUMMARY_NOTE', 'summary_note', 'summary_table', 'fold_table',
            'paired_differences', 'pair_sides', 'what_else_changes', 'wilcoxon_p', 'holm', 'fold_aware',
-           'fold_aware_tests', 'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'equivalence',
+           'fold_aware_tests', 'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'equivalence', 'resolved',
            'budget_table', 'fold_span', 'frontend_table']
 
 METRIC = 'final_accuracy'
@@ -108,19 +108,30 @@ def fold_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     return _ordered(df).pivot_table(index='fold', columns='normalization', values=metric, aggfunc='mean', sort=False)
 
 
+def resolved(d):
+    "Differences of accuracies rounded to `RESOLUTION`: float32 noise (about 1e-8) is no spread, equal ones are equal"
+    return np.round(d, round(-np.log10(RESOLUTION)))          # the double nearest each decimal: 0.00625, not 0.0062499
+
+
+def _spread(x) -> bool:
+    "Whether values `x` differ at all (not `std() > 0`: the std of three equal -0.1 is 1.4e-17)"
+    return len(x) > 1 and bool(np.ptp(np.asarray(x, float)) > 0)
+
+
 def wilcoxon_p(d: np.ndarray) -> float:
     "Wilcoxon signed-rank p of differences `d`, rounded to `RESOLUTION` first so that equal differences tie"
-    d = np.round(np.asarray(d, float) / RESOLUTION) * RESOLUTION
+    d = resolved(np.asarray(d, float))
     return st.wilcoxon(d).pvalue if len(d) > 1 and np.any(d != 0) else np.nan
 
 
 def _paired_row(d: np.ndarray) -> dict:
     """Mean, CI, wins and losses of paired differences `d`, with a paired t-test and a Wilcoxon signed-rank test; a
     `note` says why a p-value cannot be computed"""
+    d = resolved(d)
     lo, hi = np.clip(_ci(d), -1, 1)                      # a difference of accuracies stays in [-1, 1]
     row = dict(pairs=len(d), mean=d.mean(), ci95_low=lo, ci95_high=hi, wins=int((d > 0).sum()),
                losses=int((d < 0).sum()),
-               t_test_p=st.ttest_1samp(d, 0).pvalue if len(d) > 1 and d.std() > 0 else np.nan,
+               t_test_p=st.ttest_1samp(d, 0).pvalue if _spread(d) else np.nan,
                wilcoxon_p=wilcoxon_p(d))
     why = _no_p(d)
     return {**row, 'note': why} if why else row
@@ -130,7 +141,7 @@ def _no_p(d: np.ndarray) -> str:
     "Why the tests of paired differences `d` give no p-value ('' when they do)"
     if len(d) < 2: return f"{len(d)} pair: no test"
     if np.all(d == 0): return f"all {len(d)} differences are 0: no test"
-    if d.std() == 0: return f"all {len(d)} differences equal {d[0]:+.4f}: no spread, no t-test"
+    if not _spread(d): return f"all {len(d)} differences equal {d[0]:+.4f}: no spread, no t-test"
     return ''
 
 
@@ -154,9 +165,9 @@ def _holm(table: pd.DataFrame, cols=('t_test_p', 'wilcoxon_p')) -> pd.DataFrame:
 
 
 def _differences(df: pd.DataFrame, pairs, metric: str = METRIC) -> dict:
-    "`a - b` per (fold, seed) where both ran, for each contrast"
+    "`a - b` per (fold, seed) where both ran, for each contrast, at `RESOLUTION` (`resolved`)"
     wide = df.pivot_table(index=['fold', 'seed'], columns='normalization', values=metric)
-    return {f"{a} - {b}": (wide[a] - wide[b]).dropna() for a, b in pairs if a in wide and b in wide}
+    return {f"{a} - {b}": resolved((wide[a] - wide[b]).dropna()) for a, b in pairs if a in wide and b in wide}
 
 
 def pair_sides(df: pd.DataFrame, column: str, pairs=None, metric: str = METRIC) -> dict:
@@ -192,7 +203,7 @@ def paired_differences(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd
 def _t(x: np.ndarray) -> tuple:
     "Mean, standard error, degrees of freedom and t-test p of values `x` (SE 0 or NaN: no test)"
     n = len(x)
-    se = x.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    se = (x.std(ddof=1) / np.sqrt(n) if _spread(x) else 0.0) if n > 1 else np.nan
     p = st.ttest_1samp(x, 0).pvalue if n > 1 and se > 0 else np.nan
     return x.mean(), se, n - 1, p
 
@@ -218,7 +229,7 @@ def _anova(d: pd.Series) -> float:
     "One-way ANOVA p of differences `d` by fold: do the folds' effects differ? (NaN: fewer than 2 seeds in a fold)"
     groups = [g.to_numpy(float) for _, g in d.groupby(level='fold')]
     if len(groups) < 2 or min(map(len, groups)) < 2: return np.nan
-    if all(g.std() == 0 for g in groups): return np.nan                        # no spread within folds: no F
+    if not any(_spread(g) for g in groups): return np.nan                      # no spread within folds: no F
     return float(st.f_oneway(*groups).pvalue)
 
 
@@ -234,6 +245,7 @@ def fold_aware(d: pd.Series) -> dict:
     """The fold-aware test of paired differences `d` (indexed by fold and seed): the estimate, its SE and CIs, the
     primary p (MixedLM with a random intercept per fold when folds hold several seeds, else a t-test of the units),
     beside it the fold means' t-test, the pair-level t-test and Wilcoxon, and the ANOVA of `d` by fold"""
+    d = resolved(d.astype(float))                               # float noise is no spread (`RESOLUTION`)
     x = d.to_numpy(float)
     per_fold = d.groupby(level='fold').mean()
     unit, test = _design(d)
@@ -241,20 +253,21 @@ def fold_aware(d: pd.Series) -> dict:
     est, se, df, p = _t(units)
     fold_p, note = _t(per_fold.to_numpy(float))[3], ''
     if test == 'MixedLM':
-        fit = _mixedlm(x, d.index.get_level_values('fold').to_numpy())
+        fit = _mixedlm(x, d.index.get_level_values('fold').to_numpy()) if _spread(x) else None    # no spread: no test
         # its Wald statistic on t with folds - 1 degrees of freedom (the containment df of the intercept), not normal:
         # with 5 folds the normal z-test is liberal (cv-bf16 channel - global: z p 0.0003, fold t-test p 0.023)
         if fit: (est, se, _), df = fit, len(per_fold) - 1
         if fit: p = float(2 * st.t(df).sf(abs(est / se)))
         else: test, note = 'fold t-test', 'MixedLM could not be fitted: the fold t-test is the primary'
     if len(x) < 2: note = f"{len(x)} pair: no test"
+    elif not se > 0 and est == 0: note = f"all {len(units)} {unit} differences are 0: no spread, no test"
     elif not se > 0: note = f"all {len(units)} {unit} differences equal {est:+.4f}: no spread, no test"
     lo95, hi95 = _interval(est, se, df, 0.95)
     lo90, hi90 = _interval(est, se, df, 0.90)
     return dict(pairs=len(x), folds=len(per_fold), unit=unit, test=test, estimate=est, se=se, df=df, p=p,
                 ci95_low=lo95, ci95_high=hi95, ci90_low=lo90, ci90_high=hi90, fold_t_p=fold_p,
                 t_test_p=_t(x)[3], wilcoxon_p=wilcoxon_p(x), anova_p=_anova(d), units=len(units),
-                unit_sd=units.std(ddof=1) if len(units) > 1 else np.nan, note=note)
+                unit_sd=(units.std(ddof=1) if _spread(units) else 0.0) if len(units) > 1 else np.nan, note=note)
 
 
 def fold_aware_tests(diffs: dict, names) -> pd.DataFrame:
@@ -303,10 +316,11 @@ def units_needed(est: float, sd: float, n: int, power: float = 0.8, alpha: float
 def equivalence(new: np.ndarray, ref: np.ndarray, margin: float = EQUIVALENCE_MARGIN) -> dict:
     "Two one-sided paired t-tests of `new - ref` against +-`margin`: equivalent when p < 0.05"
     # i.e. when the 90% CI lies within +-`margin`; the pair is the unit (see `fold_aware` for a fold-aware one)
-    d = np.asarray(new, float) - np.asarray(ref, float)
-    if len(d) < 2 or d.std() == 0:
+    # without spread there is no test: equivalent only when every pair repeats exactly
+    d = resolved(np.asarray(new, float) - np.asarray(ref, float))
+    if not _spread(d):
         return dict(pairs=len(d), mean=d.mean() if len(d) else np.nan, ci90_low=np.nan, ci90_high=np.nan,
-                    tost_p=np.nan, equivalent=len(d) > 1 and abs(d[0]) < margin)
+                    tost_p=np.nan, equivalent=len(d) > 1 and not d.any())
     half = st.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
     p = ttost_paired(np.asarray(new, float), np.asarray(ref, float), -margin, margin)[0]
     return dict(pairs=len(d), mean=d.mean(), ci90_low=d.mean() - half, ci90_high=d.mean() + half, tost_p=p,

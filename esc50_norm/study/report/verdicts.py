@@ -30,9 +30,8 @@ def _needed(r) -> str:
 
 
 def _tost(r, margin: float) -> float:
-    "TOST p of a fold-aware row; without spread, 0 or 1 by whether the one estimate lies within the margin"
-    if r.se > 0: return tost_p(r.estimate, r.se, r.df, margin)
-    return float(abs(r.estimate) >= margin) if r.pairs > 1 else np.nan
+    "TOST p of a fold-aware row; NaN without spread (no test, so no tie: the differences may all be equal by chance)"
+    return tost_p(r.estimate, r.se, r.df, margin) if r.se > 0 else np.nan
 
 
 def add_verdicts(tests: pd.DataFrame, margin: float = VERDICT_MARGIN) -> pd.DataFrame:
@@ -111,7 +110,8 @@ def _unit_text(tests: pd.DataFrame) -> str:
         parts.append("with one seed a fold, fold and pair coincide: the primary test is the t-test of the fold "
                      "differences, and the pair-level tests test the same units (MixedLM is not fitted)")
     if 't-test' in tests_:
-        parts.append("all runs are of one fold, so the seeds are the unit: the primary test is the paired t-test "
+        parts.append(("all runs are of one fold" if tests_ == {'t-test'} else "where a contrast's pairs are all of "
+                      "one fold (`unit`: pair)") + ", the seeds are the unit: the primary test is the paired t-test "
                      "over seeds, and it says nothing about other splits")
     return '; '.join(parts)
 
@@ -124,7 +124,8 @@ def how_to_read(tests: pd.DataFrame, margin: float = VERDICT_MARGIN, family: str
             f"{_unit_text(tests)}. `p_holm`: the primary p adjusted with Holm's method over {family} "
             f"({n} test{'s' if n != 1 else ''}). Verdict: **ahead**/**behind** when `p_holm` < {ALPHA}; else **equivalent within "
             f"±{margin:g}** when two one-sided tests of the same estimate against ±{margin:g} give p < {ALPHA} "
-            f"(`tost_p`; the 90% CI lies within the margin); else **unsettled**, with the units that 80% power would "
+            f"(`tost_p`; the 90% CI lies within the margin; differences that are all equal have no CI, so no tie); "
+            "else **unsettled**, with the units that 80% power would "
             "need for the observed estimate (statsmodels `TTestPower`, two-sided at 0.05, SD of the unit differences "
             "at its one-sided 80% upper confidence bound, chi-square). The pair-level t-test and Wilcoxon "
             f"(`t_test_p`, `wilcoxon_p`; differences rounded to the metric's resolution first) are secondary: they "
