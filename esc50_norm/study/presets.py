@@ -51,7 +51,7 @@ class Preset:
     lr: float = 1e-3
     spec: SpectrogramConfig = field(default_factory=_spec)      # recorded as its dict (`SpectrogramConfig.as_dict`)
     sr: int = 16000
-    duration: float | None = None              # None: the dataset's clip duration (ESC-50: 5 s), else its clips' 99th percentile
+    duration: float | None = None              # None: the dataset's (ESC-50: 5 s), else its clips' 99th percentile
     downmix: str = 'sum'
     clips_per_class: int | None = None
     pipeline: str = 'device'

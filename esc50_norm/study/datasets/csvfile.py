@@ -58,8 +58,7 @@ def _parse_columns(columns) -> dict | None:
     "`columns` as a dict (file, label, optional fold), from a dict or a 'file=path,label=class,fold=split' string"
     if columns is None: return None
     if isinstance(columns, str):
-        try: pairs = [tuple(kv.split('=', 1)) for kv in columns.split(',') if kv]
-        except ValueError: pairs = [()]
+        pairs = [tuple(kv.split('=', 1)) for kv in columns.split(',') if kv]
         if any(len(kv) != 2 for kv in pairs):
             raise DatasetError(f"columns {columns!r}: expected 'file=COLUMN,label=COLUMN[,fold=COLUMN]'")
         keys = [k.strip() for k, _ in pairs]
