@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import check_positive
+
 __all__ = ['FreqBatchNorm']
 
 
@@ -16,8 +18,7 @@ class FreqBatchNorm(nn.BatchNorm2d):
     "PANNs' `bn0`: batch norm over the frequency bins of `[bs, 1, n_freq, frames]` in float32"
     # stats per bin, over batch and time
     def __init__(self, n_freq: int, eps: float = 1e-5, momentum: float = 0.1):
-        if isinstance(n_freq, bool) or not isinstance(n_freq, int) or n_freq < 1:
-            raise ValueError(f"FreqBatchNorm: n_freq must be a positive int (the frequency bins), got {n_freq!r}")
+        check_positive('FreqBatchNorm', whole=True, n_freq=n_freq)                      # the frequency bins
         super().__init__(n_freq, eps=eps, momentum=momentum)
         nn.init.ones_(self.weight)                                 # PANNs' init_bn
         nn.init.zeros_(self.bias)

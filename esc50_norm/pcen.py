@@ -15,6 +15,7 @@ from fastai.data.all import Transform
 from torch import nn
 from torchaudio.functional import lfilter
 
+from .checks import check_positive
 from .spectrogram import AudioSpectrogram
 
 __all__ = ['smoothing_coef', 'pcen_smooth', 'pcen_compress', 'pcen', 'PCEN', 'LearnedPCEN', 'FrozenPCEN']
@@ -25,7 +26,7 @@ _MIN = 1e-6
 
 def smoothing_coef(sr: int = 16000, hop_length: int = 256, time_constant: float = 0.4) -> float:
     "librosa's smoothing coefficient `b` of a time constant in seconds, frames `hop_length` samples apart at `sr` Hz"
-    _check_positive(sr=sr, hop_length=hop_length, time_constant=time_constant)
+    check_positive('PCEN', sr=sr, hop_length=hop_length, time_constant=time_constant)
     t_frames = time_constant * sr / hop_length
     return (math.sqrt(1 + 4 * t_frames ** 2) - 1) / (2 * t_frames ** 2)
 
@@ -51,16 +52,11 @@ def pcen_compress(S: torch.Tensor, M: torch.Tensor, gain, bias, power, eps: floa
     return bias ** power * torch.expm1(power * torch.log1p(S * smooth / bias))
 
 
-def _check_positive(**kw):
-    bad = {k: v for k, v in kw.items() if not v > 0}
-    if bad: raise ValueError("PCEN needs " + ', '.join(f"{k} > 0, got {k}={v!r}" for k, v in bad.items()))
-
-
 def _check_params(gain, bias, power, eps, sr, hop_length, time_constant):
     "librosa's checks of the fixed parameters, before any work"
     bad = {k: v for k, v in dict(gain=gain, bias=bias, power=power).items() if not v >= 0}
     if bad: raise ValueError("PCEN needs " + ', '.join(f"{k} >= 0, got {k}={v!r}" for k, v in bad.items()))
-    _check_positive(eps=eps, sr=sr, hop_length=hop_length, time_constant=time_constant)
+    check_positive('PCEN', eps=eps, sr=sr, hop_length=hop_length, time_constant=time_constant)
 
 
 def _as_magnitudes(S: torch.Tensor, who: str) -> torch.Tensor:
@@ -161,8 +157,7 @@ class LearnedPCEN(nn.Module):
         if set(learn) - set(self.PARAMS):
             raise ValueError(f"{type(self).__name__}: learn names {sorted(set(learn) - set(self.PARAMS))}, which are "
                              f"not among its parameters {list(self.PARAMS)}")
-        if isinstance(n_mels, bool) or not isinstance(n_mels, int) or n_mels < 1:
-            raise ValueError(f"LearnedPCEN: n_mels must be a positive int (the mel bins), got {n_mels!r}")
+        check_positive('LearnedPCEN', whole=True, n_mels=n_mels)
         _check_params(gain, bias, power, eps, sr, hop_length, time_constant)
         bad = [f"{k}={v!r}" for k, v, ok in (('gain', gain, gain <= 1), ('bias', bias, bias >= _MIN),
                                              ('power', power, 0 < power <= 1)) if not ok]

@@ -75,4 +75,4 @@ def test_refuses_other_shapes():
 
 @pytest.mark.parametrize('bad', [0, -3, True, 16.0])
 def test_freq_batch_norm_needs_a_positive_number_of_bins(bad):
-    with pytest.raises(ValueError, match=f"n_freq must be a positive int .*got {bad!r}"): FreqBatchNorm(bad)
+    with pytest.raises(ValueError, match=f"FreqBatchNorm takes whole numbers above 0, got n_freq={bad!r}"): FreqBatchNorm(bad)

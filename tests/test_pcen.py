@@ -84,8 +84,9 @@ def test_smoothing_coef_is_librosas_formula():
 
 
 @pytest.mark.parametrize('kw, msg', [(dict(power=-1), 'power >= 0, got power=-1'), (dict(gain=-0.1), 'gain >= 0'),
-                                     (dict(bias=-2), 'bias >= 0'), (dict(eps=0), 'eps > 0'), (dict(time_constant=0), 'time_constant > 0'),
-                                     (dict(sr=0), 'sr > 0'), (dict(hop_length=-256), 'hop_length > 0')])
+                                     (dict(bias=-2), 'bias >= 0'), (dict(eps=0), 'PCEN takes numbers above 0, got eps=0'),
+                                     (dict(time_constant=0), 'got time_constant=0'), (dict(sr=0), 'got sr=0'),
+                                     (dict(hop_length=-256), 'got hop_length=-256')])
 def test_pcen_refuses_bad_parameters(kw, msg):
     with pytest.raises(ValueError, match=msg): pcen(torch.ones(1, 4, 8), **kw)
     with pytest.raises(ValueError, match=msg): PCEN(**kw)
@@ -234,7 +235,7 @@ def test_learned_pcen_refuses_other_shapes_and_invalid_starts():
         LearnedPCEN(128)(torch.ones(2, 1, 64, 10))
     with pytest.raises(ValueError, match='0 < power <= 1.*got power=2'): LearnedPCEN(128, power=2.0)
     with pytest.raises(ValueError, match='gain <= 1.*got gain=1.5'): LearnedPCEN(128, gain=1.5)
-    with pytest.raises(ValueError, match='n_mels must be a positive int'): LearnedPCEN(0)
+    with pytest.raises(ValueError, match='LearnedPCEN takes whole numbers above 0, got n_mels=0'): LearnedPCEN(0)
 
 
 def test_spectrogram_scale_multiplies_before_db():
@@ -316,7 +317,7 @@ def test_learned_pcen_refuses_db_input_a_bool_and_3d_input():
     with pytest.raises(ValueError, match='in dB: use AudioConfig.PCENMelSpectrogram'): lp(db)
     with pytest.raises(ValueError, match=r'takes \[bs, 1, 16, frames\]'): lp(torch.ones(1, 16, 10))
     for bad in (True, 0, 16.0):
-        with pytest.raises(ValueError, match=f"n_mels must be a positive int .*got {bad!r}"): LearnedPCEN(bad)
+        with pytest.raises(ValueError, match=f"takes whole numbers above 0, got n_mels={bad!r}"): LearnedPCEN(bad)
     mags = AudioToSpec(AudioConfig.PCENMelSpectrogram(n_mels=16))(AudioTensor(torch.randn(2, 1, 16000), sr=16000))
     assert torch.isfinite(lp(mags)).all()                        # magnitudes that say so: no look at their values
     with pytest.raises(ValueError, match=r'LearnedPCEN\(sr=16000, hop_length=256\) got .* hop_length=512: .* off by 2x'):

@@ -20,7 +20,7 @@ from .compare import (compare_contrasts, compare_equivalence, compare_folders, c
 from .folders import (folder_runs, machines_table, missing_runs, predates_machines, read_folder, read_histories,
                       study_time)
 from .plots import _png, plot_accuracy, plot_curves, plot_paired
-from .statistics import (EQUIVALENCE_MARGIN, METRIC, SUMMARY_NOTE, _ordered, budget_table, fold_aware_table,
+from .statistics import (EQUIVALENCE_MARGIN, METRIC, _ordered, budget_table, fold_aware_table,
                          fold_effects, fold_table, frontend_table, paired_differences, summary_note, summary_table,
                          what_else_changes)
 from .verdicts import VERDICT_MARGIN, add_verdicts, how_to_read, one_machine_table
@@ -258,7 +258,7 @@ def write_report(out, margin: float = VERDICT_MARGIN) -> Path:
     if len(df):
         summary, paired, hist = summary_table(df), paired_differences(df), read_histories(out)
         tests = add_verdicts(fold_aware_table(df), margin)
-        lines += ["## Accuracy per normalization", "", _md(summary), "", SUMMARY_NOTE, "",
+        lines += ["## Accuracy per normalization", "", _md(summary), "", summary_note(), "",
                   "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
                   *_baseline_section(out, preset, df),
                   *_verdict_section(tests, fold_effects(df)), *_one_machine_section(df, tests, margin),

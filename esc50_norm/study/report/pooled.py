@@ -8,7 +8,7 @@ from ...atomic import write_atomic
 from ..runs import read_preset
 from .folders import _labels, folder_runs, machine_of, read_folder
 from .markdown import _data_line, _differences_of_setup, _md, _one_machine_section, _recipe_line, _verdict_section
-from .statistics import (METRIC, SUMMARY_NOTE, _ordered, fold_aware_table, fold_effects, fold_span, fold_table,
+from .statistics import (METRIC, _ordered, fold_aware_table, fold_effects, fold_span, fold_table, summary_note,
                          summary_table, what_else_changes)
 from .verdicts import VERDICT_MARGIN, add_verdicts, verdict_table
 
@@ -112,7 +112,7 @@ def pooled_report(folders, margin: float = VERDICT_MARGIN, runs: dict | None = N
              *_repeat_lines(repeats, METRIC), "", _recipe_line(preset), ""]
     lines += [_data_line(preset.dataset), ""] if preset.dataset else []
     lines += ["## Where the runs come from", "", _md(_sources(df)), "",
-              "## Accuracy per normalization", "", _md(summary_table(df)), "", SUMMARY_NOTE, "",
+              "## Accuracy per normalization", "", _md(summary_table(df)), "", summary_note(), "",
               "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
               *_verdict_section(tests, fold_effects(df)),
               "## What else each contrast changes", "",

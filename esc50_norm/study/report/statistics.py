@@ -14,7 +14,7 @@ from statsmodels.stats.weightstats import ttost_paired
 
 from ..normalizations import NORMALIZATIONS
 
-__all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'SUMMARY_NOTE', 'summary_note', 'summary_table', 'fold_table',
+__all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_note', 'summary_table', 'fold_table',
            'paired_differences', 'pair_sides', 'what_else_changes', 'wilcoxon_p', 'holm', 'fold_aware',
            'fold_aware_tests', 'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'equivalence', 'resolved',
            'budget_table', 'fold_span', 'frontend_table']
@@ -85,9 +85,6 @@ def summary_note(over_runs=('std', 'min', 'max')) -> str:
             + ', '.join(f"`{c}`" for c in over_runs) + ": over the runs.")
 
 
-SUMMARY_NOTE = summary_note()
-
-
 def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     """Per normalization: the folds it ran on, runs, the mean and 95% CI of `metric` over its folds' means (the split
     is the unit; one fold: over its seeds, `ci_over`), and the runs' std, min and max (runs without `metric`: left
@@ -113,14 +110,9 @@ def resolved(d):
     return np.round(d, round(-np.log10(RESOLUTION)))          # the double nearest each decimal: 0.00625, not 0.0062499
 
 
-def _mean(x):
-    "The mean of differences at `RESOLUTION`, without the float residue of their sum (-1.7e-19 for a mean of 0)"
-    return np.round(np.mean(x), 12) + 0.0
-
-
-def _mean_per_fold(d: pd.Series) -> pd.Series:
-    "The mean of differences `d` in each fold, without the float residue of their sums (as `_mean`)"
-    return np.round(d.groupby(level='fold').mean(), 12) + 0.0
+def _exact(x):
+    "A mean (or means) of differences at `RESOLUTION` without the float residue of their sum: 0, not -1.7e-19 or -0"
+    return np.round(x, 12) + 0.0
 
 
 def _spread(x) -> bool:
@@ -139,7 +131,7 @@ def _paired_row(d: np.ndarray) -> dict:
     `note` says why a p-value cannot be computed"""
     d = resolved(d)
     lo, hi = np.clip(_ci(d), -1, 1)                      # a difference of accuracies stays in [-1, 1]
-    row = dict(pairs=len(d), mean=_mean(d), ci95_low=lo, ci95_high=hi, wins=int((d > 0).sum()),
+    row = dict(pairs=len(d), mean=_exact(np.mean(d)), ci95_low=lo, ci95_high=hi, wins=int((d > 0).sum()),
                losses=int((d < 0).sum()),
                t_test_p=st.ttest_1samp(d, 0).pvalue if _spread(d) else np.nan,
                wilcoxon_p=wilcoxon_p(d))
@@ -215,7 +207,7 @@ def _t(x: np.ndarray) -> tuple:
     n = len(x)
     se = (x.std(ddof=1) / np.sqrt(n) if _spread(x) else 0.0) if n > 1 else np.nan
     p = st.ttest_1samp(x, 0).pvalue if n > 1 and se > 0 else np.nan
-    return _mean(x), se, n - 1, p
+    return _exact(x.mean()), se, n - 1, p
 
 
 def _mixedlm(d: np.ndarray, folds: np.ndarray):
@@ -257,7 +249,7 @@ def fold_aware(d: pd.Series) -> dict:
     beside it the fold means' t-test, the pair-level t-test and Wilcoxon, and the ANOVA of `d` by fold"""
     d = resolved(d.astype(float))                               # float noise is no spread (`RESOLUTION`)
     x = d.to_numpy(float)
-    per_fold = _mean_per_fold(d)
+    per_fold = _exact(d.groupby(level='fold').mean())
     unit, test = _design(d)
     units = per_fold.to_numpy(float) if unit == 'fold' else x
     est, se, df, p = _t(units)
@@ -268,7 +260,7 @@ def fold_aware(d: pd.Series) -> dict:
         # with 5 folds the normal z-test is liberal (cv-bf16 channel - global: z p 0.0003, fold t-test p 0.023)
         if fit:
             (est, se, _), df = fit, len(per_fold) - 1
-            est, p = _mean(est), float(2 * st.t(df).sf(abs(est / se)))
+            est, p = _exact(est), float(2 * st.t(df).sf(abs(est / se)))
         else: test, note = 'fold t-test', 'MixedLM could not be fitted: the fold t-test is the primary'
     if len(x) < 2: note = f"{len(x)} pair: no test"
     elif not se > 0 and est == 0: note = f"all {len(units)} {unit} differences are 0: no spread, no test"
@@ -300,7 +292,7 @@ def fold_effects(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataF
     "Each contrast's mean difference per fold (columns), and the one-way ANOVA p of the differences by fold"
     diffs = _differences(df, _pairs(df, pairs), metric)
     if not diffs: return pd.DataFrame()
-    t = pd.DataFrame({k: _mean_per_fold(d) for k, d in diffs.items()}).T.rename_axis('contrast')
+    t = pd.DataFrame({k: _exact(d.groupby(level='fold').mean()) for k, d in diffs.items()}).T.rename_axis('contrast')
     t.columns = [f"fold {f}" for f in t.columns]
     return t.assign(anova_p=[_anova(d) for d in diffs.values()])
 
@@ -330,7 +322,7 @@ def equivalence(new: np.ndarray, ref: np.ndarray, margin: float = EQUIVALENCE_MA
     # without spread there is no test: equivalent only when every pair repeats exactly
     d = resolved(np.asarray(new, float) - np.asarray(ref, float))
     if not _spread(d):
-        return dict(pairs=len(d), mean=_mean(d) if len(d) else np.nan, ci90_low=np.nan, ci90_high=np.nan,
+        return dict(pairs=len(d), mean=_exact(d.mean()) if len(d) else np.nan, ci90_low=np.nan, ci90_high=np.nan,
                     tost_p=np.nan, equivalent=len(d) > 1 and not d.any())
     half = st.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
     p = ttost_paired(np.asarray(new, float), np.asarray(ref, float), -margin, margin)[0]
@@ -350,7 +342,8 @@ def budget_table(hist: pd.DataFrame, pairs=None) -> pd.DataFrame:
     if not len(hist): return pd.DataFrame()
     epochs = last_quarter(int(hist.epoch.max()))
     per = {e: _differences(hist[hist.epoch == e], _pairs(hist, pairs), 'accuracy') for e in epochs}
-    t = pd.DataFrame({f"epoch {e}": {k: _mean(d) for k, d in diffs.items() if len(d)} for e, diffs in per.items()})
+    t = pd.DataFrame({f"epoch {e}": {k: _exact(d.mean()) for k, d in diffs.items() if len(d)}
+                      for e, diffs in per.items()})
     if not len(t): return t
     signs = np.sign(t.round(int(-np.log10(RESOLUTION))))
     return t.rename_axis('contrast').assign(sign_stable=(signs.nunique(axis=1) == 1) & (signs.iloc[:, 0] != 0))
