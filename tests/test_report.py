@@ -12,7 +12,7 @@ from scipy import stats as st
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.presets import get_preset
 from esc50_norm.study.report import (compare_equivalence, compare_folders, compare_report, compare_runs, compare_verdicts,
-                                     contrasts, equivalence, fold_contrasts, fold_means, fold_table, missing_runs,
+                                     contrasts, fold_contrasts, fold_means, fold_table, missing_runs,
                                      paired_differences, plot_folds, plot_paired, pooled_runs, study_time, summary_table,
                                      write_report)
 from esc50_norm.study.runs import read_preset, read_results
@@ -422,26 +422,46 @@ def test_compare_shows_the_folds_side_by_side_in_words_and_a_figure(tmp_path, ca
 
 
 def test_quick_grid_in_bf16_is_equivalent_to_fp32_run_by_run():
-    "The CPU's bf16 default was checked so: within +-0.02 over all 9 pairs at 90% (TOST), no normalization significant"
+    """The CPU's bf16 default was checked so: within +-0.02 at 90% (TOST), no normalization significant; one fold, so its
+    3 seeds are the units (a seed's 3 runs share its draws), not the 9 pairs"""
     eq = compare_equivalence([RESULTS / 'quick-cpu', RESULTS / 'quick-bf16-cpu']).loc['quick-bf16-cpu']
     fp32, bf16 = _raw_runs('quick-cpu'), _raw_runs('quick-bf16-cpu')
     d = (bf16.set_index(['normalization', 'seed']).final_accuracy - fp32.set_index(['normalization', 'seed']).final_accuracy)
-    half = st.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))          # the 90% CI, computed here from the raw files
-    assert eq.pairs == 9 == len(d) and eq['mean'] == pytest.approx(d.mean()) and eq.ci90_high == pytest.approx(d.mean() + half)
+    d = d.round(6)                                           # the resolution differences are rounded to (docs/study.md)
+    seeds = d.groupby(level='seed').mean()                   # computed here from the raw files
+    half = st.t.ppf(0.95, len(seeds) - 1) * seeds.std(ddof=1) / np.sqrt(len(seeds))
+    assert (eq.pairs, eq.unit, eq.units) == (9, 'seed', 3) and len(d) == 9
+    # the seeds' means are differences too, rounded to the same 1e-6
+    assert eq['mean'] == pytest.approx(d.mean(), abs=1e-6) and eq.ci90_high == pytest.approx(seeds.mean() + half, abs=1e-6)
     assert eq.equivalent and -0.02 < d.mean() - half and d.mean() + half < 0.02
     _, paired = compare_folders([RESULTS / 'quick-cpu', RESULTS / 'quick-bf16-cpu'])
     assert (paired.t_test_p_holm > 0.05).all()
     assert {json.loads(r)['bf16'] for r in bf16.config} == {True} and {json.loads(r)['bf16'] for r in fp32.config} == {False}
 
 
-def test_equivalence_is_refused_for_a_large_or_noisy_difference():
+def _one_fold(diffs) -> dict:
+    "Two folders' runs on fold 1: seed s's runs of none, global and channel differ by `diffs[s]` (three numbers)"
     rng = np.random.default_rng(0)
-    ref = rng.uniform(0.3, 0.5, 20)
-    assert equivalence(ref + 0.001 + rng.normal(0, 0.005, 20), ref)['equivalent']
-    assert not equivalence(ref + 0.03 + rng.normal(0, 0.005, 20), ref)['equivalent']        # a real shift
-    assert not equivalence(ref + rng.normal(0, 0.08, 20), ref)['equivalent']                # too noisy to tell
-    assert equivalence(ref, ref)['equivalent'] and not equivalence(ref + 0.05, ref)['equivalent']   # all differences equal
-    assert not equivalence(ref + 0.005, ref)['equivalent']     # equal and within the margin, but no spread: no test
+    rows = [dict(normalization=n, fold=1, seed=s, final_accuracy=rng.uniform(0.3, 0.5))
+            for s in range(len(diffs)) for n in ('none', 'global', 'channel')]
+    ref = pd.DataFrame(rows)
+    new = ref.assign(final_accuracy=ref.final_accuracy + np.ravel(diffs))
+    return {'ref': ref, 'new': new}
+
+
+def test_reproduction_on_one_fold_takes_its_seeds_as_units():
+    "Equivalent only on a small, steady difference; no spread in the seeds' means, no test; a replay is equivalent"
+    rng = np.random.default_rng(1)
+    check = lambda diffs: compare_equivalence(['ref', 'new'], runs=_one_fold(diffs)).loc['new']
+    assert check(0.001 + rng.normal(0, 0.005, (8, 3))).equivalent
+    assert not check(0.03 + rng.normal(0, 0.005, (8, 3))).equivalent                   # a real shift
+    assert not check(rng.normal(0, 0.08, (8, 3))).equivalent                            # too noisy to tell
+    assert not check(np.full((8, 3), 0.005)).equivalent                                 # no spread: no test
+    replay = check(np.zeros((8, 3)))
+    assert replay.equivalent and replay.replay and np.isnan(replay.ci90_low)
+    # each seed's three differences vary, their means do not: 3 units without spread, not 9 pairs with it
+    r = check([[-0.01, 0.0, 0.01], [0.01, -0.01, 0.0], [0.0, 0.01, -0.01]])
+    assert (r.pairs, r.units, r.unit) == (9, 3, 'seed') and np.isnan(r.tost_p) and not r.equivalent and not r.replay
 
 
 def test_compare_says_why_an_equivalence_has_no_interval(tmp_path):
@@ -449,7 +469,7 @@ def test_compare_says_why_an_equivalence_has_no_interval(tmp_path):
     again = Path(shutil.copytree(RESULTS / 'quick-bf16-cpu', tmp_path / 'again'))
     text = compare_report([RESULTS / 'quick-bf16-cpu', again])
     assert "- `again`: equivalent to `quick-bf16-cpu` within +-0.02 (mean +0.0000, no CI: every run repeats exactly, " \
-           "9 pairs); normalizations ahead or behind (fold-aware test, Holm): none." in text
+           "9 pairs of 3 seeds); normalizations ahead or behind (fold-aware test, Holm): none." in text
     assert 'nan' not in text.split('Reproduction of')[1]
 
 

@@ -642,3 +642,18 @@ def test_a_verdict_table_that_mixes_units_shows_the_unit():
     assert "where a contrast's pairs are all of one fold (`unit`: pair), the seeds are the unit" in text
     alone = add_verdicts(fold_aware_table(df, [('global', 'none')]))
     assert 'unit' not in next(l for l in _verdict_section(alone, fold_effects(df, [('global', 'none')])) if 'verdict |' in l)
+
+
+def test_a_grid_with_one_seed_in_some_folds_says_why_the_folds_are_not_tested_against_each_other():
+    "Two seeds in folds 1-2, one in folds 3-5 (a grid growing seed by seed): no ANOVA, and the reason fits the grid"
+    from esc50_norm.study.report.markdown import _verdict_section
+    from esc50_norm.study.report.verdicts import add_verdicts
+    pair = [('global', 'none')]
+    df = _grid({'global': (0.03, 0.01)}, seeds=2)
+    uneven = df[(df.seed == 0) | (df.fold <= 2)]
+    for runs, why in ((uneven, "the ANOVA needs two seeds in every fold, and a fold with one leaves no variation within it."),
+                      (df[df.seed == 0], "one seed a fold leaves no variation within a fold.")):
+        effects = fold_effects(runs, pair)
+        text = '\n'.join(_verdict_section(add_verdicts(fold_aware_table(runs, pair)), effects))
+        assert np.isnan(effects.anova_p.iloc[0]) and f"No test of heterogeneity between folds: {why}" in text
+    assert fold_effects(df, pair).anova_p.notna().all()                 # two seeds in every fold: the ANOVA is there

@@ -6,7 +6,7 @@ import pandas as pd
 from ..normalizations import NORMALIZATIONS
 from .folders import folder_runs
 from .statistics import (ALPHA, EQUIVALENCE_MARGIN, METRIC, _differences, _holm, _notes, _paired_row, contrasts,
-                         fold_aware, fold_aware_tests, summary_table, tost_p)
+                         fold_aware, fold_aware_tests, resolved, summary_table, tost_p)
 from .verdicts import VERDICT_MARGIN, add_verdicts
 
 __all__ = ['compare_folders', 'fold_means', 'fold_contrasts', 'compare_equivalence', 'compare_verdicts',
@@ -68,14 +68,17 @@ def fold_contrasts(runs: dict, metric: str = METRIC) -> pd.DataFrame:
 
 
 def _equivalent(d: pd.Series, margin: float) -> dict:
-    "The fold-aware estimate of pooled differences `d`, its 90% CI and TOST against +-`margin`"
-    # without spread there is no interval and no test: equivalent only when every run repeats exactly (a replay)
-    r = fold_aware(d)
-    spread = r['se'] > 0
+    """The fold-aware estimate of pooled differences `d` (indexed by normalization, fold and seed), its 90% CI and TOST
+    against +-`margin`; with one fold its seeds are the units, each the mean over the normalizations it ran"""
+    # a seed's runs share its draws, so on one fold they are one replicate, not several; without spread there is no
+    # interval and no test: equivalent only when every run repeats exactly (`replay`)
+    one_fold = d.index.get_level_values('fold').nunique() == 1
+    r = fold_aware(d.groupby(level=['fold', 'seed']).mean() if one_fold else d)
+    spread, replay = r['se'] > 0, len(d) > 1 and bool((resolved(d) == 0).all())
     p = tost_p(r['estimate'], r['se'], r['df'], margin) if spread else np.nan
-    return dict(pairs=r['pairs'], folds=r['folds'], unit=r['unit'], test=r['test'], mean=r['estimate'],
-                ci90_low=r['ci90_low'], ci90_high=r['ci90_high'], tost_p=p,
-                equivalent=bool(p < ALPHA) if spread else r['pairs'] > 1 and r['estimate'] == 0)
+    return dict(pairs=len(d), folds=r['folds'], unit='seed' if one_fold else r['unit'], units=r['units'],
+                test=r['test'], mean=r['estimate'], ci90_low=r['ci90_low'], ci90_high=r['ci90_high'], tost_p=p,
+                equivalent=bool(p < ALPHA) if spread else replay, replay=replay)
 
 
 def compare_equivalence(folders, margin: float = EQUIVALENCE_MARGIN, runs: dict | None = None) -> pd.DataFrame:

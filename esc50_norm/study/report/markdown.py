@@ -153,8 +153,10 @@ def _verdict_section(tests: pd.DataFrame, effects: pd.DataFrame) -> list:
     notes = [f"`{c}`: {n}." for c, n in tests.note.items() if n]
     hetero = ("`anova_p`: one-way ANOVA of the pair differences by fold (do the folds' effects differ?)."
               if effects.anova_p.notna().any() else
-              "No test of heterogeneity between folds: " + ("one seed a fold leaves no variation within a fold."
-                                                           if (tests.folds > 1).all() else "the runs are of one fold."))
+              "No test of heterogeneity between folds: " + (
+                  "the runs are of one fold." if not (tests.folds > 1).all() else
+                  "one seed a fold leaves no variation within a fold." if (tests.pairs == tests.folds).all() else
+                  "the ANOVA needs two seeds in every fold, and a fold with one leaves no variation within it."))
     shown = (['unit'] if tests.unit.nunique() > 1 else []) + VERDICT_COLUMNS     # the unit, where units differ
     return ["## Verdicts", "", how_to_read(tests, tests.margin.iloc[0]), "", _md(tests[shown]), "",
             *([' '.join(notes), ""] if notes else []),
@@ -390,11 +392,13 @@ def _reproduces(ref: str, eq: pd.DataFrame, v: pd.DataFrame) -> list:
     for name, r in eq.iterrows():
         sig = v.loc[name] if name in v.index.get_level_values(0) else pd.DataFrame()
         hits = [f"{n} {x}" for n, x in sig.verdict.items() if x in ('ahead', 'behind')] if len(sig) else []
+        units = plural(int(r.pairs), 'pair') + (f" of {int(r.units)} seeds" if r.unit == 'seed' and r.units > 1 else '')
         ci = (f"90% CI {r.ci90_low:+.4f} ... {r.ci90_high:+.4f}" if np.isfinite(r.ci90_low) else
-              "no CI: every run repeats exactly" if r.pairs > 1 and r['mean'] == 0 else
-              f"no CI: the differences all equal {r['mean']:+.4f}, no test" if r.pairs > 1 else "no CI: one pair")
+              "no CI: every run repeats exactly" if r.replay else
+              f"no CI: the {r.unit} differences all equal {r['mean']:+.4f}, no test" if r.units > 1 else
+              f"no CI: one {r.unit}")
         lines.append(f"- `{name}`: {'equivalent' if r.equivalent else 'NOT shown equivalent'} to `{ref}` within "
-                     f"+-{EQUIVALENCE_MARGIN} (mean {r['mean']:+.4f}, {ci}, {int(r.pairs)} pairs); normalizations "
+                     f"+-{EQUIVALENCE_MARGIN} (mean {r['mean']:+.4f}, {ci}, {units}); normalizations "
                      f"ahead or behind (fold-aware test, Holm): {', '.join(hits) or 'none'}.")
     return lines + [""]
 
@@ -420,7 +424,9 @@ def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MA
         v, eq = compare_verdicts(folders, margin, runs), compare_equivalence(folders, runs=runs)
         lines += _verdicts_section(ref, v, margin)
         lines += [f"Reproduction of `{ref}` over all matched runs (two one-sided tests of the fold-aware estimate, "
-                  f"margin +-{EQUIVALENCE_MARGIN}: equivalent when its 90% CI lies within it):", "", _md(eq), ""]
+                  f"margin +-{EQUIVALENCE_MARGIN}: equivalent when its 90% CI lies within it; on one fold its seeds are "
+                  "the units, each the mean over the normalizations it ran; differences without spread have no test, "
+                  "and are equivalent only when every run repeats exactly, `replay`):", "", _md(eq), ""]
         lines += _reproduces(ref, eq, v)
         lines += _contrast_changes_section(ref, compare_contrasts(folders, margin, runs), margin)
         if minus: lines += _interaction_section(ref, list(other), compare_interactions(

@@ -10,13 +10,12 @@ from scipy import stats as st
 from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
-from statsmodels.stats.weightstats import ttost_paired
 
 from ..normalizations import NORMALIZATIONS
 
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_note', 'summary_table', 'fold_table',
            'paired_differences', 'pair_sides', 'what_else_changes', 'wilcoxon_p', 'holm', 'fold_aware',
-           'fold_aware_tests', 'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'equivalence', 'resolved',
+           'fold_aware_tests', 'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'resolved',
            'budget_table', 'fold_span', 'frontend_table']
 
 METRIC = 'final_accuracy'
@@ -26,7 +25,7 @@ ALPHA = 0.05
 "The level of every test, after Holm's correction where there is a family"
 EQUIVALENCE_MARGIN = 0.02
 "Two folders of one grid agree when their paired mean difference lies within this, at 90% confidence"
-# tested by two one-sided tests (`equivalence`, `compare_equivalence`)
+# tested by two one-sided tests (`compare_equivalence`)
 
 
 def contrasts(normalizations) -> list:
@@ -314,20 +313,6 @@ def units_needed(est: float, sd: float, n: int, power: float = 0.8, alpha: float
     except (ValueError, RuntimeError): return np.nan
     need = float(np.squeeze(need))
     return float(max(2, np.ceil(need))) if np.isfinite(need) else np.nan
-
-
-def equivalence(new: np.ndarray, ref: np.ndarray, margin: float = EQUIVALENCE_MARGIN) -> dict:
-    "Two one-sided paired t-tests of `new - ref` against +-`margin`: equivalent when p < 0.05"
-    # i.e. when the 90% CI lies within +-`margin`; the pair is the unit (see `fold_aware` for a fold-aware one)
-    # without spread there is no test: equivalent only when every pair repeats exactly
-    d = resolved(np.asarray(new, float) - np.asarray(ref, float))
-    if not _spread(d):
-        return dict(pairs=len(d), mean=_exact(d.mean()) if len(d) else np.nan, ci90_low=np.nan, ci90_high=np.nan,
-                    tost_p=np.nan, equivalent=len(d) > 1 and not d.any())
-    half = st.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    p = ttost_paired(np.asarray(new, float), np.asarray(ref, float), -margin, margin)[0]
-    return dict(pairs=len(d), mean=d.mean(), ci90_low=d.mean() - half, ci90_high=d.mean() + half, tost_p=p,
-                equivalent=bool(p < 0.05))
 
 
 def last_quarter(epochs: int) -> list:
