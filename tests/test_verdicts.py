@@ -13,7 +13,7 @@ from esc50_norm.study.presets import CHOSEN, PRESETS
 from esc50_norm.study.report import (fold_aware_table, fold_effects, folder_verdicts, machines_table, one_machine_table,
                                      pooled_runs, read_histories, units_needed, verdict_table, budget_table,
                                      compare_contrasts, compare_interactions, compare_runs, compare_verdicts,
-                                     write_report)
+                                     paired_differences, summary_table, write_report)
 from esc50_norm.study.runs import read_preset, read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -49,13 +49,14 @@ def _one_by_hand(d: pd.Series, margin: float = 0.01) -> dict:
     fm = d.groupby('fold').d.mean()
     dist, anova = st.t(len(fm) - 1), np.nan
     est, se, p = fm.mean(), fm.std(ddof=1) / np.sqrt(len(fm)), st.ttest_1samp(fm, 0).pvalue
-    if len(d) > len(fm):
+    if len(d) > len(fm) and (d.groupby('fold').d.nunique() > 1).any():    # equal seeds in every fold: fold t-test
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             fit = smf.mixedlm('d ~ 1', d, groups=d['fold']).fit(reml=True)
         if np.isfinite(fit.bse_fe['Intercept']):            # else no fit: the fold t-test stands
             est, se = fit.fe_params['Intercept'], fit.bse_fe['Intercept']
             p = 2 * dist.sf(abs(est / se))                  # the Wald statistic on t, folds - 1 df
+    if len(d) > len(fm):
         groups = [g.d.to_numpy() for _, g in d.groupby('fold')]
         anova = st.f_oneway(*groups).pvalue if min(map(len, groups)) > 1 else np.nan   # a fold of one seed: none
     tost = max(dist.sf((est + margin) / se), dist.cdf((est - margin) / se))
@@ -107,7 +108,7 @@ def _agree(t: pd.DataFrame, hand: pd.DataFrame):
 
 
 @pytest.mark.parametrize('folder', ['cv-bf16', 'mel-cpu', 'frontends-cpu', 'mel-aug-cpu', 'mel-aug60-cpu', 'mel60-cpu',
-                                    'pcen-parts-cpu',
+                                    'pcen-parts-cpu', 'pcen-bn-xeon',
                                     ('mel-cpu', 'mel-cpu-instance-global'),
                                     ('mel-cpu', 'mel-cpu-bn-freq'), ('mel-aug-cpu', 'mel-aug-cpu-bn-freq'),
                                     ('mel-aug60-cpu', 'mel-aug60-cpu-bn-freq')])
@@ -657,3 +658,54 @@ def test_a_grid_with_one_seed_in_some_folds_says_why_the_folds_are_not_tested_ag
         text = '\n'.join(_verdict_section(add_verdicts(fold_aware_table(runs, pair)), effects))
         assert np.isnan(effects.anova_p.iloc[0]) and f"No test of heterogeneity between folds: {why}" in text
     assert fold_effects(df, pair).anova_p.notna().all()                 # two seeds in every fold: the ANOVA is there
+
+
+def _two_arms(fold_diffs: dict) -> pd.DataFrame:
+    "none at 0.5 and global at 0.5 + d for each (fold, seed): `fold_diffs` maps a fold to its seeds' differences"
+    return pd.DataFrame([dict(fold=f, seed=s, normalization=n, final_accuracy=0.5 + (n == 'global') * x)
+                         for f, ds in fold_diffs.items() for s, x in enumerate(ds) for n in ('none', 'global')])
+
+
+def test_seeds_that_agree_within_every_fold_are_tested_by_their_fold_means():
+    """No variance within folds: statsmodels' MixedLM fit degenerated there (SE 0.0056 where the fold means give 0.0088,
+    p 0.027: a false 'ahead'); the model is then the fold means' t-test, which decides"""
+    pair = [('global', 'none')]
+    t = fold_aware_table(_two_arms({1: [.02, .02], 2: [.03, .03], 3: [.05, .05]}), pair).loc['global - none']
+    fm = np.array([.02, .03, .05])
+    assert t.test == 'fold t-test' and t.note == "the seeds agree within every fold: the fold means' t-test is the primary"
+    assert (t.se, t.p) == pytest.approx((fm.std(ddof=1) / np.sqrt(3), st.ttest_1samp(fm, 0).pvalue), rel=1e-6)
+    assert verdict_table(_two_arms({1: [.02, .02], 2: [.03, .03], 3: [.05, .05]}), pair).verdict.iloc[0] == 'unsettled'
+    t = fold_aware_table(_two_arms({1: [.02, .021], 2: [.03, .03], 3: [.05, .05]}), pair).loc['global - none']
+    assert t.test == 'MixedLM'                                             # one seed apart: the model is fitted
+
+
+def test_the_power_figure_follows_the_test_that_decided():
+    """MixedLM decides (p 0.19) while the fold means agree closely: the folds needed come from MixedLM's SE (the SD of
+    a fold's difference it implies, SE x sqrt(folds)), not from the fold means' SD, which asked for the 4 folds there are"""
+    df = _two_arms({1: [.025, .025], 2: [.1, -.05], 3: [0, .075], 4: [.025, .025]})
+    pair = [('global', 'none')]
+    t, v = fold_aware_table(df, pair).loc['global - none'], verdict_table(df, pair).loc['global - none']
+    hand = _one_by_hand(pd.Series({(r.fold, r.seed): r.d for r in df.pivot_table(
+        index=['fold', 'seed'], columns='normalization', values='final_accuracy').assign(
+        d=lambda w: w['global'] - w['none']).reset_index().itertuples()}).rename_axis(['fold', 'seed']))
+    assert t.test == 'MixedLM' and t.se == pytest.approx(hand['se'], rel=1e-4) and v.verdict == 'unsettled'
+    needed = _needed_by_hand(hand['estimate'], hand['se'] * 2, 4)
+    assert needed > 4 and v['needed_for_80%_power'] == f"{needed} folds of 2 seeds"
+    uneven = verdict_table(_two_arms({1: [.01], 2: [.0, .03, .02], 3: [.04, .0, .01]}), pair)
+    assert uneven['needed_for_80%_power'].iloc[0].endswith(' folds of 2.3 seeds on average')
+
+
+def test_runs_the_statistics_cannot_pair_are_refused_by_name():
+    "Accuracies in percent, a run given twice, a misspelt arm: each a ValueError naming it, not a table of nonsense"
+    df = _two_arms({1: [.02, .01], 2: [.03, .0], 3: [.05, .02]})
+    pct = df.assign(final_accuracy=df.final_accuracy * 100)
+    for f in (summary_table, verdict_table, paired_differences):
+        with pytest.raises(ValueError, match=r"`final_accuracy` is an accuracy in \[0, 1\]; got \(none, 1, 0\) = 50\.0"):
+            f(pct)
+    twice = pd.concat([df, df.tail(1).assign(final_accuracy=0.2)])
+    with pytest.raises(ValueError, match=r"runs given twice \(normalization, fold, seed\): \(global, 3, 1\), \(global, 3, 1\)"):
+        verdict_table(twice)
+    with pytest.raises(ValueError, match=r"unknown normalization \['globl'\] \(did you mean 'global'\?\)"):
+        fold_effects(df, [('globl', 'none')])
+    apart = pd.concat([df[df.normalization == 'none'], df[df.normalization == 'global'].assign(seed=lambda d: d.seed + 7)])
+    assert fold_effects(apart).empty and verdict_table(apart).empty         # no (fold, seed) holds both arms

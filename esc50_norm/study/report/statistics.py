@@ -11,6 +11,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
+from ...spelling import unknown_name
 from ..normalizations import NORMALIZATIONS
 
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_note', 'summary_table', 'fold_table',
@@ -89,7 +90,7 @@ def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     is the unit; one fold: over its seeds, `ci_over`), and the runs' std, min and max (runs without `metric`: left
     out)"""
     rows = []
-    for norm, g in _ordered(df.dropna(subset=[metric])).groupby('normalization', sort=False):
+    for norm, g in _ordered(_checked_runs(df, metric).dropna(subset=[metric])).groupby('normalization', sort=False):
         x, per_fold = g[metric].to_numpy(float), g.groupby('fold')[metric].mean().to_numpy(float)
         unit = per_fold if len(per_fold) > 1 else x      # seeds within a fold are not independent replicates
         lo, hi = np.clip(_ci(unit), 0, 1)                # an accuracy's interval stays in [0, 1]
@@ -165,9 +166,26 @@ def _holm(table: pd.DataFrame, cols=('t_test_p', 'wilcoxon_p')) -> pd.DataFrame:
     return table
 
 
+def _checked_runs(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
+    """Runs `df` as the statistics take them: one row per (normalization, fold, seed) and `metric` an accuracy in
+    [0, 1] (NaN: a run without it); else a ValueError naming the rows"""
+    dup = df[df.duplicated(['normalization', 'fold', 'seed'], keep=False)]
+    if len(dup): raise ValueError(f"runs given twice (normalization, fold, seed): {_rows(dup)}; one run each is paired")
+    bad = df[~df[metric].between(0, 1) & df[metric].notna()]
+    if len(bad): raise ValueError(f"`{metric}` is an accuracy in [0, 1]; got {_rows(bad, metric)}")
+    return df
+
+
+def _rows(df: pd.DataFrame, metric: str | None = None, most: int = 3) -> str:
+    "The first `most` runs of `df` named as (normalization, fold, seed), with `metric`'s value where given"
+    named = [f"({r.normalization}, {r.fold}, {r.seed})" + (f" = {getattr(r, metric)!r}" if metric else '')
+             for r in df.head(most).itertuples()]
+    return ', '.join(named) + (f" and {len(df) - most} more" if len(df) > most else '')
+
+
 def _differences(df: pd.DataFrame, pairs, metric: str = METRIC) -> dict:
     "`a - b` per (fold, seed) where both ran, for each contrast, at `RESOLUTION` (`resolved`)"
-    wide = df.pivot_table(index=['fold', 'seed'], columns='normalization', values=metric)
+    wide = _checked_runs(df, metric).pivot_table(index=['fold', 'seed'], columns='normalization', values=metric)
     return {f"{a} - {b}": resolved((wide[a] - wide[b]).dropna()) for a, b in pairs if a in wide and b in wide}
 
 
@@ -190,7 +208,12 @@ def what_else_changes(df: pd.DataFrame, pairs=None) -> pd.DataFrame:
 
 
 def _pairs(df: pd.DataFrame, pairs):
-    return contrasts(_ordered(df).normalization.unique()) if pairs is None else pairs
+    "The contrasts asked for (`pairs`, each normalization one that `df` holds), or the grid's own"
+    if pairs is None: return contrasts(_ordered(df).normalization.unique())
+    held = list(_ordered(df).normalization.unique())
+    unknown = [n for pair in pairs for n in pair if n not in held]
+    if unknown: raise ValueError(f"{unknown_name('normalization', unknown, held)} (in pairs={list(pairs)!r})")
+    return pairs
 
 
 def paired_differences(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
@@ -254,22 +277,28 @@ def fold_aware(d: pd.Series) -> dict:
     est, se, df, p = _t(units)
     fold_p, note = _t(per_fold.to_numpy(float))[3], ''
     if test == 'MixedLM':
-        fit = _mixedlm(x, d.index.get_level_values('fold').to_numpy()) if _spread(x) else None    # no spread: no test
+        # seeds that agree within every fold leave no variance within folds: the model is then the fold means' t-test,
+        # and statsmodels' fit degenerates (its SE fell to 0.0056 where the fold means give 0.0088: a false 'ahead')
+        within = any(_spread(g.to_numpy(float)) for _, g in d.groupby(level='fold'))
+        fit = _mixedlm(x, d.index.get_level_values('fold').to_numpy()) if within else None
         # its Wald statistic on t with folds - 1 degrees of freedom (the containment df of the intercept), not normal:
         # with 5 folds the normal z-test is liberal (cv-bf16 channel - global: z p 0.0003, fold t-test p 0.023)
         if fit:
             (est, se, _), df = fit, len(per_fold) - 1
             est, p = _exact(est), float(2 * st.t(df).sf(abs(est / se)))
-        else: test, note = 'fold t-test', 'MixedLM could not be fitted: the fold t-test is the primary'
+        else:
+            test = 'fold t-test'
+            note = ('MixedLM could not be fitted: the fold t-test is the primary' if within else
+                    "the seeds agree within every fold: the fold means' t-test is the primary")
     if len(x) < 2: note = f"{len(x)} pair: no test"
     elif not se > 0 and est == 0: note = f"all {len(units)} {unit} differences are 0: no spread, no test"
     elif not se > 0: note = f"all {len(units)} {unit} differences equal {est:+.4f}: no spread, no test"
-    lo95, hi95 = _interval(est, se, df, 0.95)
-    lo90, hi90 = _interval(est, se, df, 0.90)
+    lo95, hi95 = np.clip(_interval(est, se, df, 0.95), -1, 1)   # a difference of accuracies stays in [-1, 1]
+    lo90, hi90 = np.clip(_interval(est, se, df, 0.90), -1, 1)
     return dict(pairs=len(x), folds=len(per_fold), unit=unit, test=test, estimate=est, se=se, df=df, p=p,
                 ci95_low=lo95, ci95_high=hi95, ci90_low=lo90, ci90_high=hi90, fold_t_p=fold_p,
                 t_test_p=_t(x)[3], wilcoxon_p=wilcoxon_p(x), anova_p=_anova(d), units=len(units),
-                unit_sd=(units.std(ddof=1) if _spread(units) else 0.0) if len(units) > 1 else np.nan, note=note)
+                unit_sd=se * np.sqrt(len(units)) if len(units) > 1 else np.nan, note=note)
 
 
 def fold_aware_tests(diffs: dict, names) -> pd.DataFrame:
@@ -289,7 +318,7 @@ def fold_aware_table(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.D
 
 def fold_effects(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
     "Each contrast's mean difference per fold (columns), and the one-way ANOVA p of the differences by fold"
-    diffs = _differences(df, _pairs(df, pairs), metric)
+    diffs = {k: d for k, d in _differences(df, _pairs(df, pairs), metric).items() if len(d)}
     if not diffs: return pd.DataFrame()
     t = pd.DataFrame({k: _exact(d.groupby(level='fold').mean()) for k, d in diffs.items()}).T.rename_axis('contrast')
     t.columns = [f"fold {f}" for f in t.columns]

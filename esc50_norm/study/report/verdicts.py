@@ -25,7 +25,9 @@ def _needed(r) -> str:
     "What 80% power would need, in the contrast's unit (folds at its seeds per fold, or pairs)"
     n = units_needed(r.estimate, r.unit_sd, r.units)
     if np.isnan(n): return 'n/a'
-    if r.unit == 'fold' and r.pairs > r.folds: return f"{int(n)} folds of {r.pairs / r.folds:g} seeds"
+    seeds = r.pairs / r.folds
+    if r.unit == 'fold' and seeds > 1:
+        return f"{int(n)} folds of {seeds:g} seeds" if seeds == int(seeds) else f"{int(n)} folds of {seeds:.1f} seeds on average"
     return f"{int(n)} {'pairs' if r.unit == 'pair' else 'folds (pairs)'}"
 
 
@@ -126,7 +128,8 @@ def how_to_read(tests: pd.DataFrame, margin: float = VERDICT_MARGIN, family: str
             f"±{margin:g}** when two one-sided tests of the same estimate against ±{margin:g} give p < {ALPHA} "
             f"(`tost_p`; the 90% CI lies within the margin; differences that are all equal have no CI, so no tie); "
             "else **unsettled**, with the units that 80% power would "
-            "need for the observed estimate (statsmodels `TTestPower`, two-sided at 0.05, SD of the unit differences "
-            "at its one-sided 80% upper confidence bound, chi-square). The pair-level t-test and Wilcoxon "
+            "need for the observed estimate (statsmodels `TTestPower`, two-sided at 0.05, the SD of a unit's "
+            "difference that the primary test implies, its SE × √units, at its one-sided 80% upper confidence bound, "
+            "chi-square). The pair-level t-test and Wilcoxon "
             f"(`t_test_p`, `wilcoxon_p`; differences rounded to the metric's resolution first) are secondary: they "
             "treat every (fold, seed) pair as independent.")
