@@ -25,9 +25,9 @@ def _needed(r) -> str:
     "What 80% power would need, in the contrast's unit (folds at its seeds per fold, or pairs)"
     n = units_needed(r.estimate, r.unit_sd, r.units)
     if np.isnan(n): return 'n/a'
-    seeds = r.pairs / r.folds
+    seeds = r.pairs / r.folds                           # not whole where folds hold unequal numbers of seeds
     if r.unit == 'fold' and seeds > 1:
-        return f"{int(n)} folds of {seeds:g} seeds" if seeds == int(seeds) else f"{int(n)} folds of {seeds:.1f} seeds on average"
+        return f"{int(n)} folds of " + (f"{seeds:g} seeds" if seeds == int(seeds) else f"{seeds:.1f} seeds on average")
     return f"{int(n)} {'pairs' if r.unit == 'pair' else 'folds (pairs)'}"
 
 
