@@ -2,7 +2,7 @@
 from __future__ import annotations
 import difflib
 
-__all__ = ['did_you_mean', 'unknown_name', 'plural']
+__all__ = ['did_you_mean', 'unknown_name', 'plural', 'listed']
 
 
 def did_you_mean(names, known) -> str:
@@ -20,3 +20,9 @@ def unknown_name(what: str, names, known) -> str:
 def plural(n: int, noun: str) -> str:
     "`n` and `noun`, plural unless `n` is 1: '1 run', '3 runs'"
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def listed(names, most: int = 8) -> str:
+    "The first `most` of `names` joined by commas, and how many more: 'a, b and 3 more'"
+    names = list(names)
+    return ', '.join(map(str, names[:most])) + (f" and {len(names) - most} more" if len(names) > most else '')

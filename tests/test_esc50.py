@@ -168,3 +168,13 @@ def test_real_clips_through_the_files_datablock(shared_esc50):
                            device='cpu')
     x, y = dls.train.one_batch()
     assert tuple(x.shape) == (8, 1, 201, 401) and torch.isfinite(x).all() and len(dls.vocab) == 4
+
+
+def test_the_data_report_names_eight_odd_clips_and_counts_the_rest():
+    "Ten silent clips of twenty: the first eight by name and duration, then how many more; none where there are none"
+    from esc50_norm.study.cache import data_report
+    info = pd.DataFrame(dict(filename=[f"c{i}.wav" for i in range(20)], duration=5.0, sr=16000, channels=1,
+                             peak=[0.0] * 10 + [0.5] * 10))
+    silent = next(line for line in data_report(info).splitlines() if line.startswith('silent'))
+    assert silent == "silent (all zeros): " + ', '.join(f"c{i}.wav (5.00 s)" for i in range(8)) + " and 2 more"
+    assert "far shorter than the rest (under 2.50 s, zero-padded): none" in data_report(info)

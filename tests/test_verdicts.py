@@ -699,7 +699,8 @@ def test_runs_the_statistics_cannot_pair_are_refused_by_name():
     df = _two_arms({1: [.02, .01], 2: [.03, .0], 3: [.05, .02]})
     pct = df.assign(final_accuracy=df.final_accuracy * 100)
     for f in (summary_table, verdict_table, paired_differences):
-        with pytest.raises(ValueError, match=r"`final_accuracy` is an accuracy in \[0, 1\]; got \(none, 1, 0\) = 50\.0"):
+        with pytest.raises(ValueError, match=r"`final_accuracy` is an accuracy in \[0, 1\]; got \(none, 1, 0\) = 50\.0, "
+                                             r"\(global, 1, 0\) = 52\.0, \(none, 1, 1\) = 50\.0 and 9 more$"):
             f(pct)
     twice = pd.concat([df, df.tail(1).assign(final_accuracy=0.2)])
     with pytest.raises(ValueError, match=r"runs given twice \(normalization, fold, seed\): \(global, 3, 1\), \(global, 3, 1\)"):

@@ -16,6 +16,7 @@ from fastprogress.fastprogress import progress_bar
 from ..atomic import remove_stale_temporaries, write_atomic
 from ..audio import AudioLoadError, AudioTensor, audio_item_tfms
 from ..configs import Decoding
+from ..spelling import listed
 from .datasets import cropping
 
 __all__ = ['ClipCache', 'load_or_build_cache']
@@ -78,8 +79,7 @@ def data_report(info: pd.DataFrame | None, duration: float | None = None) -> str
              f"{int((info.channels > 1).sum())} with more than one channel"]
     for what, clips in odd_clips(info, duration).items():
         names = [f"{f} ({s:.2f} s)" for f, s in clips.items()]
-        lines.append(f"{what}: " + (', '.join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else '')
-                                    if names else 'none'))
+        lines.append(f"{what}: {listed(names) if names else 'none'}")
     cut = cropping(d, duration) if duration is not None else ''
     return '\n'.join(lines + ([f"cropped: {cut}"] if cut else []))
 

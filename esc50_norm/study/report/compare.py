@@ -70,8 +70,9 @@ def fold_contrasts(runs: dict, metric: str = METRIC) -> pd.DataFrame:
 def _equivalent(d: pd.Series, margin: float) -> dict:
     """The fold-aware estimate of pooled differences `d` (indexed by normalization, fold and seed), its 90% CI and TOST
     against +-`margin`; with one fold its seeds are the units, each the mean over the normalizations it ran"""
-    # a seed's runs share its draws, so on one fold they are one replicate, not several; without spread there is no
-    # interval and no test: equivalent only when every run repeats exactly (`replay`)
+    # a seed's runs share its draws, so on one fold they are one replicate, not several (over several folds the fold
+    # is the unit already: MixedLM's intercept per fold takes every run of it); without spread there is no interval
+    # and no test: equivalent only when every run repeats exactly (`replay`)
     one_fold = d.index.get_level_values('fold').nunique() == 1
     r = fold_aware(d.groupby(level=['fold', 'seed']).mean() if one_fold else d)
     spread, replay = r['se'] > 0, len(d) > 1 and bool((resolved(d) == 0).all())

@@ -11,7 +11,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
-from ...spelling import unknown_name
+from ...spelling import listed, unknown_name
 from ..normalizations import NORMALIZATIONS
 
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_note', 'summary_table', 'fold_table',
@@ -176,11 +176,10 @@ def _checked_runs(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     return df
 
 
-def _rows(df: pd.DataFrame, metric: str | None = None, most: int = 3) -> str:
-    "The first `most` runs of `df` named as (normalization, fold, seed), with `metric`'s value where given"
-    named = [f"({r.normalization}, {r.fold}, {r.seed})" + (f" = {getattr(r, metric)!r}" if metric else '')
-             for r in df.head(most).itertuples()]
-    return ', '.join(named) + (f" and {len(df) - most} more" if len(df) > most else '')
+def _rows(df: pd.DataFrame, metric: str | None = None) -> str:
+    "The first runs of `df` named as (normalization, fold, seed), with `metric`'s value where given"
+    return listed([f"({r.normalization}, {r.fold}, {r.seed})" + (f" = {getattr(r, metric)!r}" if metric else '')
+                   for r in df.itertuples()], most=3)
 
 
 def _differences(df: pd.DataFrame, pairs, metric: str = METRIC) -> dict:
