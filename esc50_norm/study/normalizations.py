@@ -49,6 +49,7 @@ FRONTENDS = {'pcen_learned': FrontEnd(_pcen_learning('alpha', 'delta', 'root', '
              'pcen_frozen': FrontEnd(_pcen_learning(), magnitudes=True),
              'pcen_learn_smooth': FrontEnd(_pcen_learning('smooth_coef'), magnitudes=True),
              'pcen_learn_compress': FrontEnd(_pcen_learning('alpha', 'delta', 'root'), magnitudes=True),
+             'pcen_learn_bias_root': FrontEnd(_pcen_learning('delta', 'root'), magnitudes=True),
              'pcen_frozen_bn': FrontEnd(_pcen_frozen_bn, magnitudes=True),
              'bn_freq': FrontEnd(_bn_freq)}
 "Model-side front ends by name, before the network, trained with it (or frozen)"
@@ -123,6 +124,10 @@ NORMALIZATIONS = {
                                          compared_with=('pcen_frozen', 'pcen_learned')),
     'pcen_learn_compress': Normalization(wave=False, front='pcen_learn_compress',
                                          compared_with=('pcen_frozen', 'pcen_learned')),
+    # the compression curve alone (bias and root, per channel; the gain exponent alpha fixed): against the module
+    # frozen, what learning the curve gives, and against gain, bias and root learned, what learning the gain adds
+    'pcen_learn_bias_root': Normalization(wave=False, front='pcen_learn_bias_root',
+                                          compared_with=('pcen_frozen', 'pcen_learn_compress')),
     # frozen PCEN's output normalized per band by input BatchNorm: does normalizing its scale and range give what
     # learning gain, bias and root gives?
     'pcen_frozen_bn':   Normalization(wave=False, front='pcen_frozen_bn',
