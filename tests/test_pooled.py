@@ -154,3 +154,25 @@ def test_a_committed_pooled_arm_report_is_what_pooling_writes_and_its_numbers_ar
     assert len(d) == 5 and [float(x) for x in effects[1:6]] == pytest.approx(d.to_numpy(), abs=5e-5 + 1e-9)
     assert tests[4] == 'MixedLM' and float(tests[12]) == pytest.approx(st.ttest_1samp(d, 0).pvalue, abs=5e-5)
     assert changes[1:4] == ['10', '10', str(machines)]          # every pair takes its two runs from two folders
+
+
+def test_a_pooled_report_names_each_folders_commits_and_what_it_still_lacks(tmp_path):
+    "A folder of the pool whose grid is unfinished is named with its count; each folder's commits are listed"
+    a, b = _split(tmp_path, {'none', 'global', 'channel'}, {'global'})
+    for f, commit in ((a, 'aaaaaaaaaa11'), (b, 'bbbbbbbbbb22')):
+        for run in (f / 'runs').glob('fold*-seed?.json'):
+            run.write_text(json.dumps({**json.loads(run.read_text()), 'esc50_norm': '0.4.0', 'git_commit': commit,
+                                       'git_dirty': f == b}))
+    text = pooled_report([a, b])
+    assert "**Incomplete: `b` holds 3 of its grid's 9 runs** (missing: fold1-none-seed0, " in text
+    assert "**Incomplete: `a`" not in text
+    assert "- `a`: esc50_norm 0.4.0; git aaaaaaaaaa.\n- `b`: esc50_norm 0.4.0; git bbbbbbbbbb (with changes)." in text
+
+
+def test_a_folder_with_no_finished_run_is_refused_by_name(tmp_path, capsys):
+    a, b = _split(tmp_path, {'none', 'global', 'channel'}, set())
+    with pytest.raises(ValueError, match=f"{b} holds no finished run yet"):
+        pooled_runs([a, b])
+    assert cli(['report', str(a), '--with', str(b)]) == 2
+    assert 'holds no finished run yet: there is nothing of it to pool' in capsys.readouterr().err
+    assert not list(a.glob('with-*'))

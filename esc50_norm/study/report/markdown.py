@@ -303,13 +303,14 @@ def _differences_of_setup(folders) -> list:
     return notes
 
 
-def _incomplete(folders, runs: dict) -> list:
-    "Sentences naming the folders whose grid has runs still to make: a comparison covers their finished runs only"
+def _incomplete(folders, runs: dict, names=None) -> list:
+    """Sentences naming the folders (as `names`, else as given) whose grid has runs still to make: a comparison covers
+    their finished runs only"""
     notes = []
-    for f, df in zip(folders, runs.values()):
+    for f, name, df in zip(folders, names or folders, runs.values()):
         preset = read_preset(f)
         missing, n = missing_runs(df, preset), len(preset.jobs())
-        if missing: notes.append(f"**Incomplete: {f} holds {n - len(missing)} of its grid's {n} runs** "
+        if missing: notes.append(f"**Incomplete: {name} holds {n - len(missing)} of its grid's {n} runs** "
                                  f"(missing: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}): what "
                                  "follows covers its finished runs only.")
     return notes

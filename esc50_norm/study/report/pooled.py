@@ -7,7 +7,8 @@ import pandas as pd
 from ...atomic import write_atomic
 from ..runs import read_preset
 from .folders import _labels, folder_runs, machine_of, read_folder
-from .markdown import _data_line, _differences_of_setup, _md, _one_machine_section, _recipe_line, _verdict_section
+from .markdown import (_data_line, _differences_of_setup, _incomplete, _md, _one_machine_section, _provenance_line,
+                       _recipe_line, _verdict_section)
 from .statistics import (METRIC, _ordered, fold_aware_table, fold_effects, fold_span, fold_table, summary_note,
                          summary_table, what_else_changes)
 from .verdicts import VERDICT_MARGIN, add_verdicts, verdict_table
@@ -39,6 +40,8 @@ def pooled_runs(folders, runs: dict | None = None, metric: str = METRIC) -> tupl
     folder, `later - earlier` in `metric` over the runs both hold (those are not pooled twice)"""
     check_poolable(folders)
     runs = runs or folder_runs(folders)
+    empty = [str(f) for f, df in zip(folders, runs.values()) if not len(df)]
+    if empty: raise ValueError(f"{', '.join(empty)} holds no finished run yet: there is nothing of it to pool")
     parts, repeats = [], {}
     for name, df in runs.items():
         df = df.assign(folder=name, machine=machine_of(df))
@@ -98,8 +101,15 @@ def _repeat_lines(repeats: dict, metric: str) -> list:
     return lines
 
 
+def _commit_lines(labels, runs: dict) -> list:
+    "One line per folder: the package version and commits its runs were made at (a pair across folders changes them)"
+    return ["The package and commit of each folder's runs (a pair across folders changes them too):", "",
+            *(f"- `{n}`: {_provenance_line(df).removeprefix('Provenance: ')}" for n, df in zip(labels, runs.values()))]
+
+
 def pooled_report(folders, margin: float = VERDICT_MARGIN, runs: dict | None = None) -> str:
     "Markdown: folders of one recipe pooled into one grid, with its verdicts and what else each contrast changes"
+    runs = runs or folder_runs(folders)
     df, repeats = pooled_runs(folders, runs)
     labels, preset = _labels(folders), read_preset(folders[0])
     tests = add_verdicts(fold_aware_table(df), margin)
@@ -109,9 +119,10 @@ def pooled_report(folders, margin: float = VERDICT_MARGIN, runs: dict | None = N
              f"The runs of {' and '.join(f'`{n}`' for n in labels)} as one grid: one recipe (training hash "
              f"{preset.training_hash()}) on one dataset, so a run of one folder pairs with a run of another on "
              "(fold, seed). The first folder's runs, then each later folder's that no earlier one holds:", "",
-             *_repeat_lines(repeats, METRIC), "", _recipe_line(preset), ""]
+             *_repeat_lines(repeats, METRIC), ""]
+    lines += [x for note in _incomplete(folders, runs, [f'`{n}`' for n in labels]) for x in (note, "")] + [_recipe_line(preset), ""]
     lines += [_data_line(preset.dataset), ""] if preset.dataset else []
-    lines += ["## Where the runs come from", "", _md(_sources(df)), "",
+    lines += ["## Where the runs come from", "", _md(_sources(df)), "", *_commit_lines(labels, runs), "",
               "## Accuracy per normalization", "", _md(summary_table(df)), "", summary_note(), "",
               "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
               *_verdict_section(tests, fold_effects(df)),
