@@ -30,7 +30,11 @@ class SpecStatsCallback(Callback):
         return None if self.target is None else self.target.stats
 
     def before_fit(self):
-        norm = self.target = self.norm if self.norm is not None else find_spec_normalize(self.dls.train)
+        # fastai calls `before_fit` in `validate`, `get_preds`, `predict` and `tta` too: a `SpecNormalize` this callback
+        # has served keeps its stats there, in a later fit and in an exported model, and no file is read or written
+        norm = self.norm if self.norm is not None else find_spec_normalize(self.dls.train)
+        if norm is not None and norm is self.target and self.source is not None and norm.has_stats: return
+        self.target = norm
         if norm is None:
             raise ValueError("SpecStatsCallback: the training DataLoader has no SpecNormalize "
                              "among its batch transforms")

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 from fastai.data.all import CrossEntropyLossFlat
-from fastai.learner import Learner
+from fastai.learner import Learner, load_learner
 from torch import nn
 
 from esc50_norm import (AudioTensor, AudioToSpec, Augment, SpecNormalize, SpecStatsCallback, SpectrogramConfig, audio_item_tfms,
@@ -126,6 +126,30 @@ def test_callback_learns_saves_and_reloads_the_stats(fake, tmp_path):
     learn.fit(1)
     assert cb2.source == 'file' and not Path('stats.json').exists()   # loaded, not recomputed
     assert torch.equal(find_spec_normalize(fresh.train).stats['mean'], norm.stats['mean'])
+
+
+def test_stats_the_callback_served_stay_in_validation_and_in_the_exported_model(fake, tmp_path, monkeypatch):
+    """fastai runs `before_fit` in `validate` and `predict` too: there, and in the model exported and loaded elsewhere
+    beside another stats.json, the callback neither reads nor writes a file and the stats stay those of training"""
+    (tmp_path / 'train').mkdir(), (tmp_path / 'elsewhere').mkdir()
+    root, df, _ = fake
+    learn = tiny_learner(deferred(fake, 'channel', pipeline='files'), SpecStatsCallback(fname='stats.json'))
+    learn.path = tmp_path / 'train'
+    learn.fit(1)
+    trained = {k: v.clone() for k, v in learn.spec_stats.stats.items()}
+    (tmp_path / 'train' / 'stats.json').unlink()
+    learn.validate()                                             # would have written stats.json again
+    assert not (tmp_path / 'train' / 'stats.json').exists()
+    learn.export(tmp_path / 'model.pkl')
+    monkeypatch.chdir(tmp_path / 'elsewhere')
+    SpecNormalize('channel', stats={k: v + 123 for k, v in trained.items()}).save('stats.json')   # another model's
+    loaded = load_learner(tmp_path / 'model.pkl')
+    loaded.path = Path('.')
+    loaded.predict(root / 'audio' / df.file[0])
+    norm = find_spec_normalize(loaded.dls.train)
+    assert loaded.spec_stats.source == 'learned'
+    assert all(torch.equal(norm.stats[k].cpu(), v.cpu()) for k, v in trained.items())
+    assert sorted(p.name for p in (tmp_path / 'elsewhere').iterdir()) == ['stats.json']
 
 
 def test_a_stats_file_that_does_not_fit_the_spectrograms_is_named_at_the_first_batch(fake, tmp_path):
