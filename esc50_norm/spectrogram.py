@@ -112,7 +112,8 @@ class AudioToSpec(Transform):
     def encodes(self, x: AudioTensor) -> AudioSpectrogram:
         sr = getattr(x, 'sr', None)
         if sr is not None and sr != self.cfg.sample_rate:
-            raise ValueError(f"AudioToSpec expects {self.cfg.sample_rate} Hz audio, got {sr} Hz: resample first")
+            raise ValueError(f"AudioToSpec expects {self.cfg.sample_rate} Hz audio, got {sr} Hz: give its config "
+                             f"sample_rate={sr} (the AudioBlock's sr), or resample the audio to {self.cfg.sample_rate} Hz")
         self.pipe.to(x.device)
         with torch.autocast(x.device.type, enabled=False):
             s = self.pipe(x.as_subclass(torch.Tensor).float())

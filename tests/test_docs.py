@@ -210,13 +210,16 @@ def test_the_library_guides_mode_and_augmentation_run_as_written(monkeypatch):
     "A mode of your own, as the guide writes it, normalizes by its formula; the guide's augmentations keep their places"
     from esc50_norm import MODES, AudioSpectrogram
     guide = (ROOT / 'docs' / 'library.md').read_text()
-    mode, augment = re.findall(r"```python\n((?:from esc50_norm import MODES|wave_tfms, spec_tfms).*?)```", guide, re.S)
+    mode, augment = re.findall(r"```python\n((?:import torch\nfrom esc50_norm import MODES|wave_tfms, spec_tfms).*?)```",
+                               guide, re.S)
     monkeypatch.setitem(MODES, 'scaled', None)                            # restored after the test
     ns = {}
     exec(mode, ns)
     x = AudioSpectrogram(torch.randn(2, 1, 5, 7) * 10 - 40)
     norm = ns['SpecNormalize']('scaled', stats=dict(mean=-40.0, std=10.0))
     assert torch.allclose(norm(x), (x - -40.0) / (2.0 * 10.0)) and torch.allclose(norm.decode(norm(x)), x, atol=1e-4)
+    flat = ns['RunningStats']((0, 1, 2, 3)).update(torch.full((2, 1, 5, 7), -40.0))   # a constant input: scale 1, as said
+    assert ns['Scaled']().arrays(flat, 1e-6, k=2.0)['std'].item() == 1.0
     exec("from fastai.vision.all import *\nfrom esc50_norm import *", ns)
     exec(augment, ns)
     names = ['RandomTimeShift', 'AudioNormalize', 'AudioToSpec', 'SpecNormalize', 'SpecMask']

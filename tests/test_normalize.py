@@ -47,7 +47,8 @@ def test_basic_spectrogram_shape_and_values_match_torchaudio():
 
 
 def test_spectrogram_of_the_wrong_rate_is_refused():
-    with pytest.raises(ValueError, match='expects 16000 Hz audio, got 44100 Hz'): AudioToSpec()(AudioTensor(torch.zeros(1, 4410), sr=44100))
+    with pytest.raises(ValueError, match='expects 16000 Hz audio, got 44100 Hz: give its config sample_rate=44100 '):
+        AudioToSpec()(AudioTensor(torch.zeros(1, 4410), sr=44100))
 
 
 @pytest.mark.parametrize('mode,shape', [('global', (1, 1, 1, 1)), ('channel', (1, 1, 7, 1))])

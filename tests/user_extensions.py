@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from esc50_norm import RunningStats
 from esc50_norm.study.datasets import Collection, standard_frame
@@ -17,7 +18,9 @@ class Scaled:
     units = ('multiples of k standard deviations', 'offset from the training mean')
     def shape(self, n_freq='F') -> tuple: return (1, 1, 1, 1)
     def accumulator(self) -> RunningStats: return RunningStats((0, 1, 2, 3))
-    def arrays(self, acc: RunningStats, eps: float, k: float = 2.0) -> dict: return dict(mean=acc.mean, std=acc.std())
+    def arrays(self, acc: RunningStats, eps: float, k: float = 2.0) -> dict:        # a scale under eps stored as 1
+        std = acc.std()
+        return dict(mean=acc.mean, std=torch.where(std < eps, torch.ones_like(std), std))
     def shift_scale(self, x, stats: dict, eps: float, k: float = 2.0) -> tuple: return stats['mean'], k * stats['std']
 
 
