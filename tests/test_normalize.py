@@ -188,3 +188,15 @@ def test_a_waveform_batch_passes_with_a_warning_that_names_the_missing_audio_to_
         warnings.simplefilter('error')
         spec = AudioSpectrogram(torch.randn(2, 1, 4, 5) + 1)
         assert norm(spec).normalized and not torch.equal(norm(spec), spec)   # a spectrogram: normalized, no warning
+
+
+def test_fastais_image_transforms_leave_a_spectrogram_alone():
+    "As the library guide says: aug_transforms and ImageNet's Normalize (what vision_learner adds) skip AudioSpectrogram"
+    from fastai.vision.all import Normalize, Pipeline, TensorImage, aug_transforms, imagenet_stats
+    x = AudioSpectrogram(torch.randn(2, 1, 32, 40) * 10 - 40)
+    tfms = Pipeline([*aug_transforms(p_affine=1.0, p_lighting=1.0), Normalize.from_stats(*imagenet_stats, cuda=False)],
+                    split_idx=0)
+    out = tfms(x)
+    assert type(out) is AudioSpectrogram and torch.equal(out, x)
+    image = TensorImage(torch.rand(2, 3, 32, 40))                          # the same pipeline changes an image
+    assert not torch.allclose(tfms(image), image)
