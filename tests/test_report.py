@@ -579,3 +579,12 @@ def test_the_typed_table_of_cpu_precision_is_the_benchmarks_file():
             fp32, bf16, x = (float(v) for v in re.findall(r"[\d.]+(?=\s*s|×)", cell))
             assert any(_near(m['fp32'], fp32, digits) and _near(m['bf16'], bf16, digits) and _near(m['x'], x, 2)
                        for m in measured if (m['preset'], m['what']) == (preset, what)), (preset, what, cell)
+
+
+def test_a_folds_mean_difference_carries_no_float_residue_into_the_sign_check():
+    "Seeds whose differences sum to zero (+.3, -.1, -.2) give a fold mean of 0, which agrees with another folder's 0"
+    a = _fake_results({'none': [0.5, 0.5, 0.5], 'global': [0.8, 0.4, 0.3]})
+    b = _fake_results({'none': [0.5, 0.5, 0.5], 'global': [0.5, 0.5, 0.5]})
+    assert (a.final_accuracy[3:].to_numpy() - 0.5).mean() != 0                  # the residue the check must not see
+    fc = fold_contrasts({'a': a, 'b': b})
+    assert fc.loc[('global - none', 1), 'a'] == 0.0 and fc.agree.all()

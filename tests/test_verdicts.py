@@ -265,8 +265,10 @@ def test_budget_check_equals_the_histories_read_by_hand():
     last = b.filter(like='epoch').iloc[:, -1]
     assert last.to_numpy() == pytest.approx(fold_aware_table(read_results(out)).estimate[last.index].to_numpy(), abs=1e-6)
     # a sign that changes over epochs 16-20, from the hand means (0 counts as a sign of its own)
-    moving = {c for c, r in hand.iterrows() if len({np.sign(round(x, 6)) for x in r}) > 1 or round(r.iloc[0], 6) == 0}
+    moving = {c for c, r in hand.iterrows() if len({np.sign(round(x, 6)) for x in r}) > 1}
     assert set(b.index[~b.sign_stable]) == moving
+    flat = h.assign(accuracy=0.5)                                          # no difference at any epoch: no sign change
+    assert budget_table(flat).sign_stable.all()
 
 
 def _key(f: Path) -> tuple:
@@ -728,3 +730,23 @@ def test_runs_the_statistics_cannot_pair_are_refused_by_name():
         fold_effects(df, [('globl', 'none')])
     apart = pd.concat([df[df.normalization == 'none'], df[df.normalization == 'global'].assign(seed=lambda d: d.seed + 7)])
     assert fold_effects(apart).empty and verdict_table(apart).empty         # no (fold, seed) holds both arms
+
+
+def test_a_contrast_without_spread_on_one_machine_leaves_that_tables_holm_family_as_it_leaves_the_verdicts():
+    """channel - none is +0.01 in every pair (no spread, no test): Holm over the one-machine table's contrasts counts
+    global - none and channel - global only, as the grid's verdicts do"""
+    from statsmodels.stats.multitest import multipletests
+    rng = np.random.default_rng(0)
+    rows = []
+    for fold in (1, 2, 3):
+        for seed in (0, 1, 2):
+            none = 0.5 + rng.normal(0, 0.02)
+            for n, acc in (('none', none), ('global', none + 0.03 + rng.normal(0, 0.01)), ('channel', none + 0.01)):
+                xeon = (n, fold, seed) == ('global', 1, 0)                   # one run made on another CPU
+                rows.append(dict(fold=fold, seed=seed, normalization=n, final_accuracy=round(acc, 4),
+                                 device='cpu (2 cores)', cpu='Intel Xeon' if xeon else 'AMD EPYC', cpu_bf16=True,
+                                 cpu_amx=xeon))
+    t = one_machine_table(pd.DataFrame(rows))
+    assert sorted(t.index) == ['channel - global', 'global - none'] and (t.pairs == 8).all()
+    assert np.isnan(fold_aware_table(pd.DataFrame(rows)).loc['channel - none', 'p'])
+    assert t.p_holm.to_numpy() == pytest.approx(multipletests(t.p.to_numpy(), method='holm')[1])

@@ -6,7 +6,7 @@ import pandas as pd
 from ..normalizations import NORMALIZATIONS
 from .folders import folder_runs
 from .statistics import (ALPHA, EQUIVALENCE_MARGIN, METRIC, _differences, _holm, _notes, _paired_row, contrasts,
-                         fold_aware, fold_aware_tests, resolved, summary_table, tost_p)
+                         fold_aware, fold_aware_tests, per_fold, resolved, summary_table, tost_p)
 from .verdicts import VERDICT_MARGIN, add_verdicts
 
 __all__ = ['compare_folders', 'fold_means', 'fold_contrasts', 'compare_equivalence', 'compare_verdicts',
@@ -60,9 +60,8 @@ def fold_contrasts(runs: dict, metric: str = METRIC) -> pd.DataFrame:
     # rows (contrast, fold); columns: folders; `agree`: whether every folder's difference has the same sign
     pairs = contrasts(_shared(runs))
     if not pairs: return pd.DataFrame(columns=[*runs, 'agree'])
-    per_fold = lambda df: pd.concat({k: v.groupby('fold').mean() for k, v in _differences(df, pairs, metric).items()},
-                                    names=['contrast'])
-    table = pd.DataFrame({name: per_fold(df) for name, df in runs.items()}).dropna()
+    means = lambda df: pd.concat({k: per_fold(d) for k, d in _differences(df, pairs, metric).items()}, names=['contrast'])
+    table = pd.DataFrame({name: means(df) for name, df in runs.items()}).dropna()
     table['agree'] = np.sign(table).nunique(axis=1) == 1
     return table
 

@@ -16,7 +16,7 @@ from ..normalizations import NORMALIZATIONS
 
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_note', 'summary_table', 'fold_table',
            'paired_differences', 'pair_sides', 'what_else_changes', 'wilcoxon_p', 'holm', 'fold_aware',
-           'fold_aware_tests', 'fold_aware_table', 'fold_effects', 'tost_p', 'units_needed', 'resolved',
+           'fold_aware_tests', 'fold_aware_table', 'per_fold', 'fold_effects', 'tost_p', 'units_needed', 'resolved',
            'budget_table', 'fold_span', 'frontend_table']
 
 METRIC = 'final_accuracy'
@@ -315,11 +315,16 @@ def fold_aware_table(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.D
     return fold_aware_tests(_differences(df, _pairs(df, pairs), metric), 'contrast')
 
 
+def per_fold(d: pd.Series) -> pd.Series:
+    "Pair differences `d` averaged over the seeds of each fold, without float residue (`_exact`)"
+    return _exact(d.groupby(level='fold').mean())
+
+
 def fold_effects(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
     "Each contrast's mean difference per fold (columns), and the one-way ANOVA p of the differences by fold"
     diffs = {k: d for k, d in _differences(df, _pairs(df, pairs), metric).items() if len(d)}
     if not diffs: return pd.DataFrame()
-    t = pd.DataFrame({k: _exact(d.groupby(level='fold').mean()) for k, d in diffs.items()}).T.rename_axis('contrast')
+    t = pd.DataFrame({k: per_fold(d) for k, d in diffs.items()}).T.rename_axis('contrast')
     t.columns = [f"fold {f}" for f in t.columns]
     return t.assign(anova_p=[_anova(d) for d in diffs.values()])
 
@@ -359,7 +364,7 @@ def budget_table(hist: pd.DataFrame, pairs=None) -> pd.DataFrame:
                       for e, diffs in per.items()})
     if not len(t): return t
     signs = np.sign(t.round(int(-np.log10(RESOLUTION))))
-    return t.rename_axis('contrast').assign(sign_stable=(signs.nunique(axis=1) == 1) & (signs.iloc[:, 0] != 0))
+    return t.rename_axis('contrast').assign(sign_stable=signs.nunique(axis=1) == 1)     # 0 at every epoch: stable
 
 
 def frontend_table(df: pd.DataFrame, starts: dict) -> pd.DataFrame:

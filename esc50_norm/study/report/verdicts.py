@@ -77,7 +77,8 @@ def one_machine_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARG
     again on its pairs made on one recorded machine: Holm over the grid's contrasts, each on such pairs. Columns:
     `all_pairs`, `machines` (of the pairs kept), then `add_verdicts`' (of those only `verdict`, empty, where no
     contrast keeps a pair); no rows when every pair is on one machine, or when no run names its machine"""
-    # a contrast with no such pair stays in Holm's family as p = 1, so that the family is the grid's, as in its verdicts
+    # a contrast with no such pair stays in Holm's family as p = 1, so that the family is the grid's, as in its verdicts;
+    # one tested on such pairs without spread (p NaN) leaves it, as a contrast without spread leaves the verdicts' family
     machine = machine_of(df)
     diffs, kept, on = _one_machine(df.assign(machine=machine), pairs, metric)
     mixed = [k for k, d in diffs.items() if len(kept[k]) < len(d)]
@@ -87,8 +88,7 @@ def one_machine_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARG
         return pd.DataFrame(dict(all_pairs=[len(diffs[k]) for k in mixed], machines='none', pairs=0, verdict=np.nan),
                             index=pd.Index(mixed, name='contrast'))
     t = pd.DataFrame.from_dict(tested, orient='index').rename_axis('contrast')
-    family = pd.Series(1.0, index=list(diffs))
-    family.update(t.p)
+    family = pd.Series({k: tested[k]['p'] if k in tested else 1.0 for k in diffs})   # tested, no spread: NaN, out
     t.insert(t.columns.get_loc('p') + 1, 'p_holm', pd.Series(holm(family), index=family.index).reindex(t.index)
              .where(t.p.notna()))
     t = add_verdicts(t, margin).reindex(mixed)
