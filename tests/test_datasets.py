@@ -2,6 +2,7 @@
 import json
 import pickle
 import shutil
+from pathlib import Path
 import warnings
 
 import numpy as np
@@ -145,6 +146,17 @@ def test_fewer_clips_than_folds_is_named(made):
     with pytest.raises(DatasetError, match='k_folds must be an integer of at least 2'): get_dataset(made['folders'], k_folds=1).meta()
 
 
+def test_a_class_of_one_clip_is_named_with_a_fix_that_works(made, tmp_path):
+    "No number of folds gives a single clip a fold to train on and one to validate on: --k-folds is not offered"
+    root = Path(shutil.copytree(made['folders'], tmp_path / 'mine'))
+    clip = next(root.rglob('*.wav'))
+    (root / 'rare').mkdir()
+    shutil.copy(clip, root / 'rare' / 'r.wav')
+    with pytest.raises(DatasetError, match=r"classes with a single clip: \{'rare': 1\}; .*add clips, or leave it out") as e:
+        get_dataset(root, k_folds=2).meta()
+    assert '--k-folds' not in str(e.value)
+
+
 def test_fingerprint_same_for_copies_different_for_subsets_and_seeds(made, tmp_path):
     for key, kw in (('esc50', dict(full=False)), ('us8k', {}), ('folders', {})):
         copy = shutil.copytree(made[key], tmp_path / key / made[key].name)
@@ -273,7 +285,7 @@ def test_missing_and_unreadable_files_are_counted_and_named(made, tmp_path):
     (root / 'audio' / 'fold2' / '200-0-0-0.wav').write_bytes(b'garbage, not audio')
     ds = get_dataset(root)
     ds.meta()                                                          # present and readable: headers are read by clip_info
-    with pytest.raises(DatasetError, match=r"1 clips of UrbanSound8K are not readable audio: \['fold2/200-0-0-0\.wav \(Format not recognised\.\)'\]"):
+    with pytest.raises(DatasetError, match=r"1 clip of UrbanSound8K is not readable audio: \['fold2/200-0-0-0\.wav \(Format not recognised\.\)'\]"):
         clip_info(ds)
 
 
@@ -300,7 +312,7 @@ COLS = dict(file='path', label='category', fold='split')
 
 @pytest.mark.parametrize('change,message', [
     (lambda df: df.drop(columns='category'), r"lacks columns \['category'\] \(it has \['path', 'split', 'note'\]\)"),
-    (lambda df: df.assign(split=['x', '1.5', *df.split[2:]]), r"2 folds are not integers: \['x', '1\.5'\]"),
+    (lambda df: df.assign(split=['x', '1.5', *df.split[2:]]), r"the fold of 2 rows is not an integer: \['x', '1\.5'\]"),
     (lambda df: df.assign(split=df.split.where(df.split != 2, 4)), r"fold\(s\) \[2\] of 1-4 have no clips"),
     (lambda df: df.assign(split=df.split - 1), r"has folds \[0\]: folds are numbered from 1 \(0 means 'no validation fold'\)"),
     (lambda df: df.assign(category=df.category.where(df.index != 0, 'lonely')), r"1 labels have a single clip.*\['lonely'\]"),

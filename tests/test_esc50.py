@@ -62,7 +62,7 @@ def test_empty_binary_or_foreign_csv_is_named(fake, content, message):
 def test_non_integer_folds_are_named(fake):
     df = pd.read_csv(fake / 'meta' / 'esc50.csv')
     df.assign(fold=['one', '2.5', *df.fold[2:]]).to_csv(fake / 'meta' / 'esc50.csv', index=False)
-    with pytest.raises(ESC50Error, match=r"esc50\.csv: 2 folds are not integers: \['one', '2\.5'\]"): read_meta(fake, full=False)
+    with pytest.raises(ESC50Error, match=r"esc50\.csv: the fold of 2 rows is not an integer: \['one', '2\.5'\]"): read_meta(fake, full=False)
 
 
 @pytest.mark.parametrize('kind', ['esc50', 'esc10'])

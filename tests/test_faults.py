@@ -1,5 +1,6 @@
 "Safe to leave running: bad values refused before any work, nothing hangs, damaged files named, non-finite numbers never a result"
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -40,6 +41,9 @@ def run_cli(argv, timeout=120, **env) -> subprocess.CompletedProcess:
 
 
 def err(capsys) -> str: return capsys.readouterr().err
+
+
+RESULTS = Path(__file__).resolve().parents[1] / 'results'
 
 
 def _status(argv) -> int:
@@ -384,3 +388,27 @@ def test_fold_seed_and_a_model_folder_are_named(tmp_path, capsys):
         get_dataset(str(tree), k_folds=2, fold_seed=-1).meta()
     assert cli(['predict', str(tmp_path), 'x.wav']) == 2
     assert f"model file {tmp_path} is a folder, not a file written by Learner.export" in err(capsys)
+
+
+def test_train_never_writes_its_model_over_a_file_that_is_not_one(fake_root, tmp_path, capsys):
+    "--out naming the labels CSV or a note is refused before any work and the file is left as it was"
+    note = tmp_path / 'notes.txt'
+    note.write_text('keep me')
+    assert cli(['train', '--preset', 'smoke', '--data', str(fake_root), '--partial-data', '--device', 'cpu',
+                '--out', str(note)]) == 2
+    assert f"--out {note} exists and is not a model file" in err(capsys) and note.read_text() == 'keep me'
+
+
+def test_baseline_into_a_results_folder_checks_its_dataset_before_any_work(fake_root, tmp_path, capsys):
+    "A folder of runs of one's own collection: no ESC-50 is fetched for it, nor another dataset's baseline written"
+    out = Path(shutil.copytree(RESULTS / 'quick-cpu', tmp_path / 'mine-runs', ignore=shutil.ignore_patterns('runs')))
+    preset = json.loads((out / 'preset.json').read_text())
+    mine = dict(kind='folders', name='mine', root='/data/mine', fingerprint='c' * 12)
+    (out / 'preset.json').write_text(json.dumps({**preset, 'dataset': mine}))
+    (out / 'baseline.json').unlink(missing_ok=True)
+    assert cli(['baseline', '--out', str(out)]) == 2
+    assert f"{out} holds runs of dataset mine (folders at /data/mine): give it as --dataset" in err(capsys)
+    assert cli(['baseline', '--out', str(out), '--data', str(fake_root), '--partial-data']) == 2
+    said = err(capsys)
+    assert f"{out} holds runs of dataset mine (folders, fingerprint {'c' * 12}), not of esc50" in said
+    assert 'give --dataset the one its runs came from' in said and not (out / 'baseline.json').exists()

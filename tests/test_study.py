@@ -425,8 +425,11 @@ def test_a_folder_says_which_data_it_came_from_and_refuses_other_data(shared_esc
         Study(fp32, out, dataset=get_dataset(data=shared_esc50), device='cpu').prepare()
 
 
-def test_same_dataset_compares_the_kind_and_fingerprints_where_both_are_known():
+def test_same_dataset_compares_the_fingerprints_where_both_are_known_else_the_kind():
+    "One fingerprint is one set of (file, label, fold) rows, however they were read: a folder per class or their CSV"
     esc = dict(kind='esc50', name='esc50', fingerprint='a' * 12)
+    assert same_dataset(dict(kind='folders', name='mine', fingerprint='c' * 12),
+                        dict(kind='csv', name='labels', fingerprint='c' * 12))
     assert same_dataset(esc, {**esc, 'name': 'my copy'}) and same_dataset(None, esc)     # None: before datasets were recorded
     assert not same_dataset(esc, {**esc, 'fingerprint': 'b' * 12})
     assert not same_dataset(None, dict(kind='esc10', name='esc10', fingerprint=None))

@@ -105,7 +105,9 @@ def cmd_report(a):
         check_poolable([*a.results, *a.pool])                       # before any work: one recipe, one dataset
     if a.dataset or a.data:
         ds = _dataset(a)
-        for out in a.results: check_dataset(out, read_preset(out).dataset, ds)
+        for out in a.results:
+            check_dataset(out, read_preset(out).dataset, ds, "give --dataset the one its runs came from, or leave "
+                                                             "--dataset out: a report needs only the run files")
     for out in a.results: print(f"report: {write_report(out)}\n{terminal_summary(out)}\n")
     if len(a.results) > 1: print(compare_report(a.results))
     if a.pool: print(f"pooled report: {write_pooled_report([*a.results, *a.pool])}")
@@ -144,16 +146,31 @@ def cmd_cache(a):
 
 def cmd_baseline(a):
     from .baseline import baseline_text, ensure_baseline
+    from .compat import recorded_dataset
+    from .runs import check_dataset, read_preset
     from .study import Study
-    study = Study(_preset(a), Path(a.out), dataset=_dataset(a), cache_dir=a.cache_dir, device='cpu')
+    out = Path(a.out)
+    recorded = read_preset(out) if (out / 'preset.json').is_file() else None     # a results folder: its recipe
+    if recorded is not None and not (a.dataset or a.data) and recorded_dataset(recorded.dataset)['kind'] != 'esc50':
+        rec = recorded_dataset(recorded.dataset)
+        raise ValueError(f"{out} holds runs of dataset {rec['name']} ({rec['kind']} at {rec.get('root')}): give it as "
+                         "--dataset, with the --columns, --k-folds and --fold-seed its study was given")
+    ds = _dataset(a)
+    if recorded is not None: check_dataset(out, recorded.dataset, ds, "give --dataset the one its runs came from")
+    study = Study(recorded or _preset(a), out, dataset=ds, cache_dir=a.cache_dir, device='cpu')
     b = ensure_baseline(study, log=None)
     print(f"{baseline_text(b)} ({b['clips']} clips, {b['seconds']} s)\nbaseline: {Path(a.out) / 'baseline.json'}")
 
 
 def _model_file(out: Path) -> Path:
-    "`train --out`, checked before any work: not a folder, not under a file, in a folder that can be written"
+    """`train --out`, checked before any work: not a folder, not under a file, in a folder that can be written; a file
+    already there is replaced only when it is a model (an exported learner: a zip archive), never the data or notes"""
+    import zipfile
     from ..atomic import make_folder
     if out.is_dir(): raise IsADirectoryError(f"--out {out} is a folder: give the model file, e.g. {out / 'model.pkl'}")
+    if out.exists() and not zipfile.is_zipfile(out):
+        raise FileExistsError(f"--out {out} exists and is not a model file: give a new path for the model, or move "
+                              "that file away")
     make_folder(out.parent)
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise PermissionError(f"--out {out}: folder {out.parent} is not writable")
@@ -306,7 +323,8 @@ def _add_train(sub, data, recipe):
 def _add_baseline(sub, data, recipe):
     b = sub.add_parser('baseline', parents=[data, recipe], help="the classical baseline alone (MFCC statistics + "
                                                                "logistic regression on every fold) into baseline.json")
-    b.add_argument('--out', required=True, help="the folder for baseline.json (a results folder, or one of its own)")
+    b.add_argument('--out', required=True, help="the folder for baseline.json: a results folder (its recipe and "
+                                                "dataset, checked), or one of its own")
     b.set_defaults(func=cmd_baseline)
 
 

@@ -43,14 +43,15 @@ def read_preset(out) -> Preset:
 
 
 def same_dataset(a: dict | None, b: dict | None) -> bool:
-    "Whether two recorded datasets are one: the same kind, and the same fingerprint where both are known"
+    """Whether two recorded datasets are one: the same fingerprint (the same clips, labels and folds, read as any kind),
+    or, where one is not known, the same kind"""
     a, b = recorded_dataset(a), recorded_dataset(b)
     fa, fb = a['fingerprint'], b['fingerprint']
-    return a['kind'] == b['kind'] and (None in (fa, fb) or fa == fb)
+    return fa == fb if None not in (fa, fb) else a['kind'] == b['kind']
 
 
-def check_dataset(out, recorded: dict | None, ds):
-    "Refuse dataset `ds` for results folder `out` whose runs came from the `recorded` one (by kind and fingerprint)"
+def check_dataset(out, recorded: dict | None, ds, advice: str = "use another --out folder"):
+    "Refuse dataset `ds` for results folder `out` whose runs came from the `recorded` one (`same_dataset`), with `advice`"
     rec = recorded_dataset(recorded)
     if recorded is None and not getattr(ds, 'full', True):
         raise ValueError(f"{out} was recorded before datasets were, so it holds runs of the full ESC-50; a partial "
@@ -58,7 +59,7 @@ def check_dataset(out, recorded: dict | None, ds):
     if not same_dataset(rec, dict(kind=ds.kind, name=ds.name, fingerprint=ds.fingerprint())):
         raise ValueError(f"{out} holds runs of dataset {rec['name']} "
                          f"({rec['kind']}, fingerprint {rec['fingerprint']}), "
-                         f"not of {ds.name} ({ds.kind}, fingerprint {ds.fingerprint()}); use another --out folder")
+                         f"not of {ds.name} ({ds.kind}, fingerprint {ds.fingerprint()}); {advice}")
 
 
 def reproduces(out, committed) -> bool:

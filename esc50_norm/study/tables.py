@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..spelling import plural
+
 __all__ = ['read_csv_checked', 'with_columns', 'int_folds', 'check_files']
 
 
@@ -31,7 +33,8 @@ def int_folds(folds: pd.Series, source, error: type = ValueError) -> pd.Series:
     "The fold column as integers; the error names `source` and the values that are not integers (as written)"
     num = pd.to_numeric(folds, errors='coerce')
     bad = folds[num.isna() | (num % 1 != 0)]
-    if len(bad): raise error(f"{source}: {len(bad)} folds are not integers: {list(dict.fromkeys(bad.astype(str)))[:5]}")
+    if len(bad): raise error(f"{source}: the fold of {plural(len(bad), 'row')} is not an integer: "
+                             f"{list(dict.fromkeys(bad.astype(str)))[:5]}")
     return num.astype(int)
 
 

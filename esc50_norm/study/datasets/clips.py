@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from ...spelling import plural
 from .base import Dataset, DatasetError, _range
 from .checks import class_balance
 
@@ -19,7 +20,8 @@ def clip_info(ds: Dataset, files=None) -> pd.DataFrame:
             bad.append(f"{f} ({getattr(e, 'error_string', None) or type(e).__name__})")
             continue
         rows.append((f, i.frames / i.samplerate, i.samplerate, i.channels, i.frames))
-    if bad: raise DatasetError(f"{len(bad)} clips of {ds.name} are not readable audio: {bad[:5]}")
+    if bad: raise DatasetError(f"{plural(len(bad), 'clip')} of {ds.name} {'is' if len(bad) == 1 else 'are'} not "
+                               f"readable audio: {bad[:5]}")
     return pd.DataFrame(rows, columns=['file', 'duration', 'sr', 'channels', 'frames'])
 
 

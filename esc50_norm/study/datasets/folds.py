@@ -33,7 +33,9 @@ def _generate_folds(df: pd.DataFrame, k: int, seed: int, source) -> pd.DataFrame
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise DatasetError(f"fold_seed must be a whole number of at least 0, got {seed!r}")
     counts = df.label.astype(str).value_counts()
-    few, fit = counts[counts < k], max(2, int(counts.min()))
+    few, fit = counts[counts < k], int(counts.min())
+    if fit < 2: raise DatasetError(f"{source}: classes with a single clip: {counts[counts < 2].to_dict()}; a class "
+                                   "needs a clip to train on and one to validate on: add clips, or leave it out")
     if len(few): raise DatasetError(f"{source}: classes with fewer clips than the {k} folds: {few.to_dict()}; "
                                     f"every fold needs a clip of every class: use --k-folds {fit} or fewer "
                                     f"(k_folds={fit} in Python), or add clips")
