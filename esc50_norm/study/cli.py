@@ -151,8 +151,8 @@ def cmd_baseline(a):
     from .study import Study
     out = Path(a.out)
     recorded = read_preset(out) if (out / 'preset.json').is_file() else None     # a results folder: its recipe
-    if recorded is not None and not (a.dataset or a.data) and recorded_dataset(recorded.dataset)['kind'] != 'esc50':
-        rec = recorded_dataset(recorded.dataset)
+    rec = recorded_dataset(recorded.dataset) if recorded is not None else None
+    if rec is not None and not (a.dataset or a.data) and rec['kind'] != 'esc50':
         raise ValueError(f"{out} holds runs of dataset {rec['name']} ({rec['kind']} at {rec.get('root')}): give it as "
                          "--dataset, with the --columns, --k-folds and --fold-seed its study was given")
     ds = _dataset(a)

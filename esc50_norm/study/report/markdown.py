@@ -69,13 +69,16 @@ def _chosen_line(preset: Preset) -> str:
     return text
 
 
-def _provenance_line(df: pd.DataFrame) -> str:
-    if predates_provenance(df):
-        return "Provenance: these run files predate the recording of package version and git commit."
+def _provenance_line(df: pd.DataFrame) -> str: return f"Provenance: {_provenance(df)}"
+
+
+def _provenance(df: pd.DataFrame) -> str:
+    "The package versions and git commits runs `df` were made at (a commit with changes says so)"
+    if predates_provenance(df): return "these run files predate the recording of package version and git commit."
     dirty = df.git_dirty.eq(True) if 'git_dirty' in df else False
     commits = df.git_commit.fillna('unknown').astype(str).str[:10] + np.where(dirty, ' (with changes)', '')
     versions = df.esc50_norm.fillna('unknown').astype(str) if 'esc50_norm' in df else pd.Series(['unknown'])
-    return f"Provenance: esc50_norm {', '.join(sorted(versions.unique()))}; git {', '.join(sorted(commits.unique()))}."
+    return f"esc50_norm {', '.join(sorted(versions.unique()))}; git {', '.join(sorted(commits.unique()))}."
 
 
 def _baseline_section(out, preset: Preset, df: pd.DataFrame) -> list:

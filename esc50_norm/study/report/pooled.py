@@ -7,7 +7,7 @@ import pandas as pd
 from ...atomic import write_atomic
 from ..runs import read_preset
 from .folders import _labels, folder_runs, machine_of, read_folder
-from .markdown import (_data_line, _differences_of_setup, _incomplete, _md, _one_machine_section, _provenance_line,
+from .markdown import (_data_line, _differences_of_setup, _incomplete, _md, _one_machine_section, _provenance,
                        _recipe_line, _verdict_section)
 from .statistics import (METRIC, _ordered, fold_aware_table, fold_effects, fold_span, fold_table, summary_note,
                          summary_table, what_else_changes)
@@ -104,7 +104,7 @@ def _repeat_lines(repeats: dict, metric: str) -> list:
 def _commit_lines(labels, runs: dict) -> list:
     "One line per folder: the package version and commits its runs were made at (a pair across folders changes them)"
     return ["The package and commit of each folder's runs (a pair across folders changes them too):", "",
-            *(f"- `{n}`: {_provenance_line(df).removeprefix('Provenance: ')}" for n, df in zip(labels, runs.values()))]
+            *(f"- `{n}`: {_provenance(df)}" for n, df in zip(labels, runs.values()))]
 
 
 def pooled_report(folders, margin: float = VERDICT_MARGIN, runs: dict | None = None) -> str:
@@ -120,7 +120,8 @@ def pooled_report(folders, margin: float = VERDICT_MARGIN, runs: dict | None = N
              f"{preset.training_hash()}) on one dataset, so a run of one folder pairs with a run of another on "
              "(fold, seed). The first folder's runs, then each later folder's that no earlier one holds:", "",
              *_repeat_lines(repeats, METRIC), ""]
-    lines += [x for note in _incomplete(folders, runs, [f'`{n}`' for n in labels]) for x in (note, "")] + [_recipe_line(preset), ""]
+    notes = _incomplete(folders, runs, [f'`{n}`' for n in labels])
+    lines += [x for note in notes for x in (note, "")] + [_recipe_line(preset), ""]
     lines += [_data_line(preset.dataset), ""] if preset.dataset else []
     lines += ["## Where the runs come from", "", _md(_sources(df)), "", *_commit_lines(labels, runs), "",
               "## Accuracy per normalization", "", _md(summary_table(df)), "", summary_note(), "",
