@@ -393,9 +393,10 @@ def test_learned_pcen_refuses_to_learn_what_it_has_not():
 
 @pytest.mark.parametrize('name,learn', [('pcen_learn_smooth', ['smooth_coef']),
                                         ('pcen_learn_compress', ['alpha', 'delta', 'root']),
-                                        ('pcen_learn_bias_root', ['delta', 'root'])])
+                                        ('pcen_learn_bias_root', ['delta', 'root']),
+                                        ('pcen_learn_gain', ['alpha'])])
 def test_the_study_learns_pcen_in_parts_from_frozen_pcens_start(name, learn):
-    "pcen_learn_smooth, _compress and _bias_root: frozen PCEN's input and start, one part of its parameters trained"
+    "pcen_learn_smooth, _compress, _bias_root and _gain: frozen PCEN's input and start, one part of its parameters trained"
     from esc50_norm.study.normalizations import get_normalization
     from esc50_norm.study.presets import get_preset
     from esc50_norm.study.train import model_for

@@ -116,6 +116,9 @@ def test_contrasts_follow_the_normalizations_of_the_grid():
     # the curve alone (bias and root): against frozen PCEN and against learning the gain as well
     assert contrasts(['pcen_frozen', 'pcen_learn_compress', 'pcen_frozen_bn', 'pcen_learn_bias_root'])[-2:] == [
         ('pcen_learn_bias_root', 'pcen_frozen'), ('pcen_learn_bias_root', 'pcen_learn_compress')]
+    # the gain exponent alone: the same two
+    assert contrasts(['pcen_frozen', 'pcen_learn_compress', 'pcen_frozen_bn', 'pcen_learn_gain'])[-2:] == [
+        ('pcen_learn_gain', 'pcen_frozen'), ('pcen_learn_gain', 'pcen_learn_compress')]
     # instance_global beside instance: per-bin against all-value statistics of each clip, its spectral envelope
     assert contrasts(['wave', 'global', 'instance', 'instance_global']) == [
         ('global', 'wave'), ('instance', 'wave'), ('instance_global', 'wave'), ('instance', 'global'),

@@ -50,6 +50,7 @@ FRONTENDS = {'pcen_learned': FrontEnd(_pcen_learning('alpha', 'delta', 'root', '
              'pcen_learn_smooth': FrontEnd(_pcen_learning('smooth_coef'), magnitudes=True),
              'pcen_learn_compress': FrontEnd(_pcen_learning('alpha', 'delta', 'root'), magnitudes=True),
              'pcen_learn_bias_root': FrontEnd(_pcen_learning('delta', 'root'), magnitudes=True),
+             'pcen_learn_gain': FrontEnd(_pcen_learning('alpha'), magnitudes=True),
              'pcen_frozen_bn': FrontEnd(_pcen_frozen_bn, magnitudes=True),
              'bn_freq': FrontEnd(_bn_freq)}
 "Model-side front ends by name, before the network, trained with it (or frozen)"
@@ -128,6 +129,10 @@ NORMALIZATIONS = {
     # frozen, what learning the curve gives, and against gain, bias and root learned, what learning the gain adds
     'pcen_learn_bias_root': Normalization(wave=False, front='pcen_learn_bias_root',
                                           compared_with=('pcen_frozen', 'pcen_learn_compress')),
+    # the gain exponent alone (alpha, per channel; bias, root and smoother fixed): against the module frozen, what
+    # learning the gain gives, and against gain, bias and root learned, what learning bias and root adds
+    'pcen_learn_gain':  Normalization(wave=False, front='pcen_learn_gain',
+                                      compared_with=('pcen_frozen', 'pcen_learn_compress')),
     # frozen PCEN's output normalized per band by input BatchNorm: does normalizing its scale and range give what
     # learning gain, bias and root gives?
     'pcen_frozen_bn':   Normalization(wave=False, front='pcen_frozen_bn',
