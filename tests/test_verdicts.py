@@ -411,8 +411,9 @@ def test_the_declared_power_of_frozen_pcen_normalized_per_band_is_what_the_run_f
     assert np.isnan(power(d.mean())) or power(d.mean()) > 0.995          # 'about 1' (statsmodels: nan this far out)
 
 
-def test_the_declared_power_of_the_compression_curve_grid_on_the_xeon_is_what_the_run_files_give():
-    "docs/results.md plans pcen-bias-root-xeon's two tests (Holm over the pooled grid's five) from pcen-bn-xeon's fold means"
+@pytest.mark.parametrize('grid,part', [('pcen-bias-root-xeon', 'curve'), ('pcen-gain-xeon', 'gain exponent')])
+def test_the_declared_power_of_pcen_parts_on_the_xeon_is_what_the_run_files_give(grid, part):
+    "docs/results.md plans pcen-bias-root-xeon's and pcen-gain-xeon's two tests (Holm over five) from pcen-bn-xeon's fold means"
     from statsmodels.stats.power import TTestPower
     w = _raw('pcen-bn-xeon').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     d = (w['pcen_learn_compress'] - w['pcen_frozen']).groupby(level='fold').mean()
@@ -423,11 +424,11 @@ def test_the_declared_power_of_the_compression_curve_grid_on_the_xeon_is_what_th
     text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
     said = (f"(an SD of {sd * 100:.2f} points between its fold means of `pcen_learn_compress − pcen_frozen`): at Holm's "
             f"first step over five ({alpha:.4f}), 80% power with 5 folds needs about {needed * 100:.1f} points; if the "
-            f"curve gives all of the +{d.mean() * 100:.1f}, the power is about {power(d.mean()):.2f}, if half of it, "
+            f"{part} gives all of the +{d.mean() * 100:.1f}, the power is about {power(d.mean()):.2f}, if half of it, "
             f"about {power(d.mean() / 2):.2f}. Equivalence with learned compression is out of reach at that SD (the "
             f"90% CI's half-width is about {half * 100:.2f} points, so the estimate would have to lie within "
             f"±{1 - half * 100:.2f} points of zero)")
-    assert "`results/pcen-bias-root-xeon`" in text and said in text and len(d) == 5
+    assert f"`results/{grid}`" in text and said in text and len(d) == 5
 
 
 def test_learned_pcen_in_parts_is_run_as_declared():
