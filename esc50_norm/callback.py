@@ -48,7 +48,8 @@ class SpecStatsCallback(Callback):
         elif fname is not None and fname.exists():
             loaded = SpecNormalize.from_file(fname, mode=norm.mode, **norm.options)
             dev = self.dls.train.device
-            norm._set({k: v if dev is None else v.to(dev) for k, v in loaded.stats.items()}, loaded.n, stats_file=fname)
+            norm._set({k: v if dev is None else v.to(dev) for k, v in loaded.stats.items()}, loaded.n, stats_file=fname,
+                      spectrogram=loaded.spectrogram)
             self.source = 'file'
         else:
             if norm.learned != self.frac:            # not learned by `setups` from this share of the batches: learn

@@ -84,4 +84,5 @@ def upgrade_spec_normalize(state: dict) -> dict:
     state.setdefault('_warned', False)
     state.setdefault('learned', None)                  # models before it was recorded: their stats count as given
     state.setdefault('stats_file', None)               # models before it was recorded: no file named
+    state.setdefault('spectrogram', None)              # models before it was recorded: settings not known
     return state

@@ -245,6 +245,7 @@ class SpecNormalize(Transform):
         self.frac, self.eps, self.mean_only, self._warned = frac, eps, mean_only, False
         self.learned = None                         # the share of training batches `learn` used; None: given or loaded
         self.stats_file = None                      # the stats file they were loaded from, if any
+        self.spectrogram = None                     # the settings of the spectrograms they describe, where known
         self.__dict__.update({**options, **dict.fromkeys(self._mode.keys), **_counted(self._mode, None)})   # no stats
         if stats is not None: self._set(stats, n)
 
@@ -257,7 +258,7 @@ class SpecNormalize(Transform):
         "Build from a stats file written by `save`, with its mode and options (`mode` and `kwargs` must match them)"
         d = load_stats(path, mode=mode)
         with _errors_as(StatsFileError, f"stats file {path}: "): norm = cls(**_file_arguments(d, path, kwargs))
-        norm.stats_file = str(path)
+        norm.stats_file, norm.spectrogram = str(path), d.get('spectrogram')
         return norm
 
     @property
@@ -304,11 +305,13 @@ class SpecNormalize(Transform):
     def _mode_options(self) -> dict: return {k: getattr(self, k) for k in self._mode.options}
 
     def _set(self, stats: dict, n: int | None = None, learned: float | None = None,
-             stats_file=None) -> SpecNormalize:
-        "Check the mode's stats arrays (`_checked_stats`) and use them from now on: learned from a share, or from a file"
+             stats_file=None, spectrogram: dict | None = None) -> SpecNormalize:
+        """Check the mode's stats arrays (`_checked_stats`) and use them from now on: learned from a share, or from a
+        file; `spectrogram`: the settings of the spectrograms they describe, if known"""
         stats = _checked_stats(self._mode, self.mode, stats, self.eps, self._mode_options)
         for k, v in {**stats, **_counted(self._mode, n)}.items(): setattr(self, k, v)
         self.learned, self.stats_file = learned, None if stats_file is None else str(stats_file)
+        self.spectrogram = spectrogram
         return self
 
     def learn(self, dl, frac: float | None = None) -> SpecNormalize:
@@ -318,10 +321,13 @@ class SpecNormalize(Transform):
             raise ValueError(f"{self.mode!r} normalization learns no stats: it normalizes each clip by its own")
         frac = (self.frac or 1.0) if frac is None else frac
         inputs = training_inputs(dl.train if isinstance(dl, DataLoaders) else dl, frac, before=self)
-        acc = accumulate(map(_spectrogram, inputs), self._mode.accumulator())
+        settings = []                               # each batch's spectrogram settings, as `AudioToSpec` records them
+        acc = accumulate((settings.append(getattr(x, 'config', None)) or x for x in map(_spectrogram, inputs)),
+                         self._mode.accumulator())
         with _errors_as(ValueError, "stats learned from the training data: ",
                         " (do the training spectrograms hold NaN or inf?)"):
-            return self._set(self._mode.arrays(acc, self.eps, **self._mode_options), acc.n, learned=frac)
+            return self._set(self._mode.arrays(acc, self.eps, **self._mode_options), acc.n, learned=frac,
+                             spectrogram=settings[0] if settings else None)
 
     def setups(self, dl):
         "Learn the stats from the training `dl` (or `frac` of it), unless the mode learns none or they are given"
@@ -333,6 +339,7 @@ class SpecNormalize(Transform):
 
     def _shift_scale(self, x: torch.Tensor) -> tuple:
         "Shift and scale for `x`, in its dtype: its own (per-clip modes), or the stats, checked against `x`"
+        if self.learns_stats: _check_settings(self, getattr(x, 'config', None))
         x = x.as_subclass(torch.Tensor)
         shift, scale = self._mode.shift_scale(x, self.stats, self.eps, **self._mode_options)
         if self.learns_stats: shift, scale = _fitted(self.mode, shift, scale, x, self.stats_file)
@@ -390,6 +397,16 @@ def _unnormalized(norm: SpecNormalize, x):
     return x
 
 
+def _check_settings(norm: SpecNormalize, settings: dict | None):
+    "Refuse spectrograms made with other `settings` than those `norm`'s stats describe (where both are known)"
+    if settings is None or norm.spectrogram is None or settings == norm.spectrogram: return
+    diff = ', '.join(f"{k}={norm.spectrogram.get(k)!r} there, {settings.get(k)!r} here"
+                     for k in sorted({*settings, *norm.spectrogram}) if settings.get(k) != norm.spectrogram.get(k))
+    source = f"loaded from {norm.stats_file}" if norm.stats_file else "learned"
+    raise ValueError(f"{norm.mode} stats {source} describe spectrograms made with other settings ({diff}): learn "
+                     "the stats of these spectrograms (move the stats file away), or make the spectrograms as they were")
+
+
 def _stats_described(norm: SpecNormalize) -> str:
     "The stats of `norm` for its repr: their names, shape and count, or that there are none (yet)"
     if not norm.learns_stats: return 'per-clip stats'
@@ -417,4 +434,5 @@ def _file_fields(norm: SpecNormalize) -> dict:
         raise ValueError(f"{norm!r} has no stats to save: it normalizes each clip by its own "
                          "(learns_stats is False)")
     if not norm.has_stats: raise ValueError("SpecNormalize has no stats to save yet")
-    return dict(**norm.stats, mode=norm.mode, **_counted(norm._mode, norm.n), **norm.options)
+    return dict(**norm.stats, mode=norm.mode, **_counted(norm._mode, norm.n), **norm.options,
+                **({} if norm.spectrogram is None else dict(spectrogram=norm.spectrogram)))

@@ -118,5 +118,5 @@ class AudioToSpec(Transform):
         with torch.autocast(x.device.type, enabled=False):
             s = self.pipe(x.as_subclass(torch.Tensor).float())
         meta = dict(sr=self.cfg.sample_rate, mel=self.cfg.mel, freq_label=self.cfg.freq_label, to_db=self.cfg.to_db,
-                    hop_length=self.cfg.hop)
+                    hop_length=self.cfg.hop, config=self.cfg.as_dict())
         return AudioSpectrogram(s, **meta, clips=x.as_subclass(torch.Tensor) if x.ndim == 3 else None)

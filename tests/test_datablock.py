@@ -1,4 +1,5 @@
 "DataBlocks on a generated ESC-50-shaped folder: stats from training folds only, three equal pipelines, show_batch, callback"
+import json
 import re
 import warnings
 from pathlib import Path
@@ -203,3 +204,27 @@ def test_callback_writes_and_reads_its_file_when_setups_learned_the_stats(fake, 
     cb2 = SpecStatsCallback(fname=f)
     tiny_learner(fresh, cb2).fit(1)
     assert cb2.source == 'file' and torch.allclose(cb2.stats['mean'], learned['mean'] + 1)
+
+
+def test_stats_record_the_spectrograms_they_describe_and_refuse_others(fake, tmp_path):
+    """Learned stats keep the settings of the spectrograms they came from; their file holds them, and spectrograms of
+    the same shape made otherwise (another f_max) are refused, naming the file and the setting, by the transform and
+    by the callback; stats given without settings are used on any spectrograms"""
+    f, other = tmp_path / 'stats.json', SPEC.update(f_max=4000.0)
+    dls = dls_for(fake, 'channel')
+    norm = find_spec_normalize(dls.train)
+    assert norm.spectrogram == {**SPEC.as_dict(), 'f_max': None} and norm.spectrogram['n_mels'] == 24
+    norm.save(f)
+    assert json.loads(f.read_text())['spectrogram'] == norm.spectrogram
+    x = AudioTensor(torch.randn(2, 1, 16000, generator=torch.Generator().manual_seed(0)), sr=16000)
+    loaded = SpecNormalize.from_file(f)
+    assert torch.equal(loaded(AudioToSpec(SPEC)(x)), norm(AudioToSpec(SPEC)(x)))
+    refused = rf"channel stats loaded from {re.escape(str(f))} describe spectrograms made with other settings \(f_max=None there, 4000.0 here\)"
+    with pytest.raises(ValueError, match=refused): loaded(AudioToSpec(other)(x))
+    given = SpecNormalize('channel', stats=loaded.stats)
+    assert given.spectrogram is None and given(AudioToSpec(other)(x)).shape == (2, 1, 24, SPEC.n_frames(16000))
+    root, df, cache = fake
+    with pytest.warns(UserWarning, match='no stats yet'):                  # deferred: the callback gives them
+        elsewhere = pipeline_dataloaders(df, 1, norm_tfms('channel', other, 0, None), bs=4, pipeline='cached',
+                                         cache=cache, audio_root=root / 'audio', device='cpu')
+    with pytest.raises(ValueError, match=refused): tiny_learner(elsewhere, SpecStatsCallback(fname=f)).fit(1)
