@@ -1,6 +1,7 @@
 "Plain settings records, readable without torch: spectrograms, fastaudio's named presets, a recipe's augmentations"
 from __future__ import annotations
-from dataclasses import asdict, dataclass, replace
+import math
+from dataclasses import asdict, dataclass, fields, replace
 
 from .checks import check_positive
 from .compat import later, recorded_dict
@@ -60,7 +61,17 @@ class SpectrogramConfig:
         if self.band_scale != 'mel' and not self.mel:
             raise ValueError(f"band_scale={self.band_scale!r} spaces a filterbank's bands, but this spectrogram has "
                              "no filterbank: set mel=True (n_mels bands)")
-    def update(self, **kwargs) -> SpectrogramConfig: return replace(self, **kwargs)
+    def update(self, **kwargs) -> SpectrogramConfig: return replace(self, **_known_fields(kwargs))
+    def settings(self) -> dict:
+        """What decides the values of its spectrograms, as plain JSON values: every setting resolved (hop, window, top
+        frequency), those without effect left out (the filterbank's without one, `top_db` without dB)"""
+        d = {**asdict(self), 'hop_length': self.hop, 'win_length': self.win_length or self.n_fft,
+             'f_max': self.sample_rate / 2 if self.f_max is None else self.f_max}
+        for k in (() if self.mel else ('n_mels', 'f_min', 'f_max', 'band_scale')) + (() if self.to_db else ('top_db',)):
+            del d[k]
+        plain = lambda v: v.item() if hasattr(v, 'item') else v                  # numpy numbers: JSON's own
+        return {k: plain(v) if isinstance(plain(v), (bool, int, str, type(None))) or math.isfinite(plain(v))
+                else repr(float(plain(v))) for k, v in d.items()}
     def as_dict(self) -> dict:
         "The settings as a dict; `scale` (a later field) only when it is not 1, so that older recipe hashes still match"
         return recorded_dict(self)
@@ -84,16 +95,25 @@ class SpectrogramConfig:
         return n_samples // self.hop + 1 if self.center else (n_samples - self.n_fft) // self.hop + 1
 
 
+def _known_fields(kwargs: dict) -> dict:
+    "`kwargs`, each a field of `SpectrogramConfig`; another name is a TypeError naming the closest (`sr`: `sample_rate`)"
+    known = [f.name for f in fields(SpectrogramConfig)]
+    if unknown := [k for k in kwargs if k not in known]:
+        alias = " (an AudioBlock's sr is a spectrogram's sample_rate)" if 'sr' in unknown else ''
+        raise TypeError(unknown_name('SpectrogramConfig field', unknown, known) + alias)
+    return kwargs
+
+
 class AudioConfig:
     "Named spectrogram presets, as fastaudio users know them; keyword arguments override any field"
     @staticmethod
     def BasicSpectrogram(**kwargs) -> SpectrogramConfig:
         "16 kHz, n_fft=400, hop=200, power 2, dB: `[1, 201, 401]` for a 5 s clip"
-        return SpectrogramConfig(**kwargs)
+        return SpectrogramConfig(**_known_fields(kwargs))
     @staticmethod
     def BasicMelSpectrogram(**kwargs) -> SpectrogramConfig:
         "16 kHz, n_fft=1024, hop=256, 128 mel bins, power 2, dB"
-        return SpectrogramConfig(**{**dict(n_fft=1024, hop_length=256, mel=True, n_mels=128), **kwargs})
+        return SpectrogramConfig(**{**dict(n_fft=1024, hop_length=256, mel=True, n_mels=128), **_known_fields(kwargs)})
     @staticmethod
     def LinearBandSpectrogram(**kwargs) -> SpectrogramConfig:
         "BasicMelSpectrogram with its 128 bands spaced linearly over 0 Hz..sr/2 instead of on the mel scale"

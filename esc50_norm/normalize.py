@@ -256,8 +256,11 @@ class SpecNormalize(Transform):
     @classmethod
     def from_file(cls, path, mode: str | None = None, **kwargs) -> SpecNormalize:
         "Build from a stats file written by `save`, with its mode and options (`mode` and `kwargs` must match them)"
+        if mode is not None: get_mode(mode)                     # an unknown mode fails here, naming itself
         d = load_stats(path, mode=mode)
         with _errors_as(StatsFileError, f"stats file {path}: "): norm = cls(**_file_arguments(d, path, kwargs))
+        if not isinstance(d.get('spectrogram') or {}, dict):
+            raise StatsFileError(f"stats file {path}: its spectrogram settings are {d['spectrogram']!r}, not a mapping")
         norm.stats_file, norm.spectrogram = str(path), d.get('spectrogram')
         return norm
 
@@ -327,7 +330,7 @@ class SpecNormalize(Transform):
         with _errors_as(ValueError, "stats learned from the training data: ",
                         " (do the training spectrograms hold NaN or inf?)"):
             return self._set(self._mode.arrays(acc, self.eps, **self._mode_options), acc.n, learned=frac,
-                             spectrogram=settings[0] if settings else None)
+                             spectrogram=settings[0] if settings and all(s == settings[0] for s in settings) else None)
 
     def setups(self, dl):
         "Learn the stats from the training `dl` (or `frac` of it), unless the mode learns none or they are given"
@@ -402,9 +405,10 @@ def _check_settings(norm: SpecNormalize, settings: dict | None):
     if settings is None or norm.spectrogram is None or settings == norm.spectrogram: return
     diff = ', '.join(f"{k}={norm.spectrogram.get(k)!r} there, {settings.get(k)!r} here"
                      for k in sorted({*settings, *norm.spectrogram}) if settings.get(k) != norm.spectrogram.get(k))
+    learn = "move the stats file away" if norm.stats_file else "norm.learn(dls)"
     source = f"loaded from {norm.stats_file}" if norm.stats_file else "learned"
     raise ValueError(f"{norm.mode} stats {source} describe spectrograms made with other settings ({diff}): learn "
-                     "the stats of these spectrograms (move the stats file away), or make the spectrograms as they were")
+                     f"the stats of these spectrograms ({learn}), or make the spectrograms as they were")
 
 
 def _stats_described(norm: SpecNormalize) -> str:

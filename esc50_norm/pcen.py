@@ -125,6 +125,7 @@ class PCEN(Transform):
         res = AudioSpectrogram(_pcen(S, self.sr, self.hop_length, **self.params))
         res.set_meta(x, as_copy=True)
         res.normalized, res.to_db = 'PCEN', False
+        if getattr(x, 'config', None) is not None: res.config = {**x.config, 'pcen': self.params}   # what made it
         return res
 
     def decodes(self, x: AudioSpectrogram) -> AudioSpectrogram:

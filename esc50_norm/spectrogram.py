@@ -13,7 +13,7 @@ from plum import dispatch
 from .audio import AudioTensor, play
 from .configs import AudioConfig, SpectrogramConfig
 
-__all__ = ['AudioSpectrogram', 'AudioToSpec', 'LinearBands', 'show_batch', 'plot_top_losses']
+__all__ = ['AudioSpectrogram', 'AudioToSpec', 'LinearBands', 'show_batch', 'show_results', 'plot_top_losses']
 
 
 class AudioSpectrogram(TensorImageBase):
@@ -42,6 +42,20 @@ def show_batch(x: AudioSpectrogram, y, samples, ctxs=None, max_n=9, nrows=None, 
     if ctxs is None: ctxs = get_grid(min(len(samples), max_n), nrows=nrows, ncols=ncols, figsize=figsize)
     ctxs = [s[0].show(ctx=c, title=s[1] if len(s) > 1 else None, **kwargs)
             for s, c, _ in zip(samples, ctxs, range(max_n))]
+    ctxs[0].figure.tight_layout()
+    return ctxs
+
+
+@dispatch
+def show_results(x: AudioSpectrogram, y, samples, outs, ctxs=None, max_n=9, nrows=None, ncols=None, figsize=None,
+                 **kwargs):
+    "Show spectrograms in one grid, titled by label over prediction: green where they agree, red where not, as images"
+    if ctxs is None: ctxs = get_grid(min(len(samples), max_n), nrows=nrows, ncols=ncols, figsize=figsize)
+    # without labels (a test_dl), the prediction alone
+    ctxs = [s[0].show(ctx=c, title=f"{s[1]}\n{o[0]}" if len(s) > 1 else str(o[0]), **kwargs)
+            for s, o, c, _ in zip(samples, outs, ctxs, range(max_n))]
+    for c, s, o in zip(ctxs, samples, outs):
+        if len(s) > 1: c.title.set_color('green' if str(s[1]) == str(o[0]) else 'red')
     ctxs[0].figure.tight_layout()
     return ctxs
 
@@ -118,5 +132,5 @@ class AudioToSpec(Transform):
         with torch.autocast(x.device.type, enabled=False):
             s = self.pipe(x.as_subclass(torch.Tensor).float())
         meta = dict(sr=self.cfg.sample_rate, mel=self.cfg.mel, freq_label=self.cfg.freq_label, to_db=self.cfg.to_db,
-                    hop_length=self.cfg.hop, config=self.cfg.as_dict())
+                    hop_length=self.cfg.hop, config=self.cfg.settings())
         return AudioSpectrogram(s, **meta, clips=x.as_subclass(torch.Tensor) if x.ndim == 3 else None)

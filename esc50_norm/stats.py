@@ -168,6 +168,9 @@ def load_stats(path, shape=None, mode: str | None = None) -> dict:
     path = Path(path)
     try: d = upgrade_stats(json.loads(path.read_text()))
     except FileNotFoundError: raise StatsFileError(f"stats file {path} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise StatsFileError(f"stats file {path} is not text but binary (an exported model? load_learner reads "
+                             f"those): {e}") from e
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise StatsFileError(f"stats file {path} is not readable JSON: {e}") from e
     except (AttributeError, TypeError) as e:

@@ -85,8 +85,12 @@ def test_fold_splitter_is_the_librarys_and_the_study_still_names_it():
     (lambda e: e.SpecStatsCallback(frac=2), "SpecStatsCallback: frac must be in (0, 1], got 2"),
     (lambda e: e.SpecMask(n=-1), "SpecMask takes whole numbers above 0, got n=-1"),
     (lambda e: e.get_audio_files('/no/such/folder'), "/no/such/folder is not a folder"),
+    (lambda e: e.AudioConfig.BasicMelSpectrogram(sr=22050), "unknown SpectrogramConfig field ['sr']"),
+    (lambda e: e.AudioConfig.BasicMelSpectrogram(sr=22050), "(an AudioBlock's sr is a spectrogram's sample_rate)"),
+    (lambda e: e.AudioToSpec(n_mel=64), "unknown SpectrogramConfig field ['n_mel'] (did you mean 'n_mels'?)"),
+    (lambda e: e.SpecNormalize.from_file('stats.json', mode='globl'), "unknown normalization mode 'globl' (did you mean 'global'?)"),
 ])
 def test_a_nonsensical_argument_is_refused_at_construction_naming_it(make, named):
     "Refused where it is given, before any data is read: not accepted (silently cropping, NaN) nor failing in a batch"
-    with pytest.raises((ValueError, FileNotFoundError)) as e: make(esc50_norm)
+    with pytest.raises((ValueError, FileNotFoundError, TypeError)) as e: make(esc50_norm)
     assert named in str(e.value)

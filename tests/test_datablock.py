@@ -213,14 +213,16 @@ def test_stats_record_the_spectrograms_they_describe_and_refuse_others(fake, tmp
     f, other = tmp_path / 'stats.json', SPEC.update(f_max=4000.0)
     dls = dls_for(fake, 'channel')
     norm = find_spec_normalize(dls.train)
-    assert norm.spectrogram == {**SPEC.as_dict(), 'f_max': None} and norm.spectrogram['n_mels'] == 24
+    assert norm.spectrogram == SPEC.settings() and (norm.spectrogram['n_mels'], norm.spectrogram['f_max']) == (24, 8000)
     norm.save(f)
     assert json.loads(f.read_text())['spectrogram'] == norm.spectrogram
     x = AudioTensor(torch.randn(2, 1, 16000, generator=torch.Generator().manual_seed(0)), sr=16000)
     loaded = SpecNormalize.from_file(f)
     assert torch.equal(loaded(AudioToSpec(SPEC)(x)), norm(AudioToSpec(SPEC)(x)))
-    refused = rf"channel stats loaded from {re.escape(str(f))} describe spectrograms made with other settings \(f_max=None there, 4000.0 here\)"
+    refused = rf"channel stats loaded from {re.escape(str(f))} describe spectrograms made with other settings \(f_max=8000.0 there, 4000.0 here\)"
     with pytest.raises(ValueError, match=refused): loaded(AudioToSpec(other)(x))
+    same = SPEC.update(f_max=8000, win_length=256, hop_length=160)          # other words for the same spectrograms
+    assert torch.equal(loaded(AudioToSpec(same)(x)), norm(AudioToSpec(SPEC)(x)))
     given = SpecNormalize('channel', stats=loaded.stats)
     assert given.spectrogram is None and given(AudioToSpec(other)(x)).shape == (2, 1, 24, SPEC.n_frames(16000))
     root, df, cache = fake
@@ -228,3 +230,15 @@ def test_stats_record_the_spectrograms_they_describe_and_refuse_others(fake, tmp
         elsewhere = pipeline_dataloaders(df, 1, norm_tfms('channel', other, 0, None), bs=4, pipeline='cached',
                                          cache=cache, audio_root=root / 'audio', device='cpu')
     with pytest.raises(ValueError, match=refused): tiny_learner(elsewhere, SpecStatsCallback(fname=f)).fit(1)
+
+
+def test_spectrogram_settings_are_plain_json_resolved_and_only_those_with_an_effect():
+    "A numpy sample rate, PCEN's 2**31 scale, no filterbank, no dB: what a stats file records round-trips through JSON"
+    import numpy as np
+    from esc50_norm import AudioConfig
+    c = SpectrogramConfig(sample_rate=np.int64(22050), n_fft=512, hop_length=None, top_db=80.0)
+    d = json.loads(json.dumps(c.settings()))
+    assert d == c.settings() and type(d['sample_rate']) is int and d['hop_length'] == 256 and d['win_length'] == 512
+    assert not {'n_mels', 'f_min', 'f_max', 'band_scale'} & set(d) and d['top_db'] == 80.0     # no filterbank
+    p = AudioConfig.PCENMelSpectrogram().settings()
+    assert json.loads(json.dumps(p)) == p and p['scale'] == 2.0 ** 31 and 'top_db' not in p and p['f_max'] == 8000

@@ -50,8 +50,11 @@ def test_show_batch_and_show_results(learn):
     assert len(titles) == 4 and set(titles) <= set(CLASSES)                                          # each clip's label
     plt.close('all')
     with learn.no_bar(): learn.show_results(max_n=4)
-    titles = [a.get_title() for n in plt.get_fignums() for a in plt.figure(n).axes if a.get_label() != '<colorbar>']
-    assert len(titles) == 4 and all(len(t.split('\n')) == 2 and set(t.split('\n')) <= set(CLASSES) for t in titles)
+    axs = [a for a in plt.gcf().axes if a.get_label() != '<colorbar>']
+    assert len(plt.get_fignums()) == 1 and len(axs) == 4                       # one grid, as fastai shows images
+    for a in axs:                                                               # label over prediction, green if equal
+        label, pred = a.get_title().split('\n')
+        assert {label, pred} <= set(CLASSES) and a.title.get_color() == ('green' if label == pred else 'red')
     plt.close('all')
 
 

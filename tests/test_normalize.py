@@ -158,7 +158,7 @@ def test_a_damaged_stats_file_is_an_error_naming_it(tmp_path):
              'mode.json': (text.replace('"mode": "channel"', '"mode": "frequency"'), r"unknown normalization mode 'frequency'.*; known: \['global'"),
              'arrays.json': (text.replace('"arrays": [\n  "mean",', '"arrays": [\n  "lo",').replace('"mean": [', '"lo": ['), r"channel stats are \['mean', 'std'\], got \['lo', 'std'\]"),
              'list.json': ('[1, 2, 3]', 'is not a JSON object of stats'),
-             'binary.json': (None, 'is not readable JSON')}
+             'binary.json': (None, r'is not text but binary \(an exported model\? load_learner reads those\)')}
     for name, (content, message) in cases.items():
         p = tmp_path / name
         if content is None: p.write_bytes(bytes(range(256)))

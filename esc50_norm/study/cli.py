@@ -330,7 +330,7 @@ def _add_baseline(sub, data, recipe):
 
 def _add_predict(sub):
     pr = sub.add_parser('predict', help="the top classes of audio files under an exported model")
-    pr.add_argument('model', help="a model file from `esc50-norm train` or `study --save-models`")
+    pr.add_argument('model', help="a model file: `learn.export()`'s, `esc50-norm train`'s or `study --save-models`'s")
     pr.add_argument('files', nargs='+',
                     help="audio files (WAV, FLAC, OGG, MP3, AIFF), any sample rate, channels and length")
     pr.add_argument('--top-k', type=_positive, default=3)
