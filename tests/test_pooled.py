@@ -1,5 +1,6 @@
 "Pooling folders of one recipe into one grid: the round trip through two folders, repeats, machines, refusals"
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 from scipy import stats as st
 
 from esc50_norm.study.cli import main as cli
-from esc50_norm.study.report import (fold_aware_table, fold_span, machine_of, pooled_report, pooled_runs,
+from esc50_norm.study.report import (compare_report, fold_aware_table, fold_span, machine_of, pooled_report, pooled_runs,
                                      read_folder, summary_table, what_else_changes)
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -177,3 +178,12 @@ def test_a_folder_with_no_finished_run_is_refused_by_name(tmp_path, capsys):
     assert cli(['report', str(a), '--with', str(b)]) == 2
     assert 'holds no finished run yet: there is nothing of it to pool' in capsys.readouterr().err
     assert not list(a.glob('with-*'))
+    # compared, not pooled: refused by name too (it crashed when every folder was empty, or made the second the
+    # reference when the first was)
+    for folders in ([b, a], [b, b.parent / 'b2']):
+        if not folders[1].exists(): shutil.copytree(b, folders[1])
+        with pytest.raises(ValueError, match=f"{re.escape(str(folders[0]))}.* no finished run yet: there is nothing of "
+                                             "(it|them) to compare"):
+            compare_report(folders)
+    assert cli(['compare', str(b), str(a)]) == 2
+    assert f'{b} holds no finished run yet: there is nothing of it to compare' in capsys.readouterr().err

@@ -11,7 +11,7 @@ from scipy import stats as st
 
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.presets import get_preset
-from esc50_norm.study.report import (compare_equivalence, compare_folders, compare_report, compare_runs, compare_verdicts,
+from esc50_norm.study.report import (compare_equivalence, fold_aware_table, compare_folders, compare_report, compare_runs, compare_verdicts,
                                      contrasts, fold_contrasts, fold_means, fold_table, missing_runs,
                                      paired_differences, plot_folds, plot_paired, pooled_runs, study_time, summary_table,
                                      write_report)
@@ -145,6 +145,12 @@ def test_paired_plot_has_a_point_per_pair_coloured_by_fold():
     assert sum(len(c.get_offsets()) for c in points[:2]) == 4                    # 2 folds x 2 seeds
     assert len({tuple(c.get_facecolor()[0]) for c in points[:2]}) == 2             # one colour per fold
     assert [t.get_text() for t in ax.get_xticklabels()] == ['global\n- none']
+    # the bar is the verdict's 95% CI (over folds here), wider than a t interval over the 4 pairs as if independent
+    (lo, hi), = [seg[:, 1] for seg in ax.containers[0].lines[2][0].get_segments()]
+    v = fold_aware_table(df).loc['global - none']
+    d = np.array([0.05, 0.02, 0.08, 0.0])
+    pairs_half = st.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert (lo, hi) == pytest.approx((v.ci95_low, v.ci95_high), abs=1e-12) and hi - lo > 2 * pairs_half + 0.01
 
 
 def test_report_of_an_incomplete_grid_says_so(tmp_path):
@@ -169,6 +175,9 @@ def test_a_grid_without_contrasts_says_how_to_pool_it_and_draws_no_empty_plot(tm
     section = text.split('## Contrasts')[1].split('\n## ')[0]
     assert '`global`' in section and read_preset(out).training_hash() in section and '## Verdicts' not in text
     assert not (out / 'paired.png').exists() and 'paired.png' not in text and (out / 'accuracy.png').exists()
+    for f in (out / 'runs').glob('*.history.csv'): f.unlink()                  # no curves: no link to them either
+    text = write_report(out).read_text()
+    assert not (out / 'curves.png').exists() and 'curves.png' not in text
 
 
 @pytest.mark.parametrize('folder,n', [('cv-bf16', 75), ('ablation-bf16', None), ('blog-fp32', 15), ('blog-bf16', 15), ('quick-cpu', 9),

@@ -673,22 +673,22 @@ def test_equal_differences_in_float32_noise_have_no_spread_so_neither_a_verdict_
 
 def test_a_verdict_table_that_mixes_units_shows_the_unit():
     "minmax on fold 1 alone (its seeds the unit) beside contrasts over 5 folds: the table says which is which"
-    from esc50_norm.study.report.markdown import _verdict_section
+    from esc50_norm.study.report.sections import verdict_section
     from esc50_norm.study.report.verdicts import add_verdicts
     df = _grid({'global': (0.03, 0.01), 'minmax': (0.03, 0.01)}, seeds=3)
     df = df[(df.normalization != 'minmax') | (df.fold == 1)]
     tests = add_verdicts(fold_aware_table(df, [('global', 'none'), ('minmax', 'none')]))
-    text = '\n'.join(_verdict_section(tests, fold_effects(df, [('global', 'none'), ('minmax', 'none')])))
+    text = '\n'.join(verdict_section(tests, fold_effects(df, [('global', 'none'), ('minmax', 'none')])))
     header = next(l for l in text.splitlines() if l.startswith('|') and 'verdict' in l)
     assert list(tests.unit) == ['fold', 'pair'] and [c.strip() for c in header.strip('|').split('|')][:2] == ['contrast', 'unit']
     assert "where a contrast's pairs are all of one fold (`unit`: pair), the seeds are the unit" in text
     alone = add_verdicts(fold_aware_table(df, [('global', 'none')]))
-    assert 'unit' not in next(l for l in _verdict_section(alone, fold_effects(df, [('global', 'none')])) if 'verdict |' in l)
+    assert 'unit' not in next(l for l in verdict_section(alone, fold_effects(df, [('global', 'none')])) if 'verdict |' in l)
 
 
 def test_a_grid_with_one_seed_in_some_folds_says_why_the_folds_are_not_tested_against_each_other():
     "Two seeds in folds 1-2, one in folds 3-5 (a grid growing seed by seed): no ANOVA, and the reason fits the grid"
-    from esc50_norm.study.report.markdown import _verdict_section
+    from esc50_norm.study.report.sections import verdict_section
     from esc50_norm.study.report.verdicts import add_verdicts
     pair = [('global', 'none')]
     df = _grid({'global': (0.03, 0.01)}, seeds=2)
@@ -696,7 +696,7 @@ def test_a_grid_with_one_seed_in_some_folds_says_why_the_folds_are_not_tested_ag
     for runs, why in ((uneven, "the ANOVA needs two seeds in every fold, and a fold with one leaves no variation within it."),
                       (df[df.seed == 0], "one seed a fold leaves no variation within a fold.")):
         effects = fold_effects(runs, pair)
-        text = '\n'.join(_verdict_section(add_verdicts(fold_aware_table(runs, pair)), effects))
+        text = '\n'.join(verdict_section(add_verdicts(fold_aware_table(runs, pair)), effects))
         assert np.isnan(effects.anova_p.iloc[0]) and f"No test of heterogeneity between folds: {why}" in text
     assert fold_effects(df, pair).anova_p.notna().all()                 # two seeds in every fold: the ANOVA is there
 
@@ -718,6 +718,21 @@ def test_seeds_that_agree_within_every_fold_are_tested_by_their_fold_means():
     assert verdict_table(_two_arms({1: [.02, .02], 2: [.03, .03], 3: [.05, .05]}), pair).verdict.iloc[0] == 'unsettled'
     t = fold_aware_table(_two_arms({1: [.02, .021], 2: [.03, .03], 3: [.05, .05]}), pair).loc['global - none']
     assert t.test == 'MixedLM'                                             # one seed apart: the model is fitted
+
+
+def test_the_report_says_why_seeds_that_agree_within_every_fold_have_no_mixed_model_and_no_anova():
+    "Two seeds in every fold, equal within each: neither 'one seed a fold' nor 'a fold with one seed' is the reason"
+    from esc50_norm.study.report.sections import verdict_section
+    from esc50_norm.study.report.verdicts import add_verdicts
+    pair, df = [('global', 'none')], _two_arms({1: [.02, .02], 2: [.03, .03], 3: [.05, .05], 4: [.01, .01]})
+    text = '\n'.join(verdict_section(add_verdicts(fold_aware_table(df, pair)), fold_effects(df, pair)))
+    assert ("where the folds hold several seeds that agree within every fold (or MixedLM could not be fitted: "
+            "`note`), the primary test is the t-test of the fold means") in text and 'with one seed a fold' not in text
+    assert ("No test of heterogeneity between folds: the seeds agree within every fold, which leaves no variation "
+            "within a fold.") in text and 'needs two seeds' not in text
+    replay = _two_arms({1: [.0, .0], 2: [.0, .0], 3: [.0, .0]})                 # every difference 0: no spread at all
+    text = '\n'.join(verdict_section(add_verdicts(fold_aware_table(replay, pair)), fold_effects(replay, pair)))
+    assert 'the seeds agree within every fold, which leaves no variation' in text and 'a fold with one' not in text
 
 
 def test_the_power_figure_follows_the_test_that_decided():
@@ -771,3 +786,16 @@ def test_a_contrast_without_spread_on_one_machine_leaves_that_tables_holm_family
     assert sorted(t.index) == ['channel - global', 'global - none'] and (t.pairs == 8).all()
     assert np.isnan(fold_aware_table(pd.DataFrame(rows)).loc['channel - none', 'p'])
     assert t.p_holm.to_numpy() == pytest.approx(multipletests(t.p.to_numpy(), method='holm')[1])
+
+
+def test_a_contrast_without_pairs_is_in_neither_holm_family():
+    """channel ran other seeds than none and global (no pair): the grid's verdicts test global - none alone, and so
+    does the one-machine table, whose Holm p is then the p itself"""
+    rng = np.random.default_rng(1)
+    rows = [dict(fold=fold, seed=seed + (3 if n == 'channel' else 0), normalization=n,
+                 final_accuracy=round(0.5 + 0.03 * (n == 'global') + rng.normal(0, 0.02), 4), device='cpu (2 cores)',
+                 cpu='Intel Xeon' if (n, fold, seed) == ('global', 1, 0) else 'AMD EPYC', cpu_bf16=True, cpu_amx=False)
+            for fold in (1, 2, 3) for seed in (0, 1, 2) for n in ('none', 'global', 'channel')]
+    grid, t = fold_aware_table(pd.DataFrame(rows)), one_machine_table(pd.DataFrame(rows))
+    assert list(grid.index) == list(t.index) == ['global - none'] and grid.p_holm.iloc[0] == grid.p.iloc[0]
+    assert t.pairs.iloc[0] == 8 and t.p_holm.iloc[0] == pytest.approx(t.p.iloc[0], rel=1e-12)

@@ -1,10 +1,9 @@
 "Turn results folders into tables (mean, CI, fold-aware paired contrasts with Holm-corrected p-values and verdicts) and plots"
-from . import baselines, compare, folders, markdown, plots, pooled, statistics, verdicts
+from . import baselines, compare, folders, markdown, plots, pooled, sections, statistics, verdicts
 from .baselines import *
 from .compare import *
 from .folders import *
 from .markdown import *
-from .markdown import _md  # noqa: F401  (tests format tables with it)
 from .plots import *
 from .pooled import *
 from .statistics import *

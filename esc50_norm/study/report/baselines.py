@@ -40,10 +40,13 @@ def _cause(df: pd.DataFrame, preset: Preset) -> str:
 
 def baseline_verdict(df: pd.DataFrame, b: dict, preset: Preset) -> str:
     "One sentence: the best normalization's mean against the baseline's on the same folds; when far below, the cause"
-    t = baseline_table(df, b).loc['mean']
-    base, means = t['baseline'], t.drop('baseline')
-    best = means.idxmax()
-    gap, what = means[best] - base, f"its best normalization, {best}, reaches {means[best]:.4f} against {base:.4f}"
+    t = baseline_table(df, b).drop(index='mean')
+    shared = {k: t.loc[t[k].notna() & t.baseline.notna(), [k, 'baseline']].mean() for k in t.columns.drop('baseline')}
+    shared = {k: m for k, m in shared.items() if m.notna().all()}        # a normalization on the baseline's folds
+    if not shared: return "No fold holds both the runs and the classical baseline: nothing to compare."
+    best = max(shared, key=lambda k: shared[k][k])
+    mean, base = shared[best][best], shared[best]['baseline']
+    gap, what = mean - base, f"its best normalization, {best}, reaches {mean:.4f} against {base:.4f}"
     if gap >= -FAR_BELOW:
         where = 'above' if gap > 0 else f'within {FAR_BELOW} of'
         return f"The deep model is {where} the classical baseline: {what} ({gap:+.4f})."

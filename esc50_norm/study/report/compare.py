@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 
 from ..normalizations import NORMALIZATIONS
-from .folders import folder_runs
-from .statistics import (ALPHA, EQUIVALENCE_MARGIN, METRIC, _differences, _holm, _notes, _paired_row, contrasts,
-                         fold_aware, fold_aware_tests, per_fold, resolved, summary_table, tost_p)
+from .folders import folder_runs, nonempty_runs
+from .statistics import (ALPHA, EQUIVALENCE_MARGIN, METRIC, contrast_differences, contrasts, fold_aware,
+                         fold_aware_tests, paired_tests, per_fold, resolved, summary_table, tost_p)
 from .verdicts import VERDICT_MARGIN, add_verdicts
 
 __all__ = ['compare_folders', 'fold_means', 'fold_contrasts', 'compare_equivalence', 'compare_verdicts',
@@ -34,14 +34,11 @@ def _per_normalization(runs: dict, minus: pd.Series | None = None) -> dict:
 def compare_folders(folders, runs: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Per normalization, each folder's mean of fold means; and each later folder minus the first, paired on (fold, seed)"
     # the paired differences Holm-corrected; `runs`: the folders' runs when already read (`folder_runs`)
-    runs = runs or folder_runs(folders)
+    runs = nonempty_runs(folders, runs, 'to compare')
     present = set().union(*(set(d.normalization) for d in runs.values()))
     means = pd.concat({n: summary_table(d)['mean'] for n, d in runs.items() if len(d)}, axis=1)
     means = means.reindex([n for n in NORMALIZATIONS if n in present])
-    rows = [dict(folder=name, normalization=norm, **_paired_row(d.to_numpy(float)))
-            for (name, norm), d in _per_normalization(runs).items()]
-    paired = _notes(_holm(pd.DataFrame(rows).set_index(['folder', 'normalization']))) if rows else pd.DataFrame()
-    return means, paired
+    return means, paired_tests(_per_normalization(runs), ['folder', 'normalization'])
 
 
 def fold_means(runs: dict, metric: str = METRIC) -> pd.DataFrame:
@@ -50,7 +47,7 @@ def fold_means(runs: dict, metric: str = METRIC) -> pd.DataFrame:
     return pd.concat(per, names=['folder']).unstack('fold')
 
 
-def _shared(runs: dict) -> list:
+def shared_normalizations(runs: dict) -> list:
     "The normalizations every folder holds, in the registry's order"
     return [n for n in NORMALIZATIONS if all(n in set(df.normalization) for df in runs.values())]
 
@@ -58,9 +55,9 @@ def _shared(runs: dict) -> list:
 def fold_contrasts(runs: dict, metric: str = METRIC) -> pd.DataFrame:
     "The contrasts of the normalizations every folder holds, per fold: mean paired difference over seeds, per folder"
     # rows (contrast, fold); columns: folders; `agree`: whether every folder's difference has the same sign
-    pairs = contrasts(_shared(runs))
+    pairs = contrasts(shared_normalizations(runs))
     if not pairs: return pd.DataFrame(columns=[*runs, 'agree'])
-    means = lambda df: pd.concat({k: per_fold(d) for k, d in _differences(df, pairs, metric).items()}, names=['contrast'])
+    means = lambda df: pd.concat({k: per_fold(d) for k, d in contrast_differences(df, pairs, metric).items()}, names=['contrast'])
     table = pd.DataFrame({name: means(df) for name, df in runs.items()}).dropna()
     table['agree'] = np.sign(table).nunique(axis=1) == 1
     return table
@@ -102,10 +99,10 @@ def compare_verdicts(folders, margin: float = VERDICT_MARGIN, runs: dict | None 
 def contrast_changes(runs: dict, metric: str = METRIC) -> dict:
     """(later folder, contrast) -> how each contrast every folder holds changes from the first folder to that one:
     `a - b` in the later folder minus `a - b` in the first, pair by pair on (fold, seed) where both folders hold it"""
-    pairs, ref = contrasts(_shared(runs)), next(iter(runs.values()))
-    base = _differences(ref, pairs, metric)
+    pairs, ref = contrasts(shared_normalizations(runs)), next(iter(runs.values()))
+    base = contrast_differences(ref, pairs, metric)
     return {(name, c): (d - base[c]).dropna() for name, df in list(runs.items())[1:]
-            for c, d in _differences(df, pairs, metric).items() if c in base}
+            for c, d in contrast_differences(df, pairs, metric).items() if c in base}
 
 
 def compare_contrasts(folders, margin: float = VERDICT_MARGIN, runs: dict | None = None) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from ..compat import run_starts
 from ..presets import Preset
 from ..runs import RunFileError, read_preset, read_results, read_run
 
-__all__ = ['read_folder', 'folder_runs', 'missing_runs', 'read_histories', 'study_time', 'machines_table',
+__all__ = ['read_folder', 'folder_runs', 'nonempty_runs', 'missing_runs', 'read_histories', 'study_time', 'machines_table',
            'predates_machines', 'machine_of', 'recorded_machine']
 
 
@@ -18,7 +18,7 @@ def read_folder(out) -> tuple[Preset, pd.DataFrame]:
     return read_preset(out), read_results(out)
 
 
-def _labels(folders) -> list:
+def folder_labels(folders) -> list:
     "Short names for results folders: their own names where those are unique"
     names = [Path(f).name for f in folders]
     return names if len(set(names)) == len(names) else [str(f) for f in folders]
@@ -26,7 +26,16 @@ def _labels(folders) -> list:
 
 def folder_runs(folders) -> dict:
     "The finished runs of each results folder, read once: label -> frame (the first is the reference)"
-    return dict(zip(_labels(folders), (read_folder(f)[1] for f in folders)))
+    return dict(zip(folder_labels(folders), (read_folder(f)[1] for f in folders)))
+
+
+def nonempty_runs(folders, runs: dict | None, purpose: str) -> dict:
+    "`runs` (else `folder_runs`) of `folders`, refusing, by name, any folder with no finished run: nothing `purpose`"
+    runs = runs or folder_runs(folders)
+    if empty := [str(f) for f, df in zip(folders, runs.values()) if not len(df)]:
+        raise ValueError(f"{', '.join(empty)} {'holds' if len(empty) == 1 else 'hold'} no finished run yet: "
+                         f"there is nothing of {'it' if len(empty) == 1 else 'them'} {purpose}")
+    return runs
 
 
 def missing_runs(df: pd.DataFrame, preset: Preset) -> list:

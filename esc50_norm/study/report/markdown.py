@@ -7,58 +7,25 @@ import numpy as np
 import pandas as pd
 
 from ...atomic import write_atomic
-from ...spelling import plural
-from ..compat import predates_provenance, recorded_dataset
+from ...spelling import listed, plural
 from ..baseline import baseline_text, read_baseline
 from ..normalizations import pcen_module
 from ..presets import Preset, chosen
-from ..runs import damaged_runs, read_preset, running_runs, same_dataset
+from ..runs import damaged_runs, read_preset, running_runs
 from ..sizing import sizing_text
 from .baselines import baseline_table, baseline_verdict
 from .compare import (compare_contrasts, compare_equivalence, compare_folders, compare_interactions, compare_verdicts,
                       fold_contrasts)
 from .folders import (folder_runs, machines_table, missing_runs, predates_machines, read_folder, read_histories,
                       study_time)
-from .plots import _png, plot_accuracy, plot_curves, plot_paired
-from .statistics import (EQUIVALENCE_MARGIN, METRIC, _ordered, budget_table, fold_aware_table,
-                         fold_effects, fold_table, frontend_table, paired_differences, summary_note, summary_table,
-                         what_else_changes)
-from .verdicts import VERDICT_MARGIN, add_verdicts, how_to_read, one_machine_table
+from .plots import png_writer, plot_accuracy, plot_curves, plot_paired
+from .statistics import (EQUIVALENCE_MARGIN, METRIC, budget_table, fold_effects, fold_table, frontend_table,
+                         in_study_order, paired_differences, summary_note, summary_table, what_else_changes)
+from .sections import (VERDICT_COLUMNS, data_line, incomplete_notes, md_table, one_machine_section, provenance_line,
+                       recipe_changes, recipe_line, setup_differences, verdict_section)
+from .verdicts import VERDICT_MARGIN, grid_verdicts, how_to_read
 
 __all__ = ['write_report', 'terminal_summary', 'compare_report']
-
-
-def _fmt(v, digits: int, p_value: bool):
-    if not isinstance(v, float): return v
-    if np.isnan(v): return 'n/a'
-    return f"{v:.1e}" if p_value and 0 < v < 10 ** -(digits - 1) else f"{v:.{digits}f}"
-
-
-def _md(df: pd.DataFrame, digits: int = 4) -> str:
-    "A markdown table with floats to `digits` decimals (small p-values in scientific notation) and integers as integers"
-    if not len(df): return '_(none)_'
-    p_value = lambda name: str(name) in ('p', 'p_holm') or str(name).endswith(('_p', '_p_holm'))
-    cells = df.apply(lambda c: c.map(lambda v: _fmt(v, digits, p_value(c.name))))
-    return cells.to_markdown(stralign='right')
-
-
-def _recipe_line(p: Preset) -> str:
-    s = p.spec
-    bins = (('log-mel ' if s.band_scale == 'mel' else 'log linear-band ') + str(s.n_mels) if s.mel
-            else 'linear ' + str(s.n_freq))
-    spec = (f"{bins} bins, "
-            f"n_fft {s.n_fft}, hop {s.hop_length}")
-    prec = 'bf16 autocast' if p.bf16 else 'fp32' if p.bf16 is False else 'bf16 on CUDA'
-    extra = (f", augmentation {p.augment.as_dict()}" if p.augment else '') + (f", mixup {p.mixup}" if p.mixup else '')
-    return (f"Recipe: {spec}; xResNet18 from scratch, bs {p.bs}, fit_one_cycle({p.epochs}) at lr {p.lr}; {prec}"
-            f"{', channels-last' if p.channels_last else ''}{extra}; "
-            f"clips per class and fold: {p.clips_per_class or 'all'}.")
-
-
-def _data_line(d: dict) -> str:
-    made = f" (made: {d['k']} stratified folds, seed {d['seed']})" if 'k' in d else ''
-    return (f"Data: {d['name']} ({d['kind']}): {d['clips']} clips, {d['classes']} classes, folds {d['folds']}{made}; "
-            f"fingerprint {d['fingerprint']}.")
 
 
 def _chosen_line(preset: Preset) -> str:
@@ -69,18 +36,6 @@ def _chosen_line(preset: Preset) -> str:
     return text
 
 
-def _provenance_line(df: pd.DataFrame) -> str: return f"Provenance: {_provenance(df)}"
-
-
-def _provenance(df: pd.DataFrame) -> str:
-    "The package versions and git commits runs `df` were made at (a commit with changes says so)"
-    if predates_provenance(df): return "these run files predate the recording of package version and git commit."
-    dirty = df.git_dirty.eq(True) if 'git_dirty' in df else False
-    commits = df.git_commit.fillna('unknown').astype(str).str[:10] + np.where(dirty, ' (with changes)', '')
-    versions = df.esc50_norm.fillna('unknown').astype(str) if 'esc50_norm' in df else pd.Series(['unknown'])
-    return f"esc50_norm {', '.join(sorted(versions.unique()))}; git {', '.join(sorted(commits.unique()))}."
-
-
 def _baseline_section(out, preset: Preset, df: pd.DataFrame) -> list:
     "The report's lines on the classical baseline of `out` (its baseline.json), or none when it has none"
     b = read_baseline(out)
@@ -89,7 +44,7 @@ def _baseline_section(out, preset: Preset, df: pd.DataFrame) -> list:
     return ["## Classical baseline", "",
             f"{b['classifier']} on per-clip MFCC statistics ({', '.join(f['stats'])} of {f['n_mfcc']} MFCCs; "
             "`baseline.json`), trained and validated on the same folds and clips as the runs; per fold, beside each "
-            "normalization's mean over seeds:", "", _md(baseline_table(df, b)), "", baseline_verdict(df, b, preset), "",
+            "normalization's mean over seeds:", "", md_table(baseline_table(df, b)), "", baseline_verdict(df, b, preset), "",
             _baseline_origin(b), ""]
 
 
@@ -100,7 +55,7 @@ def _baseline_origin(b: dict) -> str:
         return ("Its MFCCs were computed in float32 (`baseline.json` version 1), whose rounding depends on the CPU and "
                 "can move a clip's prediction; the file does not name the CPU that made it.")
     return (f"Its MFCCs were computed in float64 on {m.get('cpu') or 'an unnamed CPU'} ({m.get('threads')} threads; "
-            f"torch {m.get('torch')}, scikit-learn {m.get('sklearn')}; git {str(m.get('git_commit'))[:10]}).")
+            f"torch {m.get('torch')}, scikit-learn {m.get('sklearn')}; git {(m.get('git_commit') or 'unknown')[:10]}).")
 
 
 def terminal_summary(out) -> str:
@@ -108,7 +63,7 @@ def terminal_summary(out) -> str:
     preset, df = read_folder(out)
     if not len(df): return f"{out}: no finished runs yet"
     table = summary_table(df)[['folds', 'n', 'mean', 'std', 'ci95_low', 'ci95_high', 'ci_over']]
-    lines, b = [f"{out}: accuracy per normalization", "", _md(table), "", summary_note(('std',))], read_baseline(out)
+    lines, b = [f"{out}: accuracy per normalization", "", md_table(table), "", summary_note(('std',))], read_baseline(out)
     if b is not None:
         lines += ["", baseline_text(b, sorted(map(int, df.fold.unique()))), baseline_verdict(df, b, preset)]
     return '\n'.join(lines)
@@ -131,11 +86,11 @@ def _header(out: Path, preset: Preset, df: pd.DataFrame) -> list:
     lines = [f"# Results: preset `{preset.name}`", "",
              f"Metric: `{METRIC}` (validation accuracy after the last of {preset.epochs} epochs). "
              f"Grid: {', then '.join(map(_grid_text, preset.grids))}.", "",
-             _recipe_line(preset), "", _chosen_line(preset), ""]
-    lines += [_data_line(preset.dataset), ""] if preset.dataset else []
+             recipe_line(preset), "", _chosen_line(preset), ""]
+    lines += [data_line(preset.dataset), ""] if preset.dataset else []
     if missing:
-        lines += [f"**Incomplete grid: {len(df)} of {plural(n_exp, 'run')} finished.** Missing: {', '.join(missing[:30])}"
-                  + (' ...' if len(missing) > 30 else '') + ". Means below cover only the finished runs; paired "
+        lines += [f"**Incomplete grid: {len(df)} of {plural(n_exp, 'run')} finished.** Missing: {listed(missing, 30)}"
+                  ". Means below cover only the finished runs; paired "
                   "differences use only (fold, seed) pairs where both runs finished.", ""]
     else: lines += [f"Complete grid: {len(df)} of {plural(n_exp, 'run')}.", ""]
     if running: lines += [f"Started but not finished (in progress, or interrupted): {', '.join(running)}.", ""]
@@ -143,53 +98,6 @@ def _header(out: Path, preset: Preset, df: pd.DataFrame) -> list:
         lines += [f"Damaged run files, not counted (the study runs them again): {', '.join(p.name for p in damaged)}.",
                   ""]
     return lines
-
-
-VERDICT_COLUMNS = ['estimate', 'ci90_low', 'ci90_high', 'p', 'p_holm', 'verdict', 'margin', 'needed_for_80%_power']
-TEST_COLUMNS = ['pairs', 'folds', 'unit', 'test', 'estimate', 'se', 'ci95_low', 'ci95_high', 'p', 'p_holm', 'tost_p',
-                'fold_t_p', 't_test_p', 'wilcoxon_p', 'anova_p']
-
-
-def _verdict_section(tests: pd.DataFrame, effects: pd.DataFrame) -> list:
-    "The verdict table, where its statistics come from, the fold-aware tests and each contrast's per-fold effects"
-    if not len(tests): return []
-    notes = [f"`{c}`: {n}." for c, n in tests.note.items() if n]
-    hetero = ("`anova_p`: one-way ANOVA of the pair differences by fold (do the folds' effects differ?)."
-              if effects.anova_p.notna().any() else
-              "No test of heterogeneity between folds: " + (
-                  "the runs are of one fold." if not (tests.folds > 1).all() else
-                  "one seed a fold leaves no variation within a fold." if (tests.pairs == tests.folds).all() else
-                  "the ANOVA needs two seeds in every fold, and a fold with one leaves no variation within it."))
-    shown = (['unit'] if tests.unit.nunique() > 1 else []) + VERDICT_COLUMNS     # the unit, where units differ
-    return ["## Verdicts", "", how_to_read(tests, tests.margin.iloc[0]), "", _md(tests[shown]), "",
-            *([' '.join(notes), ""] if notes else []),
-            "Fold-aware tests (`p`: the primary test; `ci95`: its 95% CI; `fold_t_p`: the fold means' t-test; "
-            "`t_test_p`, `wilcoxon_p`: pair-level, secondary):", "", _md(tests[TEST_COLUMNS]), "",
-            "Per-fold effects (mean pair difference over the seeds of each fold):", "", _md(effects), "", hetero, ""]
-
-
-ONE_MACHINE_COLUMNS = ['all_pairs', 'pairs', 'machines', 'estimate', 'ci90_low', 'ci90_high', 'p', 'p_holm', 'verdict']
-
-
-def _one_machine_section(df: pd.DataFrame, tests: pd.DataFrame, margin: float) -> list:
-    "Each contrast with pairs across machines (or on one not recorded), tested again on its pairs on one machine"
-    t = one_machine_table(df, margin=margin)
-    if not len(t): return []
-    why = ("A pair whose two runs were made on two machines changes the machine as well as the normalization, and one "
-           "whose run files predate the recording of the CPU may.")
-    if not t.pairs.any():
-        named = ', '.join(f"`{c}`" for c in t.index)
-        return ["## Pairs made on one machine", "",
-                f"{why} No pair of {named} names one machine in both its run files, so the files cannot tell these "
-                "contrasts apart from the machine.", ""]
-    moved = [f"`{c}` ({tests.verdict[c]} on all pairs, {v} on one machine)" for c, v in t.verdict.items()
-             if isinstance(v, str) and v != tests.verdict[c]]
-    return ["## Pairs made on one machine", "",
-            f"{why} Each contrast with such pairs (of `all_pairs`), tested again on its `pairs` made on one recorded "
-            "machine (`machines`: theirs), by the rules of the verdicts above, Holm's correction over the same "
-            "contrasts (one with no such pair counted as p = 1):", "",
-            _md(t[ONE_MACHINE_COLUMNS]), "",
-            f"Verdicts that differ from those on all pairs: {', '.join(moved) or 'none'}.", ""]
 
 
 def _budget_section(hist: pd.DataFrame, epochs: int) -> list:
@@ -201,7 +109,7 @@ def _budget_section(hist: pd.DataFrame, epochs: int) -> list:
             f"Mean paired difference in validation accuracy at each of the last {len(b.columns) - 1} of {epochs} "
             "epochs (the runs' histories); `sign_stable`: one sign at all of them. Contrasts whose sign changes there "
             f"(their verdict depends on where training stopped): {', '.join(f'`{c}`' for c in unstable) or 'none'}.",
-            "", _md(b), ""]
+            "", md_table(b), ""]
 
 
 def _machines_section(df: pd.DataFrame) -> list:
@@ -212,13 +120,13 @@ def _machines_section(df: pd.DataFrame) -> list:
         return [f"Machines: these run files predate the recording of the CPU model, its bf16/AMX and oneDNN; they "
                 f"name {'; '.join(known) or 'nothing of the machine'}.", ""]
     return ["## Machines", "", "The machines the runs were made on (`not recorded`: run files from before this was "
-            "recorded):", "", _md(machines_table(df).set_index('device')), ""]
+            "recorded):", "", md_table(machines_table(df).set_index('device')), ""]
 
 
 def _paired_section(df: pd.DataFrame, preset, paired: pd.DataFrame) -> list:
     "The pair-level tests; where no contrast has a pair of runs, how to pool the folder into a grid whose contrasts do"
     if not len(paired):
-        names = ', '.join(f"`{n}`" for n in _ordered(df).normalization.unique())
+        names = ', '.join(f"`{n}`" for n in in_study_order(df).normalization.unique())
         return ["## Contrasts", "", f"No contrast has a pair of runs (two of one fold and seed) among this grid's "
                 f"normalizations ({names}). A folder of the same recipe (training hash {preset.training_hash()}) and "
                 "dataset pools with it into one grid, whose report has its contrasts: `esc50-norm report THAT_FOLDER "
@@ -226,7 +134,7 @@ def _paired_section(df: pd.DataFrame, preset, paired: pd.DataFrame) -> list:
     return ["## Paired differences (matched on fold and seed)", "",
             "Pair-level tests (secondary: every (fold, seed) pair counted as independent). Each contrast is `a - b` "
             "over the (fold, seed) pairs where both ran. `_holm`: p-values adjusted with Holm's method over the "
-            "contrasts of this table.", "", _md(paired), ""]
+            "contrasts of this table.", "", md_table(paired), ""]
 
 
 def _frontend_section(df: pd.DataFrame, preset: Preset) -> list:
@@ -240,7 +148,7 @@ def _frontend_section(df: pd.DataFrame, preset: Preset) -> list:
             "(run files' `frontend_params`): `start`, their mean at initialisation (librosa's PCEN); `mean`, `min`, "
             "`max` over the runs and bands; `moved`, the share of (run, band) values more than 1e-5 (relative) from "
             "their start (a run file keeps 6 significant digits). A description of what training did, not a test.", "",
-            _md(frontend_table(df, starts).set_index('normalization')), ""]
+            md_table(frontend_table(df, starts).set_index('normalization')), ""]
 
 
 def _time_section(df: pd.DataFrame) -> list:
@@ -254,69 +162,39 @@ def _time_section(df: pd.DataFrame) -> list:
             f"Mean {df.s_per_epoch.mean():.2f} s per epoch per process, on {dev}.", ""]
 
 
+PLOTS = ('accuracy.png', 'paired.png', 'curves.png')
+"The plots a report draws, where it has what each shows"
+
+
 def write_report(out, margin: float = VERDICT_MARGIN) -> Path:
     "Write report.md, results.csv, summary.csv, paired.csv, verdicts.csv and the plots into results folder `out`"
-    # all or none; the plots: accuracy.png, paired.png and curves.png
+    # all or none; the plots: `PLOTS`
     out = Path(out)
     preset, df = read_folder(out)
     lines, files = _header(out, preset, df), {'results.csv': df.to_csv(index=False)}
     if len(df):
         summary, paired, hist = summary_table(df), paired_differences(df), read_histories(out)
-        tests = add_verdicts(fold_aware_table(df), margin)
-        lines += ["## Accuracy per normalization", "", _md(summary), "", summary_note(), "",
-                  "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
+        tests = grid_verdicts(df, margin=margin)
+        lines += ["## Accuracy per normalization", "", md_table(summary), "", summary_note(), "",
+                  "## Accuracy per fold (mean over seeds)", "", md_table(fold_table(df)), "",
                   *_baseline_section(out, preset, df),
-                  *_verdict_section(tests, fold_effects(df)), *_one_machine_section(df, tests, margin),
+                  *verdict_section(tests, fold_effects(df)), *one_machine_section(df, tests, margin),
                   *_paired_section(df, preset, paired), *_budget_section(hist, preset.epochs),
                   *_frontend_section(df, preset),
-                  *_time_section(df), _provenance_line(df), "", *_machines_section(df),
+                  *_time_section(df), provenance_line(df), "", *_machines_section(df),
                   "![accuracy](accuracy.png)", "", *(["![paired differences](paired.png)", ""] if len(paired) else []),
-                  "![curves](curves.png)", ""]
+                  *(["![curves](curves.png)", ""] if len(hist) else [])]
         files.update({'summary.csv': summary.to_csv(), 'paired.csv': paired.to_csv(), 'verdicts.csv': tests.to_csv(),
                       'accuracy.png': plot_accuracy(df, title=f"{preset.name}: accuracy per normalization "
                                                               "(mean, 95% CI)")})
         if len(paired): files['paired.png'] = plot_paired(df, title=f"{preset.name}: paired differences per (fold, "
-                                                                     "seed); black: mean, 95% CI")
+                                                                     "seed); black: the verdict's estimate, 95% CI")
         if len(hist): files['curves.png'] = plot_curves(hist, title=f"{preset.name}: training curves")
     files['report.md'] = '\n'.join(lines)
     for name, what in files.items():                    # everything is computed: now write it, each file atomically
-        write_atomic(out / name, what if isinstance(what, str) else _png(what))
+        write_atomic(out / name, what if isinstance(what, str) else png_writer(what))
+    for name in sorted(set(PLOTS) - set(files)): (out / name).unlink(missing_ok=True)   # a plot it no longer draws
     return out / 'report.md'
-
-
-def _named(d: dict) -> str: return f"{d['name']} ({d['kind']}, fingerprint {d['fingerprint']})"
-
-
-def _recipe_changes(ref: Preset, p: Preset) -> list:
-    "The recipe's keys whose values differ between two presets"
-    a, b = ref.recipe(), p.recipe()
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-
-
-def _differences_of_setup(folders) -> list:
-    "Sentences naming the folders whose recipe or dataset differ from the first one's (they measure another thing)"
-    presets, notes = [read_preset(f) for f in folders], []
-    ref = presets[0]
-    for f, p in zip(folders[1:], presets[1:]):
-        if p.training_hash() != ref.training_hash():
-            notes.append(f"{f} has another recipe than {folders[0]} (changed: {_recipe_changes(ref, p)})")
-        if not same_dataset(p.dataset, ref.dataset):
-            notes.append(f"{f} holds runs of dataset {_named(recorded_dataset(p.dataset))}, {folders[0]} of "
-                         f"{_named(recorded_dataset(ref.dataset))}")
-    return notes
-
-
-def _incomplete(folders, runs: dict, names=None) -> list:
-    """Sentences naming the folders (as `names`, else as given) whose grid has runs still to make: a comparison covers
-    their finished runs only"""
-    notes = []
-    for f, name, df in zip(folders, names or folders, runs.values()):
-        preset = read_preset(f)
-        missing, n = missing_runs(df, preset), len(preset.jobs())
-        if missing: notes.append(f"**Incomplete: {name} holds {n - len(missing)} of its grid's {n} runs** "
-                                 f"(missing: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}): what "
-                                 "follows covers its finished runs only.")
-    return notes
 
 
 def _pooled_sides(runs: dict) -> list:
@@ -338,8 +216,14 @@ def _fold_section(runs: dict) -> list:
     if len(runs) < 2 or not len(fc): return []
     off = [f"`{c}` in fold {f}" for c, f in fc.index[~fc.agree]]
     return ["Contrasts every folder holds, fold by fold (mean over seeds; `agree`: one sign in every folder):", "",
-            _md(fc.reset_index().set_index('contrast')), "",
+            md_table(fc.reset_index().set_index('contrast')), "",
             f"Where the folders disagree on a contrast's sign: {', '.join(off) or 'nowhere'}.", ""]
+
+
+def _folder_verdicts(t: pd.DataFrame, key: str, margin: float) -> list:
+    "How to read a comparison's verdict table `t` (one Holm family), and the table, a row per folder and `key`"
+    table = t.reset_index().set_index('folder')[[key, 'pairs', 'folds', 'unit', 'test', *VERDICT_COLUMNS]]
+    return [how_to_read(t, margin, family='all rows of this table'), "", md_table(table), ""]
 
 
 def _verdicts_section(ref: str, v: pd.DataFrame, margin: float) -> list:
@@ -347,9 +231,7 @@ def _verdicts_section(ref: str, v: pd.DataFrame, margin: float) -> list:
     if not len(v): return []
     return ["## Verdicts", "",
             f"Verdicts on each folder minus `{ref}`, per normalization (the rules of a grid's contrasts):", "",
-            how_to_read(v, margin, family='all rows of this table'), "",
-            _md(v.reset_index().set_index('folder')[['normalization', 'pairs', 'folds', 'unit', 'test',
-                                                      *VERDICT_COLUMNS]]), ""]
+            *_folder_verdicts(v, 'normalization', margin)]
 
 
 def _contrast_changes_section(ref: str, c: pd.DataFrame, margin: float) -> list:
@@ -359,14 +241,12 @@ def _contrast_changes_section(ref: str, c: pd.DataFrame, margin: float) -> list:
             f"Each contrast every folder holds, `a - b` in the folder minus `a - b` in `{ref}`, pair by pair on (fold, "
             "seed) where both hold the pair: **ahead** means the contrast is larger in the folder than in "
             f"`{ref}` (a gap narrows when the contrast is negative in `{ref}`). The rules of a grid's contrasts:", "",
-            how_to_read(c, margin, family='all rows of this table'), "",
-            _md(c.reset_index().set_index('folder')[['contrast', 'pairs', 'folds', 'unit', 'test', *VERDICT_COLUMNS]]),
-            ""]
+            *_folder_verdicts(c, 'contrast', margin)]
 
 
 def _pair_changes(folders, minus) -> str:
     "What each pair of an interaction changes in the recipe, and whether the later pairs change what the `minus` pair does"
-    changes = lambda a, b: _recipe_changes(read_preset(a), read_preset(b))
+    changes = lambda a, b: recipe_changes(read_preset(a), read_preset(b))
     pairs = [(Path(folders[0]).name, Path(f).name, changes(folders[0], f)) for f in folders[1:]]
     r0, f0 = minus
     other = changes(r0, f0)
@@ -386,8 +266,7 @@ def _interaction_section(ref: str, minus: list, t: pd.DataFrame, margin: float, 
             f"`{ref}` to the folder raises accuracy more than the change from `{r0}` to `{f0}` does (an interaction: "
             "whether one change's effect depends on what the other pair changes).", "", changes]
     if not len(t): return head + ["", "No run is held by all four folders: nothing to test.", ""]
-    table = t.reset_index().set_index('folder')[['normalization', 'pairs', 'folds', 'unit', 'test', *VERDICT_COLUMNS]]
-    return head + ["", how_to_read(t, margin, family='all rows of this table'), "", _md(table), ""]
+    return head + ["", *_folder_verdicts(t, 'normalization', margin)]
 
 
 def _reproduces(ref: str, eq: pd.DataFrame, v: pd.DataFrame) -> list:
@@ -411,7 +290,7 @@ def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MA
     "A markdown comparison of results folders: means per normalization, each folder's differences to the first"
     # the differences run by run with their verdicts (within +-`margin`), and fold by fold; `runs`: the folders'
     # runs when already read (`folder_runs`); `minus`: two more folders, whose difference each one's is tested against
-    notes = _differences_of_setup(folders)
+    notes = setup_differences(folders)
     for n in notes: warnings.warn(f"comparing unlike results: {n}")
     runs, other = runs or folder_runs(folders), folder_runs(minus) if minus else {}
     means, paired = compare_folders(folders, runs)
@@ -419,18 +298,18 @@ def compare_report(folders, runs: dict | None = None, margin: float = VERDICT_MA
     for col in means.columns[1:]: table[f"{col} - {ref}"] = means[col] - means[ref]
     lines = [f"**Warning: {n}: the differences below measure that change, not a repeat of one study.**" for n in notes]
     lines += [""] if notes else []
-    incomplete = dict.fromkeys([*_incomplete(folders, runs), *_incomplete(minus, other)])  # a folder named twice: once
+    incomplete = dict.fromkeys([*incomplete_notes(folders, runs), *incomplete_notes(minus, other)])  # a folder named twice: once
     lines += [line for n in [*incomplete, *_pooled_sides(runs)] for line in (n, "")]
-    lines += ["Mean accuracy per normalization (the mean of its fold means):", "", _md(table), ""]
+    lines += ["Mean accuracy per normalization (the mean of its fold means):", "", md_table(table), ""]
     if len(paired):
         lines += [f"Differences to `{ref}`, run by run (matched on fold, normalization and seed; pair-level tests, "
-                  "`_holm`: adjusted over all rows):", "", _md(paired.reset_index().set_index('folder')), ""]
+                  "`_holm`: adjusted over all rows):", "", md_table(paired.reset_index().set_index('folder')), ""]
         v, eq = compare_verdicts(folders, margin, runs), compare_equivalence(folders, runs=runs)
         lines += _verdicts_section(ref, v, margin)
         lines += [f"Reproduction of `{ref}` over all matched runs (two one-sided tests of the fold-aware estimate, "
                   f"margin +-{EQUIVALENCE_MARGIN}: equivalent when its 90% CI lies within it; on one fold its seeds are "
                   "the units, each the mean over the normalizations it ran; differences without spread have no test, "
-                  "and are equivalent only when every run repeats exactly, `replay`):", "", _md(eq), ""]
+                  "and are equivalent only when every run repeats exactly, `replay`):", "", md_table(eq), ""]
         lines += _reproduces(ref, eq, v)
         lines += _contrast_changes_section(ref, compare_contrasts(folders, margin, runs), margin)
         if minus: lines += _interaction_section(ref, list(other), compare_interactions(

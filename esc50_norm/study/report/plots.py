@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from ...atomic import write_atomic
-from .compare import _shared, fold_contrasts, fold_means
-from .statistics import METRIC, _ci, _differences, _ordered, contrasts, summary_table
+from .compare import fold_contrasts, fold_means, shared_normalizations
+from .statistics import METRIC, contrast_differences, fold_aware, in_study_order, summary_table
 
 __all__ = ['plot_accuracy', 'plot_paired', 'plot_curves', 'plot_folds']
 
@@ -32,8 +32,9 @@ def plot_accuracy(df: pd.DataFrame, path=None, metric: str = METRIC, title: str 
 
 
 def plot_paired(df: pd.DataFrame, path=None, pairs=None, metric: str = METRIC, title: str = ''):
-    "Each contrast's difference for every (fold, seed) as a point coloured by fold, with the mean and its 95% CI"
-    diffs = _differences(df, contrasts(_ordered(df).normalization.unique()) if pairs is None else pairs, metric)
+    """Each contrast's difference for every (fold, seed) as a point coloured by fold, with its estimate and 95% CI
+    as its verdict has them (`fold_aware`: over folds where the fold is the unit)"""
+    diffs = contrast_differences(df, pairs, metric)
     fig, ax = plt.subplots(figsize=(1.8 + 1.5 * max(1, len(diffs)), 3.8))
     folds, rng = sorted(df.fold.unique()), np.random.default_rng(0)
     for i, (name, d) in enumerate(diffs.items()):
@@ -41,14 +42,16 @@ def plot_paired(df: pd.DataFrame, path=None, pairs=None, metric: str = METRIC, t
             v = d[d.index.get_level_values('fold') == fold].to_numpy(float)
             ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=16, alpha=0.75, color=f"C{k}",
                        label=f"fold {fold}" if i == 0 else None, zorder=2)
-        lo, hi = _ci(d.to_numpy(float))
-        ax.errorbar(i + 0.3, d.mean(), yerr=None if np.isnan(lo) else [[d.mean() - lo], [hi - d.mean()]], fmt='D',
+        if not len(d): continue
+        t = fold_aware(d)
+        est, lo, hi = t['estimate'], t['ci95_low'], t['ci95_high']
+        ax.errorbar(i + 0.3, est, yerr=None if np.isnan(lo) else [[est - lo], [hi - est]], fmt='D',
                     color='black', capsize=4, zorder=3)
     ax.axhline(0, color='gray', lw=1)
     ax.set_xticks(range(len(diffs)), [n.replace(' - ', '\n- ') for n in diffs])
     ax.set_ylabel(f"difference in {metric.replace('_', ' ')}")
     ax.grid(axis='y', alpha=0.3)
-    ax.set_title(title or 'paired differences per (fold, seed); black: mean and 95% CI')
+    ax.set_title(title or "paired differences per (fold, seed); black: the verdict's estimate and 95% CI")
     if len(folds) > 1: ax.legend(fontsize=8, loc='best')
     return _save(fig, path)
 
@@ -56,7 +59,7 @@ def plot_paired(df: pd.DataFrame, path=None, pairs=None, metric: str = METRIC, t
 def plot_curves(hist: pd.DataFrame, path=None, title: str = ''):
     "Validation accuracy and training loss per epoch: mean over runs, shaded between min and max"
     fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
-    for k, (norm, g) in enumerate(_ordered(hist).groupby('normalization', sort=False)):
+    for k, (norm, g) in enumerate(in_study_order(hist).groupby('normalization', sort=False)):
         for ax, col in zip(axs, ('accuracy', 'train_loss')):
             a = g.groupby('epoch')[col].agg(['mean', 'min', 'max'])
             ax.plot(a.index, a['mean'], marker='o', ms=3, label=f"{norm} ({g.groupby(['fold', 'seed']).ngroups} runs)",
@@ -75,7 +78,7 @@ def plot_curves(hist: pd.DataFrame, path=None, title: str = ''):
 def plot_folds(runs: dict, path=None, metric: str = METRIC, title: str = ''):
     "Per normalization every folder holds, each folder's per-fold mean accuracy; then the shared contrasts per fold"
     means, diffs = fold_means(runs, metric), fold_contrasts(runs, metric)
-    shared = _shared(runs)
+    shared = shared_normalizations(runs)
     if not shared: raise ValueError(f"{', '.join(runs)} share no normalization: nothing to plot fold by fold")
     n = len(shared) + (len(diffs) > 0)
     fig, axs = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
@@ -108,11 +111,11 @@ def plot_folds(runs: dict, path=None, metric: str = METRIC, title: str = ''):
 
 def _save(fig, path):
     fig.tight_layout()
-    if path: write_atomic(Path(path), _png(fig))
+    if path: write_atomic(Path(path), png_writer(fig))
     return fig
 
 
-def _png(fig):
+def png_writer(fig):
     "A writer of `fig` as a PNG for `write_atomic`, closing the figure once written"
     def write(path):
         fig.savefig(path, dpi=120, format='png')

@@ -5,13 +5,14 @@ from pathlib import Path
 import pandas as pd
 
 from ...atomic import write_atomic
+from ...spelling import plural
 from ..runs import read_preset
-from .folders import _labels, folder_runs, machine_of, read_folder
-from .markdown import (_data_line, _differences_of_setup, _incomplete, _md, _one_machine_section, _provenance,
-                       _recipe_line, _verdict_section)
-from .statistics import (METRIC, _ordered, fold_aware_table, fold_effects, fold_span, fold_table, summary_note,
-                         summary_table, what_else_changes)
-from .verdicts import VERDICT_MARGIN, add_verdicts, verdict_table
+from .folders import folder_labels, folder_runs, machine_of, nonempty_runs, read_folder
+from .sections import (data_line, incomplete_notes, md_table, one_machine_section, provenance, recipe_line,
+                       setup_differences, verdict_section)
+from .statistics import (METRIC, fold_effects, fold_span, fold_table, in_study_order, summary_note, summary_table,
+                         what_else_changes)
+from .verdicts import VERDICT_MARGIN, grid_verdicts, verdict_table
 
 __all__ = ['check_poolable', 'pooled_runs', 'pool_homes', 'compare_runs', 'pooled_verdicts', 'pooled_report',
            'write_pooled_report']
@@ -19,7 +20,7 @@ __all__ = ['check_poolable', 'pooled_runs', 'pool_homes', 'compare_runs', 'poole
 
 def check_poolable(folders) -> None:
     "Folders pool only when they hold one recipe of one dataset: else a `ValueError` naming the folder and what differs"
-    unlike = _differences_of_setup(folders)
+    unlike = setup_differences(folders)
     if unlike:
         raise ValueError(f"{'; '.join(unlike)}: only folders of one recipe and one dataset pool into one grid; "
                          "`esc50-norm compare` sets unlike folders side by side")
@@ -39,9 +40,7 @@ def pooled_runs(folders, runs: dict | None = None, metric: str = METRIC) -> tupl
     folder's runs that no earlier one holds; columns `folder` and `machine` say where each came from. Also, per later
     folder, `later - earlier` in `metric` over the runs both hold (those are not pooled twice)"""
     check_poolable(folders)
-    runs = runs or folder_runs(folders)
-    empty = [str(f) for f, df in zip(folders, runs.values()) if not len(df)]
-    if empty: raise ValueError(f"{', '.join(empty)} holds no finished run yet: there is nothing of it to pool")
+    runs = nonempty_runs(folders, runs, 'to pool')
     parts, repeats = [], {}
     for name, df in runs.items():
         df = df.assign(folder=name, machine=machine_of(df))
@@ -58,10 +57,10 @@ def pool_homes(folders, pool) -> list:
     holds its recipe and dataset (`check_poolable`), else a `ValueError` naming it, before any run is read"""
     homes = [(f, []) for f in folders]
     for p in pool:
-        home = next((extra for f, extra in homes if not _differences_of_setup([f, p])), None)
+        home = next((extra for f, extra in homes if not setup_differences([f, p])), None)
         if home is None:
             raise ValueError(f"{p} holds the recipe and dataset of none of {', '.join(map(str, folders))} "
-                             f"({'; '.join(_differences_of_setup([folders[0], p]))}): only folders of one recipe and "
+                             f"({'; '.join(setup_differences([folders[0], p]))}): only folders of one recipe and "
                              "one dataset pool into one grid; `esc50-norm compare` sets unlike folders side by side")
         home.append(p)
     return homes
@@ -73,7 +72,7 @@ def compare_runs(folders, pool=(), homes: list | None = None) -> dict:
     if not pool and not homes: return folder_runs(folders)
     homes = homes or pool_homes(folders, pool)
     return {'+'.join([label, *(Path(x).name for x in extra)]): pooled_runs([f, *extra])[0] if extra
-            else read_folder(f)[1] for (f, extra), label in zip(homes, _labels(folders))}
+            else read_folder(f)[1] for (f, extra), label in zip(homes, folder_labels(folders))}
 
 
 def pooled_verdicts(folders, margin: float = VERDICT_MARGIN) -> pd.DataFrame:
@@ -83,7 +82,7 @@ def pooled_verdicts(folders, margin: float = VERDICT_MARGIN) -> pd.DataFrame:
 
 def _sources(df: pd.DataFrame) -> pd.DataFrame:
     "Per normalization, the folder and machine its runs come from, with their folds and count"
-    g = _ordered(df).groupby(['normalization', 'folder', 'machine'], sort=False)
+    g = in_study_order(df).groupby(['normalization', 'folder', 'machine'], sort=False)
     return g.agg(folds=('fold', fold_span), runs=('fold', 'size')).reset_index().set_index('normalization')
 
 
@@ -96,23 +95,24 @@ def _repeat_lines(repeats: dict, metric: str) -> list:
             continue
         gap = float(d.abs().max())
         agree = "equal to the last digit" if gap == 0 else f"differing by up to {gap:.4f} (mean {d.mean():+.4f})"
-        lines.append(f"- {len(d)} runs of `{name}` are also in an earlier folder, their {metric} {agree}; the earlier "
-                     "folder's are pooled.")
+        lines.append(f"- {plural(len(d), 'run')} of `{name}` {'is' if len(d) == 1 else 'are'} also in an earlier folder, "
+                     f"{'its' if len(d) == 1 else 'their'} {metric} {agree}; the earlier folder's "
+                     f"{'is' if len(d) == 1 else 'are'} pooled.")
     return lines
 
 
 def _commit_lines(labels, runs: dict) -> list:
     "One line per folder: the package version and commits its runs were made at (a pair across folders changes them)"
     return ["The package and commit of each folder's runs (a pair across folders changes them too):", "",
-            *(f"- `{n}`: {_provenance(df)}" for n, df in zip(labels, runs.values()))]
+            *(f"- `{n}`: {provenance(df)}" for n, df in zip(labels, runs.values()))]
 
 
 def pooled_report(folders, margin: float = VERDICT_MARGIN, runs: dict | None = None) -> str:
     "Markdown: folders of one recipe pooled into one grid, with its verdicts and what else each contrast changes"
     runs = runs or folder_runs(folders)
     df, repeats = pooled_runs(folders, runs)
-    labels, preset = _labels(folders), read_preset(folders[0])
-    tests = add_verdicts(fold_aware_table(df), margin)
+    labels, preset = folder_labels(folders), read_preset(folders[0])
+    tests = grid_verdicts(df, margin=margin)
     changes = what_else_changes(df)
     mixed = [c for c, r in changes.iterrows() if r.across_machines]
     lines = [f"# Pooled: {' with '.join(f'`{n}`' for n in labels)}", "",
@@ -120,18 +120,18 @@ def pooled_report(folders, margin: float = VERDICT_MARGIN, runs: dict | None = N
              f"{preset.training_hash()}) on one dataset, so a run of one folder pairs with a run of another on "
              "(fold, seed). The first folder's runs, then each later folder's that no earlier one holds:", "",
              *_repeat_lines(repeats, METRIC), ""]
-    notes = _incomplete(folders, runs, [f'`{n}`' for n in labels])
-    lines += [x for note in notes for x in (note, "")] + [_recipe_line(preset), ""]
-    lines += [_data_line(preset.dataset), ""] if preset.dataset else []
-    lines += ["## Where the runs come from", "", _md(_sources(df)), "", *_commit_lines(labels, runs), "",
-              "## Accuracy per normalization", "", _md(summary_table(df)), "", summary_note(), "",
-              "## Accuracy per fold (mean over seeds)", "", _md(fold_table(df)), "",
-              *_verdict_section(tests, fold_effects(df)),
+    notes = incomplete_notes(folders, runs, [f'`{n}`' for n in labels])
+    lines += [x for note in notes for x in (note, "")] + [recipe_line(preset), ""]
+    lines += [data_line(preset.dataset), ""] if preset.dataset else []
+    lines += ["## Where the runs come from", "", md_table(_sources(df)), "", *_commit_lines(labels, runs), "",
+              "## Accuracy per normalization", "", md_table(summary_table(df)), "", summary_note(), "",
+              "## Accuracy per fold (mean over seeds)", "", md_table(fold_table(df)), "",
+              *verdict_section(tests, fold_effects(df)),
               "## What else each contrast changes", "",
               "A pair whose two runs were made on two machines changes the machine as well as the normalization "
               "(`across_machines`; the machines of each side after it). Contrasts with such pairs: "
-              f"{', '.join(f'`{c}`' for c in mixed) or 'none'}.", "", _md(changes), "",
-              *_one_machine_section(df, tests, margin)]
+              f"{', '.join(f'`{c}`' for c in mixed) or 'none'}.", "", md_table(changes), "",
+              *one_machine_section(df, tests, margin)]
     return '\n'.join(lines)
 
 

@@ -15,9 +15,9 @@ from ...spelling import listed, unknown_name
 from ..normalizations import NORMALIZATIONS
 
 __all__ = ['METRIC', 'ALPHA', 'EQUIVALENCE_MARGIN', 'contrasts', 'summary_note', 'summary_table', 'fold_table',
-           'paired_differences', 'pair_sides', 'what_else_changes', 'wilcoxon_p', 'holm', 'fold_aware',
-           'fold_aware_tests', 'fold_aware_table', 'per_fold', 'fold_effects', 'tost_p', 'units_needed', 'resolved',
-           'budget_table', 'fold_span', 'frontend_table']
+           'paired_differences', 'paired_tests', 'contrast_differences', 'pair_sides', 'what_else_changes', 'wilcoxon_p', 'holm',
+           'fold_aware', 'fold_aware_tests', 'fold_aware_table', 'per_fold', 'fold_effects', 'tost_p',
+           'units_needed', 'resolved', 'budget_table', 'fold_span', 'frontend_table']
 
 METRIC = 'final_accuracy'
 RESOLUTION = 1e-6
@@ -63,7 +63,7 @@ def _ci(x: np.ndarray, level: float = 0.95) -> tuple:
     return (x.mean() - h, x.mean() + h)
 
 
-def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+def in_study_order(df: pd.DataFrame) -> pd.DataFrame:
     "Rows in the study's order of normalizations (none, wave, global, channel, ...)"
     order = {n: i for i, n in enumerate(NORMALIZATIONS)}
     return df.sort_values('normalization', key=lambda s: s.map(order), kind='stable')
@@ -90,7 +90,7 @@ def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     is the unit; one fold: over its seeds, `ci_over`), and the runs' std, min and max (runs without `metric`: left
     out)"""
     rows = []
-    for norm, g in _ordered(_checked_runs(df, metric).dropna(subset=[metric])).groupby('normalization', sort=False):
+    for norm, g in in_study_order(_checked_runs(df, metric).dropna(subset=[metric])).groupby('normalization', sort=False):
         x, per_fold = g[metric].to_numpy(float), g.groupby('fold')[metric].mean().to_numpy(float)
         unit = per_fold if len(per_fold) > 1 else x      # seeds within a fold are not independent replicates
         lo, hi = np.clip(_ci(unit), 0, 1)                # an accuracy's interval stays in [0, 1]
@@ -102,7 +102,7 @@ def summary_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
 
 def fold_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     "Mean `metric` per fold (rows) and normalization (columns)"
-    return _ordered(df).pivot_table(index='fold', columns='normalization', values=metric, aggfunc='mean', sort=False)
+    return in_study_order(df).pivot_table(index='fold', columns='normalization', values=metric, aggfunc='mean', sort=False)
 
 
 def resolved(d):
@@ -188,11 +188,16 @@ def _differences(df: pd.DataFrame, pairs, metric: str = METRIC) -> dict:
     return {f"{a} - {b}": resolved((wide[a] - wide[b]).dropna()) for a, b in pairs if a in wide and b in wide}
 
 
+def contrast_differences(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> dict:
+    "Each contrast's `a - b` per (fold, seed) (`_differences`): of `pairs`, checked against `df`, or the grid's own"
+    return _differences(df, _pairs(df, pairs), metric)
+
+
 def pair_sides(df: pd.DataFrame, column: str, pairs=None, metric: str = METRIC) -> dict:
     "Per contrast `a - b`: its pair differences, and `column` of the run on side a and on side b of each pair"
     wide = df.pivot_table(index=['fold', 'seed'], columns='normalization', values=column, aggfunc='first')
     return {name: (d, *(wide[n].reindex(d.index) for n in name.split(' - ')))
-            for name, d in _differences(df, _pairs(df, pairs), metric).items()}
+            for name, d in contrast_differences(df, pairs, metric).items()}
 
 
 def what_else_changes(df: pd.DataFrame, pairs=None) -> pd.DataFrame:
@@ -208,8 +213,8 @@ def what_else_changes(df: pd.DataFrame, pairs=None) -> pd.DataFrame:
 
 def _pairs(df: pd.DataFrame, pairs):
     "The contrasts asked for (`pairs`, each normalization one that `df` holds), or the grid's own"
-    if pairs is None: return contrasts(_ordered(df).normalization.unique())
-    held = list(_ordered(df).normalization.unique())
+    if pairs is None: return contrasts(in_study_order(df).normalization.unique())
+    held = list(in_study_order(df).normalization.unique())
     unknown = [n for pair in pairs for n in pair if n not in held]
     if unknown: raise ValueError(f"{unknown_name('normalization', unknown, held)} (in pairs={list(pairs)!r})")
     return pairs
@@ -218,9 +223,15 @@ def _pairs(df: pd.DataFrame, pairs):
 def paired_differences(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
     "Each contrast `a - b` over runs matched on (fold, seed): mean, CI, wins, t-test and Wilcoxon p"
     # the p-values raw and Holm-corrected; these are the pair-level tests (the pair is the unit)
-    rows = {k: _paired_row(d.to_numpy(float)) for k, d in _differences(df, _pairs(df, pairs), metric).items() if len(d)}
+    return paired_tests(contrast_differences(df, pairs, metric), 'difference')
+
+
+def paired_tests(diffs: dict, names) -> pd.DataFrame:
+    """The pair-level tests (`_paired_row`) of each entry of `diffs` (key -> paired differences), the index named
+    `names` (one name, or one per part of tuple keys), their p-values Holm-corrected over all of them"""
+    rows = {k: _paired_row(d.to_numpy(float)) for k, d in diffs.items() if len(d)}
     if not rows: return pd.DataFrame()
-    return _notes(_holm(pd.DataFrame.from_dict(rows, orient='index').rename_axis('difference')))
+    return _notes(_holm(pd.DataFrame.from_dict(rows, orient='index').rename_axis(names)))
 
 
 def _t(x: np.ndarray) -> tuple:
@@ -256,6 +267,10 @@ def _anova(d: pd.Series) -> float:
     return float(st.f_oneway(*groups).pvalue)
 
 
+SEEDS_AGREE = 'the seeds agree within every fold'
+"A fold-aware test's note where several seeds a fold leave no variance within folds"
+
+
 def _design(d: pd.Series) -> tuple:
     "The unit of replication of differences `d` and the primary test that follows from the design"
     folds, n = d.index.get_level_values('fold').nunique(), len(d)
@@ -288,7 +303,7 @@ def fold_aware(d: pd.Series) -> dict:
         else:
             test = 'fold t-test'
             note = ('MixedLM could not be fitted: the fold t-test is the primary' if within else
-                    "the seeds agree within every fold: the fold means' t-test is the primary")
+                    f"{SEEDS_AGREE}: the fold means' t-test is the primary")
     if len(x) < 2: note = f"{len(x)} pair: no test"
     elif not se > 0 and est == 0: note = f"all {len(units)} {unit} differences are 0: no spread, no test"
     elif not se > 0: note = f"all {len(units)} {unit} differences equal {est:+.4f}: no spread, no test"
@@ -312,7 +327,7 @@ def fold_aware_tests(diffs: dict, names) -> pd.DataFrame:
 
 def fold_aware_table(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
     "Each contrast's fold-aware test (`fold_aware`), with the primary p Holm-corrected over the contrasts of the grid"
-    return fold_aware_tests(_differences(df, _pairs(df, pairs), metric), 'contrast')
+    return fold_aware_tests(contrast_differences(df, pairs, metric), 'contrast')
 
 
 def per_fold(d: pd.Series) -> pd.Series:
@@ -322,7 +337,7 @@ def per_fold(d: pd.Series) -> pd.Series:
 
 def fold_effects(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> pd.DataFrame:
     "Each contrast's mean difference per fold (columns), and the one-way ANOVA p of the differences by fold"
-    diffs = {k: d for k, d in _differences(df, _pairs(df, pairs), metric).items() if len(d)}
+    diffs = {k: d for k, d in contrast_differences(df, pairs, metric).items() if len(d)}
     if not diffs: return pd.DataFrame()
     t = pd.DataFrame({k: per_fold(d) for k, d in diffs.items()}).T.rename_axis('contrast')
     t.columns = [f"fold {f}" for f in t.columns]
@@ -371,7 +386,7 @@ def frontend_table(df: pd.DataFrame, starts: dict) -> pd.DataFrame:
     """Per normalization and parameter of a PCEN front end, from the run files' `frontend_params`: the value it started
     at (`starts[normalization][parameter]`, one per band: their mean) and, over its runs and bands, where it ended"""
     rows = []
-    for n, g in _ordered(df.dropna(subset=['frontend_params'])).groupby('normalization', sort=False):
+    for n, g in in_study_order(df.dropna(subset=['frontend_params'])).groupby('normalization', sort=False):
         ends = [json.loads(s) for s in g.frontend_params]
         for k in ends[0]:
             v, start = np.array([e[k] for e in ends]), np.asarray(starts[n][k], dtype=float)   # runs x bands

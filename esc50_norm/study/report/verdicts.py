@@ -6,8 +6,8 @@ import pandas as pd
 from .folders import machine_of, read_folder, recorded_machine
 from .statistics import ALPHA, METRIC, fold_aware, fold_aware_table, holm, pair_sides, tost_p, units_needed
 
-__all__ = ['VERDICT_MARGIN', 'verdict', 'add_verdicts', 'verdict_table', 'folder_verdicts', 'one_machine_table',
-           'how_to_read']
+__all__ = ['VERDICT_MARGIN', 'verdict', 'add_verdicts', 'grid_verdicts', 'verdict_table', 'folder_verdicts',
+           'one_machine_table', 'how_to_read']
 
 VERDICT_MARGIN = 0.01
 "A contrast is equivalent to no difference when the 90% CI of its fold-aware estimate lies within +-this (TOST)"
@@ -51,9 +51,14 @@ COLUMNS = ['estimate', 'ci90_low', 'ci90_high', 'unit', 'test', 'p', 'p_holm', '
            'needed_for_80%_power']
 
 
+def grid_verdicts(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARGIN, metric: str = METRIC) -> pd.DataFrame:
+    "Per contrast of the grid's runs `df`: its fold-aware test (`fold_aware_table`) and verdict (`add_verdicts`)"
+    return add_verdicts(fold_aware_table(df, pairs, metric), margin)
+
+
 def verdict_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARGIN, metric: str = METRIC) -> pd.DataFrame:
     "Per contrast of the grid's runs `df`: estimate, 90% CI, primary p raw and Holm, TOST p, verdict, units needed"
-    t = add_verdicts(fold_aware_table(df, pairs, metric), margin)
+    t = grid_verdicts(df, pairs, margin, metric)
     return t[COLUMNS] if len(t) else t
 
 
@@ -77,7 +82,8 @@ def one_machine_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARG
     again on its pairs made on one recorded machine: Holm over the grid's contrasts, each on such pairs. Columns:
     `all_pairs`, `machines` (of the pairs kept), then `add_verdicts`' (of those only `verdict`, empty, where no
     contrast keeps a pair); no rows when every pair is on one machine, or when no run names its machine"""
-    # a contrast with no such pair stays in Holm's family as p = 1, so that the family is the grid's, as in its verdicts;
+    # a contrast with pairs but none such stays in Holm's family as p = 1, so that the family is the grid's (whose
+    # verdicts leave out a contrast without pairs);
     # one tested on such pairs without spread (p NaN) leaves it, as a contrast without spread leaves the verdicts' family
     machine = machine_of(df)
     diffs, kept, on = _one_machine(df.assign(machine=machine), pairs, metric)
@@ -88,7 +94,7 @@ def one_machine_table(df: pd.DataFrame, pairs=None, margin: float = VERDICT_MARG
         return pd.DataFrame(dict(all_pairs=[len(diffs[k]) for k in mixed], machines='none', pairs=0, verdict=np.nan),
                             index=pd.Index(mixed, name='contrast'))
     t = pd.DataFrame.from_dict(tested, orient='index').rename_axis('contrast')
-    family = pd.Series({k: tested[k]['p'] if k in tested else 1.0 for k in diffs})   # tested, no spread: NaN, out
+    family = pd.Series({k: tested[k]['p'] if k in tested else 1.0 for k, d in diffs.items() if len(d)})  # NaN: out
     t.insert(t.columns.get_loc('p') + 1, 'p_holm', pd.Series(holm(family), index=family.index).reindex(t.index)
              .where(t.p.notna()))
     t = add_verdicts(t, margin).reindex(mixed)
@@ -108,9 +114,13 @@ def _unit_text(tests: pd.DataFrame) -> str:
                      "`MixedLM`, `d ~ 1`, REML; its Wald statistic and CI on t with folds - 1 degrees of freedom, "
                      "not normal, which with 5 folds would be liberal), with the fold means' t-test (`fold_t_p`) "
                      "beside it")
-    if 'fold t-test' in tests_:
+    fold_t = tests[tests.test == 'fold t-test']
+    if (fold_t.pairs == fold_t.folds).any():
         parts.append("with one seed a fold, fold and pair coincide: the primary test is the t-test of the fold "
                      "differences, and the pair-level tests test the same units (MixedLM is not fitted)")
+    if (fold_t.pairs > fold_t.folds).any():
+        parts.append("where the folds hold several seeds that agree within every fold (or MixedLM could not be "
+                     "fitted: `note`), the primary test is the t-test of the fold means")
     if 't-test' in tests_:
         parts.append(("all runs are of one fold" if tests_ == {'t-test'} else "where a contrast's pairs are all of "
                       "one fold (`unit`: pair)") + ", the seeds are the unit: the primary test is the paired t-test "
