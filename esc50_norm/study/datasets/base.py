@@ -40,9 +40,12 @@ def standard_frame(df: pd.DataFrame, file: str, label: str, fold: str | None = N
     return pd.concat([std, rest.rename(columns={c: f"source_{c}" for c in STANDARD if c in rest.columns})], axis=1)
 
 
-def _range(lo, hi) -> str: return f"{lo}" if lo == hi else f"{lo}-{hi}"
+def range_text(lo, hi) -> str:
+    "Two bounds as a message writes them: `3`, or `2-5`"
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
 
-def _span(folds) -> str:
+def folds_text(folds) -> str:
+    "Folds as a message writes them: `1-5` when consecutive, else their list"
     folds = list(folds)
     return f"{folds[0]}-{folds[-1]}" if folds == list(range(folds[0], folds[-1] + 1)) and len(folds) > 1 else str(folds)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from ...spelling import plural
 from ..tables import check_files, int_folds
-from .base import STANDARD, Dataset, DatasetError, _span
+from .base import STANDARD, Dataset, DatasetError, folds_text
 
 __all__ = ['check_meta', 'class_balance', 'check_training', 'check_folds']
 
@@ -59,13 +59,13 @@ def _check_folds_present(fold: pd.Series, source, folds: tuple | None):
     present = sorted(map(int, fold.unique()))
     if folds is not None and set(present) - set(folds):
         raise DatasetError(f"{source} has folds {sorted(set(present) - set(folds))}; "
-                           f"this dataset's folds are {_span(folds)}")
+                           f"this dataset's folds are {folds_text(folds)}")
     if present[0] < 1:
         raise DatasetError(f"{source} has folds {[f for f in present if f < 1]}: "
                            "folds are numbered from 1 (0 means 'no validation fold')")
     expected = folds if folds is not None else tuple(range(1, present[-1] + 1))
     empty = [f for f in expected if f not in present]
-    if empty: raise DatasetError(f"{source}: fold(s) {empty} of {_span(expected)} have no clips")
+    if empty: raise DatasetError(f"{source}: fold(s) {empty} of {folds_text(expected)} have no clips")
 
 
 def class_balance(df: pd.DataFrame) -> tuple[str, bool]:
@@ -96,5 +96,5 @@ def check_folds(ds: Dataset, folds=None) -> tuple:
     "The folds of a grid (None: all of the dataset's), each one of the dataset's; the error names the absent ones"
     if folds is None: return tuple(ds.folds)
     absent = [f for f in folds if f not in ds.folds]
-    if absent: raise DatasetError(f"fold(s) {absent} do not exist in {ds.name}; its folds are {_span(ds.folds)}")
+    if absent: raise DatasetError(f"fold(s) {absent} do not exist in {ds.name}; its folds are {folds_text(ds.folds)}")
     return tuple(int(f) for f in folds)

@@ -5,7 +5,7 @@ import pandas as pd
 import soundfile as sf
 
 from ...spelling import plural
-from .base import Dataset, DatasetError, _range
+from .base import Dataset, DatasetError, range_text
 from .checks import class_balance
 
 __all__ = ['clip_info', 'clip_duration', 'cropping', 'summary']
@@ -62,7 +62,7 @@ def summary(ds: Dataset) -> str:
     sizes = df.fold.value_counts()
     gen = ds.describe()
     lines = [f"{ds.name} ({ds.kind}, {ds.root}): {len(df)} clips, {len(ds.classes)} classes, {len(ds.folds)} folds "
-             f"of {_range(sizes.min(), sizes.max())} clips"
+             f"of {range_text(sizes.min(), sizes.max())} clips"
              + (f" (made with k={gen['k']}, seed {gen['seed']})" if 'k' in gen else '')
              + f"; fingerprint {gen['fingerprint']}", class_balance(df)[0]]
     return '\n'.join(lines)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from .base import STANDARD
 from .checks import check_meta
-from .folds import _generate_folds
+from .folds import generate_folds
 
 __all__ = ['FOLD_DEFAULTS', 'Collection', 'MadeFolds']
 
@@ -72,7 +72,7 @@ class MadeFolds(Collection):
     @property
     def makes_folds(self) -> bool: return True                  # a kind whose source may hold folds says when it does
     def _made_folds(self, df: pd.DataFrame) -> pd.DataFrame:
-        return _generate_folds(df, self.k_folds, self.fold_seed, self.source)
+        return generate_folds(df, self.k_folds, self.fold_seed, self.source)
 
     @property
     def folds(self) -> tuple: return tuple(range(1, self.k_folds + 1)) if self.makes_folds else super().folds

@@ -26,7 +26,7 @@ def stratified_folds(labels, k: int, seed: int = 0, files=None) -> np.ndarray:
     return out
 
 
-def _generate_folds(df: pd.DataFrame, k: int, seed: int, source) -> pd.DataFrame:
+def generate_folds(df: pd.DataFrame, k: int, seed: int, source) -> pd.DataFrame:
     "`df` with `fold` made by `stratified_folds`; a class with fewer clips than folds is an error that names it"
     if not isinstance(k, (int, np.integer)) or k < 2:
         raise DatasetError(f"k_folds must be an integer of at least 2, got {k!r}")

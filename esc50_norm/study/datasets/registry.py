@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...spelling import did_you_mean
-from .base import Dataset, DatasetError, _span
+from .base import Dataset, DatasetError, folds_text
 from .collection import FOLD_DEFAULTS
 from .csvfile import CSVDataset
 from .esc import ESC10, ESC50
@@ -61,7 +61,7 @@ def get_dataset(dataset=None, data=None, columns=None, k_folds: int = 5, fold_se
                            "dataset is used as it is")
     unused = [k for k, v in options.items() if k not in cls.options and k != 'full' and v != _DEFAULTS[k]]
     if unused: raise DatasetError(f"{', '.join(unused)} do not apply to {kind} datasets"
-                                  + (f" (their folds are fixed: {_span(cls.fixed_folds)})" if cls.fixed_folds else ''))
+                                  + (f" (their folds are fixed: {folds_text(cls.fixed_folds)})" if cls.fixed_folds else ''))
     if path is None and cls.needs_path:
         raise DatasetError(f"dataset kind {kind!r} needs a path: {kind}:PATH or data=PATH")
     return cls(path, **{k: options[k] for k in cls.options})
