@@ -768,6 +768,11 @@ def test_runs_the_statistics_cannot_pair_are_refused_by_name():
         fold_effects(df, [('globl', 'none')])
     apart = pd.concat([df[df.normalization == 'none'], df[df.normalization == 'global'].assign(seed=lambda d: d.seed + 7)])
     assert fold_effects(apart).empty and verdict_table(apart).empty         # no (fold, seed) holds both arms
+    for f in (summary_table, verdict_table, paired_differences):             # no runs, or not runs: named, no KeyError
+        with pytest.raises(ValueError, match=r"these lack normalization, fold, seed, final_accuracy \(no run at all"):
+            f(pd.DataFrame())
+        with pytest.raises(ValueError, match=r"runs need the columns .*; these lack final_accuracy$"):
+            f(df.drop(columns='final_accuracy'))
 
 
 def test_a_contrast_without_spread_on_one_machine_leaves_that_tables_holm_family_as_it_leaves_the_verdicts():

@@ -168,7 +168,10 @@ def _holm(table: pd.DataFrame, cols=('t_test_p', 'wilcoxon_p')) -> pd.DataFrame:
 
 def _checked_runs(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     """Runs `df` as the statistics take them: one row per (normalization, fold, seed) and `metric` an accuracy in
-    [0, 1] (NaN: a run without it); else a ValueError naming the rows"""
+    [0, 1] (NaN: a run without it); else a ValueError naming the rows, or the columns it lacks"""
+    if lacks := [c for c in ('normalization', 'fold', 'seed', metric) if c not in df]:
+        raise ValueError(f"runs need the columns normalization, fold, seed and {metric}; these lack {', '.join(lacks)}"
+                         + (" (no run at all: nothing to tabulate)" if not len(df) else ''))
     dup = df[df.duplicated(['normalization', 'fold', 'seed'], keep=False)]
     if len(dup): raise ValueError(f"runs given twice (normalization, fold, seed): {_rows(dup)}; one run each is paired")
     bad = df[~df[metric].between(0, 1) & df[metric].notna()]
@@ -190,7 +193,7 @@ def _differences(df: pd.DataFrame, pairs, metric: str = METRIC) -> dict:
 
 def contrast_differences(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> dict:
     "Each contrast's `a - b` per (fold, seed) (`_differences`): of `pairs`, checked against `df`, or the grid's own"
-    return _differences(df, _pairs(df, pairs), metric)
+    return _differences(df, _pairs(_checked_runs(df, metric), pairs), metric)
 
 
 def pair_sides(df: pd.DataFrame, column: str, pairs=None, metric: str = METRIC) -> dict:
