@@ -189,7 +189,7 @@ def test_the_library_guides_class_folder_datablock_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ns = {}
     cfg = re.search(r"^cfg = .*$", guide, re.M)[0]                        # the guide's spectrogram, above
-    exec(f"from fastai.vision.all import *\nfrom esc50_norm import *\n{cfg}\n" + code.replace('bs=64', 'bs=4'), ns)
+    exec(f"from fastai.vision.all import *\nfrom esc50_norm import *\n{cfg}\n" + code.replace('bs=16', 'bs=4'), ns)
     dls = ns['dls']
     assert list(dls.vocab) == ['dog', 'rain'] and len(dls.train_ds) == 8 and len(dls.valid_ds) == 2
     x, y = dls.one_batch()

@@ -141,7 +141,8 @@ def test_the_committed_pooled_ablation_report_is_what_pooling_writes_and_its_num
     ('mel-cpu', 'mel-cpu-bn-freq', 'bn_freq', 'global', 70, 10),
     ('mel-aug-cpu', 'mel-aug-cpu-bn-freq', 'bn_freq', 'global', 30, 0),
     ('mel-aug60-cpu', 'mel-aug60-cpu-bn-freq', 'bn_freq', 'global', 30, 0),
-    ('pcen-bn-xeon', 'pcen-bias-root-xeon', 'pcen_learn_bias_root', 'pcen_frozen', 40, 0)])
+    ('pcen-bn-xeon', 'pcen-bias-root-xeon', 'pcen_learn_bias_root', 'pcen_frozen', 40, 0),
+    ('pcen-bn-xeon', 'pcen-gain-xeon', 'pcen_learn_gain', 'pcen_frozen', 40, 0)])
 def test_a_committed_pooled_arm_report_is_what_pooling_writes_and_its_numbers_are_the_run_files(base, arm, a, b, n, machines):
     """A grid with an arm run into a folder of its own: the report regenerates unchanged; its contrast from raw files;
     its pairs change the machine where one folder's files predate the recording of the CPU (mel-cpu's)"""

@@ -111,7 +111,8 @@ def _agree(t: pd.DataFrame, hand: pd.DataFrame):
                                     'pcen-parts-cpu', 'pcen-bn-xeon',
                                     ('mel-cpu', 'mel-cpu-instance-global'),
                                     ('mel-cpu', 'mel-cpu-bn-freq'), ('mel-aug-cpu', 'mel-aug-cpu-bn-freq'),
-                                    ('mel-aug60-cpu', 'mel-aug60-cpu-bn-freq'), ('pcen-bn-xeon', 'pcen-bias-root-xeon')])
+                                    ('mel-aug60-cpu', 'mel-aug60-cpu-bn-freq'), ('pcen-bn-xeon', 'pcen-bias-root-xeon'),
+                                    ('pcen-bn-xeon', 'pcen-gain-xeon')])
 def test_fold_aware_statistics_equal_an_independent_computation(folder):
     "Each folder's statistics, and folders pooled with an arm run apart into a folder of its own (Holm over their contrasts)"
     df = read_results(RESULTS / folder) if isinstance(folder, str) else pooled_runs([RESULTS / f for f in folder])[0]
@@ -465,7 +466,8 @@ def test_frozen_pcen_per_band_on_the_xeon_is_run_as_declared():
 
 
 @pytest.mark.parametrize('grid,arm,commit,learned', [
-    ('pcen-bias-root-xeon', 'pcen_learn_bias_root', '5157dbb', ('delta', 'root'))])
+    ('pcen-bias-root-xeon', 'pcen_learn_bias_root', '5157dbb', ('delta', 'root')),
+    ('pcen-gain-xeon', 'pcen_learn_gain', 'af35a62', ('alpha',))])
 def test_a_grid_of_pcen_learning_one_part_on_the_xeon_is_run_as_declared(grid, arm, commit, learned):
     """pcen-bias-root-xeon, pcen-gain-xeon: frontends-cpu's recipe, one arm, every fold of seed 0 started before any of
     seed 1, every run from a clean worktree of the one commit that declared it, one thread a run, on the Intel Xeon with
