@@ -69,9 +69,7 @@ class SpectrogramConfig:
              'f_max': self.sample_rate / 2 if self.f_max is None else self.f_max}
         for k in (() if self.mel else ('n_mels', 'f_min', 'f_max', 'band_scale')) + (() if self.to_db else ('top_db',)):
             del d[k]
-        plain = lambda v: v.item() if hasattr(v, 'item') else v                  # numpy numbers: JSON's own
-        return {k: plain(v) if isinstance(plain(v), (bool, int, str, type(None))) or math.isfinite(plain(v))
-                else repr(float(plain(v))) for k, v in d.items()}
+        return {k: _plain(v) for k, v in d.items()}
     def as_dict(self) -> dict:
         "The settings as a dict; `scale` (a later field) only when it is not 1, so that older recipe hashes still match"
         return recorded_dict(self)
@@ -93,6 +91,12 @@ class SpectrogramConfig:
     def n_frames(self, n_samples: int) -> int:
         "Number of STFT frames for a clip of `n_samples`"
         return n_samples // self.hop + 1 if self.center else (n_samples - self.n_fft) // self.hop + 1
+
+
+def _plain(v):
+    "A setting as JSON writes it: a numpy number as Python's, a non-finite float as its repr ('inf')"
+    v = v.item() if hasattr(v, 'item') else v
+    return repr(v) if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _known_fields(kwargs: dict) -> dict:

@@ -324,9 +324,8 @@ class SpecNormalize(Transform):
             raise ValueError(f"{self.mode!r} normalization learns no stats: it normalizes each clip by its own")
         frac = (self.frac or 1.0) if frac is None else frac
         inputs = training_inputs(dl.train if isinstance(dl, DataLoaders) else dl, frac, before=self)
-        settings = []                               # each batch's spectrogram settings, as `AudioToSpec` records them
-        acc = accumulate((settings.append(getattr(x, 'config', None)) or x for x in map(_spectrogram, inputs)),
-                         self._mode.accumulator())
+        settings = []                               # each batch's spectrogram settings, as `AudioToSpec` marks them
+        acc = accumulate(_noting_settings(map(_spectrogram, inputs), settings), self._mode.accumulator())
         with _errors_as(ValueError, "stats learned from the training data: ",
                         " (do the training spectrograms hold NaN or inf?)"):
             return self._set(self._mode.arrays(acc, self.eps, **self._mode_options), acc.n, learned=frac,
@@ -398,6 +397,13 @@ def _unnormalized(norm: SpecNormalize, x):
         warnings.warn(f"{norm!r}: spectrograms pass through unnormalized until its stats are learned (setups with "
                       "frac > 0, learn(dl), SpecStatsCallback), given (stats=) or loaded (from_file)", stacklevel=2)
     return x
+
+
+def _noting_settings(xs, settings: list):
+    "The spectrograms `xs` as they come, each one's settings (`AudioToSpec`'s `config` mark, or None) added to `settings`"
+    for x in xs:
+        settings.append(getattr(x, 'config', None))
+        yield x
 
 
 def _check_settings(norm: SpecNormalize, settings: dict | None):

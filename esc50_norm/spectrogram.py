@@ -123,6 +123,12 @@ class AudioToSpec(Transform):
               if c.to_db else [])
         self.pipe = torch.nn.Sequential(spec, *scale, *db)
 
+    @property
+    def settings(self) -> dict:
+        "`cfg.settings()`, the mark each of its spectrograms carries: computed once, not per batch"
+        if '_settings' not in self.__dict__: self._settings = self.cfg.settings()      # models exported before it
+        return self._settings
+
     def encodes(self, x: AudioTensor) -> AudioSpectrogram:
         sr = getattr(x, 'sr', None)
         if sr is not None and sr != self.cfg.sample_rate:
@@ -132,5 +138,5 @@ class AudioToSpec(Transform):
         with torch.autocast(x.device.type, enabled=False):
             s = self.pipe(x.as_subclass(torch.Tensor).float())
         meta = dict(sr=self.cfg.sample_rate, mel=self.cfg.mel, freq_label=self.cfg.freq_label, to_db=self.cfg.to_db,
-                    hop_length=self.cfg.hop, config=self.cfg.settings())
+                    hop_length=self.cfg.hop, config=self.settings)
         return AudioSpectrogram(s, **meta, clips=x.as_subclass(torch.Tensor) if x.ndim == 3 else None)

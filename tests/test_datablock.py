@@ -221,6 +221,8 @@ def test_stats_record_the_spectrograms_they_describe_and_refuse_others(fake, tmp
     assert torch.equal(loaded(AudioToSpec(SPEC)(x)), norm(AudioToSpec(SPEC)(x)))
     refused = rf"channel stats loaded from {re.escape(str(f))} describe spectrograms made with other settings \(f_max=8000.0 there, 4000.0 here\)"
     with pytest.raises(ValueError, match=refused): loaded(AudioToSpec(other)(x))
+    a = AudioToSpec(SPEC)
+    assert a(x).config is a(x).config                                     # the mark is made once, not per batch
     same = SPEC.update(f_max=8000, win_length=256, hop_length=160)          # other words for the same spectrograms
     assert torch.equal(loaded(AudioToSpec(same)(x)), norm(AudioToSpec(SPEC)(x)))
     given = SpecNormalize('channel', stats=loaded.stats)

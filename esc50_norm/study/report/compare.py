@@ -36,7 +36,7 @@ def compare_folders(folders, runs: dict | None = None) -> tuple[pd.DataFrame, pd
     # the paired differences Holm-corrected; `runs`: the folders' runs when already read (`folder_runs`)
     runs = nonempty_runs(folders, runs, 'to compare')
     present = set().union(*(set(d.normalization) for d in runs.values()))
-    means = pd.concat({n: summary_table(d)['mean'] for n, d in runs.items() if len(d)}, axis=1)
+    means = pd.concat({n: summary_table(d)['mean'] for n, d in runs.items()}, axis=1)
     means = means.reindex([n for n in NORMALIZATIONS if n in present])
     return means, paired_tests(_per_normalization(runs), ['folder', 'normalization'])
 

@@ -187,8 +187,8 @@ def write_report(out, margin: float = VERDICT_MARGIN) -> Path:
         files.update({'summary.csv': summary.to_csv(), 'paired.csv': paired.to_csv(), 'verdicts.csv': tests.to_csv(),
                       'accuracy.png': plot_accuracy(df, title=f"{preset.name}: accuracy per normalization "
                                                               "(mean, 95% CI)")})
-        if len(paired): files['paired.png'] = plot_paired(df, title=f"{preset.name}: paired differences per (fold, "
-                                                                     "seed); black: the verdict's estimate, 95% CI")
+        if len(paired): files['paired.png'] = plot_paired(df, tests=tests, title=f"{preset.name}: paired differences "
+                                                          "per (fold, seed); black: the verdict's estimate, 95% CI")
         if len(hist): files['curves.png'] = plot_curves(hist, title=f"{preset.name}: training curves")
     files['report.md'] = '\n'.join(lines)
     for name, what in files.items():                    # everything is computed: now write it, each file atomically

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ...atomic import write_atomic
 from .compare import fold_contrasts, fold_means, shared_normalizations
-from .statistics import METRIC, contrast_differences, fold_aware, in_study_order, summary_table
+from .statistics import METRIC, contrast_differences, fold_aware_table, in_study_order, summary_table
 
 __all__ = ['plot_accuracy', 'plot_paired', 'plot_curves', 'plot_folds']
 
@@ -31,10 +31,12 @@ def plot_accuracy(df: pd.DataFrame, path=None, metric: str = METRIC, title: str 
     return _save(fig, path)
 
 
-def plot_paired(df: pd.DataFrame, path=None, pairs=None, metric: str = METRIC, title: str = ''):
+def plot_paired(df: pd.DataFrame, path=None, pairs=None, metric: str = METRIC, title: str = '',
+                tests: pd.DataFrame | None = None):
     """Each contrast's difference for every (fold, seed) as a point coloured by fold, with its estimate and 95% CI
-    as its verdict has them (`fold_aware`: over folds where the fold is the unit)"""
+    as its verdict has them (`tests`: the grid's `fold_aware_table`, when already computed)"""
     diffs = contrast_differences(df, pairs, metric)
+    tests = fold_aware_table(df, pairs, metric) if tests is None else tests
     fig, ax = plt.subplots(figsize=(1.8 + 1.5 * max(1, len(diffs)), 3.8))
     folds, rng = sorted(df.fold.unique()), np.random.default_rng(0)
     for i, (name, d) in enumerate(diffs.items()):
@@ -42,9 +44,8 @@ def plot_paired(df: pd.DataFrame, path=None, pairs=None, metric: str = METRIC, t
             v = d[d.index.get_level_values('fold') == fold].to_numpy(float)
             ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=16, alpha=0.75, color=f"C{k}",
                        label=f"fold {fold}" if i == 0 else None, zorder=2)
-        if not len(d): continue
-        t = fold_aware(d)
-        est, lo, hi = t['estimate'], t['ci95_low'], t['ci95_high']
+        if name not in tests.index: continue
+        est, lo, hi = tests.loc[name, ['estimate', 'ci95_low', 'ci95_high']]
         ax.errorbar(i + 0.3, est, yerr=None if np.isnan(lo) else [[est - lo], [hi - est]], fmt='D',
                     color='black', capsize=4, zorder=3)
     ax.axhline(0, color='gray', lw=1)

@@ -95,9 +95,9 @@ def _repeat_lines(repeats: dict, metric: str) -> list:
             continue
         gap = float(d.abs().max())
         agree = "equal to the last digit" if gap == 0 else f"differing by up to {gap:.4f} (mean {d.mean():+.4f})"
-        lines.append(f"- {plural(len(d), 'run')} of `{name}` {'is' if len(d) == 1 else 'are'} also in an earlier folder, "
-                     f"{'its' if len(d) == 1 else 'their'} {metric} {agree}; the earlier folder's "
-                     f"{'is' if len(d) == 1 else 'are'} pooled.")
+        are, their = ('is', 'its') if len(d) == 1 else ('are', 'their')
+        lines.append(f"- {plural(len(d), 'run')} of `{name}` {are} also in an earlier folder, {their} {metric} {agree}; "
+                     f"the earlier folder's {are} pooled.")
     return lines
 
 

@@ -186,14 +186,15 @@ def _rows(df: pd.DataFrame, metric: str | None = None) -> str:
 
 
 def _differences(df: pd.DataFrame, pairs, metric: str = METRIC) -> dict:
-    "`a - b` per (fold, seed) where both ran, for each contrast, at `RESOLUTION` (`resolved`)"
-    wide = _checked_runs(df, metric).pivot_table(index=['fold', 'seed'], columns='normalization', values=metric)
+    "`a - b` per (fold, seed) where both ran, for each contrast, at `RESOLUTION` (`resolved`), of runs `_checked_runs`"
+    wide = df.pivot_table(index=['fold', 'seed'], columns='normalization', values=metric)
     return {f"{a} - {b}": resolved((wide[a] - wide[b]).dropna()) for a, b in pairs if a in wide and b in wide}
 
 
 def contrast_differences(df: pd.DataFrame, pairs=None, metric: str = METRIC) -> dict:
     "Each contrast's `a - b` per (fold, seed) (`_differences`): of `pairs`, checked against `df`, or the grid's own"
-    return _differences(df, _pairs(_checked_runs(df, metric), pairs), metric)
+    df = _checked_runs(df, metric)
+    return _differences(df, _pairs(df, pairs), metric)
 
 
 def pair_sides(df: pd.DataFrame, column: str, pairs=None, metric: str = METRIC) -> dict:
@@ -377,7 +378,8 @@ def budget_table(hist: pd.DataFrame, pairs=None) -> pd.DataFrame:
     whether its sign is the same at every one of them (`sign_stable`)"""
     if not len(hist): return pd.DataFrame()
     epochs = last_quarter(int(hist.epoch.max()))
-    per = {e: _differences(hist[hist.epoch == e], _pairs(hist, pairs), 'accuracy') for e in epochs}
+    per = {e: _differences(_checked_runs(hist[hist.epoch == e], 'accuracy'), _pairs(hist, pairs), 'accuracy')
+           for e in epochs}
     t = pd.DataFrame({f"epoch {e}": {k: _exact(d.mean()) for k, d in diffs.items() if len(d)}
                       for e, diffs in per.items()})
     if not len(t): return t
