@@ -11,8 +11,8 @@ from scipy import stats as st
 
 from esc50_norm.study.cli import main as cli
 from esc50_norm.study.presets import get_preset
-from esc50_norm.study.report import (compare_equivalence, fold_aware_table, compare_folders, compare_report, compare_runs, compare_verdicts,
-                                     contrasts, fold_contrasts, fold_means, fold_table, missing_runs,
+from esc50_norm.study.report import (compare_equivalence, compare_folders, compare_report, compare_runs, compare_verdicts,
+                                     contrasts, fold_aware_table, fold_contrasts, fold_means, fold_table, missing_runs,
                                      paired_differences, plot_folds, plot_paired, pooled_runs, study_time, summary_table,
                                      write_report)
 from esc50_norm.study.runs import read_preset, read_results
