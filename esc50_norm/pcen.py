@@ -187,9 +187,9 @@ class LearnedPCEN(nn.Module):
         # AudioToSpec's spectrograms say they are magnitudes: no look at their values (a GPU sync per batch)
         x = x.as_subclass(torch.Tensor) if hasattr(x, 'to_db') else _as_magnitudes(x, 'LearnedPCEN')
         with torch.autocast(x.device.type, enabled=False):
-            x, p = x.float(), self.constrained()
+            x, p = x.to(_compute_dtype(x)), self.constrained()       # float64 stays float64, else fp32
             M = pcen_smooth(x, p['smooth_coef'])
-            col = lambda v: v.float().unsqueeze(-1)            # [n_mels] -> [n_mels, 1], against [..., n_mels, frames]
+            col = lambda v: v.to(x.dtype).unsqueeze(-1)        # [n_mels] -> [n_mels, 1], against [..., n_mels, frames]
             return pcen_compress(x, M, col(p['alpha']), col(p['delta']), 1 / col(p['root']), self.eps)
 
     def extra_repr(self) -> str:
