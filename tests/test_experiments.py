@@ -66,3 +66,90 @@ def test_prepare_device_refuses_parts_that_with_the_tracked_tree_exceed_what_a_c
     assert res.returncode == 2 and not res.stdout
     assert f"parts of 60 MiB and the tracked tree ({tree} MiB) exceed the 64 MiB" in res.stderr
     assert f"set PART_MIB to at most {64 - tree}" in res.stderr
+
+
+def _alpha_parity():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('alpha_parity', REPO / 'experiments' / 'alpha_parity.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def parity_setup(fake_root, tmp_path_factory):
+    "A tiny frontends-cpu (bs 4) on the fake collection: its preset, data and the model and batches of fold 1, seed 3"
+    from esc50_norm.study.datasets import get_dataset
+    from esc50_norm.study.presets import get_preset
+    from esc50_norm.study.train import load_study_data
+    ds = get_dataset(data=fake_root, full=False)
+    preset = get_preset('frontends-cpu', bs=4, epochs=1).for_dataset(ds).resolved('cpu')
+    data = load_study_data(preset, ds, tmp_path_factory.mktemp('cache'), device='cpu', progress=False, log=None)
+    return preset, data, *_alpha_parity().initial_model(preset, data, 1, 3, 2)
+
+
+def test_alpha_parity_starts_from_the_network_train_one_starts_from(parity_setup, monkeypatch):
+    import torch
+    from fastai.learner import Learner
+    from esc50_norm.study.presets import Job
+    from esc50_norm.study.train import train_one
+    preset, data, model, _ = parity_setup
+    started = {}
+    class Started(Exception): pass
+    def capture(self, *args, **kwargs):
+        started.update({k: v.clone() for k, v in self.model.state_dict().items()})
+        raise Started
+    monkeypatch.setattr(Learner, 'fit_one_cycle', capture)
+    with pytest.raises(Started): train_one(preset, data, Job(1, 'pcen_learn_gain', 3))
+    mine = model.state_dict()
+    assert started.keys() == mine.keys() and all(torch.equal(started[k], mine[k]) for k in mine)
+
+
+def _smooth(m):
+    "`m` with its ReLUs as SiLUs and its max pools as average pools, in place: a loss differentiable everywhere"
+    from torch import nn
+    for name, c in m.named_children():
+        if isinstance(c, nn.ReLU): setattr(m, name, nn.SiLU())
+        elif isinstance(c, nn.MaxPool2d): setattr(m, name, nn.AvgPool2d(c.kernel_size, c.stride, c.padding))
+        else: _smooth(c)
+    return m
+
+
+def test_alpha_parity_gradient_is_the_finite_difference_of_the_loss(parity_setup):
+    """The summed gradient of each variant against central differences of the summed loss, in float64 (with smooth
+    activations: the ReLUs' and max pools' kinks make central differences of the network as trained erratic)"""
+    import copy
+    import torch
+    import torch.nn.functional as F
+    ap = _alpha_parity()
+    *_, model, batches = parity_setup
+    batches = [(x.as_subclass(torch.Tensor).double(), y.as_subclass(torch.Tensor)) for x, y in batches]
+    for name in ap.VARIANTS:
+        net = _smooth(ap.variant(model, name).double())
+        g = ap.alpha_gradient(net, batches)
+        def loss(band, h):
+            moved = copy.deepcopy(net)
+            with torch.no_grad(): moved[0].alpha[band] += h
+            moved.train()
+            with torch.no_grad(): return sum(float(F.cross_entropy(moved(x), y)) for x, y in batches)
+        for band in (0, 1, 37):
+            fd = (loss(band, 1e-5) - loss(band, -1e-5)) / 2e-5
+            assert abs(fd - float(g[band])) <= 1e-6 + 1e-5 * abs(fd), (name, band, fd, float(g[band]))
+    assert model[1][0][0].stride == (2, 2) and ap.variant(model, 'stride1')[1][0][0].stride == (1, 1)
+
+
+def test_alpha_parity_counts_the_pairs_where_the_even_band_is_larger(tmp_path):
+    import numpy as np
+    ap = _alpha_parity()
+    rng = np.random.default_rng(0)
+    rows, expected = [], {}
+    for seed, variant in [(0, 'as_trained'), (1, 'shifted')]:
+        g = rng.normal(size=64)
+        expected[(seed, variant)] = sum(g[2 * j] > g[2 * j + 1] for j in range(32))
+        rows += [dict(seed=seed, variant=variant, band=b, gradient=v) for b, v in reversed(list(enumerate(g)))]
+    table = ap.parity_table(pd.DataFrame(rows))
+    assert {k: int(v) for k, v in table.even_larger.items()} == expected and set(table.pairs) == {32}
+    pd.DataFrame(rows).to_csv(tmp_path / 'gradients.csv', index=False)
+    import re
+    n = expected[(1, 'shifted')]
+    assert re.search(rf"\|\s*1\s*\|\s*shifted\s*\|\s*32\s*\|\s*{n}\s*\|", ap.report(tmp_path / 'gradients.csv'))
