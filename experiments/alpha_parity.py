@@ -13,7 +13,7 @@ summed over the first `--batches` training batches (fp32, without mixup), in thr
 
     python experiments/alpha_parity.py --seeds 0,1,2,3,4 --out results/alpha-parity
 
-writes `gradients.csv` (seed, variant, band, gradient) and `report.md` (`report(csv)`: per seed and variant, how many
+writes `gradients.csv` (seed, variant, band, gradient) and `parity.md` (`report(csv)`: per seed and variant, how many
 of the 32 pairs of bands (2j, 2j+1) have the even band's gradient the larger)."""
 from __future__ import annotations
 import argparse
@@ -91,13 +91,13 @@ def parity_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def report(csv) -> str:
-    "The report of a `gradients.csv`: the parity table, as `report.md` holds it"
+    "The page of a `gradients.csv`: the parity table, as `parity.md` holds it"
     table = parity_table(pd.read_csv(csv)).reset_index()
     return ("# Which mel bands' PCEN gain exponent the first gradients move, by parity\n\n"
             "From `gradients.csv` (`experiments/alpha_parity.py`): per seed and variant of the initial network, of "
             "the pairs of mel bands (2j, 2j+1), how many have the even band's summed gradient with respect to "
             "`alpha` the larger (`even_larger`), and the mean gradient of the even and the odd bands.\n\n"
-            + table.to_markdown(index=False, floatfmt='.3g') + '\n')
+            "## Pairs of bands, by parity\n\n" + table.to_markdown(index=False, floatfmt='.3g') + '\n')
 
 
 def main(argv=None):
@@ -119,8 +119,8 @@ def main(argv=None):
     data = load_study_data(preset, ds, device='cpu', progress=False)
     df = gradients(preset, data, a.fold, [int(s) for s in a.seeds.split(',')], a.batches)
     df.to_csv(out / 'gradients.csv', index=False, float_format='%.6g')
-    (out / 'report.md').write_text(report(out / 'gradients.csv'))
-    print((out / 'report.md').read_text())
+    (out / 'parity.md').write_text(report(out / 'gradients.csv'))
+    print((out / 'parity.md').read_text())
 
 
 if __name__ == '__main__':

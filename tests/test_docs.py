@@ -308,10 +308,13 @@ def test_an_include_of_a_missing_heading_fails_the_build():
 
 
 def test_the_results_index_has_a_row_for_every_folder_and_no_other():
-    "results/README.md's first table against the folders of results/ (a study's, or a baseline's alone)"
+    """results/README.md's first table against the folders of results/ (a study's, a baseline's alone, or an
+    analysis's: data that a script of experiments/, which its row names, wrote)"""
     table = _md_tables((ROOT / 'results' / 'README.md').read_text())[0]
-    rows = [re.fullmatch(r"([\w.-]+)/", r[0])[1] for r in table[1:]]        # _md_tables drops the backticks
+    rows = {re.fullmatch(r"([\w.-]+)/", r[0])[1]: r[1] for r in table[1:]}        # _md_tables drops the backticks
     folders = sorted(p.name for p in (ROOT / 'results').iterdir() if p.is_dir())
-    assert sorted(rows) == folders and len(rows) == len(set(rows))
-    assert all((ROOT / 'results' / f / 'preset.json').is_file() or (ROOT / 'results' / f / 'baseline.json').is_file()
-               for f in folders)
+    assert sorted(rows) == folders and len(rows) == len(table) - 1
+    for f in folders:
+        if (ROOT / 'results' / f / 'preset.json').is_file() or (ROOT / 'results' / f / 'baseline.json').is_file(): continue
+        script = re.search(r"experiments/\w+\.py", rows[f])
+        assert script and (ROOT / script[0]).is_file() and any((ROOT / 'results' / f).glob('*.csv')), f

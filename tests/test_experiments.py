@@ -153,3 +153,20 @@ def test_alpha_parity_counts_the_pairs_where_the_even_band_is_larger(tmp_path):
     import re
     n = expected[(1, 'shifted')]
     assert re.search(rf"\|\s*1\s*\|\s*shifted\s*\|\s*32\s*\|\s*{n}\s*\|", ap.report(tmp_path / 'gradients.csv'))
+
+
+def test_the_committed_alpha_parity_page_is_its_gradients_and_the_results_page_quotes_its_counts():
+    "parity.md is what `report` makes of the committed gradients.csv; the counts the results page quotes, from pandas"
+    import re
+    ap, folder = _alpha_parity(), REPO / 'results' / 'alpha-parity'
+    assert (folder / 'parity.md').read_text() == ap.report(folder / 'gradients.csv')
+    g = pd.read_csv(folder / 'gradients.csv')
+    assert len(g) == 5 * 3 * 64 and set(g.variant) == set(ap.VARIANTS)
+    wide = g.pivot_table(index=['variant', 'seed'], columns='band', values='gradient')
+    counts = pd.Series((wide.iloc[:, 0::2].to_numpy() > wide.iloc[:, 1::2].to_numpy()).sum(1), index=wide.index)
+    text = ' '.join((REPO / 'docs' / 'results.md').read_text().split())
+    trained = counts['as_trained'].sort_index().tolist()
+    assert f"`even_larger` is {', '.join(map(str, trained[:-1]))} and {trained[-1]} of 32 for seeds 0–4" in text
+    lo, hi = counts[['stride1', 'shifted']].min(), counts[['stride1', 'shifted']].max()
+    assert f"the stride-1 and shifted variants ({lo}–{hi} of 32)" in text
+    assert all(5 <= c <= 27 for c in trained)                          # no seed alternates as trained: prediction (1) fails
