@@ -2,7 +2,7 @@
 
 A claim is a link `[a − b: VERDICT](results/FOLDER/report.md#verdicts)`: the contrast `a - b` of that folder's verdict
 table must have exactly that verdict (`results/FOLDER/with-OTHER.md#verdicts`: of the two folders pooled, `esc50-norm
-report results/FOLDER --with results/OTHER`); or, across two folders, `[F − R on NORM: VERDICT](results/F/against-R.md#verdicts)`:
+report results/FOLDER --with results/OTHER`; `with-A+B.md`: of three, `--with A --with B`); or, across two folders, `[F − R on NORM: VERDICT](results/F/against-R.md#verdicts)`:
 the verdict of F minus R for normalization NORM in their comparison (`esc50-norm compare results/R results/F`), and
 `[F − R on a − b: VERDICT](results/F/against-R.md#how-the-contrasts-change)`: the verdict there on how contrast
 `a - b` changes from R to F (F or R may be `X+P`: X's runs pooled with P's, `compare --with`, the file lying
@@ -27,7 +27,7 @@ from esc50_norm.study.report import (compare_contrasts, compare_interactions, co
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIM = re.compile(r"\[([\w]+) − ([\w]+): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
-                   r"\((?:\.\./)?results/([\w.-]+)/(?:report|with-([\w.-]+))\.md#(verdicts|pairs-made-on-one-machine)\)")
+                   r"\((?:\.\./)?results/([\w.-]+)/(?:report|with-([\w.+-]+))\.md#(verdicts|pairs-made-on-one-machine)\)")
 COMPARED = re.compile(r"\[([\w.+-]+) − ([\w.+-]+) on (\w+(?: − \w+)?): (ahead|behind|equivalent within ±[0-9.]+|unsettled)\]"
                       r"\((?:\.\./)?results/([\w.-]+)/against-([\w.+-]+)\.md#(verdicts|how-the-contrasts-change)\)")
 INTERACTION = re.compile(r"\[\(([\w.-]+) − ([\w.-]+)\) − \(([\w.-]+) − ([\w.-]+)\) on (\w+): "
@@ -44,8 +44,8 @@ _estimates = lambda t: [dict(zip(NUMBERS, r)) for r in t.reindex(columns=NUMBERS
 
 @lru_cache(maxsize=None)
 def verdicts(folder: str, pooled_with: str = '', section: str = 'verdicts') -> dict:
-    "The verdicts of a folder's report, or of its pooled report with another folder; or those on pairs of one machine"
-    paths = [ROOT / 'results' / folder, *([ROOT / 'results' / pooled_with] if pooled_with else [])]
+    "The verdicts of a folder's report, or of its pooled report with others (`A+B`); or those on pairs of one machine"
+    paths = [ROOT / 'results' / folder, *(ROOT / 'results' / f for f in pooled_with.split('+') if f)]
     if section == 'pairs-made-on-one-machine':
         t = one_machine_table(pooled_runs(paths)[0] if pooled_with else read_folder(paths[0])[1]).dropna(subset=['verdict'])
     else: t = pooled_verdicts(paths) if pooled_with else folder_verdicts(paths[0])

@@ -1,4 +1,5 @@
 "PCEN (fixed and learned) against librosa and scipy, its batch transform, and the spectrogram settings it needs"
+import json
 import math
 import pickle
 
@@ -481,3 +482,22 @@ def test_an_arm_is_the_normalization_resolved_once_for_its_recipe():
     assert [type(t) for t in norm_tfms('pcen_learned', p.spec, p.stats_frac, p.augment)] == [type(t) for t in arm.tfms]
     a, b = arm.frontend(), arm.frontend()
     assert type(a).__name__ == 'LearnedPCEN' and a is not b and p.arm('global').frontend() is None
+
+
+def test_pcen_with_a_lower_fixed_gain_exponent_is_frozen_pcen_at_that_gain():
+    "pcen_gain094: pcen_frozen's input and place, librosa's PCEN with gain 0.94 in every band, nothing trained"
+    from esc50_norm.study.normalizations import get_normalization
+    from esc50_norm.study.presets import get_preset
+    from esc50_norm.study.train import frontend_params, model_for
+    preset = get_preset('frontends-cpu')
+    assert get_normalization('pcen_gain094').spec_cfg(preset.spec) == get_normalization('pcen_frozen').spec_cfg(preset.spec)
+    assert [type(t) for t in preset.arm('pcen_gain094').tfms] == [type(t) for t in preset.arm('pcen_frozen').tfms]
+    S = get_normalization('pcen_gain094').tfms(preset.spec)[0](AudioTensor(clips(seconds=5.0), sr=16000))
+    m, mf = model_for(preset.arm('pcen_gain094'), 50), model_for(preset.arm('pcen_frozen'), 50)
+    assert not list(m[0].parameters()) and sum(p.numel() for p in m.parameters()) == sum(p.numel() for p in mf.parameters())
+    spec = preset.spec
+    assert torch.equal(m[0](S), pcen(S.as_subclass(torch.Tensor), sr=spec.sample_rate, hop_length=spec.hop, gain=0.94))
+    assert_rel(m[0](S), librosa.pcen(S.as_subclass(torch.Tensor).numpy(), sr=spec.sample_rate, hop_length=spec.hop,
+                                     gain=0.94), 1e-4)
+    assert not torch.equal(m[0](S), mf[0](S))
+    assert set(json.loads(frontend_params(m)['frontend_params'])['alpha']) == {0.94}

@@ -103,6 +103,12 @@ def test_report_with_writes_the_pooled_report_beside_the_folders_own(tmp_path, c
     assert cli(['report', str(a), '--with', str(b)]) == 0
     assert f"pooled report: {a / 'with-b.md'}" in capsys.readouterr().out
     assert (a / 'with-b.md').read_text() == pooled_report([a, b])
+    c = Path(shutil.copytree(b, tmp_path / 'c'))
+    for f in (c / 'runs').glob('fold*-global-*'): f.unlink()              # c: channel alone, b: global alone
+    for f in (b / 'runs').glob('fold*-channel-*'): f.unlink()
+    assert cli(['report', str(a), '--with', str(b), '--with', str(c)]) == 0      # two folders pooled: named by '+'
+    assert f"pooled report: {a / 'with-b+c.md'}" in capsys.readouterr().out
+    assert (a / 'with-b+c.md').read_text() == pooled_report([a, b, c])
 
 
 def _raw(folder: str) -> pd.DataFrame:

@@ -808,3 +808,23 @@ def test_a_contrast_without_pairs_is_in_neither_holm_family():
     grid, t = fold_aware_table(pd.DataFrame(rows)), one_machine_table(pd.DataFrame(rows))
     assert list(grid.index) == list(t.index) == ['global - none'] and grid.p_holm.iloc[0] == grid.p.iloc[0]
     assert t.pairs.iloc[0] == 8 and t.p_holm.iloc[0] == pytest.approx(t.p.iloc[0], rel=1e-12)
+
+
+def test_the_declared_power_of_the_lower_fixed_gain_exponent_is_what_the_run_files_give():
+    "docs/results.md plans pcen-gain094-xeon's two tests (Holm over seven) from pcen-bn-xeon and pcen-gain-xeon's fold means"
+    from statsmodels.stats.power import TTestPower
+    w = pd.concat([_raw('pcen-bn-xeon'), _raw('pcen-gain-xeon')]).pivot_table(
+        index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+    d = (w['pcen_learn_gain'] - w['pcen_frozen']).groupby(level='fold').mean()
+    sd, alpha = d.std(ddof=1), 0.05 / 7
+    needed = TTestPower().solve_power(nobs=5, alpha=alpha, power=0.8) * sd
+    power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=alpha)
+    half = st.t.ppf(0.95, 4) * sd / np.sqrt(5)                            # the 90% CI's half-width
+    text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+    said = (f"(an SD of {sd * 100:.2f} points between the fold means of `pcen_learn_gain − pcen_frozen`): at Holm's "
+            f"first step over seven ({alpha:.4f}), 80% power with 5 folds needs about {needed * 100:.1f} points; if the "
+            f"lower exponent gives all of the +{d.mean() * 100:.1f}, the power is about {power(d.mean()):.2f}, if half "
+            f"of it, about {power(d.mean() / 2):.2f}. At that SD the 90% CI's half-width is about {half * 100:.2f} "
+            f"points, so the second contrast is called equivalent within ±1 point only if its estimate lies within "
+            f"about ±{1 - half * 100:.2f} points of zero")
+    assert "`results/pcen-gain094-xeon`" in text and said in text and len(d) == 5

@@ -13,11 +13,12 @@ from ..spelling import unknown_name
 __all__ = ['FrontEnd', 'Normalization', 'NORMALIZATIONS', 'FRONTENDS', 'get_normalization', 'Arm', 'resolve',
            'norm_tfms', 'pcen_module']
 
-def _pcen_learning(*learn: str) -> Callable:
-    "A builder of `LearnedPCEN` that learns the parameters named (none: librosa's PCEN, frozen)"
+def _pcen_learning(*learn: str, **start) -> Callable:
+    """A builder of `LearnedPCEN` that learns the parameters named (none: frozen), from librosa's values or those
+    `start` gives (`LearnedPCEN`'s `gain`, `bias`, `power`, `time_constant`)"""
     def build(n_freq: int, cfg):
         from ..pcen import LearnedPCEN
-        return LearnedPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop, learn=learn)
+        return LearnedPCEN(n_freq, sr=cfg.sample_rate, hop_length=cfg.hop, learn=learn, **start)
     return build
 
 
@@ -51,6 +52,7 @@ FRONTENDS = {'pcen_learned': FrontEnd(_pcen_learning('alpha', 'delta', 'root', '
              'pcen_learn_compress': FrontEnd(_pcen_learning('alpha', 'delta', 'root'), magnitudes=True),
              'pcen_learn_bias_root': FrontEnd(_pcen_learning('delta', 'root'), magnitudes=True),
              'pcen_learn_gain': FrontEnd(_pcen_learning('alpha'), magnitudes=True),
+             'pcen_gain094': FrontEnd(_pcen_learning(gain=0.94), magnitudes=True),
              'pcen_frozen_bn': FrontEnd(_pcen_frozen_bn, magnitudes=True),
              'bn_freq': FrontEnd(_bn_freq)}
 "Model-side front ends by name, before the network, trained with it (or frozen)"
@@ -133,6 +135,10 @@ NORMALIZATIONS = {
     # learning the gain gives, and against gain, bias and root learned, what learning bias and root adds
     'pcen_learn_gain':  Normalization(wave=False, front='pcen_learn_gain',
                                       compared_with=('pcen_frozen', 'pcen_learn_compress')),
+    # frozen PCEN with a lower gain exponent in every band (0.94, about the mean pcen_learn_gain ended with; librosa's
+    # 0.98): against the module frozen, what the lower exponent gives, and against it learned, what learning adds
+    'pcen_gain094':     Normalization(wave=False, front='pcen_gain094',
+                                      compared_with=('pcen_frozen', 'pcen_learn_gain')),
     # frozen PCEN's output normalized per band by input BatchNorm: does normalizing its scale and range give what
     # learning gain, bias and root gives?
     'pcen_frozen_bn':   Normalization(wave=False, front='pcen_frozen_bn',

@@ -136,8 +136,8 @@ def pooled_report(folders, margin: float = VERDICT_MARGIN, runs: dict | None = N
 
 
 def write_pooled_report(folders, margin: float = VERDICT_MARGIN) -> Path:
-    "Write the pooled report of `folders` into the first, as with-<the others>.md; returns its path"
+    "Write the pooled report of `folders` into the first, as with-<the others, joined by +>.md; returns its path"
     text = pooled_report(folders, margin)
-    path = Path(folders[0]) / f"with-{'-'.join(Path(f).name for f in folders[1:])}.md"
+    path = Path(folders[0]) / f"with-{'+'.join(Path(f).name for f in folders[1:])}.md"
     write_atomic(path, text)
     return path
