@@ -383,17 +383,23 @@ def test_the_declared_power_of_learned_pcen_in_parts_is_what_the_run_files_give(
     assert len(d) == 15 and said in text
 
 
+def _planned(d: pd.Series, tests: int):
+    """A plan's figures from fold means `d`, as docs/results.md gives them: their SD, Holm's first level over `tests`,
+    the effect 80% power needs with 5 folds, the power of an effect, the 90% CI's half-width (statsmodels, scipy)"""
+    from statsmodels.stats.power import TTestPower
+    sd, alpha = d.std(ddof=1), 0.05 / tests
+    needed = TTestPower().solve_power(nobs=5, alpha=alpha, power=0.8) * sd
+    power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=alpha)
+    return sd, alpha, needed, power, st.t.ppf(0.95, 4) * sd / np.sqrt(5)
+
+
 @pytest.mark.parametrize('grid,tests', [('pcen-bn-cpu', 4), ('pcen-bn-xeon', 3)])
 def test_the_declared_power_of_frozen_pcen_normalized_per_band_is_what_the_run_files_give(grid, tests):
     """docs/results.md plans pcen-bn-cpu's tests (Holm over the pooled grid's four) and pcen-bn-xeon's (Holm over its
     three) from pcen-parts-cpu's fold means"""
-    from statsmodels.stats.power import TTestPower
     w = _raw('pcen-parts-cpu').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     d = (w['pcen_learn_compress'] - w['pcen_frozen']).groupby(level='fold').mean()
-    sd, alpha = d.std(ddof=1), 0.05 / tests
-    needed = TTestPower().solve_power(nobs=5, alpha=alpha, power=0.8) * sd
-    power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=alpha)
-    half = st.t.ppf(0.95, 4) * sd / np.sqrt(5)                            # the 90% CI's half-width
+    sd, alpha, needed, power, half = _planned(d, tests)
     text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
     if grid == 'pcen-bn-cpu':
         said = (f"the fold means of `pcen_learn_compress − pcen_frozen` spread with an SD of {sd * 100:.2f} points; at "
@@ -415,13 +421,9 @@ def test_the_declared_power_of_frozen_pcen_normalized_per_band_is_what_the_run_f
 @pytest.mark.parametrize('grid,part', [('pcen-bias-root-xeon', 'curve'), ('pcen-gain-xeon', 'gain exponent')])
 def test_the_declared_power_of_pcen_parts_on_the_xeon_is_what_the_run_files_give(grid, part):
     "docs/results.md plans pcen-bias-root-xeon's and pcen-gain-xeon's two tests (Holm over five) from pcen-bn-xeon's fold means"
-    from statsmodels.stats.power import TTestPower
     w = _raw('pcen-bn-xeon').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     d = (w['pcen_learn_compress'] - w['pcen_frozen']).groupby(level='fold').mean()
-    sd, alpha = d.std(ddof=1), 0.05 / 5
-    needed = TTestPower().solve_power(nobs=5, alpha=alpha, power=0.8) * sd
-    power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=alpha)
-    half = st.t.ppf(0.95, 4) * sd / np.sqrt(5)                            # the 90% CI's half-width
+    sd, alpha, needed, power, half = _planned(d, 5)
     text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
     said = (f"(an SD of {sd * 100:.2f} points between its fold means of `pcen_learn_compress − pcen_frozen`): at Holm's "
             f"first step over five ({alpha:.4f}), 80% power with 5 folds needs about {needed * 100:.1f} points; if the "
@@ -812,14 +814,10 @@ def test_a_contrast_without_pairs_is_in_neither_holm_family():
 
 def test_the_declared_power_of_the_lower_fixed_gain_exponent_is_what_the_run_files_give():
     "docs/results.md plans pcen-gain094-xeon's two tests (Holm over seven) from pcen-bn-xeon and pcen-gain-xeon's fold means"
-    from statsmodels.stats.power import TTestPower
     w = pd.concat([_raw('pcen-bn-xeon'), _raw('pcen-gain-xeon')]).pivot_table(
         index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     d = (w['pcen_learn_gain'] - w['pcen_frozen']).groupby(level='fold').mean()
-    sd, alpha = d.std(ddof=1), 0.05 / 7
-    needed = TTestPower().solve_power(nobs=5, alpha=alpha, power=0.8) * sd
-    power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=alpha)
-    half = st.t.ppf(0.95, 4) * sd / np.sqrt(5)                            # the 90% CI's half-width
+    sd, alpha, needed, power, half = _planned(d, 7)
     text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
     said = (f"(an SD of {sd * 100:.2f} points between the fold means of `pcen_learn_gain − pcen_frozen`): at Holm's "
             f"first step over seven ({alpha:.4f}), 80% power with 5 folds needs about {needed * 100:.1f} points; if the "
