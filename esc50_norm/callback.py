@@ -1,6 +1,7 @@
 "A fastai callback that gives the DataLoaders' `SpecNormalize` its stats before fitting: from a file, or learned"
 # learned as `setups` learns them
 from __future__ import annotations
+import warnings
 from pathlib import Path
 
 import torch
@@ -47,6 +48,7 @@ class SpecStatsCallback(Callback):
         if norm.has_stats and norm.learned is None: self.source = 'given'      # stats= or loaded: used as they are
         elif fname is not None and fname.exists():
             loaded = SpecNormalize.from_file(fname, mode=norm.mode, **norm.options)
+            if norm.learned is not None: _warn_if_stale(fname, loaded.stats, norm.stats)
             dev = self.dls.train.device
             norm._set({k: v if dev is None else v.to(dev) for k, v in loaded.stats.items()}, loaded.n, stats_file=fname,
                       spectrogram=loaded.spectrogram)
@@ -56,3 +58,13 @@ class SpecStatsCallback(Callback):
                 with torch.no_grad(): norm.learn(self.dls.train, self.frac)
             self.source = 'learned'
             if fname is not None: norm.save(fname, source='SpecStatsCallback', frac=self.frac)
+
+
+def _warn_if_stale(fname, loaded: dict, learned: dict, rtol: float = 1e-3):
+    "Warn when the stats read from `fname` differ from those `setups` has just learned from these DataLoaders"
+    diff = max(float(((a.cpu() - b.cpu()).abs() / b.cpu().abs().clamp_min(1e-12)).max()) for a, b in
+               ((loaded[k], learned[k]) for k in learned))
+    if diff > rtol:
+        warnings.warn(f"SpecStatsCallback: the stats in {fname} differ from those learned from these DataLoaders "
+                      f"(by up to {diff:.2%}); the file's are used: delete it to use and save the new ones, or build "
+                      "SpecNormalize with frac=0 to skip learning them", stacklevel=3)

@@ -202,8 +202,14 @@ def test_callback_writes_and_reads_its_file_when_setups_learned_the_stats(fake, 
     SpecNormalize('channel', stats={k: v + 1 for k, v in learned.items()}).save(f)
     fresh = dls_for(fake, 'channel')
     cb2 = SpecStatsCallback(fname=f)
-    tiny_learner(fresh, cb2).fit(1)
+    with pytest.warns(UserWarning, match=rf"the stats in {re.escape(str(f))} differ from those learned from these "
+                                         r"DataLoaders \(by up to [\d.]+%\); the file's are used: delete it"):
+        tiny_learner(fresh, cb2).fit(1)
     assert cb2.source == 'file' and torch.allclose(cb2.stats['mean'], learned['mean'] + 1)
+    SpecNormalize('channel', stats=learned).save(f)                        # the same stats: read without a word
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        tiny_learner(dls_for(fake, 'channel'), SpecStatsCallback(fname=f)).fit(1)
 
 
 def test_stats_record_the_spectrograms_they_describe_and_refuse_others(fake, tmp_path):
