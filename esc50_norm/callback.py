@@ -48,7 +48,7 @@ class SpecStatsCallback(Callback):
         if norm.has_stats and norm.learned is None: self.source = 'given'      # stats= or loaded: used as they are
         elif fname is not None and fname.exists():
             loaded = SpecNormalize.from_file(fname, mode=norm.mode, **norm.options)
-            if norm.learned is not None: _warn_if_stale(fname, loaded.stats, norm.stats)
+            if norm.learned == 1.0: _warn_if_stale(fname, loaded, norm)
             dev = self.dls.train.device
             norm._set({k: v if dev is None else v.to(dev) for k, v in loaded.stats.items()}, loaded.n, stats_file=fname,
                       spectrogram=loaded.spectrogram)
@@ -60,10 +60,13 @@ class SpecStatsCallback(Callback):
             if fname is not None: norm.save(fname, source='SpecStatsCallback', frac=self.frac)
 
 
-def _warn_if_stale(fname, loaded: dict, learned: dict, rtol: float = 1e-3):
-    "Warn when the stats read from `fname` differ from those `setups` has just learned from these DataLoaders"
-    diff = max(float(((a.cpu() - b.cpu()).abs() / b.cpu().abs().clamp_min(1e-12)).max()) for a, b in
-               ((loaded[k], learned[k]) for k in learned))
+def _warn_if_stale(fname, loaded: SpecNormalize, learned: SpecNormalize, rtol: float = 1e-3):
+    """Warn when the stats read from `fname` differ (beyond `rtol` of each array's largest value) from those `setups`
+    has just learned from every batch of these DataLoaders; stats of other spectrograms are left to the error that
+    names them (their settings or their shape differ)"""
+    made, pairs = (loaded.spectrogram, learned.spectrogram), [(loaded.stats[k].cpu(), v.cpu()) for k, v in learned.stats.items()]
+    if (None not in made and made[0] != made[1]) or any(a.shape != b.shape for a, b in pairs): return
+    diff = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-12)) for a, b in pairs)
     if diff > rtol:
         warnings.warn(f"SpecStatsCallback: the stats in {fname} differ from those learned from these DataLoaders "
                       f"(by up to {diff:.2%}); the file's are used: delete it to use and save the new ones, or build "

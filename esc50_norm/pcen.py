@@ -140,7 +140,7 @@ class PCEN(Transform):
 class LearnedPCEN(nn.Module):
     """PCEN with per-channel trainable gain `alpha`, bias `delta`, `root` (1/power) and smoothing coefficient
     `smooth_coef` (LEAF's `PCENLayer`), a front end trained with the model; input and output `[bs, 1, n_mels, frames]`,
-    float32.
+    float32 (float64 for a module made float64 with `.double()`, as `pcen` keeps float64).
 
     At initialisation it computes `pcen(x, sr, hop_length, gain, bias, power, time_constant, eps)`. As LEAF does, the
     forward pass clamps the parameters into their valid ranges (the stored values may leave them; their gradient is
@@ -187,7 +187,7 @@ class LearnedPCEN(nn.Module):
         # AudioToSpec's spectrograms say they are magnitudes: no look at their values (a GPU sync per batch)
         x = x.as_subclass(torch.Tensor) if hasattr(x, 'to_db') else _as_magnitudes(x, 'LearnedPCEN')
         with torch.autocast(x.device.type, enabled=False):
-            x, p = x.to(_compute_dtype(x)), self.constrained()       # float64 stays float64, else fp32
+            x, p = x.to(_compute_dtype(self.alpha)), self.constrained()    # fp32 (bf16 in), float64 if the module is
             M = pcen_smooth(x, p['smooth_coef'])
             col = lambda v: v.to(x.dtype).unsqueeze(-1)        # [n_mels] -> [n_mels, 1], against [..., n_mels, frames]
             return pcen_compress(x, M, col(p['alpha']), col(p['delta']), 1 / col(p['root']), self.eps)

@@ -82,12 +82,12 @@ def gradients(preset, data, fold: int, seeds, n_batches: int) -> pd.DataFrame:
 
 def parity_table(df: pd.DataFrame) -> pd.DataFrame:
     "Per seed and variant: of the pairs of bands (2j, 2j+1), how many have the even band's gradient the larger"
-    def count(g):
+    rows = {}
+    for key, g in df.groupby(['seed', 'variant'], sort=False):
         v = g.sort_values('band').gradient.to_numpy()
-        even, odd = v[0::2], v[1::2]
-        return pd.Series({'pairs': len(odd), 'even_larger': int((even[:len(odd)] > odd).sum()),
-                          'mean_even': even.mean(), 'mean_odd': odd.mean()})
-    return df.groupby(['seed', 'variant'], sort=False).apply(count, include_groups=False).astype({'pairs': int, 'even_larger': int})
+        even, odd = v[0::2][:len(v) // 2], v[1::2]
+        rows[key] = dict(pairs=len(odd), even_larger=int((even > odd).sum()), mean_even=v[0::2].mean(), mean_odd=odd.mean())
+    return pd.DataFrame.from_dict(rows, orient='index').rename_axis(['seed', 'variant'])
 
 
 def report(csv) -> str:

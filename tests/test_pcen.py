@@ -201,7 +201,8 @@ def test_learned_pcen_gradients_match_finite_differences():
 
 
 def test_learned_pcen_in_float64_computes_in_float64_and_its_gradient_is_the_finite_difference():
-    "A float64 module on float64 magnitudes stays in float64 (as `pcen` does): LEAF's formula and gradcheck hold there"
+    """A float64 module (`.double()`) computes in float64 (as `pcen` keeps float64): LEAF's formula and gradcheck hold
+    there; a float32 module gives float32 on any input, for the float32 network after it"""
     S = torch.rand(2, 1, 4, 16, dtype=torch.float64) * 1e3
     lp = LearnedPCEN(4).double()
     out = lp(S)
@@ -209,7 +210,7 @@ def test_learned_pcen_in_float64_computes_in_float64_and_its_gradient_is_the_fin
     assert_rel(out, leaf_pcen(S.numpy(), lp.constrained()), 1e-12, 1e-12)
     f = lambda *values: torch.func.functional_call(lp, dict(zip(lp.PARAMS, values)), (S,))
     assert torch.autograd.gradcheck(f, tuple(getattr(lp, k).detach().clone().requires_grad_() for k in lp.PARAMS))
-    assert LearnedPCEN(4)(S.float()).dtype == torch.float32 and LearnedPCEN(4)(S.bfloat16()).dtype == torch.float32
+    assert all(LearnedPCEN(4)(S.to(d)).dtype == torch.float32 for d in (torch.float64, torch.float32, torch.bfloat16))
 
 
 def test_learned_pcen_keeps_its_parameters_valid_when_training_pushes_them_out():
