@@ -81,7 +81,7 @@ def upgrade_spec_normalize(state: dict) -> dict:
         state.pop('_scale', None)
     _renamed_fields(state, state.get('mode'))
     for k in state['_mode'].keys: state.setdefault(k, None)
-    state.setdefault('_warned', False)
+    state.setdefault('_passed', int(state.pop('_warned', False)))   # older pickles: a flag, `_warned`, not a count
     state.setdefault('learned', None)                  # models before it was recorded: their stats count as given
     state.setdefault('stats_file', None)               # models before it was recorded: no file named
     state.setdefault('spectrogram', None)              # models before it was recorded: settings not known

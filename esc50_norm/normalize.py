@@ -242,7 +242,7 @@ class SpecNormalize(Transform):
         n, options = _mode_arguments(self._mode, mode, options)
         if not 0 <= frac <= 1: raise ValueError(f"frac must be in [0, 1] (0: learn the stats later), got {frac}")
         check_positive('SpecNormalize', eps=eps)
-        self.frac, self.eps, self.mean_only, self._warned = frac, eps, mean_only, False
+        self.frac, self.eps, self.mean_only, self._passed = frac, eps, mean_only, 0    # batches passed unnormalized
         self.learned = None                         # the share of training batches `learn` used; None: given or loaded
         self.stats_file = None                      # the stats file they were loaded from, if any
         self.spectrogram = None                     # the settings of the spectrograms they describe, where known
@@ -390,12 +390,21 @@ def find_spec_normalize(dl) -> SpecNormalize | None:
     return next((t for t in getattr(dl.after_batch, 'fs', []) if isinstance(t, SpecNormalize)), None)
 
 
+UNNORMALIZED_BATCHES = 8
+"How many batches pass through a `SpecNormalize` without its stats before it warns that training may be under way"
+
+
 def _unnormalized(norm: SpecNormalize, x):
-    "`x` as it is, with a warning the first time `norm` passes a spectrogram through without the stats it needs"
-    if not norm._warned:
-        norm._warned = True
+    """`x` as it is, with a warning the first time `norm` passes spectrograms through without the stats it needs, and
+    another after `UNNORMALIZED_BATCHES` (more than set-up and `show_batch` pass: a fit without them?)"""
+    norm._passed += 1
+    if norm._passed == 1:
         warnings.warn(f"{norm!r}: spectrograms pass through unnormalized until its stats are learned (setups with "
                       "frac > 0, learn(dl), SpecStatsCallback), given (stats=) or loaded (from_file)", stacklevel=2)
+    elif norm._passed == UNNORMALIZED_BATCHES:
+        warnings.warn(f"{norm!r}: {UNNORMALIZED_BATCHES} batches have passed through unnormalized: is a model being "
+                      "trained on them? Add SpecStatsCallback() to the Learner's cbs, or call learn(dls) before "
+                      "fitting", stacklevel=2)
     return x
 
 

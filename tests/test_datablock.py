@@ -110,6 +110,27 @@ def test_stats_deferred_at_set_up_are_learned_from_every_training_batch_by_learn
     assert norm.learned == 1.0 and torch.allclose(norm.mean, ref_mean, rtol=1e-4, atol=1e-3) and torch.allclose(norm.std, ref_std, rtol=1e-4)
 
 
+def test_deferred_stats_warn_again_when_batches_keep_passing_unnormalized_and_not_with_the_callback(fake):
+    "frac=0 without SpecStatsCallback: set-up warns once; a run of batches (a fit) warns that none was normalized"
+    from esc50_norm.normalize import UNNORMALIZED_BATCHES
+    dls = deferred(fake, 'channel')
+    passed = find_spec_normalize(dls.train)._passed
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter('always')
+        for _ in range(UNNORMALIZED_BATCHES - passed - 1): dls.train.one_batch()
+        assert not said                                                     # show_batch and set-up pass a few
+        dls.train.one_batch()
+        dls.train.one_batch()
+    assert len(said) == 1 and str(said[0].message).endswith(
+        f": {UNNORMALIZED_BATCHES} batches have passed through unnormalized: is a model being trained on them? Add "
+        "SpecStatsCallback() to the Learner's cbs, or call learn(dls) before fitting")
+    fresh = deferred(fake, 'channel')
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter('always')
+        tiny_learner(fresh, SpecStatsCallback()).fit(3)
+    assert not [w for w in said if 'unnormalized' in str(w.message)]
+
+
 def test_callback_learns_saves_and_reloads_the_stats(fake, tmp_path):
     _, df, _ = fake
     dls = deferred(fake, 'channel')                          # no stats at set-up: the callback provides them
