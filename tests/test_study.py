@@ -296,6 +296,27 @@ def test_stop_after_starts_no_run_once_the_time_is_spent_and_the_same_command_re
     assert len(study(tiny(), out)) == 2
 
 
+def test_a_run_records_the_commit_its_code_started_from_not_the_one_checked_out_when_it_ends(fake_root, tmp_path, monkeypatch):
+    "A commit made in the source tree while a run trains is not the run's: provenance is read as the run starts"
+    from fastai.learner import Learner
+    from esc50_norm.study import runs
+    from esc50_norm.study.presets import Job
+    from esc50_norm.study.train import load_study_data, train_one
+    head = {'commit': 'a' * 40}
+    monkeypatch.setattr(runs, '_git', lambda *args: head['commit'] + '\n' if args[0] == 'rev-parse' else '')
+    fit = Learner.fit_one_cycle
+    def fit_then_commit(self, *args, **kwargs):
+        fit(self, *args, **kwargs)
+        head['commit'] = 'b' * 40                                          # the tree moves on during the run
+    monkeypatch.setattr(Learner, 'fit_one_cycle', fit_then_commit)
+    preset = tiny().for_dataset(esc50(fake_root)).resolved('cpu')
+    data = load_study_data(preset, esc50(fake_root), tmp_path / 'cache', device='cpu', progress=False, log=None)
+    runs.provenance.cache_clear()
+    try: row, _ = train_one(preset, data, Job(1, 'none', 0))
+    finally: runs.provenance.cache_clear()
+    assert row['git_commit'] == 'a' * 40 and row['git_dirty'] is False and head['commit'] == 'b' * 40
+
+
 def test_provenance_falls_back_to_the_environment_without_git(monkeypatch):
     "On the GPU machine the tree has no .git: prepare_device.sh carries the commit in ESC50_NORM_GIT_COMMIT/DIRTY"
     from esc50_norm.study import runs

@@ -93,7 +93,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     "Train xResNet18 from scratch on one fold, normalization and seed of `preset`, resolved for `data.device`"
     # returns a result row and the per-epoch history
     (fold, normalization, seed), training_hash = job, preset.training_hash()     # an unresolved preset fails here
-    started = now()
+    started, made_from = now(), provenance()    # the commit of the code as it starts (the process's first run), not at its end
     set_seed(seed, reproducible=True)
     t_setup = time.perf_counter()
     arm = preset.arm(normalization)                           # what the pipeline, the model and the row need
@@ -131,7 +131,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
                train_clips_per_s=round(n_train * preset.epochs / sum(timer.train_times), 1),
                n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset), dataset=data.dataset.name,
                dataset_kind=data.dataset.kind, dataset_fingerprint=data.dataset.fingerprint(),
-               **_environment(data.device, bf16), **provenance(),
+               **_environment(data.device, bf16), **made_from,
                training_hash=training_hash, started_at=started, finished_at=now(),
                config=json.dumps(preset.as_dict(), sort_keys=True), **frontend_params(learn.model))
     save_outputs(learn, job, stats_file, model_file)
