@@ -64,7 +64,8 @@ def _warn_if_stale(fname, loaded: SpecNormalize, learned: SpecNormalize, rtol: f
     """Warn when the stats read from `fname` differ (beyond `rtol` of each array's largest value) from those `setups`
     has just learned from every batch of these DataLoaders; stats of other spectrograms are left to the error that
     names them (their settings or their shape differ)"""
-    made, pairs = (loaded.spectrogram, learned.spectrogram), [(loaded.stats[k].cpu(), v.cpu()) for k, v in learned.stats.items()]
+    made = (loaded.spectrogram, learned.spectrogram)
+    pairs = [(loaded.stats[k].cpu(), v.cpu()) for k, v in learned.stats.items()]
     if (None not in made and made[0] != made[1]) or any(a.shape != b.shape for a, b in pairs): return
     diff = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-12)) for a, b in pairs)
     if diff > rtol:

@@ -1,6 +1,6 @@
 """Does the stem's stride-2 convolution set which mel bands' PCEN gain exponent moves which way?
 
-In every run that learned PCEN's gain exponent `alpha`, the values it ended with alternate between neighbouring mel
+In every run whose file records the gain exponents `alpha` it learned, the values it ended with alternate between neighbouring mel
 bands, and the seed sets which way (docs/results.md, `pcen-gain-xeon`). This script tests where that comes from, as
 docs/results.md declares: for each seed, the model `train_one` starts from (fold `--fold`, `pcen_learn_gain`, the
 `frontends-cpu` recipe, the same seeding), and the gradient of the cross-entropy with respect to each band's `alpha`,
@@ -86,7 +86,8 @@ def parity_table(df: pd.DataFrame) -> pd.DataFrame:
     for key, g in df.groupby(['seed', 'variant'], sort=False):
         v = g.sort_values('band').gradient.to_numpy()
         even, odd = v[0::2][:len(v) // 2], v[1::2]
-        rows[key] = dict(pairs=len(odd), even_larger=int((even > odd).sum()), mean_even=v[0::2].mean(), mean_odd=odd.mean())
+        rows[key] = dict(pairs=len(odd), even_larger=int((even > odd).sum()), mean_even=v[0::2].mean(),
+                         mean_odd=odd.mean())
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis(['seed', 'variant'])
 
 

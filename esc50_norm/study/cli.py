@@ -290,7 +290,8 @@ def _add_report(sub, data):
     r.add_argument('results', nargs='+', help="results folders (holding preset.json and runs/)")
     r.add_argument('--with', dest='pool', action='append', default=[], metavar='FOLDER',
                    help="pool this folder's runs of the same recipe with the results folder's, as one grid, into "
-                        "RESULTS/with-FOLDER.md (its verdicts, and which pairs span two machines); may be repeated (with-F1+F2.md)")
+                        "RESULTS/with-FOLDER.md (its verdicts, and which pairs span two machines); may be repeated "
+                        "(RESULTS/with-F1+F2.md)")
     r.set_defaults(func=cmd_report)
 
 

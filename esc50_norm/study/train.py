@@ -93,7 +93,7 @@ def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_
     "Train xResNet18 from scratch on one fold, normalization and seed of `preset`, resolved for `data.device`"
     # returns a result row and the per-epoch history
     (fold, normalization, seed), training_hash = job, preset.training_hash()     # an unresolved preset fails here
-    started, made_from = now(), provenance()    # the commit of the code as it starts (the process's first run), not at its end
+    started, made_from = now(), provenance()       # the commit of the code as the process's first run starts
     set_seed(seed, reproducible=True)
     t_setup = time.perf_counter()
     arm = preset.arm(normalization)                           # what the pipeline, the model and the row need

@@ -146,8 +146,9 @@ def _frontend_section(df: pd.DataFrame, preset: Preset) -> list:
     return ["## PCEN front ends: where their parameters ended", "",
             "Each PCEN front end's parameters (one per mel band) as its forward pass used them after the last epoch "
             "(run files' `frontend_params`): `start`, their mean at initialisation (librosa's values, or those the arm "
-            "sets); `mean`, `min`, `max` over the runs and bands; `moved`, the share of (run, band) values more than 1e-5 "
-            "(relative) from their start (a run file keeps 6 significant digits). A description of what training did, not a test.", "",
+            "sets); `mean`, `min`, `max` over the runs and bands; `moved`, the share of (run, band) values more than "
+            "1e-5 (relative) from their start (a run file keeps 6 significant digits). A description of what training "
+            "did, not a test.", "",
             md_table(frontend_table(df, starts).set_index('normalization')), ""]
 
 
