@@ -826,3 +826,22 @@ def test_the_declared_power_of_the_lower_fixed_gain_exponent_is_what_the_run_fil
             f"points, so the second contrast is called equivalent within ±1 point only if its estimate lies within "
             f"about ±{1 - half * 100:.2f} points of zero")
     assert "`results/pcen-gain094-xeon`" in text and said in text and len(d) == 5
+
+
+def test_the_lower_fixed_gain_exponent_is_run_as_declared():
+    """pcen-gain094-xeon (growing across sessions): frontends-cpu's recipe, one arm, every fold of seed 0 started before
+    any of seed 1, every run from a clean worktree of the commit that declared it, one thread a run, on the Intel Xeon
+    with AMX alone; its PCEN stayed at librosa's values but the gain exponent, 0.94 in every band"""
+    from esc50_norm.pcen import smoothing_coef
+    df = _raw('pcen-gain094-xeon')
+    assert read_preset(RESULTS / 'pcen-gain094-xeon').training_hash() == read_preset(RESULTS / 'pcen-bn-xeon').training_hash()
+    assert set(df.normalization) == {'pcen_gain094'} and 1 <= len(df) <= 10 and set(df.seed) <= {0, 1}
+    assert {c[:7] for c in df.git_commit} == {'68e92c1'} and (~df.git_dirty).all() and (df.threads == 1).all()
+    assert set(df.cpu) == {'Intel(R) Xeon(R) Processor'} and df.cpu_amx.all()
+    if (df.seed == 1).any():
+        assert set(df[df.seed == 0].fold) == {1, 2, 3, 4, 5}
+        assert (pd.to_datetime(df[df.seed == 0].started_at) < pd.to_datetime(df[df.seed == 1].started_at).min()).all()
+    start = dict(alpha=0.94, delta=2.0, root=2.0, smooth_coef=smoothing_coef(16000, 512))
+    for _, r in df.iterrows():
+        ended = {k: np.array(v) for k, v in json.loads(r.frontend_params).items()}
+        assert all(ended[k].shape == (64,) and np.allclose(ended[k], v, rtol=1e-5, atol=0) for k, v in start.items())
