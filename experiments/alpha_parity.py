@@ -56,12 +56,9 @@ def alpha_gradient(model: nn.Sequential, batches) -> torch.Tensor:
 
 def initial_model(preset, data, fold: int, seed: int, n_batches: int):
     "The network `train_one` starts from for (fold, `pcen_learn_gain`, seed), and its first `n_batches` training batches"
-    from fastai.torch_core import set_seed
-    from esc50_norm.study.train import model_for
-    set_seed(seed, reproducible=True)                                        # as `train_one`, in the same order
-    arm = preset.arm('pcen_learn_gain')
-    dls = data.dataloaders(fold, arm.tfms, preset.bs, preset.pipeline)
-    model = model_for(arm, len(dls.vocab))
+    from esc50_norm.study.presets import Job
+    from esc50_norm.study.train import start_run
+    _, dls, model = start_run(preset, data, Job(fold, 'pcen_learn_gain', seed))
     batches = []
     for x, y in dls.train:
         batches.append((x.as_subclass(torch.Tensor).float(), y.as_subclass(torch.Tensor)))

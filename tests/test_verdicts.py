@@ -340,7 +340,7 @@ def test_the_declared_power_of_the_augmentation_by_epochs_interaction_is_what_th
     sd = d.groupby('fold').mean().std(ddof=1)
     needed = TTestPower().solve_power(nobs=5, alpha=0.05, power=0.8) * np.sqrt(2) * sd
     power = TTestPower().power(effect_size=-d.mean() / (np.sqrt(2) * sd), nobs=5, alpha=0.05)
-    text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+    text = _page()
     said = (f"spread with an SD of {sd * 100:.1f} points, so an interaction (a difference of two such differences, SD "
             f"about √2 × {sd * 100:.1f}) needs about {needed * 100:.1f} points for 80% power with 5 folds")
     assert said in text and f"merely vanishes at 60 epochs (+{-d.mean() * 100:.1f}), the power is about {power:.1f}," in text
@@ -359,7 +359,7 @@ def test_the_declared_power_of_input_batchnorm_grids_is_what_the_run_files_give(
     sd = d.groupby('fold').mean().std(ddof=1)
     needed = TTestPower().solve_power(nobs=5, alpha=0.05, power=0.8) * sd
     power = TTestPower().power(effect_size=d.mean() / sd, nobs=5, alpha=0.05)
-    text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+    text = _page()
     said = (f"spread with an SD of {sd * 100:.1f} points, so 80% power needs about {needed * 100:.1f} points with 5 "
             f"folds (statsmodels `TTestPower`, two-sided at 0.05); if {carrier} the whole "
             f"+{d.mean() * 100:.1f}, the power is about {power:.2f}.")
@@ -374,7 +374,7 @@ def test_the_declared_power_of_learned_pcen_in_parts_is_what_the_run_files_give(
     sd = d.std(ddof=1) / np.sqrt(2)                                        # a fold's mean of two seeds' pairs
     power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=0.025)
     needed = TTestPower().solve_power(nobs=5, alpha=0.025, power=0.8) * sd
-    text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+    text = _page()
     said = (f"spread with an SD of {d.std(ddof=1) * 100:.1f} points, so a fold's mean of two seeds has an SD of about "
             f"{sd * 100:.1f} (more if the folds differ); at Holm's first step (0.025), 80% power with 5 folds needs "
             f"about {needed * 100:.1f} points (statsmodels `TTestPower`, two-sided); if one part carries the whole "
@@ -383,24 +383,30 @@ def test_the_declared_power_of_learned_pcen_in_parts_is_what_the_run_files_give(
     assert len(d) == 15 and said in text
 
 
-def _planned(d: pd.Series, tests: int):
-    """A plan's figures from fold means `d`, as docs/results.md gives them: their SD, Holm's first level over `tests`,
-    the effect 80% power needs with 5 folds, the power of an effect, the 90% CI's half-width (statsmodels, scipy)"""
+def _planned(folders: tuple, a: str, b: str, tests: int):
+    """A plan's figures, as docs/results.md gives them, from the fold means `d` of `a - b` in `folders`' run files: `d`,
+    their SD, Holm's first level over `tests`, the effect 80% power needs with 5 folds, the power of an effect and the
+    90% CI's half-width (statsmodels, scipy)"""
     from statsmodels.stats.power import TTestPower
+    w = _raw(*folders).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
+    d = (w[a] - w[b]).groupby(level='fold').mean()
     sd, alpha = d.std(ddof=1), 0.05 / tests
     needed = TTestPower().solve_power(nobs=5, alpha=alpha, power=0.8) * sd
     power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=alpha)
-    return sd, alpha, needed, power, st.t.ppf(0.95, 4) * sd / np.sqrt(5)
+    return d, sd, alpha, needed, power, st.t.ppf(0.95, 4) * sd / np.sqrt(5)
+
+
+def _page() -> str:
+    "docs/results.md with its whitespace collapsed, as its sentences are quoted"
+    return ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
 
 
 @pytest.mark.parametrize('grid,tests', [('pcen-bn-cpu', 4), ('pcen-bn-xeon', 3)])
 def test_the_declared_power_of_frozen_pcen_normalized_per_band_is_what_the_run_files_give(grid, tests):
     """docs/results.md plans pcen-bn-cpu's tests (Holm over the pooled grid's four) and pcen-bn-xeon's (Holm over its
     three) from pcen-parts-cpu's fold means"""
-    w = _raw('pcen-parts-cpu').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-    d = (w['pcen_learn_compress'] - w['pcen_frozen']).groupby(level='fold').mean()
-    sd, alpha, needed, power, half = _planned(d, tests)
-    text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+    d, sd, alpha, needed, power, half = _planned(('pcen-parts-cpu',), 'pcen_learn_compress', 'pcen_frozen', tests)
+    text = _page()
     if grid == 'pcen-bn-cpu':
         said = (f"the fold means of `pcen_learn_compress − pcen_frozen` spread with an SD of {sd * 100:.2f} points; at "
                 f"Holm's first step over four ({alpha:.4f}), 80% power with 5 folds needs about {needed * 100:.1f} "
@@ -421,10 +427,8 @@ def test_the_declared_power_of_frozen_pcen_normalized_per_band_is_what_the_run_f
 @pytest.mark.parametrize('grid,part', [('pcen-bias-root-xeon', 'curve'), ('pcen-gain-xeon', 'gain exponent')])
 def test_the_declared_power_of_pcen_parts_on_the_xeon_is_what_the_run_files_give(grid, part):
     "docs/results.md plans pcen-bias-root-xeon's and pcen-gain-xeon's two tests (Holm over five) from pcen-bn-xeon's fold means"
-    w = _raw('pcen-bn-xeon').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-    d = (w['pcen_learn_compress'] - w['pcen_frozen']).groupby(level='fold').mean()
-    sd, alpha, needed, power, half = _planned(d, 5)
-    text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+    d, sd, alpha, needed, power, half = _planned(('pcen-bn-xeon',), 'pcen_learn_compress', 'pcen_frozen', 5)
+    text = _page()
     said = (f"(an SD of {sd * 100:.2f} points between its fold means of `pcen_learn_compress − pcen_frozen`): at Holm's "
             f"first step over five ({alpha:.4f}), 80% power with 5 folds needs about {needed * 100:.1f} points; if the "
             f"{part} gives all of the +{d.mean() * 100:.1f}, the power is about {power(d.mean()):.2f}, if half of it, "
@@ -502,7 +506,7 @@ def test_the_pairs_of_learned_pcen_in_parts_that_change_the_commit_are_those_the
             f"`{c.loc[(1, 1), 'pcen_learn_smooth']}`) and fold 3 of seed 0 (`pcen_learn_compress` from "
             f"`{c.loc[(3, 0), 'pcen_learn_compress']}`, `pcen_frozen` from `{c.loc[(3, 0), 'pcen_frozen']}`)")
     assert c.loc[(1, 1), 'pcen_learn_smooth'] == c.loc[(1, 1), 'pcen_learn_compress']
-    assert said in ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+    assert said in _page()
 
 
 @pytest.mark.parametrize('later,shared', [('linear-cpu', {'wave - none', 'global - wave', 'channel - wave', 'channel - global'}),
@@ -547,7 +551,7 @@ def test_the_declared_verdicts_of_one_change_equal_an_independent_computation(fi
         said = (f"On seed 0 alone global is {pt(g.estimate)} points (90% CI {pt(g.ci90_low)} … {pt(g.ci90_high)}, "
                 f"fold t-test p = {g.p:.2f}, {g.p_holm:.2f} after Holm over the two; computed by hand by the reports' rules, "
                 f"not in a report), {g.verdict} as well")
-        assert said in ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+        assert said in _page()
 
 
 def test_the_declared_interaction_of_augmentation_and_epochs_equals_an_independent_computation():
@@ -648,7 +652,7 @@ def test_what_the_results_page_says_of_the_epochs_change_beside_its_verdict_is_t
         warnings.simplefilter('ignore')
         fit = smf.mixedlm('d ~ 1', d, groups=d.fold).fit(reml=True)
     pt = lambda x: f"{x * 100:+.1f}".replace('-', '−')
-    text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+    text = _page()
     assert (folds > 0).all()
     said = [f"larger in all 5 folds (+{folds.min() * 100:.2f} to +{folds.max() * 100:.1f} fold by fold)",
             "the two seeds' changes are {} and {} points".format(*(pt(x) for x in d[d.fold == 3].d)),
@@ -814,11 +818,8 @@ def test_a_contrast_without_pairs_is_in_neither_holm_family():
 
 def test_the_declared_power_of_the_lower_fixed_gain_exponent_is_what_the_run_files_give():
     "docs/results.md plans pcen-gain094-xeon's two tests (Holm over seven) from pcen-bn-xeon and pcen-gain-xeon's fold means"
-    w = pd.concat([_raw('pcen-bn-xeon'), _raw('pcen-gain-xeon')]).pivot_table(
-        index=['fold', 'seed'], columns='normalization', values='final_accuracy')
-    d = (w['pcen_learn_gain'] - w['pcen_frozen']).groupby(level='fold').mean()
-    sd, alpha, needed, power, half = _planned(d, 7)
-    text = ' '.join((RESULTS.parent / 'docs' / 'results.md').read_text().split())
+    d, sd, alpha, needed, power, half = _planned(('pcen-bn-xeon', 'pcen-gain-xeon'), 'pcen_learn_gain', 'pcen_frozen', 7)
+    text = _page()
     said = (f"(an SD of {sd * 100:.2f} points between the fold means of `pcen_learn_gain − pcen_frozen`): at Holm's "
             f"first step over seven ({alpha:.4f}), 80% power with 5 folds needs about {needed * 100:.1f} points; if the "
             f"lower exponent gives all of the +{d.mean() * 100:.1f}, the power is about {power(d.mean()):.2f}, if half "

@@ -14,6 +14,7 @@ from torch import nn
 import fastai.callback.fp16, fastai.callback.progress, fastai.callback.schedule  # noqa: F401 (patch Learner)
 from fastai.callback.core import Callback
 from fastai.callback.mixup import MixUp
+from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
@@ -31,7 +32,7 @@ from .pipelines import pipeline_dataloaders
 from .presets import Job, Preset
 from .runs import environment, now, provenance
 
-__all__ = ['model_for', 'StudyData', 'load_study_data', 'train_one', 'resident_gib', 'release_memory']
+__all__ = ['model_for', 'StudyData', 'load_study_data', 'start_run', 'train_one', 'resident_gib', 'release_memory']
 
 
 class EpochTimer(Callback):
@@ -89,23 +90,30 @@ def load_study_data(preset: Preset, dataset: Dataset, cache_dir=None, device=Non
     return StudyData(dataset, df, cache, device)
 
 
+def start_run(preset: Preset, data: StudyData, job: Job) -> tuple[Arm, DataLoaders, nn.Module]:
+    "What a run of `job` starts from, seeded as it is: its arm, its DataLoaders and the untrained network"
+    fold, normalization, seed = job
+    set_seed(seed, reproducible=True)
+    arm = preset.arm(normalization)                           # what the pipeline, the model and the row need
+    dls = data.dataloaders(fold, arm.tfms, preset.bs, preset.pipeline)
+    if len(dls.train) == 0:
+        raise ValueError(f"{job.id}: the training folds hold {len(dls.train.dataset)} clips, "
+                         f"fewer than one batch of {preset.bs} (the last, incomplete batch is dropped): lower --bs")
+    return arm, dls, model_for(arm, len(dls.vocab))
+
+
 def train_one(preset: Preset, data: StudyData, job: Job, stats_file=None, model_file=None) -> tuple[dict, pd.DataFrame]:
     "Train xResNet18 from scratch on one fold, normalization and seed of `preset`, resolved for `data.device`"
     # returns a result row and the per-epoch history
     (fold, normalization, seed), training_hash = job, preset.training_hash()     # an unresolved preset fails here
     started, made_from = now(), provenance()       # the commit of the code as the process's first run starts
-    set_seed(seed, reproducible=True)
     t_setup = time.perf_counter()
-    arm = preset.arm(normalization)                           # what the pipeline, the model and the row need
-    dls = data.dataloaders(fold, arm.tfms, preset.bs, preset.pipeline)
-    setup_s = time.perf_counter() - t_setup                      # DataLoaders, including the stats pass
-    if len(dls.train) == 0:
-        raise ValueError(f"{job.id}: the training folds hold {len(dls.train.dataset)} clips, "
-                         f"fewer than one batch of {preset.bs} (the last, incomplete batch is dropped): lower --bs")
+    arm, dls, model = start_run(preset, data, job)
+    setup_s = time.perf_counter() - t_setup                      # DataLoaders, including the stats pass, and the model
     timer = EpochTimer()
     cbs = ([timer, FiniteLoss()] + ([ChannelsLastInput()] if preset.channels_last else [])
            + ([MixUp(preset.mixup)] if preset.mixup else []))
-    learn = Learner(dls, model_for(arm, len(dls.vocab)), metrics=accuracy, cbs=cbs)
+    learn = Learner(dls, model, metrics=accuracy, cbs=cbs)
     bf16 = BF16Autocast() if preset.bf16 else None           # CUDA: fastai's MixedPrecision; CPU: CPU autocast
     if bf16: learn.add_cb(bf16)
     if data.device.type == 'cuda': torch.cuda.reset_peak_memory_stats(data.device)
