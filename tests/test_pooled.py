@@ -148,14 +148,15 @@ def test_the_committed_pooled_ablation_report_is_what_pooling_writes_and_its_num
     ('mel-aug-cpu', 'mel-aug-cpu-bn-freq', 'bn_freq', 'global', 30, 0),
     ('mel-aug60-cpu', 'mel-aug60-cpu-bn-freq', 'bn_freq', 'global', 30, 0),
     ('pcen-bn-xeon', 'pcen-bias-root-xeon', 'pcen_learn_bias_root', 'pcen_frozen', 40, 0),
-    ('pcen-bn-xeon', 'pcen-gain-xeon', 'pcen_learn_gain', 'pcen_frozen', 40, 0)])
+    ('pcen-bn-xeon', 'pcen-gain-xeon', 'pcen_learn_gain', 'pcen_frozen', 40, 0),
+    ('pcen-bn-xeon', 'pcen-gain-xeon+pcen-gain094-xeon', 'pcen_gain094', 'pcen_learn_gain', 50, 0)])
 def test_a_committed_pooled_arm_report_is_what_pooling_writes_and_its_numbers_are_the_run_files(base, arm, a, b, n, machines):
-    """A grid with an arm run into a folder of its own: the report regenerates unchanged; its contrast from raw files;
-    its pairs change the machine where one folder's files predate the recording of the CPU (mel-cpu's)"""
-    folders = [RESULTS / base, RESULTS / arm]
+    """A grid with an arm run into a folder of its own (or two: `A+B`): the report regenerates unchanged; its contrast
+    from raw files; its pairs change the machine where one folder's files predate the recording of the CPU (mel-cpu's)"""
+    folders = [RESULTS / base, *(RESULTS / f for f in arm.split('+'))]
     text = (folders[0] / f'with-{arm}.md').read_text()
     assert text == pooled_report(folders)
-    runs = pd.concat([_raw(base), _raw(arm)])
+    runs = pd.concat([_raw(f.name) for f in folders])
     assert len(runs) == n and runs.training_hash.nunique() == 1               # one recipe: each arm pairs on (fold, seed)
     wide = runs.pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     d = (wide[a] - wide[b]).round(6).groupby(level='fold').mean()                  # at 1e-6, as docs/study.md says
