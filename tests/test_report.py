@@ -224,6 +224,7 @@ REPEATS = {   # a folder of runs made again at a later commit: its original fold
     'linear-cpu-repeat': ('linear-cpu', {'fold1-global-seed0', 'fold4-channel-seed0'}, None, XEON),
     'pcen-bn-xeon-repeat': ('pcen-bn-xeon', {'fold1-pcen_frozen-seed0', 'fold1-pcen_learn_compress-seed0'}, {'aef8299'}, XEON),
     'pcen-gain-xeon-repeat': ('pcen-bn-xeon', {'fold1-pcen_frozen-seed0', 'fold1-pcen_learn_compress-seed0'}, {'aef8299'}, XEON),
+    'pcen-gain094-xeon-repeat': ('pcen-gain-xeon', {'fold1-pcen_learn_gain-seed0'}, {'af35a62'}, XEON),
 }
 
 
