@@ -189,7 +189,7 @@ def test_a_grid_without_contrasts_says_how_to_pool_it_and_draws_no_empty_plot(tm
                                       ('frontends-cpu-probe40', 1), ('frontends-cpu-probe45', None), ('frontends-cpu-probe60', 1),
                                       ('pcen-parts-cpu', 30), ('pcen-bn-cpu', None),
                                       ('pcen-bn-xeon', None), ('pcen-gain-xeon', 10),
-                                      ('pcen-gain094-xeon', 10)])
+                                      ('pcen-gain094-xeon', 10), ('mel-cpu-global-wave', None)])
 def test_committed_reports_are_what_the_current_report_writes(folder, n, tmp_path):
     "The committed report.md of each results folder is regenerated from its run files, unchanged"
     n = n or len(_raw_runs(folder))                       # None: a grid still growing across sessions, or a probe stopped early

@@ -849,6 +849,24 @@ def test_the_declared_power_of_global_after_waveform_normalization_is_what_the_r
     assert "`results/mel-cpu-global-wave`" in _page() and said in _page()
 
 
+def test_global_after_waveform_normalization_is_run_as_declared():
+    """mel-cpu-global-wave (40 runs over sessions): mel-cpu's recipe, wave and global, seeds 2-5, every run from a clean
+    worktree of the commit that declared it, one thread a run, in bf16 on a CPU with native bf16; each (fold, seed) pair
+    started together on one CPU, the pairs in the order declared (each seed in turn, each fold in turn)"""
+    df = _raw('mel-cpu-global-wave')
+    assert read_preset(RESULTS / 'mel-cpu-global-wave').training_hash() == read_preset(RESULTS / 'mel-cpu').training_hash()
+    assert set(df.normalization) == {'wave', 'global'} and set(df.seed) <= {2, 3, 4, 5} and len(df) <= 40
+    assert {c[:7] for c in df.git_commit} == {'b633300'} and (~df.git_dirty).all() and (df.threads == 1).all()
+    assert df.cpu_bf16.all() and all(json.loads(c)['bf16'] for c in df.config)
+    pairs = df.assign(started=pd.to_datetime(df.started_at)).groupby(['seed', 'fold'])
+    assert (pairs.size() == 2).all() and (pairs.cpu.nunique() == 1).all() and (pairs.host.nunique() == 1).all()
+    assert (pairs.started.max() - pairs.started.min()).max() < pd.Timedelta(minutes=1)
+    order = pairs.started.min()                                  # indexed by (seed, fold), sorted
+    assert order.is_monotonic_increasing
+    done = list(order.index)
+    assert done == [(s, f) for s in (2, 3, 4, 5) for f in (1, 2, 3, 4, 5)][:len(done)]
+
+
 def test_the_lower_fixed_gain_exponent_is_run_as_declared():
     """pcen-gain094-xeon (10 runs over two sessions): frontends-cpu's recipe, one arm, every fold of seed 0 started before
     any of seed 1, every run from a clean worktree of the commit that declared it, one thread a run, on the Intel Xeon
