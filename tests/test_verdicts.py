@@ -387,13 +387,19 @@ def _planned(folders: tuple, a: str, b: str, tests: int):
     """A plan's figures, as docs/results.md gives them, from the fold means `d` of `a - b` in `folders`' run files: `d`,
     their SD, Holm's first level over `tests`, the effect 80% power needs with 5 folds, the power of an effect and the
     90% CI's half-width (statsmodels, scipy)"""
-    from statsmodels.stats.power import TTestPower
     w = _raw(*folders).pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     d = (w[a] - w[b]).groupby(level='fold').mean()
     sd, alpha = d.std(ddof=1), 0.05 / tests
+    return d, sd, alpha, *_plan(sd, alpha)
+
+
+def _plan(sd: float, alpha: float = 0.05):
+    """For fold means with SD `sd` over 5 folds (statsmodels, scipy): the effect 80% power needs at `alpha`, the power
+    of an effect, and the 90% CI's half-width"""
+    from statsmodels.stats.power import TTestPower
     needed = TTestPower().solve_power(nobs=5, alpha=alpha, power=0.8) * sd
     power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=alpha)
-    return d, sd, alpha, needed, power, st.t.ppf(0.95, 4) * sd / np.sqrt(5)
+    return needed, power, st.t.ppf(0.95, 4) * sd / np.sqrt(5)
 
 
 def _page() -> str:
@@ -832,20 +838,19 @@ def test_the_declared_power_of_the_lower_fixed_gain_exponent_is_what_the_run_fil
 def test_the_declared_power_of_global_after_waveform_normalization_is_what_the_run_files_give():
     """docs/results.md plans mel-cpu-global-wave (4 new seeds a fold, one contrast) from mel-cpu's pair differences:
     their SD between the seeds of a fold, and the fold means' SD that 4 seeds a fold imply"""
-    from statsmodels.stats.power import TTestPower
     w = _raw('mel-cpu').pivot_table(index=['fold', 'seed'], columns='normalization', values='final_accuracy')
     d = (w['global'] - w['wave']).unstack('seed')
     within, folds = d.var(axis=1, ddof=1).mean(), d.mean(axis=1)
     assert folds.var(ddof=1) <= within / 2                     # the fold means vary no more than their seeds imply
     sd = np.sqrt(within / 4)
-    power = lambda effect: TTestPower().power(effect_size=effect / sd, nobs=5, alpha=0.05)
+    needed, power, half = _plan(sd)
     said = (f"their SD between the seeds of a fold is about {np.sqrt(within) * 100:.2f} points and the fold means vary "
             f"no more than those seeds imply, so with 4 seeds a fold the fold means should spread with an SD of about "
             f"{sd * 100:.2f} points; then 80% power with 5 folds (two-sided, 0.05) needs about "
-            f"{TTestPower().solve_power(nobs=5, alpha=0.05, power=0.8) * sd * 100:.2f} points; at `mel-cpu`'s "
+            f"{needed * 100:.2f} points; at `mel-cpu`'s "
             f"+{folds.mean() * 100:.2f} the power is about {power(folds.mean()):.2f}, at half of it about "
             f"{power(folds.mean() / 2):.2f}. At that SD the 90% CI's half-width is about "
-            f"{st.t.ppf(0.95, 4) * sd / np.sqrt(5) * 100:.2f} points")
+            f"{half * 100:.2f} points")
     assert "`results/mel-cpu-global-wave`" in _page() and said in _page()
 
 
