@@ -14,6 +14,7 @@ from esc50_norm.study.report import (fold_aware_table, fold_effects, folder_verd
                                      pooled_runs, read_histories, units_needed, verdict_table, budget_table,
                                      compare_contrasts, compare_interactions, compare_runs, compare_verdicts,
                                      paired_differences, summary_table, write_report)
+from esc50_norm.study.report.statistics import resolved, wilcoxon_p
 from esc50_norm.study.runs import read_preset, read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / 'results'
@@ -175,6 +176,20 @@ def test_wilcoxon_ranks_differences_at_the_metric_resolution():
     assert fold_aware_table(df).loc['channel - none', 'wilcoxon_p'] == pytest.approx(expected)
     assert expected == pytest.approx(0.99, abs=0.005)
     assert st.wilcoxon((w['channel'] - w['none']).to_numpy()).pvalue != pytest.approx(expected)  # float noise alone
+
+
+def test_wilcoxon_p_is_scipys_with_and_without_ties_and_zeros():
+    "The exact permutation test vectorized over sign flips gives scipy.stats.wilcoxon's p, whichever method scipy picks"
+    rng, methods = np.random.default_rng(0), set()
+    for n in [*range(2, 16), 20, 60] * 3:
+        d = rng.integers(-4, 5, n) / 400 if rng.random() < 0.8 else rng.normal(0, 0.02, n)   # whole clips: ties, zeros
+        if not np.any(resolved(d) != 0): continue
+        x = resolved(d)
+        ties = np.any(x == 0) or len(np.unique(np.abs(x))) < n
+        methods.add('asymptotic' if n > 50 or (ties and n > 13) else 'permutation' if ties else 'exact')
+        assert wilcoxon_p(d) == pytest.approx(st.wilcoxon(x).pvalue, rel=1e-12, abs=0), d
+    assert methods == {'asymptotic', 'permutation', 'exact'}
+    assert np.isnan(wilcoxon_p(np.zeros(5))) and np.isnan(wilcoxon_p(np.array([0.01])))
 
 
 def test_the_pairs_of_one_machine_give_what_an_independent_computation_on_them_gives():

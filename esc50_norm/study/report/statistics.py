@@ -121,9 +121,16 @@ def _spread(x) -> bool:
 
 
 def wilcoxon_p(d: np.ndarray) -> float:
-    "Wilcoxon signed-rank p of differences `d`, rounded to `RESOLUTION` first so that equal differences tie"
+    """Wilcoxon signed-rank p of differences `d`, rounded to `RESOLUTION` first so that equal differences tie.
+    `scipy.stats.wilcoxon`'s p; where it runs its exact permutation test (ties or zeros, at most 13 differences), the
+    same test with the statistic vectorized over the sign flips (scipy calls it once a flip: 0.3 s a test)"""
     d = resolved(np.asarray(d, float))
-    return st.wilcoxon(d).pvalue if len(d) > 1 and np.any(d != 0) else np.nan
+    if len(d) < 2 or not np.any(d != 0): return np.nan
+    a = np.abs(d)
+    if len(d) > 13 or (np.all(a > 0) and len(np.unique(a)) == len(d)): return st.wilcoxon(d).pvalue
+    r = np.where(a > 0, st.rankdata(np.where(a > 0, a, np.nan), nan_policy='omit'), 0)   # zeros: dropped ('wilcox')
+    return st.permutation_test((d,), lambda s, axis: ((s > 0) * r).sum(axis=axis), permutation_type='samples',
+                               vectorized=True).pvalue     # |d|'s ranks are those of every flip of signs
 
 
 def _paired_row(d: np.ndarray) -> dict:
