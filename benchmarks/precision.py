@@ -95,9 +95,10 @@ def main(argv=None):
     text = (f"# fp32 against bf16 autocast + channels-last on the CPU\n\n"
             f"`python benchmarks/precision.py {' '.join(argv if argv is not None else sys.argv[1:])}`: {torch.get_num_threads()} "
             f"threads ({cpu}; bf16 {bf16}), torch {torch.__version__}, python {platform.python_version()}. The precisions alternate "
-            f"repetition by repetition; each time is the median of {a.reps}. The study's epoch is `train_one` of fold 1, "
-            f"global, one epoch: {'all' if a.clips_per_class is None else a.clips_per_class} clips per class and fold, "
-            f"training and validation. speedup = fp32 / bf16.\n\n"
+            f"repetition by repetition; each time is the median of {a.reps}. "
+            + ('' if a.no_epoch else f"The study's epoch is `train_one` of fold 1, global, one epoch: "
+               f"{'all' if a.clips_per_class is None else a.clips_per_class} clips per class and fold, training and validation. ")
+            + "speedup = fp32 / bf16.\n\n"
             + res.to_markdown(index=False, floatfmt='.3f') + "\n")
     out = Path(a.out or Path(__file__).parent / 'precision-cpu.md')
     out.write_text(text)
