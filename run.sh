@@ -18,8 +18,8 @@ if [ "$preset" = quick ] && [[ "$*" != *cuda* && "$*" != *--fp32* && "$*" != *--
   .venv/bin/python -c 'from esc50_norm.precision import cpu_model, native_bf16
 cpu = cpu_model() or "this CPU"
 print(f"== {cpu}: native bf16, so bf16 + channels-last: about 5 minutes on 2 cores (9 runs of about 30 s) ==" if native_bf16()
-      else f"== {cpu}: no native bf16 (neither avx512_bf16 nor amx_bf16), so fp32: 15 to 27 minutes on 2 cores "
-           "(3 to 5 of set-up, then 9 runs of 60 to 150 s) ==")'
+      else f"== {cpu}: no native bf16 (neither avx512_bf16 nor amx_bf16), so fp32: 12 to 22 minutes from here on 2 "
+           "cores (9 runs of 60 to 150 s) ==")'
 fi
 .venv/bin/esc50-norm study --preset "$preset" --out "$out" "$@"
 # the committed folder this run repeats: the same recipe (bf16 on a CPU with native bf16, else fp32) on the same dataset
